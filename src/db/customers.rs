@@ -1,0 +1,141 @@
+//! Customer rows and queries, every one scoped by org.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::DbError;
+use super::schema::customers;
+use crate::domain::customer::{Customer, CustomerFilter};
+use crate::domain::ids::{CustomerId, OrgId};
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = customers)]
+pub struct CustomerRow {
+    pub id: Uuid,
+    pub external_id: String,
+    pub name: String,
+    pub time_zone: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = customers)]
+pub struct NewCustomerRow<'a> {
+    pub org_id: Uuid,
+    pub id: Uuid,
+    pub external_id: &'a str,
+    pub name: &'a str,
+    pub time_zone: &'a str,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl<'a> NewCustomerRow<'a> {
+    fn of(org: OrgId, c: &'a Customer) -> Self {
+        Self {
+            org_id: org.uuid(),
+            id: c.id.uuid(),
+            external_id: &c.external_id,
+            name: &c.name,
+            time_zone: c.time_zone.name(),
+            version: c.version,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+impl TryFrom<CustomerRow> for Customer {
+    type Error = DbError;
+    fn try_from(r: CustomerRow) -> Result<Self, DbError> {
+        let time_zone = r
+            .time_zone
+            .parse()
+            .map_err(|_| DbError::Other(format!("stored time zone {:?} is unknown", r.time_zone)))?;
+        Ok(Customer {
+            id: CustomerId(r.id),
+            external_id: r.external_id,
+            name: r.name,
+            time_zone,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        })
+    }
+}
+
+pub fn insert(conn: &mut PgConnection, org: OrgId, c: &Customer) -> Result<(), DbError> {
+    diesel::insert_into(customers::table).values(NewCustomerRow::of(org, c)).execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<Option<Customer>, DbError> {
+    customers::table
+        .find((org.uuid(), id.uuid()))
+        .select(CustomerRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Customer::try_from)
+        .transpose()
+}
+
+/// Reads and locks the customer for the rest of the transaction.
+pub fn get_for_update(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: CustomerId,
+) -> Result<Option<Customer>, DbError> {
+    customers::table
+        .find((org.uuid(), id.uuid()))
+        .select(CustomerRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?
+        .map(Customer::try_from)
+        .transpose()
+}
+
+/// Writes every field of `c` (including its new version).
+pub fn update(conn: &mut PgConnection, org: OrgId, c: &Customer) -> Result<(), DbError> {
+    diesel::update(customers::table.find((org.uuid(), c.id.uuid())))
+        .set(NewCustomerRow::of(org, c))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the customer; false when it did not exist.
+pub fn delete(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<bool, DbError> {
+    let n = diesel::delete(customers::table.find((org.uuid(), id.uuid()))).execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Up to `limit` customers after `after` in id order (creation order, ids being v7).
+pub fn list(
+    conn: &mut PgConnection,
+    org: OrgId,
+    filter: &CustomerFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Customer>, DbError> {
+    let mut q = customers::table.filter(customers::org_id.eq(org.uuid())).into_boxed();
+    if let Some(after) = after {
+        q = q.filter(customers::id.gt(after));
+    }
+    if let Some(external_id) = &filter.external_id {
+        q = q.filter(customers::external_id.eq(external_id.clone()));
+    }
+    if let Some(tz) = &filter.time_zone {
+        q = q.filter(customers::time_zone.eq(tz.clone()));
+    }
+    q.order(customers::id)
+        .limit(limit)
+        .select(CustomerRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Customer::try_from)
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! Persistence: Diesel on PostgreSQL, the only place SQL lives.
+//!
+//! Diesel is blocking, so every use goes through [`Db::run`] or [`Db::transaction`],
+//! which check a connection out of the r2d2 pool and run the whole closure on tokio's
+//! blocking pool; a runtime worker never waits on the database. Every tenant query takes
+//! the caller's `OrgId`, and every transaction also sets it as `app.org_id` for the
+//! row-level security policies.
+
+pub mod customers;
+pub mod error;
+pub mod migrate;
+pub mod products;
+pub mod schema;
+pub mod tenancy;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sql_types::Text;
+
+pub use error::{DbError, TxError};
+
+use crate::domain::ids::OrgId;
+
+/// How the service reaches its database.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// libpq connection URL.
+    pub url: String,
+    /// Most connections held open at once.
+    pub pool_size: u32,
+    /// Longest wait for a free connection before failing with UNAVAILABLE; keep it
+    /// shorter than callers' deadlines.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on any one statement.
+    pub statement_timeout: Duration,
+    /// Times a transaction that hit a serialization failure or deadlock is run again.
+    pub max_retries: u32,
+}
+
+impl DbConfig {
+    /// Defaults for `url`, as the service's flags document them.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 16,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(10),
+            max_retries: 3,
+        }
+    }
+}
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// The connection a transaction closure receives; use cases pass it to `db` functions.
+pub type Conn = PgConnection;
+
+/// Handle on the connection pool; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+    max_retries: u32,
+}
+
+/// Session settings applied to every new pooled connection.
+#[derive(Debug)]
+struct SessionSettings {
+    statement_timeout_ms: u128,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "SET statement_timeout = {}; SET TIME ZONE 'UTC'",
+            self.statement_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Reports pool connection failures through tracing instead of the `log` crate.
+#[derive(Debug)]
+struct TracingErrorHandler;
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for TracingErrorHandler {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+/// Adds a connect timeout to `url` unless it has one, so a dead host fails fast.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={}", timeout.as_secs().max(1))
+}
+
+impl Db {
+    /// A pool for `config`. No connection is made yet, so the service can start (and
+    /// report NOT_SERVING) while the database is down.
+    pub fn open(config: &DbConfig) -> Self {
+        let manager =
+            ConnectionManager::<PgConnection>::new(with_connect_timeout(&config.url, config.acquire_timeout));
+        let pool = Pool::builder()
+            .max_size(config.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(config.acquire_timeout)
+            .test_on_check_out(true)
+            .error_handler(Box::new(TracingErrorHandler))
+            .connection_customizer(Box::new(SessionSettings {
+                statement_timeout_ms: config.statement_timeout.as_millis(),
+            }))
+            .build_unchecked(manager);
+        Self { pool, max_retries: config.max_retries }
+    }
+
+    /// Connections open and idle, for metrics.
+    pub fn pool_state(&self) -> diesel::r2d2::State {
+        self.pool.state()
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool, inside the caller's span.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().map_err(DbError::from)?;
+            f(&mut conn)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(join) => Err(DbError::Other(format!("database task failed: {join}")).into()),
+        }
+    }
+
+    /// Runs `f` in one transaction scoped to `org`, again (up to the configured number
+    /// of times) when it fails with a serialization failure or deadlock.
+    pub async fn transaction<T, E, F>(&self, org: OrgId, mut f: F) -> Result<T, E>
+    where
+        F: FnMut(&mut PgConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: TxError,
+    {
+        let max_retries = self.max_retries;
+        self.run(move |conn| {
+            let mut attempt = 0;
+            loop {
+                let outcome = conn.transaction::<T, TxFailure<E>, _>(|tx| {
+                    scope_to_org(tx, org)?;
+                    f(tx).map_err(TxFailure::App)
+                });
+                let error = match outcome {
+                    Ok(value) => return Ok(value),
+                    Err(TxFailure::App(e)) => e,
+                    Err(TxFailure::Db(e)) => E::from(DbError::from(e)),
+                };
+                let retryable = error.as_db_error().is_some_and(DbError::is_retryable);
+                if !retryable || attempt >= max_retries {
+                    return Err(error);
+                }
+                attempt += 1;
+                tracing::debug!(attempt, "retrying transaction after a conflict");
+                std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
+            }
+        })
+        .await
+    }
+
+    /// Checks the database answers, for health reporting.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await
+    }
+}
+
+/// Error of one transaction attempt: from the closure, or from BEGIN / COMMIT.
+enum TxFailure<E> {
+    App(E),
+    Db(diesel::result::Error),
+}
+
+impl<E> From<diesel::result::Error> for TxFailure<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// Makes `org` the transaction's tenant for row-level security.
+fn scope_to_org(conn: &mut PgConnection, org: OrgId) -> QueryResult<()> {
+    diesel::sql_query("SELECT set_config('app.org_id', $1, true)")
+        .bind::<Text, _>(org.to_string())
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_timeout_is_added_once() {
+        let t = Duration::from_secs(2);
+        assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=2");
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=disable", t),
+            "postgres://h/db?sslmode=disable&connect_timeout=2"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=9", t),
+            "postgres://h/db?connect_timeout=9"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Organizations and API keys. These are read before the caller's org is known, so they
+//! are the only queries here not scoped by an org.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::DbError;
+use super::schema::{api_keys, organizations};
+use crate::domain::ids::{ApiKeyId, OrgId};
+
+#[derive(Insertable)]
+#[diesel(table_name = organizations)]
+pub struct NewOrganization<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = organizations)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey<'a> {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub secret_sha256: &'a [u8],
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub secret_sha256: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub fn insert_org(conn: &mut PgConnection, org: &NewOrganization<'_>) -> Result<(), DbError> {
+    diesel::insert_into(organizations::table).values(org).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_org(conn: &mut PgConnection, id: OrgId) -> Result<Option<Organization>, DbError> {
+    Ok(organizations::table.find(id.uuid()).select(Organization::as_select()).first(conn).optional()?)
+}
+
+pub fn list_orgs(conn: &mut PgConnection) -> Result<Vec<Organization>, DbError> {
+    Ok(organizations::table.order(organizations::id).select(Organization::as_select()).load(conn)?)
+}
+
+pub fn insert_api_key(conn: &mut PgConnection, key: &NewApiKey<'_>) -> Result<(), DbError> {
+    diesel::insert_into(api_keys::table).values(key).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_api_key(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, DbError> {
+    Ok(api_keys::table.find(id.uuid()).select(ApiKey::as_select()).first(conn).optional()?)
+}
+
+pub fn list_api_keys(conn: &mut PgConnection, org: OrgId) -> Result<Vec<ApiKey>, DbError> {
+    Ok(api_keys::table
+        .filter(api_keys::org_id.eq(org.uuid()))
+        .order(api_keys::id)
+        .select(ApiKey::as_select())
+        .load(conn)?)
+}
+
+/// Marks a key revoked; false when no such key exists. Revoking twice keeps the first time.
+pub fn revoke_api_key(conn: &mut PgConnection, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool, DbError> {
+    let updated = diesel::update(api_keys::table.find(id.uuid()).filter(api_keys::revoked_at.is_null()))
+        .set(api_keys::revoked_at.eq(now))
+        .execute(conn)?;
+    Ok(updated > 0 || find_api_key(conn, id)?.is_some())
+}

@@ -1,0 +1,91 @@
+//! Customer use cases.
+
+use super::clock;
+
+use super::{App, AppError};
+use crate::db;
+use crate::domain::customer::{Customer, CustomerChanges, CustomerFilter, NewCustomer};
+use crate::domain::etag::etag_matches;
+use crate::domain::ids::{CustomerId, OrgId};
+use crate::domain::page::{Page, PageRequest};
+
+const RESOURCE: &str = "customer";
+const EXTERNAL_ID_KEY: &str = "customers_external_id_key";
+
+/// Reads and locks the customer for a change, checking the caller's etag.
+fn lock_current(conn: &mut db::Conn, org: OrgId, id: CustomerId, etag: &str) -> Result<Customer, AppError> {
+    let current =
+        db::customers::get_for_update(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))?;
+    if !etag_matches(etag, current.version) {
+        return Err(AppError::EtagMismatch { resource: RESOURCE });
+    }
+    Ok(current)
+}
+
+impl App {
+    pub async fn create_customer(&self, org: OrgId, new: NewCustomer) -> Result<Customer, AppError> {
+        let customer = Customer::create(CustomerId::generate(), new, clock::now());
+        self.db()
+            .transaction(org, move |conn| {
+                db::customers::insert(conn, org, &customer)?;
+                Ok::<_, AppError>(customer.clone())
+            })
+            .await
+            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"))
+    }
+
+    pub async fn get_customer(&self, org: OrgId, id: CustomerId) -> Result<Customer, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                db::customers::get(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
+            })
+            .await
+    }
+
+    pub async fn list_customers(
+        &self,
+        org: OrgId,
+        filter: CustomerFilter,
+        page: PageRequest,
+        filters_key: String,
+    ) -> Result<Page<Customer>, AppError> {
+        let after = page.after_uuid()?;
+        let limit = page.fetch_limit();
+        let rows = self
+            .db()
+            .transaction(org, move |conn| {
+                Ok::<_, AppError>(db::customers::list(conn, org, &filter, after, limit)?)
+            })
+            .await?;
+        Ok(Page::from_rows(rows, &page, &filters_key, |c| c.id.to_string()))
+    }
+
+    pub async fn update_customer(
+        &self,
+        org: OrgId,
+        id: CustomerId,
+        etag: String,
+        changes: CustomerChanges,
+    ) -> Result<Customer, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let current = lock_current(conn, org, id, &etag)?;
+                let next = current.apply(changes.clone(), clock::now());
+                db::customers::update(conn, org, &next)?;
+                Ok::<_, AppError>(next)
+            })
+            .await
+            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"))
+    }
+
+    pub async fn delete_customer(&self, org: OrgId, id: CustomerId, etag: String) -> Result<(), AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let current = lock_current(conn, org, id, &etag)?;
+                db::customers::delete(conn, org, current.id)?;
+                Ok::<_, AppError>(())
+            })
+            .await
+            .map_err(|e| e.in_use(RESOURCE))
+    }
+}

@@ -1,0 +1,78 @@
+//! Errors of the use cases, in the caller's terms. `grpc/status.rs` maps each variant
+//! to exactly one gRPC code.
+
+use crate::db::{DbError, TxError};
+use crate::domain::validation::Violations;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request breaks one or more rules; every bad field is named.
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    /// The resource does not exist in the caller's organization.
+    #[error("{resource} {id} not found")]
+    NotFound { resource: &'static str, id: String },
+    /// A unique key (external id, code, uniqueness key, event id) is taken.
+    #[error("{resource} with this {field} already exists")]
+    AlreadyExists { resource: &'static str, field: &'static str },
+    /// The caller's etag is not the resource's current one.
+    #[error("{resource} was changed since the etag was read")]
+    EtagMismatch { resource: &'static str },
+    /// The resource is not in a state that allows the call.
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, message: String },
+    /// A position (cursor, time) outside what the service can serve.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// A quota or capacity limit was hit; retrying later may work.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// Missing, malformed, unknown or revoked API key.
+    #[error("missing or invalid API key")]
+    Unauthenticated,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<Violations> for AppError {
+    fn from(v: Violations) -> Self {
+        Self::Invalid(v)
+    }
+}
+
+impl TxError for AppError {
+    fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            Self::Db(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl AppError {
+    pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
+        Self::NotFound { resource, id: id.to_string() }
+    }
+
+    /// Turns a unique violation of `constraint` into ALREADY_EXISTS on `field`.
+    pub fn unique(self, constraint: &str, resource: &'static str, field: &'static str) -> Self {
+        match self {
+            Self::Db(DbError::UniqueViolation { constraint: c }) if c == constraint => {
+                Self::AlreadyExists { resource, field }
+            }
+            other => other,
+        }
+    }
+
+    /// Turns a foreign key violation (something still refers to the row) into
+    /// FAILED_PRECONDITION.
+    pub fn in_use(self, resource: &'static str) -> Self {
+        match self {
+            Self::Db(DbError::ForeignKeyViolation { constraint }) => Self::FailedPrecondition {
+                reason: "RESOURCE_IN_USE",
+                message: format!("{resource} is still referenced ({constraint})"),
+            },
+            other => other,
+        }
+    }
+}

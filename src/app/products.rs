@@ -1,0 +1,91 @@
+//! Product use cases.
+
+use super::clock;
+
+use super::{App, AppError};
+use crate::db;
+use crate::domain::etag::etag_matches;
+use crate::domain::ids::{OrgId, ProductId};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::product::{NewProduct, Product, ProductChanges, ProductFilter};
+
+const RESOURCE: &str = "product";
+const CODE_KEY: &str = "products_code_key";
+
+/// Reads and locks the product for a change, checking the caller's etag.
+fn lock_current(conn: &mut db::Conn, org: OrgId, id: ProductId, etag: &str) -> Result<Product, AppError> {
+    let current =
+        db::products::get_for_update(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))?;
+    if !etag_matches(etag, current.version) {
+        return Err(AppError::EtagMismatch { resource: RESOURCE });
+    }
+    Ok(current)
+}
+
+impl App {
+    pub async fn create_product(&self, org: OrgId, new: NewProduct) -> Result<Product, AppError> {
+        let product = Product::create(ProductId::generate(), new, clock::now());
+        self.db()
+            .transaction(org, move |conn| {
+                db::products::insert(conn, org, &product)?;
+                Ok::<_, AppError>(product.clone())
+            })
+            .await
+            .map_err(|e| e.unique(CODE_KEY, RESOURCE, "code"))
+    }
+
+    pub async fn get_product(&self, org: OrgId, id: ProductId) -> Result<Product, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                db::products::get(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
+            })
+            .await
+    }
+
+    pub async fn list_products(
+        &self,
+        org: OrgId,
+        filter: ProductFilter,
+        page: PageRequest,
+        filters_key: String,
+    ) -> Result<Page<Product>, AppError> {
+        let after = page.after_uuid()?;
+        let limit = page.fetch_limit();
+        let rows = self
+            .db()
+            .transaction(org, move |conn| {
+                Ok::<_, AppError>(db::products::list(conn, org, &filter, after, limit)?)
+            })
+            .await?;
+        Ok(Page::from_rows(rows, &page, &filters_key, |p| p.id.to_string()))
+    }
+
+    pub async fn update_product(
+        &self,
+        org: OrgId,
+        id: ProductId,
+        etag: String,
+        changes: ProductChanges,
+    ) -> Result<Product, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let current = lock_current(conn, org, id, &etag)?;
+                let next = current.apply(changes.clone(), clock::now());
+                db::products::update(conn, org, &next)?;
+                Ok::<_, AppError>(next)
+            })
+            .await
+            .map_err(|e| e.unique(CODE_KEY, RESOURCE, "code"))
+    }
+
+    pub async fn delete_product(&self, org: OrgId, id: ProductId, etag: String) -> Result<(), AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let current = lock_current(conn, org, id, &etag)?;
+                db::products::delete(conn, org, current.id)?;
+                Ok::<_, AppError>(())
+            })
+            .await
+            .map_err(|e| e.in_use(RESOURCE))
+    }
+}

@@ -1,0 +1,119 @@
+//! Organizations, API keys, and resolving a presented key to its organization.
+
+use chrono::Utc;
+use rand::RngCore;
+
+use super::{App, AppError};
+use crate::db::{self, DbError};
+use crate::domain::api_key::{SECRET_BYTES, format_key, hash_secret, parse_key, secret_matches};
+use crate::domain::ids::{ApiKeyId, OrgId};
+use crate::domain::text::check_name;
+use crate::domain::validation::Violations;
+
+/// Who is calling: the organization the key belongs to, and the key itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub org: OrgId,
+    pub key: ApiKeyId,
+}
+
+/// An API key as listed to operators (never with its secret).
+#[derive(Clone, Debug)]
+pub struct ApiKeyInfo {
+    pub id: ApiKeyId,
+    pub org: OrgId,
+    pub created_at: chrono::DateTime<Utc>,
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl App {
+    /// Creates an organization and returns its id.
+    pub async fn create_org(&self, name: String) -> Result<OrgId, AppError> {
+        let mut v = Violations::at("name");
+        check_name(&mut v, "", &name, 200);
+        v.finish(())?;
+        let id = OrgId::generate();
+        self.db()
+            .run(move |conn| {
+                db::tenancy::insert_org(
+                    conn,
+                    &db::tenancy::NewOrganization {
+                        id: id.uuid(),
+                        name: &name,
+                        created_at: super::clock::now(),
+                    },
+                )
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// All organizations, for operators.
+    pub async fn list_orgs(&self) -> Result<Vec<db::tenancy::Organization>, AppError> {
+        Ok(self.db().run(db::tenancy::list_orgs).await?)
+    }
+
+    /// Creates a key for `org` and returns the full key string, which is not stored and
+    /// cannot be shown again.
+    pub async fn create_api_key(&self, org: OrgId) -> Result<String, AppError> {
+        let id = ApiKeyId::generate();
+        let mut secret = [0u8; SECRET_BYTES];
+        rand::rng().fill_bytes(&mut secret);
+        let key = format_key(id, &secret);
+        let (_, secret_text) =
+            parse_key(&key).ok_or_else(|| DbError::Other("generated key does not parse".into()))?;
+        let hash = hash_secret(secret_text);
+        self.db()
+            .run(move |conn| {
+                if db::tenancy::find_org(conn, org)?.is_none() {
+                    return Err(AppError::not_found("organization", org));
+                }
+                db::tenancy::insert_api_key(
+                    conn,
+                    &db::tenancy::NewApiKey {
+                        id: id.uuid(),
+                        org_id: org.uuid(),
+                        secret_sha256: &hash,
+                        created_at: super::clock::now(),
+                    },
+                )?;
+                Ok(())
+            })
+            .await?;
+        Ok(key)
+    }
+
+    /// Revokes a key; calls made with it fail from now on.
+    pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<(), AppError> {
+        let found =
+            self.db().run(move |conn| db::tenancy::revoke_api_key(conn, id, super::clock::now())).await?;
+        if found { Ok(()) } else { Err(AppError::not_found("API key", id)) }
+    }
+
+    /// The keys of `org`, for operators.
+    pub async fn list_api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyInfo>, AppError> {
+        let rows = self.db().run(move |conn| db::tenancy::list_api_keys(conn, org)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ApiKeyInfo {
+                id: ApiKeyId(r.id),
+                org: OrgId(r.org_id),
+                created_at: r.created_at,
+                revoked_at: r.revoked_at,
+            })
+            .collect())
+    }
+
+    /// Resolves a presented key to its caller; UNAUTHENTICATED for anything but a live key.
+    pub async fn authenticate(&self, key: &str) -> Result<Caller, AppError> {
+        let (id, secret) = parse_key(key).ok_or(AppError::Unauthenticated)?;
+        let secret = secret.to_owned();
+        let row = self.db().run(move |conn| db::tenancy::find_api_key(conn, id)).await?;
+        match row {
+            Some(row) if row.revoked_at.is_none() && secret_matches(&secret, &row.secret_sha256) => {
+                Ok(Caller { org: OrgId(row.org_id), key: id })
+            }
+            _ => Err(AppError::Unauthenticated),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Command line and environment: every flag has an environment twin, and the defaults
+//! run against this machine's local PostgreSQL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::db::DbConfig;
+use crate::server::ServerConfig;
+use crate::telemetry::LogFormat;
+
+/// Where the service keeps its data unless told otherwise.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/billing_commitments";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "billing-commitments",
+    version,
+    about = "Commits, promos, commitments and usage allowance limits over gRPC"
+)]
+pub struct Cli {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// Most database connections held open at once.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+
+    /// Longest wait for a free database connection (e.g. "2s"); keep it below callers'
+    /// deadlines.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Server-side limit on any single SQL statement.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub db_statement_timeout: Duration,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the database if missing, run migrations, and serve gRPC.
+    Serve(ServeArgs),
+    /// Create the database if missing and run pending migrations, then exit.
+    Migrate,
+    /// Operator tasks: organizations and API keys.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Most concurrent HTTP/2 streams (calls) per client connection.
+    #[arg(long, env = "MAX_CONCURRENT_STREAMS", default_value_t = 4096)]
+    pub max_concurrent_streams: u32,
+
+    /// Interval of HTTP/2 keepalive pings to idle clients.
+    #[arg(long, env = "KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Longest a unary call may run; a shorter client deadline wins.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// After SIGTERM/SIGINT, how long in-flight calls may take before the process exits.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// How often database reachability is checked for health reporting.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub health_check_interval: Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an organization; prints its id alone on stdout.
+    CreateOrg {
+        /// Display name of the organization.
+        name: String,
+    },
+    /// List organizations: id and name, tab-separated.
+    ListOrgs,
+    /// Create an API key for an organization; prints the key alone on stdout. The key
+    /// is shown once: only its hash is stored.
+    CreateApiKey {
+        /// Id of the organization the key acts for.
+        #[arg(long)]
+        org: String,
+    },
+    /// List an organization's API keys: id, created, revoked (never the secret).
+    ListApiKeys {
+        /// Id of the organization.
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke an API key, given the key itself or its id; calls with it fail from now on.
+    RevokeApiKey {
+        /// The key string, or its id as printed by `list-api-keys`.
+        key: String,
+    },
+}
+
+impl Cli {
+    pub fn db_config(&self) -> DbConfig {
+        DbConfig {
+            url: self.database_url.clone(),
+            pool_size: self.db_pool_size,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
+            ..DbConfig::new(self.database_url.clone())
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_message_bytes: self.max_message_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+            request_timeout: self.request_timeout,
+            shutdown_grace: self.shutdown_grace,
+            health_check_interval: self.health_check_interval,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn database_url_is_accepted_after_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["x", "admin", "create-org", "Acme", "--database-url", "postgres://h/d"])
+                .expect("parses");
+        assert_eq!(cli.database_url, "postgres://h/d");
+    }
+}

@@ -1,0 +1,13 @@
+//! The rules of the service, pure: no tonic, no diesel, no clock, no I/O.
+//!
+//! Every function here takes what it decides on (including `now`) as arguments, so each
+//! rule is a plain unit test. Validation collects every bad field before failing.
+
+pub mod api_key;
+pub mod customer;
+pub mod etag;
+pub mod ids;
+pub mod page;
+pub mod product;
+pub mod text;
+pub mod validation;

@@ -1,0 +1,156 @@
+//! Conversions between wire values and domain values shared by every service: ids,
+//! timestamps, field masks. Bad values are recorded as field violations, never panics.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use prost_types::{FieldMask, Timestamp};
+
+use crate::domain::validation::Violations;
+
+/// Parses a required id; records a violation and returns `None` when it is not a UUID.
+pub fn parse_id<T: FromStr>(v: &mut Violations, field: &str, value: &str) -> Option<T> {
+    if value.is_empty() {
+        v.add(field, "is required");
+        return None;
+    }
+    if value.len() > 64 {
+        v.add(field, "must be a UUID");
+        return None;
+    }
+    match value.parse() {
+        Ok(id) => Some(id),
+        Err(_) => {
+            v.add(field, "must be a UUID");
+            None
+        }
+    }
+}
+
+/// Parses an optional id: empty means `None`.
+pub fn parse_optional_id<T: FromStr>(v: &mut Violations, field: &str, value: &str) -> Option<T> {
+    if value.is_empty() { None } else { parse_id(v, field, value) }
+}
+
+/// The id of a get/delete style request, or INVALID_ARGUMENT naming `field`.
+pub fn require_id<T: FromStr>(field: &str, value: &str) -> Result<T, Violations> {
+    let mut v = Violations::default();
+    let id = parse_id(&mut v, field, value);
+    match id {
+        Some(id) => Ok(id),
+        None => Err(v),
+    }
+}
+
+/// A domain time on the wire.
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// An optional domain time on the wire.
+pub fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<Timestamp> {
+    t.map(timestamp)
+}
+
+/// Earliest and latest instants accepted anywhere (a bound on garbage, not a rule).
+fn in_supported_range(t: &DateTime<Utc>) -> bool {
+    let min = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
+    let max = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default(); // 9999-12-31
+    *t >= min && *t <= max
+}
+
+/// A wire time in the domain; records a violation when it is out of range.
+pub fn parse_timestamp(v: &mut Violations, field: &str, ts: &Timestamp) -> Option<DateTime<Utc>> {
+    let parsed = u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::<Utc>::from_timestamp(ts.seconds, nanos))
+        .filter(in_supported_range);
+    if parsed.is_none() {
+        v.add(field, "must be a timestamp between 1970-01-01 and 9999-12-31");
+    }
+    parsed
+}
+
+/// A required wire time; records a violation when missing.
+pub fn require_timestamp(v: &mut Violations, field: &str, ts: &Option<Timestamp>) -> Option<DateTime<Utc>> {
+    match ts {
+        Some(ts) => parse_timestamp(v, field, ts),
+        None => {
+            v.add(field, "is required");
+            None
+        }
+    }
+}
+
+/// An optional wire time.
+pub fn optional_timestamp(v: &mut Violations, field: &str, ts: &Option<Timestamp>) -> Option<DateTime<Utc>> {
+    ts.as_ref().and_then(|ts| parse_timestamp(v, field, ts))
+}
+
+/// The paths of an update mask, checked against `mutable`; an empty or absent mask
+/// means every mutable field.
+pub fn mask_paths(
+    v: &mut Violations,
+    mask: Option<FieldMask>,
+    mutable: &[&'static str],
+) -> Vec<&'static str> {
+    let paths = mask.map(|m| m.paths).unwrap_or_default();
+    if paths.is_empty() {
+        return mutable.to_vec();
+    }
+    let mut out = Vec::with_capacity(paths.len());
+    for (i, path) in paths.iter().enumerate() {
+        match mutable.iter().find(|m| **m == path.as_str()) {
+            Some(m) if !out.contains(m) => out.push(*m),
+            Some(_) => {}
+            None => v.add(
+                format!("update_mask.paths[{i}]"),
+                format!("is not a mutable field; use one of: {}", mutable.join(", ")),
+            ),
+        }
+    }
+    out
+}
+
+/// Empty string as `None`, for optional text fields carried as proto3 strings.
+pub fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_mask_means_every_mutable_field() {
+        let mut v = Violations::default();
+        assert_eq!(mask_paths(&mut v, None, &["a", "b"]), ["a", "b"]);
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn unknown_mask_path_is_named_by_index() {
+        let mut v = Violations::default();
+        let mask = FieldMask { paths: vec!["a".into(), "id".into()] };
+        assert_eq!(mask_paths(&mut v, Some(mask), &["a", "b"]), ["a"]);
+        assert_eq!(v.items()[0].field, "update_mask.paths[1]");
+    }
+
+    #[test]
+    fn timestamps_round_trip_and_reject_negative_nanos() {
+        let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 5).unwrap();
+        let mut v = Violations::default();
+        assert_eq!(parse_timestamp(&mut v, "t", &timestamp(t)), Some(t));
+        let bad = Timestamp { seconds: 1, nanos: -1 };
+        assert_eq!(parse_timestamp(&mut v, "t", &bad), None);
+        assert_eq!(v.items().len(), 1);
+    }
+
+    #[test]
+    fn ids_must_be_uuids() {
+        let mut v = Violations::default();
+        assert_eq!(parse_id::<uuid::Uuid>(&mut v, "id", "nope"), None);
+        assert_eq!(parse_id::<uuid::Uuid>(&mut v, "id", ""), None);
+        assert_eq!(v.items().len(), 2);
+    }
+}

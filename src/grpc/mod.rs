@@ -1,0 +1,10 @@
+//! The wire: proto in, proto out. Each service converts its request into domain values
+//! (collecting every bad field), calls the application, and maps the answer back.
+//! Nothing is decided here.
+
+pub mod auth;
+pub mod convert;
+pub mod customer;
+pub mod observe;
+pub mod product;
+pub mod status;

@@ -1,0 +1,108 @@
+//! Product messages <-> domain values.
+
+use crate::domain::etag::etag;
+use crate::domain::ids::ProductId;
+use crate::domain::page::PageRequest;
+use crate::domain::product::{
+    self, NewProduct, Product, ProductChanges, ProductDraft, ProductFilter, ProductKind,
+};
+use crate::domain::validation::Violations;
+use crate::grpc::convert::{mask_paths, non_empty, parse_id, timestamp};
+use crate::proto::v1 as pb;
+
+/// The domain kind of a wire kind; `None` for UNSPECIFIED or unknown numbers.
+pub fn kind_from_wire(kind: i32) -> Option<ProductKind> {
+    match pb::ProductKind::try_from(kind).ok()? {
+        pb::ProductKind::Service => Some(ProductKind::Service),
+        pb::ProductKind::InventoryVariant => Some(ProductKind::InventoryVariant),
+        pb::ProductKind::Unspecified => None,
+    }
+}
+
+pub fn kind_to_wire(kind: ProductKind) -> pb::ProductKind {
+    match kind {
+        ProductKind::Service => pb::ProductKind::Service,
+        ProductKind::InventoryVariant => pb::ProductKind::InventoryVariant,
+    }
+}
+
+fn draft(p: pb::Product) -> ProductDraft {
+    ProductDraft {
+        code: p.code,
+        name: p.name,
+        tags: p.tags,
+        service_type: non_empty(p.service_type),
+        service_family: non_empty(p.service_family),
+        kind: kind_from_wire(p.kind),
+    }
+}
+
+pub fn new_product(req: pb::CreateProductRequest) -> Result<NewProduct, Violations> {
+    let mut v = Violations::at("product");
+    let Some(p) = req.product else {
+        v.add("", "is required");
+        return Err(v);
+    };
+    let new = product::validate_new(draft(p), &mut v);
+    v.finish(new)
+}
+
+/// The id, the caller's etag, and the changes of an update request.
+pub fn update(req: pb::UpdateProductRequest) -> Result<(ProductId, String, ProductChanges), Violations> {
+    let mut v = Violations::default();
+    let paths = mask_paths(&mut v, req.update_mask, &product::MUTABLE_FIELDS);
+    let Some(p) = req.product else {
+        v.add("product", "is required");
+        return Err(v);
+    };
+    let id = parse_id(&mut v, "product.id", &p.id);
+    let etag = p.etag.clone();
+    let changes = v.nested("product", |v| product::validate_changes(draft(p), &paths, v));
+    match id {
+        Some(id) if v.is_empty() => Ok((id, etag, changes)),
+        _ => Err(v),
+    }
+}
+
+/// Filters, their fingerprint for page tokens, and the page of a list request.
+pub fn list(req: pb::ListProductsRequest) -> Result<(ProductFilter, String, PageRequest), Violations> {
+    let mut v = Violations::default();
+    let key = format!(
+        "code={}|kind={}|tag={}|type={}|family={}",
+        req.code, req.kind, req.tag, req.service_type, req.service_family
+    );
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let kind = match req.kind {
+        0 => None,
+        k => {
+            let kind = kind_from_wire(k);
+            if kind.is_none() {
+                v.add("kind", "is not a known product kind");
+            }
+            kind
+        }
+    };
+    let filter = ProductFilter {
+        code: non_empty(req.code),
+        kind,
+        tag: non_empty(req.tag),
+        service_type: non_empty(req.service_type),
+        service_family: non_empty(req.service_family),
+    };
+    v.finish((filter, key, page))
+}
+
+pub fn product(p: Product) -> pb::Product {
+    pb::Product {
+        id: p.id.to_string(),
+        code: p.code,
+        name: p.name,
+        tags: p.tags,
+        service_type: p.service_type.unwrap_or_default(),
+        service_family: p.service_family.unwrap_or_default(),
+        kind: kind_to_wire(p.kind).into(),
+        create_time: Some(timestamp(p.created_at)),
+        update_time: Some(timestamp(p.updated_at)),
+        etag: etag(p.version),
+    }
+}

@@ -1,0 +1,165 @@
+//! The one place errors become `tonic::Status`, with google.rpc details: an `ErrorInfo`
+//! whose reason is UPPER_SNAKE_CASE on every error, a `BadRequest` naming each bad field
+//! on INVALID_ARGUMENT, a `ResourceInfo` on NOT_FOUND. Internal details are logged, never
+//! sent: the caller sees a generic message and the log has the cause.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::app::AppError;
+use crate::db::DbError;
+use crate::domain::validation::Violations;
+
+/// `ErrorInfo.domain` of every error this service returns.
+pub const ERROR_DOMAIN: &str = "billing.commitments.v1";
+
+fn status(code: Code, reason: &str, message: impl Into<String>, mut details: ErrorDetails) -> Status {
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+    Status::with_error_details(code, message, details)
+}
+
+fn invalid(v: &Violations) -> Status {
+    let mut details = ErrorDetails::new();
+    for item in v.items() {
+        details.add_bad_request_violation(item.field.clone(), item.description.clone());
+    }
+    status(Code::InvalidArgument, "INVALID_ARGUMENT", format!("invalid request: {v}"), details)
+}
+
+fn from_db(e: DbError) -> Status {
+    match e {
+        DbError::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "database unavailable");
+            let mut details = ErrorDetails::new();
+            details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+            status(Code::Unavailable, "DATABASE_UNAVAILABLE", "database unavailable, retry later", details)
+        }
+        DbError::Timeout => {
+            tracing::warn!("statement timed out");
+            status(
+                Code::Unavailable,
+                "DATABASE_TIMEOUT",
+                "database did not answer in time, retry later",
+                ErrorDetails::new(),
+            )
+        }
+        DbError::Conflict(cause) => {
+            tracing::info!(error = %cause, "transaction conflict after retries");
+            status(
+                Code::Aborted,
+                "TRANSACTION_CONFLICT",
+                "conflicting concurrent change, retry the call",
+                ErrorDetails::new(),
+            )
+        }
+        DbError::NotFound => status(Code::NotFound, "NOT_FOUND", "not found", ErrorDetails::new()),
+        other => {
+            tracing::error!(error = %other, "internal error");
+            status(Code::Internal, "INTERNAL", "internal error", ErrorDetails::new())
+        }
+    }
+}
+
+impl From<AppError> for Status {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid(v) => invalid(&v),
+            AppError::NotFound { resource, id } => {
+                let mut details = ErrorDetails::new();
+                details.set_resource_info(resource, id.clone(), "", "not found");
+                status(Code::NotFound, "NOT_FOUND", format!("{resource} {id} not found"), details)
+            }
+            AppError::AlreadyExists { resource, field } => {
+                let mut details = ErrorDetails::new();
+                details.set_resource_info(resource, "", "", format!("{field} already in use"));
+                status(
+                    Code::AlreadyExists,
+                    "ALREADY_EXISTS",
+                    format!("a {resource} with this {field} already exists"),
+                    details,
+                )
+            }
+            AppError::EtagMismatch { resource } => status(
+                Code::Aborted,
+                "ETAG_MISMATCH",
+                format!("the {resource} changed since its etag was read; read it again and retry"),
+                ErrorDetails::new(),
+            ),
+            AppError::FailedPrecondition { reason, message } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation(reason, "", message.clone());
+                status(Code::FailedPrecondition, reason, message, details)
+            }
+            AppError::OutOfRange(message) => {
+                status(Code::OutOfRange, "OUT_OF_RANGE", message, ErrorDetails::new())
+            }
+            AppError::ResourceExhausted(message) => {
+                status(Code::ResourceExhausted, "RESOURCE_EXHAUSTED", message, ErrorDetails::new())
+            }
+            AppError::Unauthenticated => unauthenticated(),
+            AppError::Db(e) => from_db(e),
+        }
+    }
+}
+
+impl From<Violations> for Status {
+    fn from(v: Violations) -> Self {
+        invalid(&v)
+    }
+}
+
+/// The answer to a call without a valid API key.
+pub fn unauthenticated() -> Status {
+    status(
+        Code::Unauthenticated,
+        "UNAUTHENTICATED",
+        "send a valid API key as `authorization: Bearer <key>`",
+        ErrorDetails::new(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_field() {
+        let mut v = Violations::at("customer");
+        v.add("name", "must not be empty");
+        v.add("time_zone", "bad");
+        let s = Status::from(AppError::Invalid(v));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let details = s.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .expect("bad request")
+            .field_violations
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["customer.name", "customer.time_zone"]);
+        assert_eq!(details.error_info().expect("info").reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let s = Status::from(AppError::Db(DbError::Other("relation \"secret_table\" does not exist".into())));
+        assert_eq!(s.code(), Code::Internal);
+        assert!(!s.message().contains("secret_table"));
+    }
+
+    #[test]
+    fn lost_database_is_unavailable() {
+        let s = Status::from(AppError::Db(DbError::Unavailable("connection refused".into())));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("refused"));
+    }
+
+    #[test]
+    fn stale_etag_is_aborted() {
+        let s = Status::from(AppError::EtagMismatch { resource: "customer" });
+        assert_eq!(s.code(), Code::Aborted);
+    }
+}

@@ -1,0 +1,82 @@
+//! The `billing-commitments` binary: `serve`, `migrate` and `admin` subcommands.
+
+use anyhow::Context as _;
+use billing::app::App;
+use billing::config::{AdminCommand, Cli, Command};
+use billing::db::Db;
+use billing::domain::api_key::parse_key_or_id;
+use billing::domain::ids::OrgId;
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    billing::telemetry::init(cli.log_format, level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let db_config = cli.db_config();
+    match cli.command {
+        Command::Serve(args) => {
+            let db = Db::open(&db_config);
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            billing::server::run(
+                args.server_config(),
+                App::new(db),
+                db_config.url.clone(),
+                listener,
+                billing::server::termination_signal(),
+            )
+            .await
+        }
+        Command::Migrate => {
+            let url = db_config.url.clone();
+            let applied =
+                tokio::task::spawn_blocking(move || billing::db::migrate::prepare_database(&url)).await??;
+            eprintln!("{} migration(s) applied", applied.len());
+            Ok(())
+        }
+        Command::Admin(cmd) => admin(App::new(Db::open(&db_config)), db_config.url, cmd).await,
+    }
+}
+
+fn parse_org(value: &str) -> anyhow::Result<OrgId> {
+    value.parse().map_err(|_| anyhow::anyhow!("--org must be an organization id (a UUID), got {value:?}"))
+}
+
+async fn admin(app: App, url: String, cmd: AdminCommand) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || billing::db::migrate::prepare_database(&url))
+        .await?
+        .context("preparing the database")?;
+    match cmd {
+        AdminCommand::CreateOrg { name } => println!("{}", app.create_org(name).await?),
+        AdminCommand::ListOrgs => {
+            for org in app.list_orgs().await? {
+                println!("{}\t{}", org.id, org.name);
+            }
+        }
+        AdminCommand::CreateApiKey { org } => println!("{}", app.create_api_key(parse_org(&org)?).await?),
+        AdminCommand::ListApiKeys { org } => {
+            for key in app.list_api_keys(parse_org(&org)?).await? {
+                let revoked = key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
+                println!("{}\t{}\t{}", key.id, key.created_at.to_rfc3339(), revoked);
+            }
+        }
+        AdminCommand::RevokeApiKey { key } => {
+            let id = parse_key_or_id(&key).ok_or_else(|| anyhow::anyhow!("not an API key or key id"))?;
+            app.revoke_api_key(id).await?;
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Assembles the gRPC server: services, the auth and observation layers, health,
+//! reflection (v1 and v1alpha), limits, and graceful shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use diesel::Connection as _;
+use diesel::connection::SimpleConnection as _;
+use diesel::pg::PgConnection;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::app::App;
+use crate::db::migrate::prepare_database;
+use crate::grpc::auth::AuthLayer;
+use crate::grpc::customer::CustomerApi;
+use crate::grpc::observe::ObserveLayer;
+use crate::grpc::product::ProductApi;
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::customer_service_server::CustomerServiceServer;
+use crate::proto::v1::product_service_server::ProductServiceServer;
+
+/// Limits and timings of the gRPC server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub max_message_bytes: usize,
+    pub max_concurrent_streams: u32,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub health_check_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 4096,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            health_check_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Names of the services reported by the health service ("" is the whole server).
+fn health_names() -> [&'static str; 3] {
+    [
+        "",
+        <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
+        <ProductServiceServer<ProductApi> as NamedService>::NAME,
+    ]
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in health_names() {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Creates the database and runs migrations, retrying until the database answers.
+async fn wait_for_database(url: String, shutdown: CancellationToken) -> bool {
+    loop {
+        let attempt_url = url.clone();
+        let outcome = tokio::task::spawn_blocking(move || prepare_database(&attempt_url)).await;
+        match outcome {
+            Ok(Ok(applied)) => {
+                if !applied.is_empty() {
+                    tracing::info!(migrations = ?applied, "migrations applied");
+                }
+                return true;
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "database not ready; retrying"),
+            Err(e) => tracing::error!(error = %e, "database preparation task failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Keeps health in step with database reachability, on a connection of its own so a
+/// busy pool is not mistaken for a dead database.
+async fn monitor_health(
+    url: String,
+    interval: Duration,
+    reporter: HealthReporter,
+    shutdown: CancellationToken,
+) {
+    if !wait_for_database(url.clone(), shutdown.clone()).await {
+        return;
+    }
+    let mut conn: Option<PgConnection> = None;
+    let mut last: Option<ServingStatus> = None;
+    loop {
+        let probe_url = url.clone();
+        let (returned, reachable) = tokio::task::spawn_blocking(move || {
+            let mut c = match conn {
+                Some(c) => c,
+                None => match PgConnection::establish(&probe_url) {
+                    Ok(c) => c,
+                    Err(_) => return (None, false),
+                },
+            };
+            match c.batch_execute("SELECT 1") {
+                Ok(()) => (Some(c), true),
+                Err(_) => (None, false),
+            }
+        })
+        .await
+        .unwrap_or((None, false));
+        conn = returned;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let status = if reachable { ServingStatus::Serving } else { ServingStatus::NotServing };
+        if last != Some(status) {
+            tracing::info!(serving = reachable, "health changed");
+            set_health(&reporter, status).await;
+            last = Some(status);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight calls for at
+/// most the grace period. `database_url` is probed for health; `app` serves the calls.
+pub async fn run(
+    config: ServerConfig,
+    app: App,
+    database_url: String,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    let monitor = tokio::spawn(monitor_health(
+        database_url,
+        config.health_check_interval,
+        reporter.clone(),
+        stop.clone(),
+    ));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let max = config.max_message_bytes;
+    let router = Server::builder()
+        .timeout(config.request_timeout)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .tcp_nodelay(true)
+        .layer(ObserveLayer)
+        .layer(AuthLayer::new(app.clone()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            CustomerServiceServer::new(CustomerApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            ProductServiceServer::new(ProductApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+
+    let signal_stop = stop.clone();
+    let signal_reporter = reporter.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: refusing new calls, draining in-flight ones");
+        signal_stop.cancel();
+        set_health(&signal_reporter, ServingStatus::NotServing).await;
+    };
+
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "serving gRPC");
+    let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let grace = config.shutdown_grace;
+    let grace_stop = stop.clone();
+    let result = tokio::select! {
+        result = serve => result.map_err(anyhow::Error::from),
+        _ = async move { grace_stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections");
+            Ok(())
+        }
+    };
+    stop.cancel();
+    monitor.abort();
+    result
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,106 @@
+//! Authentication and organization isolation.
+
+use billing::proto::v1 as pb;
+use billing::proto::v1::customer_service_client::CustomerServiceClient;
+use tonic::Code;
+
+use crate::support::{Key, TestServer, expect_code, reason};
+
+fn new_customer(external_id: &str) -> pb::CreateCustomerRequest {
+    pb::CreateCustomerRequest {
+        customer: Some(pb::Customer {
+            external_id: external_id.into(),
+            name: "Acme Ltd".into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn list_with(
+    server: &TestServer,
+    key: Key,
+) -> Result<tonic::Response<pb::ListCustomersResponse>, tonic::Status> {
+    CustomerServiceClient::with_interceptor(server.channel().await, key)
+        .list_customers(pb::ListCustomersRequest::default())
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_without_key_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let status = expect_code(list_with(&server, Key::none()).await, Code::Unauthenticated);
+    assert_eq!(reason(&status), "UNAUTHENTICATED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_keys_are_unauthenticated() {
+    let server = TestServer::start().await;
+    let long = "x".repeat(10_000);
+    for header in ["Bearer", "Bearer nonsense", "Basic dXNlcjpwYXNz", "bck_123", &format!("Bearer {long}")] {
+        expect_code(list_with(&server, Key::raw(header)).await, Code::Unauthenticated);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn well_formed_unknown_key_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    // Same id, different secret: the hash comparison must reject it.
+    let forged = format!("{}{}", &key[..key.len() - 4], "AAAA");
+    expect_code(list_with(&server, Key::bearer(&forged)).await, Code::Unauthenticated);
+    let unknown_id =
+        billing::domain::api_key::format_key(billing::domain::ids::ApiKeyId::generate(), &[9; 32]);
+    expect_code(list_with(&server, Key::bearer(&unknown_id)).await, Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_key_is_unauthenticated_and_others_keep_working() {
+    let server = TestServer::start().await;
+    let (org, key) = server.org("Acme").await;
+    let second = server.app.create_api_key(org).await.unwrap();
+    list_with(&server, Key::bearer(&key)).await.expect("live key works");
+    let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
+    server.app.revoke_api_key(id).await.unwrap();
+    expect_code(list_with(&server, Key::bearer(&key)).await, Code::Unauthenticated);
+    list_with(&server, Key::bearer(&second)).await.expect("the org's other key still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_orgs_customer_is_not_found_for_every_verb() {
+    let server = TestServer::start().await;
+    let (_, key_a) = server.org("A").await;
+    let (_, key_b) = server.org("B").await;
+    let mut a = server.customers(&key_a).await;
+    let mut b = server.customers(&key_b).await;
+    let created = a.create_customer(new_customer("ACR1")).await.unwrap().into_inner().customer.unwrap();
+
+    expect_code(b.get_customer(pb::GetCustomerRequest { id: created.id.clone() }).await, Code::NotFound);
+    let listed = b.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
+    assert!(listed.customers.is_empty(), "org B must not list org A's customers");
+    let update = pb::UpdateCustomerRequest {
+        customer: Some(pb::Customer { name: "Hijacked".into(), ..created.clone() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["name".into()] }),
+    };
+    expect_code(b.update_customer(update).await, Code::NotFound);
+    expect_code(
+        b.delete_customer(pb::DeleteCustomerRequest { id: created.id.clone(), etag: String::new() }).await,
+        Code::NotFound,
+    );
+
+    let still = a.get_customer(pb::GetCustomerRequest { id: created.id }).await.unwrap().into_inner();
+    assert_eq!(still.customer.unwrap().name, "Acme Ltd", "org A's customer is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_external_id_may_exist_in_two_orgs() {
+    let server = TestServer::start().await;
+    let (_, key_a) = server.org("A").await;
+    let (_, key_b) = server.org("B").await;
+    server.customers(&key_a).await.create_customer(new_customer("ACR1")).await.unwrap();
+    server
+        .customers(&key_b)
+        .await
+        .create_customer(new_customer("ACR1"))
+        .await
+        .expect("external ids are per org");
+}

@@ -1,0 +1,11 @@
+//! Integration tests: each starts the real server in-process on an ephemeral port over a
+//! fresh PostgreSQL database cloned from a migrated template, and talks to it through
+//! the generated tonic clients.
+
+mod support;
+
+mod auth;
+mod customers;
+mod e2e;
+mod products;
+mod server;

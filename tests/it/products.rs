@@ -1,0 +1,152 @@
+//! ProductService: CRUD, validation, uniqueness, filters and isolation.
+
+use billing::proto::v1 as pb;
+use prost_types::FieldMask;
+use tonic::Code;
+
+use crate::support::{TestServer, bad_fields, expect_code};
+
+fn product(code: &str, kind: pb::ProductKind, tags: &[&str], service_type: &str) -> pb::CreateProductRequest {
+    pb::CreateProductRequest {
+        product: Some(pb::Product {
+            code: code.into(),
+            name: format!("{code} product"),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            service_type: service_type.into(),
+            kind: kind.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_round_trips_every_field() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut p = server.products(&key).await;
+    let mut req = product("CREED", pb::ProductKind::Service, &["vod", "premium"], "Usage Services");
+    req.product.as_mut().unwrap().service_family = "Channels".into();
+    let created = p.create_product(req).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(created.tags, ["vod", "premium"]);
+    assert_eq!(created.service_family, "Channels");
+    let got = p.get_product(pb::GetProductRequest { id: created.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.product.unwrap(), created);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_product_names_every_bad_field() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut p = server.products(&key).await;
+    let mut req = product("", pb::ProductKind::Unspecified, &["ok", "", "ok"], " padded");
+    req.product.as_mut().unwrap().name = String::new();
+    let status = expect_code(p.create_product(req).await, Code::InvalidArgument);
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "product.code",
+            "product.name",
+            "product.tags[1]",
+            "product.tags[2]",
+            "product.service_type",
+            "product.kind"
+        ]
+    );
+    let mut unknown_kind = product("X", pb::ProductKind::Service, &[], "");
+    unknown_kind.product.as_mut().unwrap().kind = 99;
+    let status = expect_code(p.create_product(unknown_kind).await, Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["product.kind"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_code_is_already_exists() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut p = server.products(&key).await;
+    p.create_product(product("CREED", pb::ProductKind::Service, &[], "")).await.unwrap();
+    expect_code(
+        p.create_product(product("CREED", pb::ProductKind::InventoryVariant, &[], "")).await,
+        Code::AlreadyExists,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_filters_by_kind_tag_type_and_code() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut p = server.products(&key).await;
+    p.create_product(product("A", pb::ProductKind::Service, &["vod"], "Usage Services")).await.unwrap();
+    p.create_product(product("B", pb::ProductKind::Service, &["fuel", "vod"], "Fuel")).await.unwrap();
+    p.create_product(product("C", pb::ProductKind::InventoryVariant, &["fuel"], "")).await.unwrap();
+    let codes = |r: pb::ListProductsResponse| r.products.into_iter().map(|p| p.code).collect::<Vec<_>>();
+
+    let by_tag =
+        p.list_products(pb::ListProductsRequest { tag: "vod".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(codes(by_tag.into_inner()), ["A", "B"]);
+    let by_kind =
+        pb::ListProductsRequest { kind: pb::ProductKind::InventoryVariant.into(), ..Default::default() };
+    assert_eq!(codes(p.list_products(by_kind).await.unwrap().into_inner()), ["C"]);
+    let by_type = pb::ListProductsRequest { service_type: "Fuel".into(), ..Default::default() };
+    assert_eq!(codes(p.list_products(by_type).await.unwrap().into_inner()), ["B"]);
+    let by_code = pb::ListProductsRequest { code: "A".into(), ..Default::default() };
+    assert_eq!(codes(p.list_products(by_code).await.unwrap().into_inner()), ["A"]);
+    let bad_kind = pb::ListProductsRequest { kind: 42, ..Default::default() };
+    assert_eq!(bad_fields(&expect_code(p.list_products(bad_kind).await, Code::InvalidArgument)), ["kind"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_can_clear_the_service_type_and_retag() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut p = server.products(&key).await;
+    let created = p
+        .create_product(product("A", pb::ProductKind::Service, &["vod"], "Usage"))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let req = pb::UpdateProductRequest {
+        product: Some(pb::Product {
+            id: created.id.clone(),
+            etag: created.etag.clone(),
+            tags: vec!["fuel".into()],
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask { paths: vec!["tags".into(), "service_type".into()] }),
+    };
+    let updated = p.update_product(req).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(updated.tags, ["fuel"]);
+    assert_eq!(updated.service_type, "");
+    assert_eq!(updated.code, "A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_orgs_product_is_not_found() {
+    let server = TestServer::start().await;
+    let (_, key_a) = server.org("A").await;
+    let (_, key_b) = server.org("B").await;
+    let created = server
+        .products(&key_a)
+        .await
+        .create_product(product("A", pb::ProductKind::Service, &[], ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let mut b = server.products(&key_b).await;
+    expect_code(b.get_product(pb::GetProductRequest { id: created.id.clone() }).await, Code::NotFound);
+    assert!(
+        b.list_products(pb::ListProductsRequest::default()).await.unwrap().into_inner().products.is_empty()
+    );
+    let upd = pb::UpdateProductRequest {
+        product: Some(pb::Product { name: "x".into(), ..created.clone() }),
+        update_mask: Some(FieldMask { paths: vec!["name".into()] }),
+    };
+    expect_code(b.update_product(upd).await, Code::NotFound);
+    expect_code(
+        b.delete_product(pb::DeleteProductRequest { id: created.id, etag: String::new() }).await,
+        Code::NotFound,
+    );
+}

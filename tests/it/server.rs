@@ -1,0 +1,112 @@
+//! Server behaviour: health, reflection, limits, database loss, shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use billing::proto::v1 as pb;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::support::server::test_server_config;
+use crate::support::{TestDb, TestServer, expect_code};
+
+async fn health_of(server: &TestServer, service: &str) -> i32 {
+    let mut health = HealthClient::new(server.channel().await);
+    health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_each_service_serving() {
+    let server = TestServer::start().await;
+    for service in ["", "billing.commitments.v1.CustomerService", "billing.commitments.v1.ProductService"] {
+        assert_eq!(health_of(&server, service).await, ServingStatus::Serving as i32, "{service}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1_lists_every_service() {
+    let server = TestServer::start().await;
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses =
+        client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "billing.commitments.v1.CustomerService",
+        "billing.commitments.v1.ProductService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_means_not_serving_and_unavailable_fast() {
+    // A database URL on a port nothing listens on.
+    let db = Arc::new(TestDb::create());
+    let server = TestServer::start_with(db, test_server_config(), |mut c| {
+        c.url = "postgres://postgres@127.0.0.1:1/nowhere".into();
+        c.acquire_timeout = Duration::from_millis(500);
+        c
+    })
+    .await;
+    assert_eq!(health_of(&server, "").await, ServingStatus::NotServing as i32);
+    let key = billing::domain::api_key::format_key(billing::domain::ids::ApiKeyId::generate(), &[1; 32]);
+    let mut customers = server.customers(&key).await;
+    let started = Instant::now();
+    let status =
+        expect_code(customers.list_customers(pb::ListCustomersRequest::default()).await, Code::Unavailable);
+    assert!(started.elapsed() < Duration::from_secs(5), "failed fast, not at the deadline: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_is_refused_without_state_change() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut c = server.customers(&key).await;
+    let huge = pb::CreateCustomerRequest {
+        customer: Some(pb::Customer {
+            external_id: "ACR1".into(),
+            name: "x".repeat(5 * 1024 * 1024),
+            ..Default::default()
+        }),
+    };
+    let status = c.create_customer(huge).await.expect_err("over the 4 MiB limit");
+    assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange), "{status:?}");
+    let listed = c.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
+    assert!(listed.customers.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_not_serving_and_returns() {
+    let mut server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watch = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, ServingStatus::Serving as i32);
+    server.signal_stop();
+    let next =
+        tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("health changes at once");
+    if let Some(Ok(update)) = next {
+        assert_eq!(update.status, ServingStatus::NotServing as i32);
+    }
+    drop(watch);
+    tokio::time::timeout(Duration::from_secs(10), server.join())
+        .await
+        .expect("server exits within its grace period")
+        .expect("clean exit");
+}

@@ -1,0 +1,45 @@
+#![allow(dead_code)] // Each test module uses its own part of the shared support.
+
+//! Shared test support: databases, servers, clients, and assertions on gRPC errors.
+
+pub mod db;
+pub mod process;
+pub mod server;
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub use db::TestDb;
+pub use server::{Key, TestServer};
+
+/// Field paths of the `BadRequest` detail of an INVALID_ARGUMENT status.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "expected INVALID_ARGUMENT, got {status:?}");
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The `ErrorInfo.reason` of a status.
+pub fn reason(status: &Status) -> String {
+    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}
+
+/// Asserts a call failed with `code`, returning the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(v) => panic!("expected {code:?}, got success: {v:?}"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "unexpected status: {s:?}");
+            s
+        }
+    }
+}
+
+/// Installs a test log subscriber once per process (set RUST_LOG to see logs).
+pub fn init_logs() {
+    billing::telemetry::init(billing::telemetry::LogFormat::Pretty, "warn");
+}

@@ -1,0 +1,156 @@
+//! The real `billing-commitments` binary run as a child process, and the external tools
+//! (grpcurl, Python) installed by scripts/tools.sh.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tool from the project's venv; panics with the fix when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    let path = root().join(".tools/venv/bin").join(name);
+    assert!(path.exists(), "{} is missing: run scripts/tools.sh (scripts/test does)", path.display());
+    path
+}
+
+/// Runs the binary with `args` against `database_url`, returning stdout; panics on failure.
+pub fn admin(database_url: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_billing-commitments"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .output()
+        .expect("run binary");
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8 stdout")
+}
+
+/// A `serve` child process; killed on drop if still running.
+pub struct ServeProcess {
+    pub child: Child,
+    pub address: String,
+}
+
+impl ServeProcess {
+    /// Starts `serve` on an ephemeral port with JSON logs and waits for its address.
+    pub fn start(database_url: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_billing-commitments"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--health-check-interval",
+                "100ms",
+            ])
+            .args(extra)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "serving gRPC"
+                {
+                    let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve printed its address");
+        Self { child, address }
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs grpcurl (plaintext) against `address`; returns (success, stdout, stderr).
+pub fn grpcurl(address: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(tool("grpcurl"))
+        .arg("-plaintext")
+        .args(args.iter().take(args.len().saturating_sub(1)))
+        .arg(address)
+        .args(args.last())
+        .output()
+        .expect("run grpcurl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Generates the Python client into a fresh temporary directory and returns it.
+pub fn generated_python_client() -> tempdir::TempDir {
+    let dir = tempdir::TempDir::new();
+    let status = Command::new(root().join("tests/e2e/gen_python.sh"))
+        .arg(dir.path())
+        .env("PYTHON", tool("python"))
+        .status()
+        .expect("run gen_python.sh");
+    assert!(status.success(), "python client generation failed");
+    dir
+}
+
+/// Runs a scenario of tests/e2e/client.py and parses the JSON it prints.
+pub fn python_scenario(generated: &Path, address: &str, key: &str, scenario: &str) -> serde_json::Value {
+    let out = Command::new(tool("python"))
+        .arg(root().join("tests/e2e/client.py"))
+        .args([generated.to_str().unwrap(), address, key, scenario])
+        .output()
+        .expect("run python client");
+    assert!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("client prints JSON")
+}
+
+/// A minimal temporary directory, removed on drop.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("billing-e2e-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(&path).expect("create temp dir");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -2,6 +2,11 @@
 # Regenerates src/db/schema.rs from the migrations: migrates a scratch database and
 # runs `diesel print-schema` (config in diesel.toml, fixes in src/db/schema.patch).
 # Installs diesel_cli under .tools/ on first use.
+#
+#   scripts/gen-schema.sh                  regenerate schema.rs
+#   scripts/gen-schema.sh --refresh-patch  rebuild schema.patch first: our array columns
+#                                          are NOT NULL with non-null elements, which
+#                                          print-schema cannot know (Array<Nullable<T>>)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +19,20 @@ fi
 base=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
 db="billing_schema_gen_$$"
 url="$base/$db"
-trap 'psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
+tmp=$(mktemp -d)
+trap 'psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; rm -rf "$tmp"' EXIT
 psql "$base/postgres" -qc "CREATE DATABASE $db" >/dev/null
 "$DIESEL" migration run --database-url "$url" >/dev/null
+
+if [[ ${1:-} == --refresh-patch ]]; then
+    "$DIESEL" print-schema --database-url "$url" --patch-file /dev/null > "$tmp/schema.orig" 2>/dev/null \
+        || { sed '/patch_file/d' diesel.toml > "$tmp/diesel.toml";
+             "$DIESEL" print-schema --database-url "$url" --config-file "$tmp/diesel.toml" > "$tmp/schema.orig"; }
+    sed 's/Array<Nullable<\([A-Za-z0-9]*\)>>/Array<\1>/' "$tmp/schema.orig" > "$tmp/schema.new"
+    diff -u "$tmp/schema.orig" "$tmp/schema.new" \
+        | sed '1s|.*|--- a/src/db/schema.rs|;2s|.*|+++ b/src/db/schema.rs|' > src/db/schema.patch || true
+    echo "src/db/schema.patch refreshed"
+fi
+
 "$DIESEL" print-schema --database-url "$url" >/dev/null
 echo "src/db/schema.rs regenerated"

@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// How often database reachability is checked for health reporting.
     #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_check_interval: Duration,
+
+    /// How often access segments that have ended are closed (expiries and true-ups).
+    #[arg(long, env = "SEGMENT_CLOSE_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub segment_close_interval: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +146,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
             health_check_interval: self.health_check_interval,
+            jobs: crate::jobs::JobsConfig { segment_close_interval: self.segment_close_interval },
         }
     }
 }

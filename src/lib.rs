@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod grpc;
+pub mod jobs;
 pub mod proto;
 pub mod server;
 pub mod telemetry;

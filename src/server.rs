@@ -18,10 +18,13 @@ use tonic_health::server::HealthReporter;
 use crate::app::App;
 use crate::db::migrate::prepare_database;
 use crate::grpc::auth::AuthLayer;
+use crate::grpc::commit::CommitApi;
 use crate::grpc::customer::CustomerApi;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
+use crate::jobs::JobsConfig;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::commit_service_server::CommitServiceServer;
 use crate::proto::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
 
@@ -35,6 +38,7 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
     pub health_check_interval: Duration,
+    pub jobs: JobsConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,16 +51,18 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             health_check_interval: Duration::from_secs(1),
+            jobs: JobsConfig::default(),
         }
     }
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 3] {
+fn health_names() -> [&'static str; 4] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
         <ProductServiceServer<ProductApi> as NamedService>::NAME,
+        <CommitServiceServer<CommitApi> as NamedService>::NAME,
     ]
 }
 
@@ -184,7 +190,13 @@ pub async fn run(
             ProductServiceServer::new(ProductApi::new(app.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+        )
+        .add_service(
+            CommitServiceServer::new(CommitApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
         );
+    let jobs = crate::jobs::spawn(app.clone(), config.jobs.clone(), stop.clone());
 
     let signal_stop = stop.clone();
     let signal_reporter = reporter.clone();
@@ -209,6 +221,9 @@ pub async fn run(
     };
     stop.cancel();
     monitor.abort();
+    for job in jobs {
+        job.abort();
+    }
     result
 }
 

@@ -2,9 +2,12 @@
 //! the result and commits. Nothing here knows about gRPC.
 
 pub mod clock;
+pub mod commits;
 pub mod customers;
+pub mod drawdowns;
 pub mod error;
 pub mod products;
+pub mod segments;
 pub mod tenancy;
 
 pub use error::AppError;

@@ -139,3 +139,40 @@ pub fn list(
         .map(Customer::try_from)
         .collect()
 }
+
+/// Takes the customer's row lock (FOR NO KEY UPDATE, so inserts referencing the customer
+/// are not blocked). Every transaction that changes a customer's balances or usage takes
+/// it first: that serializes them per customer and fixes the lock order (customer, then
+/// commits, then segments), so they cannot deadlock. False when there is no customer.
+pub fn lock(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<bool, DbError> {
+    let found: Option<Uuid> = customers::table
+        .find((org.uuid(), id.uuid()))
+        .select(customers::id)
+        .for_no_key_update()
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Locks the customers among `ids` in id order; returns those that exist.
+pub fn lock_many(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[CustomerId],
+) -> Result<Vec<CustomerId>, DbError> {
+    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
+    let found: Vec<Uuid> = customers::table
+        .filter(customers::org_id.eq(org.uuid()))
+        .filter(customers::id.eq_any(ids))
+        .order(customers::id)
+        .select(customers::id)
+        .for_no_key_update()
+        .load(conn)?;
+    Ok(found.into_iter().map(CustomerId).collect())
+}
+
+/// True when the customer exists.
+pub fn exists(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(customers::table.find((org.uuid(), id.uuid()))))
+        .get_result(conn)?)
+}

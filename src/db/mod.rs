@@ -6,7 +6,10 @@
 //! the caller's `OrgId`, and every transaction also sets it as `app.org_id` for the
 //! row-level security policies.
 
+pub mod commit_ledger;
+pub mod commits;
 pub mod customers;
+pub mod drawdowns;
 pub mod error;
 pub mod migrate;
 pub mod products;

@@ -11,6 +11,69 @@ diesel::table! {
 }
 
 diesel::table! {
+    commit_ledger (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        commit_id -> Uuid,
+        segment_idx -> Int4,
+        kind -> Text,
+        amount -> Numeric,
+        effective_at -> Timestamptz,
+        source_id -> Nullable<Uuid>,
+        product_id -> Nullable<Uuid>,
+        reason -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        request_hash -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    commit_segments (org_id, commit_id, idx) {
+        org_id -> Uuid,
+        commit_id -> Uuid,
+        idx -> Int4,
+        customer_id -> Uuid,
+        starting_at -> Timestamptz,
+        ending_before -> Timestamptz,
+        amount -> Numeric,
+        remaining -> Numeric,
+        closed_at -> Nullable<Timestamptz>,
+        close_kind -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    commits (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        customer_id -> Uuid,
+        product_id -> Uuid,
+        commit_type -> Text,
+        priority -> Numeric,
+        credit_type -> Text,
+        applicable_product_ids -> Array<Uuid>,
+        applicable_product_tags -> Array<Text>,
+        applicable_contract_ids -> Array<Text>,
+        specifiers -> Jsonb,
+        invoice_schedule -> Nullable<Jsonb>,
+        custom_fields -> Jsonb,
+        rate_type -> Nullable<Text>,
+        name -> Nullable<Text>,
+        description -> Nullable<Text>,
+        invoice_contract_id -> Nullable<Uuid>,
+        netsuite_sales_order_id -> Nullable<Text>,
+        salesforce_opportunity_id -> Nullable<Text>,
+        uniqueness_key -> Nullable<Text>,
+        voided_at -> Nullable<Timestamptz>,
+        void_reason -> Nullable<Text>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     customers (org_id, id) {
         org_id -> Uuid,
         id -> Uuid,
@@ -20,6 +83,18 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    drawdown_requests (org_id, idempotency_key) {
+        org_id -> Uuid,
+        idempotency_key -> Text,
+        id -> Uuid,
+        customer_id -> Uuid,
+        request_hash -> Bytea,
+        result -> Jsonb,
+        created_at -> Timestamptz,
     }
 }
 
@@ -51,4 +126,13 @@ diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(customers -> organizations (org_id));
 diesel::joinable!(products -> organizations (org_id));
 
-diesel::allow_tables_to_appear_in_same_query!(api_keys, customers, organizations, products,);
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    commit_ledger,
+    commit_segments,
+    commits,
+    customers,
+    drawdown_requests,
+    organizations,
+    products,
+);

@@ -61,3 +61,7 @@ id_type!(
     /// A catalog product.
     ProductId
 );
+id_type!(
+    /// A commit.
+    CommitId
+);

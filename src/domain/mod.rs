@@ -4,9 +4,12 @@
 //! rule is a plain unit test. Validation collects every bad field before failing.
 
 pub mod api_key;
+pub mod commit;
 pub mod customer;
+pub mod drawdown;
 pub mod etag;
 pub mod ids;
+pub mod money;
 pub mod page;
 pub mod product;
 pub mod text;

@@ -35,6 +35,25 @@ pub fn check_name(v: &mut Violations, field: &str, value: &str, max: usize) {
     }
 }
 
+/// Checks a string map: at most `max_entries`, keys like codes (1 to 128 characters),
+/// values at most `max_value` characters. Entries are named `field["key"]`.
+pub fn check_string_map(
+    v: &mut Violations,
+    field: &str,
+    map: &std::collections::BTreeMap<String, String>,
+    max_entries: usize,
+    max_value: usize,
+) {
+    if map.len() > max_entries {
+        v.add(field, format!("must have at most {max_entries} entries"));
+    }
+    for (k, val) in map {
+        let entry = format!("{field}[{k:?}]");
+        check_code(v, &entry, k, 128);
+        check_length(v, &entry, val, 0, max_value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,3 +107,63 @@ mod tests {
         assert!(v.finish(1).is_err());
     }
 }
+
+/// A value read from the wire: absent, present but malformed (already recorded as a
+/// violation by whoever parsed it), or valid. Rules use it to tell "missing" apart from
+/// "bad", so each problem is reported once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Parsed<T> {
+    #[default]
+    Absent,
+    Invalid,
+    Valid(T),
+}
+
+impl<T> Parsed<T> {
+    pub fn valid(&self) -> Option<&T> {
+        match self {
+            Self::Valid(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn into_valid(self) -> Option<T> {
+        match self {
+            Self::Valid(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+
+    pub fn is_present(&self) -> bool {
+        !self.is_absent()
+    }
+
+    /// From a parse that recorded its own violation when it returned `None`.
+    pub fn from_parse(present: bool, value: Option<T>) -> Self {
+        match (present, value) {
+            (false, _) => Self::Absent,
+            (true, Some(v)) => Self::Valid(v),
+            (true, None) => Self::Invalid,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        match self {
+            Self::Absent => Parsed::Absent,
+            Self::Invalid => Parsed::Invalid,
+            Self::Valid(t) => Parsed::Valid(f(t)),
+        }
+    }
+
+    /// The value when valid; records "is required" when absent.
+    pub fn required(self, v: &mut Violations, field: &str) -> Option<T> {
+        if self.is_absent() {
+            v.add(field, "is required");
+        }
+        self.into_valid()
+    }
+}

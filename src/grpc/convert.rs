@@ -6,7 +6,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use prost_types::{FieldMask, Timestamp};
 
-use crate::domain::validation::Violations;
+use rust_decimal::Decimal;
+
+use crate::domain::money::{format_decimal, parse_decimal};
+use crate::domain::validation::{Parsed, Violations};
 
 /// Parses a required id; records a violation and returns `None` when it is not a UUID.
 pub fn parse_id<T: FromStr>(v: &mut Violations, field: &str, value: &str) -> Option<T> {
@@ -115,6 +118,66 @@ pub fn mask_paths(
 /// Empty string as `None`, for optional text fields carried as proto3 strings.
 pub fn non_empty(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
+}
+
+/// An id that may be absent (empty string): absent, malformed (recorded), or valid.
+pub fn parsed_id<T: FromStr>(v: &mut Violations, field: &str, value: &str) -> Parsed<T> {
+    if value.is_empty() {
+        return Parsed::Absent;
+    }
+    Parsed::from_parse(true, parse_id(v, field, value))
+}
+
+/// A decimal string that may be absent (empty string).
+pub fn parsed_decimal(v: &mut Violations, field: &str, value: &str) -> Parsed<Decimal> {
+    if value.is_empty() {
+        return Parsed::Absent;
+    }
+    Parsed::from_parse(true, parse_decimal(v, field, value))
+}
+
+/// A decimal carried in a proto3 `optional string`: present even when empty.
+pub fn parsed_optional_decimal(v: &mut Violations, field: &str, value: Option<&str>) -> Parsed<Decimal> {
+    match value {
+        None => Parsed::Absent,
+        Some("") => {
+            v.add(field, "must be a decimal string such as \"12.50\"");
+            Parsed::Invalid
+        }
+        Some(s) => Parsed::from_parse(true, parse_decimal(v, field, s)),
+    }
+}
+
+/// A timestamp that may be absent.
+pub fn parsed_timestamp(v: &mut Violations, field: &str, ts: &Option<Timestamp>) -> Parsed<DateTime<Utc>> {
+    match ts {
+        None => Parsed::Absent,
+        Some(ts) => Parsed::from_parse(true, parse_timestamp(v, field, ts)),
+    }
+}
+
+/// An enum field: 0 (UNSPECIFIED) is absent; an unknown number is recorded as invalid.
+pub fn parsed_enum<T>(
+    v: &mut Violations,
+    field: &str,
+    value: i32,
+    known: impl FnOnce(i32) -> Option<T>,
+) -> Parsed<T> {
+    if value == 0 {
+        return Parsed::Absent;
+    }
+    match known(value) {
+        Some(t) => Parsed::Valid(t),
+        None => {
+            v.add(field, format!("{value} is not a known value"));
+            Parsed::Invalid
+        }
+    }
+}
+
+/// A decimal for the wire.
+pub fn decimal(d: Decimal) -> String {
+    format_decimal(d)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Nothing is decided here.
 
 pub mod auth;
+pub mod commit;
 pub mod convert;
 pub mod customer;
 pub mod observe;

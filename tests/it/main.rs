@@ -5,7 +5,9 @@
 mod support;
 
 mod auth;
+mod commits;
 mod customers;
+mod drawdown;
 mod e2e;
 mod products;
 mod server;

@@ -3,6 +3,7 @@
 //! Shared test support: databases, servers, clients, and assertions on gRPC errors.
 
 pub mod db;
+pub mod fixtures;
 pub mod process;
 pub mod server;
 

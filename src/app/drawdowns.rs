@@ -1,0 +1,259 @@
+//! The drawdown engine in a transaction: load a customer's open balances (locked when
+//! recording), let the pure allocator decide, write the new balances and ledger entries.
+//! `ApplyDrawdown` / `PreviewDrawdown` use it directly; usage recording reuses it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{App, AppError, clock};
+use crate::db::{self, Conn};
+use crate::domain::commit::applicability::UsageFacts;
+use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
+use crate::domain::drawdown::{Allocation, RatedUsage, Source, SourceRef, Usage, allocate, sort_sources};
+use crate::domain::ids::{CommitId, CustomerId, OrgId};
+use crate::domain::product::Product;
+use crate::domain::validation::Violations;
+
+/// A customer's drawable balances inside one transaction.
+pub struct Balances {
+    sources: Vec<Source>,
+    /// Balance of each source when loaded, to write only what changed.
+    loaded: HashMap<SourceRef, Decimal>,
+}
+
+impl Balances {
+    /// Loads the customer's open balances that can take usage dated in `[from, until]`.
+    /// With `lock`, their rows stay locked until the transaction ends; the caller must
+    /// already hold the customer's lock (see `db::customers::lock`).
+    pub fn load(
+        conn: &mut Conn,
+        org: OrgId,
+        customer: CustomerId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        lock: bool,
+    ) -> Result<Self, AppError> {
+        let segments = db::commits::open_segments(conn, org, customer, from, until, lock)?;
+        let mut ids: Vec<CommitId> = segments.iter().map(|s| s.commit_id).collect();
+        ids.dedup();
+        let commits = db::commits::get_many(conn, org, &ids)?;
+        let by_id: HashMap<CommitId, _> = commits
+            .into_iter()
+            .map(|c| (c.id, (c.priority, c.credit_type, Arc::new(c.applicability))))
+            .collect();
+        let mut sources = Vec::with_capacity(segments.len());
+        for s in segments {
+            let Some((priority, credit_type, applicability)) = by_id.get(&s.commit_id) else { continue };
+            sources.push(Source {
+                source: SourceRef::CommitSegment { commit_id: s.commit_id, idx: s.idx },
+                priority: *priority,
+                starting_at: s.starting_at,
+                ending_before: s.ending_before,
+                created_order: s.commit_id.uuid(),
+                credit_type: credit_type.clone(),
+                applicability: Arc::clone(applicability),
+                available: s.remaining,
+            });
+        }
+        sort_sources(&mut sources);
+        let loaded = sources.iter().map(|s| (s.source, s.available)).collect();
+        Ok(Self { sources, loaded })
+    }
+
+    /// Allocates one usage of `product`, updating the balances in memory.
+    pub fn allocate(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
+        let facts = UsageFacts {
+            product_id: usage.product_id,
+            product_tags: &product.tags,
+            group_values: &usage.group_values,
+            contract_id: usage.contract_id.as_deref(),
+        };
+        allocate(
+            &mut self.sources,
+            &Usage {
+                facts,
+                amount: usage.amount,
+                credit_type: &usage.credit_type,
+                timestamp: usage.timestamp,
+            },
+        )
+    }
+
+    /// Writes every balance that changed since loading.
+    pub fn persist(&self, conn: &mut Conn, org: OrgId) -> Result<(), AppError> {
+        for s in &self.sources {
+            if self.loaded.get(&s.source) == Some(&s.available) {
+                continue;
+            }
+            match s.source {
+                SourceRef::CommitSegment { commit_id, idx } => {
+                    db::commits::set_remaining(conn, org, commit_id, idx, s.available)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ledger entries recording `allocation` of `usage`, caused by `source_id`.
+pub fn drawdown_entries(
+    allocation: &Allocation,
+    usage: &RatedUsage,
+    source_id: Uuid,
+    now: DateTime<Utc>,
+) -> Vec<LedgerEntry> {
+    allocation
+        .draws
+        .iter()
+        .map(|d| match d.source {
+            SourceRef::CommitSegment { commit_id, idx } => LedgerEntry {
+                id: Uuid::now_v7(),
+                commit_id,
+                segment_idx: idx,
+                kind: LedgerKind::Drawdown,
+                amount: -d.amount,
+                effective_at: usage.timestamp,
+                source_id: Some(source_id),
+                product_id: Some(usage.product_id),
+                reason: None,
+                created_at: now,
+            },
+        })
+        .collect()
+}
+
+/// One part of a recorded drawdown, as stored for replays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawRecord {
+    pub commit_id: Uuid,
+    pub segment_idx: i32,
+    pub amount: Decimal,
+    pub remaining_after: Decimal,
+}
+
+/// What a drawdown did; stored so a replay returns the first answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawdownOutcome {
+    pub id: Uuid,
+    pub draws: Vec<DrawRecord>,
+    pub overage: Decimal,
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+impl DrawdownOutcome {
+    pub fn of(id: Uuid, allocation: &Allocation) -> Self {
+        Self {
+            id,
+            draws: allocation
+                .draws
+                .iter()
+                .map(|d| match d.source {
+                    SourceRef::CommitSegment { commit_id, idx } => DrawRecord {
+                        commit_id: commit_id.uuid(),
+                        segment_idx: idx,
+                        amount: d.amount,
+                        remaining_after: d.remaining_after,
+                    },
+                })
+                .collect(),
+            overage: allocation.overage,
+            replayed: false,
+        }
+    }
+}
+
+/// The product of a usage, or a violation on `field` when the org has none such.
+pub fn usage_product(
+    conn: &mut Conn,
+    org: OrgId,
+    usage: &RatedUsage,
+    field: &str,
+) -> Result<Product, AppError> {
+    db::products::get(conn, org, usage.product_id)?
+        .ok_or_else(|| AppError::Invalid(Violations::single(field, "no such product")))
+}
+
+fn require_customer(exists: bool, customer: CustomerId) -> Result<(), AppError> {
+    if exists { Ok(()) } else { Err(AppError::not_found("customer", customer)) }
+}
+
+impl App {
+    /// What `usage` would draw from the customer's commits now, recording nothing.
+    pub async fn preview_drawdown(
+        &self,
+        org: OrgId,
+        customer: CustomerId,
+        usage: RatedUsage,
+    ) -> Result<Allocation, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                require_customer(db::customers::exists(conn, org, customer)?, customer)?;
+                let product = usage_product(conn, org, &usage, "usage.product_id")?;
+                let mut balances =
+                    Balances::load(conn, org, customer, usage.timestamp, usage.timestamp, false)?;
+                Ok(balances.allocate(&usage, &product))
+            })
+            .await
+    }
+
+    /// Draws `usage` down the customer's commits once per idempotency `key`.
+    pub async fn apply_drawdown(
+        &self,
+        org: OrgId,
+        key: String,
+        customer: CustomerId,
+        usage: RatedUsage,
+    ) -> Result<DrawdownOutcome, AppError> {
+        let fingerprint = usage.fingerprint(customer);
+        self.db()
+            .transaction(org, move |conn| {
+                // The customer lock comes first so a concurrent call with the same key
+                // waits here and then finds the first one's record.
+                require_customer(db::customers::lock(conn, org, customer)?, customer)?;
+                if let Some(previous) = db::drawdowns::find(conn, org, &key)? {
+                    return replay(previous, &fingerprint);
+                }
+                let product = usage_product(conn, org, &usage, "usage.product_id")?;
+                let now = clock::now();
+                let mut balances =
+                    Balances::load(conn, org, customer, usage.timestamp, usage.timestamp, true)?;
+                let allocation = balances.allocate(&usage, &product);
+                balances.persist(conn, org)?;
+                let id = Uuid::now_v7();
+                db::commit_ledger::insert(conn, org, &drawdown_entries(&allocation, &usage, id, now))?;
+                let outcome = DrawdownOutcome::of(id, &allocation);
+                let stored = serde_json::to_value(&outcome).map_err(|e| db::DbError::Other(e.to_string()))?;
+                db::drawdowns::insert(
+                    conn,
+                    &db::drawdowns::NewDrawdownRequest {
+                        org_id: org.uuid(),
+                        idempotency_key: &key,
+                        id,
+                        customer_id: customer.uuid(),
+                        request_hash: &fingerprint,
+                        result: stored,
+                        created_at: now,
+                    },
+                )?;
+                Ok(outcome)
+            })
+            .await
+            .map_err(|e| e.unique("drawdown_requests_pkey", "drawdown", "idempotency_key"))
+    }
+}
+
+fn replay(previous: db::drawdowns::DrawdownRequest, fingerprint: &[u8]) -> Result<DrawdownOutcome, AppError> {
+    if previous.request_hash != fingerprint {
+        return Err(AppError::AlreadyExists { resource: "drawdown", field: "idempotency_key" });
+    }
+    let mut outcome: DrawdownOutcome = serde_json::from_value(previous.result)
+        .map_err(|e| db::DbError::Other(format!("stored drawdown: {e}")))?;
+    outcome.replayed = true;
+    Ok(outcome)
+}

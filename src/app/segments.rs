@@ -1,0 +1,85 @@
+//! Closing access segments that have ended: what a PREPAID segment did not use expires,
+//! what a POSTPAID segment did not use is trued up. Run by the background job, and by
+//! reads that must show a complete ledger; closing twice is impossible (the segment row
+//! is locked and re-checked).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{App, AppError, clock};
+use crate::db::{self, Conn};
+use crate::domain::commit::CommitType;
+use crate::domain::commit::balance::{CloseKind, LedgerEntry, Segment};
+use crate::domain::ids::{CommitId, CustomerId, OrgId};
+
+/// The entry that writes off what is left of `s` when it closes as `kind` at `at`.
+pub fn write_off(
+    s: &Segment,
+    kind: CloseKind,
+    at: DateTime<Utc>,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> LedgerEntry {
+    LedgerEntry {
+        id: Uuid::now_v7(),
+        commit_id: s.commit_id,
+        segment_idx: s.idx,
+        kind: kind.ledger_kind(),
+        amount: -s.remaining,
+        effective_at: at,
+        source_id: None,
+        product_id: None,
+        reason,
+        created_at: now,
+    }
+}
+
+/// Closes the customer's segments that ended by `now`; the caller holds the customer's
+/// lock. Returns how many were closed.
+pub fn close_due_for_customer(
+    conn: &mut Conn,
+    org: OrgId,
+    customer: CustomerId,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let due = db::commits::due_segments_for_update(conn, org, customer, now)?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut ids: Vec<CommitId> = due.iter().map(|s| s.commit_id).collect();
+    ids.dedup();
+    let commits = db::commits::get_many(conn, org, &ids)?;
+    let mut entries = Vec::with_capacity(due.len());
+    for s in &due {
+        let commit_type =
+            commits.iter().find(|c| c.id == s.commit_id).map_or(CommitType::Prepaid, |c| c.commit_type);
+        let kind = CloseKind::at_end_of(commit_type);
+        entries.push(write_off(s, kind, s.ending_before, None, now));
+        db::commits::close_segment(conn, org, s.commit_id, s.idx, s.ending_before, kind)?;
+    }
+    db::commit_ledger::insert(conn, org, &entries)?;
+    Ok(due.len())
+}
+
+impl App {
+    /// Closes every segment, of every organization, that ended by now. Safe to run on
+    /// several instances at once. Returns how many segments were closed.
+    pub async fn close_due_segments(&self) -> Result<usize, AppError> {
+        let now = clock::now();
+        let work =
+            self.db().run(move |conn| db::commits::customers_with_due_segments(conn, now, 500)).await?;
+        let mut closed = 0;
+        for (org, customer) in work {
+            closed += self
+                .db()
+                .transaction(org, move |conn| {
+                    if !db::customers::lock(conn, org, customer)? {
+                        return Ok(0);
+                    }
+                    close_due_for_customer(conn, org, customer, now)
+                })
+                .await?;
+        }
+        Ok(closed)
+    }
+}

@@ -1,0 +1,199 @@
+//! Commit ledger rows: every signed change of a segment's balance.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::DbError;
+use super::schema::commit_ledger;
+use crate::domain::commit::balance::{KindTotal, LedgerEntry, LedgerKind};
+use crate::domain::ids::{CommitId, OrgId, ProductId};
+
+#[derive(Insertable)]
+#[diesel(table_name = commit_ledger)]
+struct NewLedgerRow<'a> {
+    org_id: Uuid,
+    id: Uuid,
+    commit_id: Uuid,
+    segment_idx: i32,
+    kind: &'static str,
+    amount: Decimal,
+    effective_at: DateTime<Utc>,
+    source_id: Option<Uuid>,
+    product_id: Option<Uuid>,
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    request_hash: Option<&'a [u8]>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = commit_ledger)]
+struct LedgerRow {
+    id: Uuid,
+    commit_id: Uuid,
+    segment_idx: i32,
+    kind: String,
+    amount: Decimal,
+    effective_at: DateTime<Utc>,
+    source_id: Option<Uuid>,
+    product_id: Option<Uuid>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<LedgerRow> for LedgerEntry {
+    type Error = DbError;
+    fn try_from(r: LedgerRow) -> Result<Self, DbError> {
+        Ok(LedgerEntry {
+            id: r.id,
+            commit_id: CommitId(r.commit_id),
+            segment_idx: r.segment_idx,
+            kind: LedgerKind::parse(&r.kind)
+                .ok_or_else(|| DbError::Other(format!("stored ledger kind {:?}", r.kind)))?,
+            amount: r.amount,
+            effective_at: r.effective_at,
+            source_id: r.source_id,
+            product_id: r.product_id.map(ProductId),
+            reason: r.reason,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// The idempotency key of an entry and a fingerprint of the request that wrote it.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestKey<'a> {
+    pub id: &'a str,
+    pub hash: &'a [u8],
+}
+
+/// Appends entries (plain ones, without a request key).
+pub fn insert(conn: &mut PgConnection, org: OrgId, entries: &[LedgerEntry]) -> Result<(), DbError> {
+    insert_with_key(conn, org, entries, None)
+}
+
+/// Appends entries, tagging them with a request key when given.
+pub fn insert_with_key(
+    conn: &mut PgConnection,
+    org: OrgId,
+    entries: &[LedgerEntry],
+    key: Option<RequestKey<'_>>,
+) -> Result<(), DbError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewLedgerRow> = entries
+        .iter()
+        .map(|e| NewLedgerRow {
+            org_id: org.uuid(),
+            id: e.id,
+            commit_id: e.commit_id.uuid(),
+            segment_idx: e.segment_idx,
+            kind: e.kind.as_str(),
+            amount: e.amount,
+            effective_at: e.effective_at,
+            source_id: e.source_id,
+            product_id: e.product_id.map(|p| p.uuid()),
+            reason: e.reason.as_deref(),
+            request_id: key.map(|k| k.id),
+            request_hash: key.map(|k| k.hash),
+            created_at: e.created_at,
+        })
+        .collect();
+    // Stay under PostgreSQL's bind-parameter limit (13 per row).
+    for chunk in rows.chunks(4000) {
+        diesel::insert_into(commit_ledger::table).values(chunk).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The entry written for `request_id`, with its request fingerprint.
+pub fn find_by_request(
+    conn: &mut PgConnection,
+    org: OrgId,
+    request_id: &str,
+) -> Result<Option<(LedgerEntry, Vec<u8>)>, DbError> {
+    let row: Option<(LedgerRow, Option<Vec<u8>>)> = commit_ledger::table
+        .filter(commit_ledger::org_id.eq(org.uuid()))
+        .filter(commit_ledger::request_id.eq(request_id))
+        .select((LedgerRow::as_select(), commit_ledger::request_hash))
+        .first(conn)
+        .optional()?;
+    row.map(|(r, h)| Ok((LedgerEntry::try_from(r)?, h.unwrap_or_default()))).transpose()
+}
+
+#[derive(QueryableByName)]
+struct TotalRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    segment_idx: i32,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Numeric)]
+    amount: Decimal,
+}
+
+/// Per segment and kind, the sum of the commit's entries effective by `at`.
+pub fn totals_up_to(
+    conn: &mut PgConnection,
+    org: OrgId,
+    commit: CommitId,
+    at: DateTime<Utc>,
+) -> Result<Vec<KindTotal>, DbError> {
+    let rows: Vec<TotalRow> = diesel::sql_query(
+        "SELECT segment_idx, kind, SUM(amount) AS amount FROM commit_ledger \
+         WHERE org_id = $1 AND commit_id = $2 AND effective_at <= $3 \
+         GROUP BY segment_idx, kind ORDER BY segment_idx, kind",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<SqlUuid, _>(commit.uuid())
+    .bind::<Timestamptz, _>(at)
+    .load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            let kind = LedgerKind::parse(&r.kind)
+                .ok_or_else(|| DbError::Other(format!("stored ledger kind {:?}", r.kind)))?;
+            Ok(KindTotal { segment_idx: r.segment_idx, kind, amount: r.amount })
+        })
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct PagedRow {
+    #[diesel(embed)]
+    entry: LedgerRow,
+    #[diesel(sql_type = Numeric)]
+    running_balance: Decimal,
+}
+
+/// Up to `limit` entries of the commit after `after` in (effective time, id) order, each
+/// with the commit's balance right after it (counting every entry, whatever `kind`).
+pub fn page(
+    conn: &mut PgConnection,
+    org: OrgId,
+    commit: CommitId,
+    kind: Option<LedgerKind>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<(LedgerEntry, Decimal)>, DbError> {
+    let rows: Vec<PagedRow> = diesel::sql_query(
+        "SELECT * FROM ( \
+            SELECT id, commit_id, segment_idx, kind, amount, effective_at, source_id, product_id, reason, created_at, \
+                   SUM(amount) OVER (ORDER BY effective_at, id) AS running_balance \
+            FROM commit_ledger WHERE org_id = $1 AND commit_id = $2 \
+         ) entries \
+         WHERE ($3::text IS NULL OR kind = $3) \
+           AND ($4::timestamptz IS NULL OR (effective_at, id) > ($4, $5)) \
+         ORDER BY effective_at, id LIMIT $6",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<SqlUuid, _>(commit.uuid())
+    .bind::<Nullable<Text>, _>(kind.map(LedgerKind::as_str))
+    .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
+    .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    rows.into_iter().map(|r| Ok((LedgerEntry::try_from(r.entry)?, r.running_balance))).collect()
+}

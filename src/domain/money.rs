@@ -1,0 +1,131 @@
+//! Exact decimal amounts and quantities, and the credit types they are counted in.
+//! Never floats: values arrive as decimal strings and stay `rust_decimal::Decimal`.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::validation::Violations;
+
+/// Credit type used when a caller names none.
+pub const DEFAULT_CREDIT_TYPE: &str = "USD";
+
+/// Largest magnitude accepted for any amount or quantity: far above any real bill, far
+/// below where sums of many of them could overflow a `Decimal`.
+pub fn max_magnitude() -> Decimal {
+    Decimal::from(1_000_000_000_000_000_i64)
+}
+
+/// Most digits after the decimal point accepted.
+pub const MAX_SCALE: u32 = 12;
+
+/// Parses a decimal string such as "12.50"; records why when it is not one.
+pub fn parse_decimal(v: &mut Violations, field: &str, s: &str) -> Option<Decimal> {
+    if s.is_empty() {
+        v.add(field, "is required (a decimal string such as \"12.50\")");
+        return None;
+    }
+    if s.len() > 64 || s.contains(['e', 'E', '_']) {
+        v.add(field, "must be a plain decimal string such as \"12.50\"");
+        return None;
+    }
+    let Ok(d) = Decimal::from_str_exact(s) else {
+        v.add(field, "must be a decimal string such as \"12.50\"");
+        return None;
+    };
+    if d.abs() > max_magnitude() {
+        v.add(field, "is too large (at most 10^15 in magnitude)");
+        return None;
+    }
+    if d.scale() > MAX_SCALE {
+        v.add(field, format!("has more than {MAX_SCALE} decimal places"));
+        return None;
+    }
+    Some(d.normalize())
+}
+
+/// Parses an optional decimal: `None` when absent.
+pub fn parse_optional_decimal(v: &mut Violations, field: &str, s: Option<&str>) -> Option<Decimal> {
+    s.and_then(|s| parse_decimal(v, field, s))
+}
+
+/// Records a violation unless `d` is above zero.
+pub fn check_positive(v: &mut Violations, field: &str, d: Decimal) {
+    if d <= Decimal::ZERO {
+        v.add(field, "must be greater than zero");
+    }
+}
+
+/// Records a violation when `d` is below zero.
+pub fn check_non_negative(v: &mut Violations, field: &str, d: Decimal) {
+    if d < Decimal::ZERO {
+        v.add(field, "must not be negative");
+    }
+}
+
+/// A credit type: a currency code or a custom credit type name; empty means USD.
+pub fn parse_credit_type(v: &mut Violations, field: &str, s: &str) -> String {
+    if s.is_empty() {
+        return DEFAULT_CREDIT_TYPE.to_owned();
+    }
+    let ok = s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        v.add(field, "must be 1 to 64 letters, digits, '_' or '-' (e.g. \"USD\")");
+    }
+    s.to_owned()
+}
+
+/// `d` rounded to the cent, halves away from zero.
+pub fn round_to_cents(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Renders a decimal for the wire without trailing zeros beyond what it carries.
+pub fn format_decimal(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Decimal, Violations> {
+        let mut v = Violations::default();
+        let d = parse_decimal(&mut v, "x", s);
+        v.finish(d.unwrap_or_default())
+    }
+
+    #[test]
+    fn plain_decimals_parse_exactly() {
+        assert_eq!(parse("12.50").unwrap(), Decimal::new(125, 1));
+        assert_eq!(parse("-0.000000000001").unwrap(), Decimal::new(-1, 12));
+        assert_eq!(parse("0.1").unwrap() + parse("0.2").unwrap(), parse("0.3").unwrap());
+    }
+
+    #[test]
+    fn floats_exponents_and_garbage_are_rejected() {
+        for bad in ["", "1e5", "abc", "NaN", "inf", "1,5", "1.2.3", "0x10"] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        assert!(parse("1000000000000001").is_err());
+        assert!(parse("99999999999999999999999999999999").is_err());
+        assert!(parse("0.0000000000001").is_err(), "13 decimal places");
+        assert!(parse("1000000000000000").is_ok());
+    }
+
+    #[test]
+    fn cents_round_half_away_from_zero() {
+        assert_eq!(round_to_cents(Decimal::new(33335, 3)), Decimal::new(3334, 2));
+        assert_eq!(round_to_cents(Decimal::new(-33335, 3)), Decimal::new(-3334, 2));
+    }
+
+    #[test]
+    fn credit_type_defaults_to_usd() {
+        let mut v = Violations::default();
+        assert_eq!(parse_credit_type(&mut v, "c", ""), "USD");
+        parse_credit_type(&mut v, "c", "US D");
+        assert_eq!(v.items().len(), 1);
+    }
+}

@@ -1,0 +1,154 @@
+//! Ready-made org, customer and products for tests that need them, created through the
+//! public API.
+
+use billing::proto::v1 as pb;
+use billing::proto::v1::commit_service_client::CommitServiceClient;
+use chrono::{DateTime, TimeZone, Utc};
+use prost_types::Timestamp;
+
+use super::server::{Authed, TestServer};
+
+/// A wire timestamp.
+pub fn ts(t: DateTime<Utc>) -> Option<Timestamp> {
+    Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+}
+
+/// Midnight UTC of a date.
+pub fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
+}
+
+/// An org with a key, one customer and two products (tagged "vod" and "fuel").
+pub struct Tenant {
+    pub key: String,
+    pub customer_id: String,
+    pub vod: String,
+    pub fuel: String,
+}
+
+impl Tenant {
+    pub async fn create(server: &TestServer, name: &str) -> Self {
+        let (_, key) = server.org(name).await;
+        let customer = server
+            .customers(&key)
+            .await
+            .create_customer(pb::CreateCustomerRequest {
+                customer: Some(pb::Customer {
+                    external_id: "ACR1".into(),
+                    name: "Customer".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create customer")
+            .into_inner()
+            .customer
+            .unwrap();
+        let products = server.products(&key).await;
+        let product = |code: &'static str, tag: &'static str| {
+            let req = pb::CreateProductRequest {
+                product: Some(pb::Product {
+                    code: code.into(),
+                    name: code.into(),
+                    tags: vec![tag.into()],
+                    service_type: format!("{tag} services"),
+                    service_family: format!("{tag} family"),
+                    kind: pb::ProductKind::Service.into(),
+                    ..Default::default()
+                }),
+            };
+            let mut client = products.clone();
+            async move {
+                client.create_product(req).await.expect("create product").into_inner().product.unwrap().id
+            }
+        };
+        let vod = product("CREED", "vod").await;
+        let fuel = product("EXXON", "fuel").await;
+        Self { key, customer_id: customer.id, vod, fuel }
+    }
+
+    pub async fn another_customer(&self, server: &TestServer, external_id: &str) -> String {
+        server
+            .customers(&self.key)
+            .await
+            .create_customer(pb::CreateCustomerRequest {
+                customer: Some(pb::Customer {
+                    external_id: external_id.into(),
+                    name: "Other".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create customer")
+            .into_inner()
+            .customer
+            .unwrap()
+            .id
+    }
+}
+
+/// A PREPAID commit of `amount` over `[from, to)` with priority `priority`.
+pub fn prepaid(
+    t: &Tenant,
+    amount: &str,
+    priority: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> pb::Commit {
+    pb::Commit {
+        r#type: pb::CommitType::Prepaid.into(),
+        customer_id: t.customer_id.clone(),
+        product_id: t.vod.clone(),
+        priority: priority.into(),
+        access_schedule: Some(pb::AccessSchedule {
+            credit_type: String::new(),
+            schedule_items: vec![pb::AccessScheduleItem {
+                amount: amount.into(),
+                starting_at: ts(from),
+                ending_before: ts(to),
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+pub async fn commits(server: &TestServer, key: &str) -> CommitServiceClient<Authed> {
+    CommitServiceClient::with_interceptor(server.channel().await, super::server::Key::bearer(key))
+}
+
+/// Creates `commit`, returning it as stored.
+pub async fn create_commit(client: &mut CommitServiceClient<Authed>, commit: pb::Commit) -> pb::Commit {
+    client
+        .create_commit(pb::CreateCommitRequest { commit: Some(commit) })
+        .await
+        .expect("create commit")
+        .into_inner()
+        .commit
+        .unwrap()
+}
+
+/// A usage of `product` worth `amount`, happening now.
+pub fn usage(product: &str, amount: &str) -> pb::RatedUsage {
+    pb::RatedUsage {
+        product_id: product.to_owned(),
+        amount: amount.into(),
+        timestamp: ts(Utc::now()),
+        ..Default::default()
+    }
+}
+
+/// ApplyDrawdown for the tenant's customer.
+pub async fn apply(
+    c: &mut CommitServiceClient<Authed>,
+    t: &Tenant,
+    key: &str,
+    u: pb::RatedUsage,
+) -> Result<pb::ApplyDrawdownResponse, tonic::Status> {
+    c.apply_drawdown(pb::ApplyDrawdownRequest {
+        idempotency_key: key.into(),
+        customer_id: t.customer_id.clone(),
+        usage: Some(u),
+    })
+    .await
+    .map(|r| r.into_inner())
+}

@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
     tonic_prost_build::configure()
+        // Vendored google.rpc types are the ones tonic-types already provides.
+        .extern_path(".google.rpc", "::tonic_types::pb")
         .file_descriptor_set_path(out_dir.join("billing_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
 

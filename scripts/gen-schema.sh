@@ -25,9 +25,9 @@ psql "$base/postgres" -qc "CREATE DATABASE $db" >/dev/null
 "$DIESEL" migration run --database-url "$url" >/dev/null
 
 if [[ ${1:-} == --refresh-patch ]]; then
-    "$DIESEL" print-schema --database-url "$url" --patch-file /dev/null > "$tmp/schema.orig" 2>/dev/null \
-        || { sed '/patch_file/d' diesel.toml > "$tmp/diesel.toml";
-             "$DIESEL" print-schema --database-url "$url" --config-file "$tmp/diesel.toml" > "$tmp/schema.orig"; }
+    # The raw print-schema output: same config, without the file and patch settings.
+    sed '/^file *=/d; /patch_file/d' diesel.toml > "$tmp/diesel.toml"
+    "$DIESEL" print-schema --database-url "$url" --config-file "$tmp/diesel.toml" > "$tmp/schema.orig"
     sed 's/Array<Nullable<\([A-Za-z0-9]*\)>>/Array<\1>/' "$tmp/schema.orig" > "$tmp/schema.new"
     diff -u "$tmp/schema.orig" "$tmp/schema.new" \
         | sed '1s|.*|--- a/src/db/schema.rs|;2s|.*|+++ b/src/db/schema.rs|' > src/db/schema.patch || true

@@ -17,16 +17,20 @@ use tonic_health::server::HealthReporter;
 
 use crate::app::App;
 use crate::db::migrate::prepare_database;
+use crate::grpc::allowance::AllowanceApi;
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::commit::CommitApi;
 use crate::grpc::customer::CustomerApi;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
+use crate::grpc::usage::UsageApi;
 use crate::jobs::JobsConfig;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::allowance_service_server::AllowanceServiceServer;
 use crate::proto::v1::commit_service_server::CommitServiceServer;
 use crate::proto::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
+use crate::proto::v1::usage_service_server::UsageServiceServer;
 
 /// Limits and timings of the gRPC server.
 #[derive(Clone, Debug)]
@@ -57,12 +61,14 @@ impl Default for ServerConfig {
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 4] {
+fn health_names() -> [&'static str; 6] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
         <ProductServiceServer<ProductApi> as NamedService>::NAME,
         <CommitServiceServer<CommitApi> as NamedService>::NAME,
+        <AllowanceServiceServer<AllowanceApi> as NamedService>::NAME,
+        <UsageServiceServer<UsageApi> as NamedService>::NAME,
     ]
 }
 
@@ -163,10 +169,12 @@ pub async fn run(
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
     let max = config.max_message_bytes;
@@ -193,6 +201,16 @@ pub async fn run(
         )
         .add_service(
             CommitServiceServer::new(CommitApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            AllowanceServiceServer::new(AllowanceApi::new(app.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            UsageServiceServer::new(UsageApi::new(app.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );

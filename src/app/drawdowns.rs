@@ -17,9 +17,11 @@ use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
 use crate::domain::drawdown::{Allocation, RatedUsage, Source, SourceRef, Usage, allocate, sort_sources};
 use crate::domain::ids::{CommitId, CustomerId, OrgId};
 use crate::domain::product::Product;
+use crate::domain::usage::exhaustion_violations;
 use crate::domain::validation::Violations;
 
 /// A customer's drawable balances inside one transaction.
+#[derive(Default)]
 pub struct Balances {
     sources: Vec<Source>,
     /// Balance of each source when loaded, to write only what changed.
@@ -27,29 +29,31 @@ pub struct Balances {
 }
 
 impl Balances {
-    /// Loads the customer's open balances that can take usage dated in `[from, until]`.
-    /// With `lock`, their rows stay locked until the transaction ends; the caller must
-    /// already hold the customer's lock (see `db::customers::lock`).
-    pub fn load(
+    /// Loads the open balances of `customers` that can take usage dated in
+    /// `[from, until]`, one set per customer (customers without any get none). With
+    /// `lock`, their rows stay locked until the transaction ends; the caller must already
+    /// hold the customers' locks (see `db::customers::lock`).
+    pub fn load_many(
         conn: &mut Conn,
         org: OrgId,
-        customer: CustomerId,
+        customers: &[CustomerId],
         from: DateTime<Utc>,
         until: DateTime<Utc>,
         lock: bool,
-    ) -> Result<Self, AppError> {
-        let segments = db::commits::open_segments(conn, org, customer, from, until, lock)?;
-        let mut ids: Vec<CommitId> = segments.iter().map(|s| s.commit_id).collect();
+    ) -> Result<HashMap<CustomerId, Self>, AppError> {
+        let segments = db::commits::open_segments(conn, org, customers, from, until, lock)?;
+        let mut ids: Vec<CommitId> = segments.iter().map(|(_, s)| s.commit_id).collect();
+        ids.sort();
         ids.dedup();
         let commits = db::commits::get_many(conn, org, &ids)?;
         let by_id: HashMap<CommitId, _> = commits
             .into_iter()
             .map(|c| (c.id, (c.priority, c.credit_type, Arc::new(c.applicability))))
             .collect();
-        let mut sources = Vec::with_capacity(segments.len());
-        for s in segments {
+        let mut out: HashMap<CustomerId, Self> = HashMap::new();
+        for (customer, s) in segments {
             let Some((priority, credit_type, applicability)) = by_id.get(&s.commit_id) else { continue };
-            sources.push(Source {
+            let source = Source {
                 source: SourceRef::CommitSegment { commit_id: s.commit_id, idx: s.idx },
                 priority: *priority,
                 starting_at: s.starting_at,
@@ -58,11 +62,28 @@ impl Balances {
                 credit_type: credit_type.clone(),
                 applicability: Arc::clone(applicability),
                 available: s.remaining,
-            });
+            };
+            let b =
+                out.entry(customer).or_insert_with(|| Self { sources: Vec::new(), loaded: HashMap::new() });
+            b.loaded.insert(source.source, source.available);
+            b.sources.push(source);
         }
-        sort_sources(&mut sources);
-        let loaded = sources.iter().map(|s| (s.source, s.available)).collect();
-        Ok(Self { sources, loaded })
+        for b in out.values_mut() {
+            sort_sources(&mut b.sources);
+        }
+        Ok(out)
+    }
+
+    /// The balances of one customer (see [`Balances::load_many`]).
+    pub fn load(
+        conn: &mut Conn,
+        org: OrgId,
+        customer: CustomerId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        lock: bool,
+    ) -> Result<Self, AppError> {
+        Ok(Self::load_many(conn, org, &[customer], from, until, lock)?.remove(&customer).unwrap_or_default())
     }
 
     /// Allocates one usage of `product`, updating the balances in memory.
@@ -227,6 +248,7 @@ impl App {
                 balances.persist(conn, org)?;
                 let id = Uuid::now_v7();
                 db::commit_ledger::insert(conn, org, &drawdown_entries(&allocation, &usage, id, now))?;
+                let exhausted = exhaustion_violations(&allocation, customer, usage.timestamp, None);
                 let outcome = DrawdownOutcome::of(id, &allocation);
                 let stored = serde_json::to_value(&outcome).map_err(|e| db::DbError::Other(e.to_string()))?;
                 db::drawdowns::insert(
@@ -241,6 +263,7 @@ impl App {
                         created_at: now,
                     },
                 )?;
+                db::violations::append(conn, org, &exhausted, now)?;
                 Ok(outcome)
             })
             .await

@@ -1,6 +1,7 @@
 //! Use cases: each opens one transaction through `db`, asks `domain` to decide, writes
 //! the result and commits. Nothing here knows about gRPC.
 
+pub mod allowances;
 pub mod clock;
 pub mod commits;
 pub mod customers;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod products;
 pub mod segments;
 pub mod tenancy;
+pub mod usage;
 
 pub use error::AppError;
 pub use tenancy::Caller;

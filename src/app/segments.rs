@@ -4,6 +4,7 @@
 //! is locked and re-checked).
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{App, AppError, clock};
@@ -11,6 +12,7 @@ use crate::db::{self, Conn};
 use crate::domain::commit::CommitType;
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, Segment};
 use crate::domain::ids::{CommitId, CustomerId, OrgId};
+use crate::domain::violation::{NewViolation, ViolationDetail, ViolationKind};
 
 /// The entry that writes off what is left of `s` when it closes as `kind` at `at`.
 pub fn write_off(
@@ -34,6 +36,29 @@ pub fn write_off(
     }
 }
 
+/// The violation telling that a POSTPAID segment ended under-used.
+fn true_up_violation(customer: CustomerId, s: &Segment) -> NewViolation {
+    NewViolation::new(
+        ViolationKind::PostpaidTrueUp,
+        Some(customer),
+        s.ending_before,
+        ViolationDetail {
+            message: format!(
+                "POSTPAID commit {} segment {} ended with {} of {} unused; it is trued up",
+                s.commit_id,
+                s.idx,
+                s.remaining.normalize(),
+                s.amount.normalize()
+            ),
+            commit_id: Some(s.commit_id),
+            used: Some(s.amount - s.remaining),
+            limit: Some(s.amount),
+            amount: Some(s.remaining),
+            ..Default::default()
+        },
+    )
+}
+
 /// Closes the customer's segments that ended by `now`; the caller holds the customer's
 /// lock. Returns how many were closed.
 pub fn close_due_for_customer(
@@ -50,14 +75,19 @@ pub fn close_due_for_customer(
     ids.dedup();
     let commits = db::commits::get_many(conn, org, &ids)?;
     let mut entries = Vec::with_capacity(due.len());
+    let mut violations = Vec::new();
     for s in &due {
         let commit_type =
             commits.iter().find(|c| c.id == s.commit_id).map_or(CommitType::Prepaid, |c| c.commit_type);
         let kind = CloseKind::at_end_of(commit_type);
         entries.push(write_off(s, kind, s.ending_before, None, now));
         db::commits::close_segment(conn, org, s.commit_id, s.idx, s.ending_before, kind)?;
+        if kind == CloseKind::TruedUp && s.remaining > Decimal::ZERO {
+            violations.push(true_up_violation(customer, s));
+        }
     }
     db::commit_ledger::insert(conn, org, &entries)?;
+    db::violations::append(conn, org, &violations, now)?;
     Ok(due.len())
 }
 

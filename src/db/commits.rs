@@ -358,26 +358,28 @@ pub fn segments(
     segments_of(if lock { q.for_update().load(conn)? } else { q.load(conn)? })
 }
 
-/// The customer's open segments that can take usage at some instant in
-/// `[from, until]`, locked when `lock`, in (commit, index) order: the fixed order every
-/// transaction takes segment locks in.
+/// The open segments of `customers` that can take usage at some instant in
+/// `[from, until]`, with their customer, locked when `lock`, in (commit, index) order:
+/// the fixed order every transaction takes segment locks in.
 pub fn open_segments(
     conn: &mut PgConnection,
     org: OrgId,
-    customer: CustomerId,
+    customers: &[CustomerId],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
     lock: bool,
-) -> Result<Vec<Segment>, DbError> {
+) -> Result<Vec<(CustomerId, Segment)>, DbError> {
+    let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
     let q = commit_segments::table
         .filter(commit_segments::org_id.eq(org.uuid()))
-        .filter(commit_segments::customer_id.eq(customer.uuid()))
+        .filter(commit_segments::customer_id.eq_any(ids))
         .filter(commit_segments::closed_at.is_null())
         .filter(commit_segments::starting_at.le(until))
         .filter(commit_segments::ending_before.gt(from))
         .order((commit_segments::commit_id, commit_segments::idx))
-        .select(SegmentRow::as_select());
-    segments_of(if lock { q.for_update().load(conn)? } else { q.load(conn)? })
+        .select((commit_segments::customer_id, SegmentRow::as_select()));
+    let rows: Vec<(Uuid, SegmentRow)> = if lock { q.for_update().load(conn)? } else { q.load(conn)? };
+    rows.into_iter().map(|(c, r)| Ok((CustomerId(c), Segment::try_from(r)?))).collect()
 }
 
 /// Sets a segment's live balance.

@@ -154,25 +154,26 @@ pub fn lock(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<bool,
     Ok(found.is_some())
 }
 
-/// Locks the customers among `ids` in id order; returns those that exist.
-pub fn lock_many(
-    conn: &mut PgConnection,
-    org: OrgId,
-    ids: &[CustomerId],
-) -> Result<Vec<CustomerId>, DbError> {
-    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
-    let found: Vec<Uuid> = customers::table
-        .filter(customers::org_id.eq(org.uuid()))
-        .filter(customers::id.eq_any(ids))
-        .order(customers::id)
-        .select(customers::id)
-        .for_no_key_update()
-        .load(conn)?;
-    Ok(found.into_iter().map(CustomerId).collect())
-}
-
 /// True when the customer exists.
 pub fn exists(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<bool, DbError> {
     Ok(diesel::select(diesel::dsl::exists(customers::table.find((org.uuid(), id.uuid()))))
         .get_result(conn)?)
+}
+
+/// The customers among `ids`, in id order; locked (FOR NO KEY UPDATE, in that order)
+/// when `lock`, as every balance-changing transaction locks its customers first.
+pub fn get_many(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[CustomerId],
+    lock: bool,
+) -> Result<Vec<Customer>, DbError> {
+    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
+    let q = customers::table
+        .filter(customers::org_id.eq(org.uuid()))
+        .filter(customers::id.eq_any(ids))
+        .order(customers::id)
+        .select(CustomerRow::as_select());
+    let rows = if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
+    rows.into_iter().map(Customer::try_from).collect()
 }

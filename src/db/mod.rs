@@ -6,6 +6,7 @@
 //! the caller's `OrgId`, and every transaction also sets it as `app.org_id` for the
 //! row-level security policies.
 
+pub mod allowances;
 pub mod commit_ledger;
 pub mod commits;
 pub mod customers;
@@ -15,6 +16,8 @@ pub mod migrate;
 pub mod products;
 pub mod schema;
 pub mod tenancy;
+pub mod usage;
+pub mod violations;
 
 use std::time::Duration;
 

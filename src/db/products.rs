@@ -120,6 +120,15 @@ pub fn get_many(conn: &mut PgConnection, org: OrgId, ids: &[ProductId]) -> Resul
     load(scoped(org).filter(products::id.eq_any(ids)), conn)
 }
 
+/// The products among `codes` that exist in the org.
+pub fn get_many_by_code(
+    conn: &mut PgConnection,
+    org: OrgId,
+    codes: &[String],
+) -> Result<Vec<Product>, DbError> {
+    load(scoped(org).filter(products::code.eq_any(codes.to_vec())), conn)
+}
+
 /// The product with `code`, if any.
 pub fn get_by_code(conn: &mut PgConnection, org: OrgId, code: &str) -> Result<Option<Product>, DbError> {
     Ok(load(scoped(org).filter(products::code.eq(code.to_owned())), conn)?.pop())

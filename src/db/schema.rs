@@ -1,6 +1,27 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    allowance_limits (org_id, customer_id) {
+        org_id -> Uuid,
+        customer_id -> Uuid,
+        max_amount_per_transaction -> Nullable<Numeric>,
+        max_amount_per_day -> Nullable<Numeric>,
+        max_amount_per_month -> Nullable<Numeric>,
+        max_usage_per_transaction -> Nullable<Numeric>,
+        max_usage_per_day -> Nullable<Numeric>,
+        max_usage_per_month -> Nullable<Numeric>,
+        tolerance_percent -> Nullable<Numeric>,
+        block_not_included -> Bool,
+        soft -> Bool,
+        warning_thresholds -> Array<Numeric>,
+        service_allowances -> Jsonb,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Uuid,
         org_id -> Uuid,
@@ -122,11 +143,76 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    usage_alerts (org_id, customer_id, scope, measure, window_kind, first_day) {
+        org_id -> Uuid,
+        customer_id -> Uuid,
+        scope -> Text,
+        measure -> Text,
+        window_kind -> Text,
+        first_day -> Date,
+        percent -> Numeric,
+    }
+}
+
+diesel::table! {
+    usage_events (org_id, event_id) {
+        org_id -> Uuid,
+        event_id -> Text,
+        id -> Uuid,
+        customer_id -> Uuid,
+        product_id -> Uuid,
+        quantity -> Numeric,
+        amount -> Numeric,
+        credit_type -> Text,
+        occurred_at -> Timestamptz,
+        decision -> Text,
+        fingerprint -> Bytea,
+        outcome -> Jsonb,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    usage_totals (org_id, customer_id, window_kind, first_day, product_id) {
+        org_id -> Uuid,
+        customer_id -> Uuid,
+        window_kind -> Text,
+        first_day -> Date,
+        product_id -> Uuid,
+        amount -> Numeric,
+        quantity -> Numeric,
+    }
+}
+
+diesel::table! {
+    violation_sequences (org_id) {
+        org_id -> Uuid,
+        last_seq -> Int8,
+        retained_from -> Int8,
+    }
+}
+
+diesel::table! {
+    violations (org_id, seq) {
+        org_id -> Uuid,
+        seq -> Int8,
+        id -> Uuid,
+        kind -> Text,
+        customer_id -> Nullable<Uuid>,
+        occurred_at -> Timestamptz,
+        recorded_at -> Timestamptz,
+        detail -> Jsonb,
+    }
+}
+
 diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(customers -> organizations (org_id));
 diesel::joinable!(products -> organizations (org_id));
+diesel::joinable!(violation_sequences -> organizations (org_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    allowance_limits,
     api_keys,
     commit_ledger,
     commit_segments,
@@ -135,4 +221,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     drawdown_requests,
     organizations,
     products,
+    usage_alerts,
+    usage_events,
+    usage_totals,
+    violation_sequences,
+    violations,
 );

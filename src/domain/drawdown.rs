@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::commit::applicability::{Applicability, UsageFacts};
+use super::fingerprint::fingerprint;
 use super::ids::{CommitId, CustomerId, ProductId};
 use super::money::check_non_negative;
 use super::text::{check_code, check_string_map};
@@ -81,25 +81,15 @@ impl RatedUsage {
     /// A fingerprint of this usage for `customer`: two requests under one idempotency
     /// key are the same request exactly when their fingerprints are equal.
     pub fn fingerprint(&self, customer: CustomerId) -> [u8; 32] {
-        let mut h = Sha256::new();
-        for part in [
+        let parts = [
             customer.to_string(),
             self.product_id.to_string(),
             self.amount.normalize().to_string(),
             self.credit_type.clone(),
             self.timestamp.timestamp_micros().to_string(),
             self.contract_id.clone().unwrap_or_default(),
-        ] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        for (k, val) in &self.group_values {
-            h.update(k.as_bytes());
-            h.update([1]);
-            h.update(val.as_bytes());
-            h.update([0]);
-        }
-        h.finalize().into()
+        ];
+        fingerprint(&parts, &self.group_values)
     }
 }
 

@@ -3,14 +3,20 @@
 //! Every function here takes what it decides on (including `now`) as arguments, so each
 //! rule is a plain unit test. Validation collects every bad field before failing.
 
+pub mod allowance;
 pub mod api_key;
 pub mod commit;
 pub mod customer;
 pub mod drawdown;
 pub mod etag;
+pub mod fingerprint;
 pub mod ids;
+pub mod limits;
 pub mod money;
 pub mod page;
 pub mod product;
 pub mod text;
+pub mod usage;
 pub mod validation;
+pub mod violation;
+pub mod windows;

@@ -2,6 +2,7 @@
 //! (collecting every bad field), calls the application, and maps the answer back.
 //! Nothing is decided here.
 
+pub mod allowance;
 pub mod auth;
 pub mod commit;
 pub mod convert;
@@ -9,3 +10,5 @@ pub mod customer;
 pub mod observe;
 pub mod product;
 pub mod status;
+pub mod usage;
+pub mod violation_mapping;

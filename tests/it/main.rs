@@ -4,6 +4,7 @@
 
 mod support;
 
+mod allowances;
 mod auth;
 mod commits;
 mod customers;
@@ -11,3 +12,4 @@ mod drawdown;
 mod e2e;
 mod products;
 mod server;
+mod usage;

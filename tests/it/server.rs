@@ -25,7 +25,14 @@ async fn health_of(server: &TestServer, service: &str) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_each_service_serving() {
     let server = TestServer::start().await;
-    for service in ["", "billing.commitments.v1.CustomerService", "billing.commitments.v1.ProductService"] {
+    for service in [
+        "",
+        "billing.commitments.v1.CustomerService",
+        "billing.commitments.v1.ProductService",
+        "billing.commitments.v1.CommitService",
+        "billing.commitments.v1.AllowanceService",
+        "billing.commitments.v1.UsageService",
+    ] {
         assert_eq!(health_of(&server, service).await, ServingStatus::Serving as i32, "{service}");
     }
 }

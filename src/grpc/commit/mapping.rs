@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::commits::{Adjustment, CommitBalance};
-use crate::app::drawdowns::DrawdownOutcome;
+use crate::app::drawdowns::{DrawRecord, DrawdownOutcome};
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, LedgerKind, SegmentPhase};
 use crate::domain::commit::validate::{
     AccessItemDraft, ChargeDraft, CommitDraft, InvoiceItemDraft, InvoiceScheduleDraft, RecurringDraft,
@@ -551,19 +551,20 @@ pub fn preview_response(a: Allocation) -> pb::PreviewDrawdownResponse {
     }
 }
 
+/// A recorded draw on the wire.
+pub fn draw_record(d: &DrawRecord) -> pb::Drawdown {
+    pb::Drawdown {
+        commit_id: d.commit_id.to_string(),
+        segment_index: d.segment_idx,
+        amount: decimal(d.amount),
+        remaining_after: decimal(d.remaining_after),
+    }
+}
+
 pub fn apply_response(o: DrawdownOutcome) -> pb::ApplyDrawdownResponse {
     pb::ApplyDrawdownResponse {
         drawdown_id: o.id.to_string(),
-        drawdowns: o
-            .draws
-            .iter()
-            .map(|d| pb::Drawdown {
-                commit_id: d.commit_id.to_string(),
-                segment_index: d.segment_idx,
-                amount: decimal(d.amount),
-                remaining_after: decimal(d.remaining_after),
-            })
-            .collect(),
+        drawdowns: o.draws.iter().map(draw_record).collect(),
         overage: decimal(o.overage),
         replayed: o.replayed,
     }

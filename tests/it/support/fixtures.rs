@@ -152,3 +152,44 @@ pub async fn apply(
     .await
     .map(|r| r.into_inner())
 }
+
+pub async fn allowances(
+    server: &TestServer,
+    key: &str,
+) -> billing::proto::v1::allowance_service_client::AllowanceServiceClient<Authed> {
+    billing::proto::v1::allowance_service_client::AllowanceServiceClient::with_interceptor(
+        server.channel().await,
+        super::server::Key::bearer(key),
+    )
+}
+
+pub async fn usage_client(
+    server: &TestServer,
+    key: &str,
+) -> billing::proto::v1::usage_service_client::UsageServiceClient<Authed> {
+    billing::proto::v1::usage_service_client::UsageServiceClient::with_interceptor(
+        server.channel().await,
+        super::server::Key::bearer(key),
+    )
+}
+
+/// A usage event of the tenant's customer for the product with `code`, happening now.
+pub fn event(t: &Tenant, event_id: &str, code: &str, quantity: &str, amount: &str) -> pb::UsageEvent {
+    pb::UsageEvent {
+        event_id: event_id.into(),
+        customer_id: t.customer_id.clone(),
+        product: Some(pb::usage_event::Product::ProductCode(code.into())),
+        quantity: quantity.into(),
+        rated_amount: amount.into(),
+        timestamp: ts(Utc::now()),
+        ..Default::default()
+    }
+}
+
+/// Records one event, returning its outcome.
+pub async fn record(
+    c: &mut billing::proto::v1::usage_service_client::UsageServiceClient<Authed>,
+    e: pb::UsageEvent,
+) -> Result<pb::UsageOutcome, tonic::Status> {
+    c.record_usage(pb::RecordUsageRequest { event: Some(e) }).await.map(|r| r.into_inner().outcome.unwrap())
+}

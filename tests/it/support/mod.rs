@@ -44,3 +44,17 @@ pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
 pub fn init_logs() {
     billing::telemetry::init(billing::telemetry::LogFormat::Pretty, "warn");
 }
+
+/// Field paths of the `BadRequest` inside a `google.rpc.Status` (a batch item's error).
+pub fn rpc_status_fields(s: &tonic_types::pb::Status) -> Vec<String> {
+    let status = Status::with_details(
+        Code::from_i32(s.code),
+        s.message.clone(),
+        prost::Message::encode_to_vec(s).into(),
+    );
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}

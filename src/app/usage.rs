@@ -1,0 +1,494 @@
+//! Recording usage: one transaction decides a whole batch of events in order. It locks the
+//! batch's customers (in id order), loads once everything the decisions need (stored
+//! events, products, limits, window totals, commit balances), lets the pure domain decide
+//! each event against the state left by the earlier ones, then writes totals, balances,
+//! ledger entries, violations and the events with their answers. A single RecordUsage is
+//! a batch of one; CheckUsage runs the same decisions without locks or writes.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, drawdown_entries};
+use super::{App, AppError, clock};
+use crate::db::usage::{AlertRow, NewEvent, StoredEvent, TotalRow, WindowKey};
+use crate::db::{self, Conn, DbError};
+use crate::domain::allowance::AllowanceLimits;
+use crate::domain::commit::balance::LedgerEntry;
+use crate::domain::customer::Customer;
+use crate::domain::ids::{CustomerId, OrgId, ProductId};
+use crate::domain::limits::{CustomerUsage, Decision, EventFacts, LimitCheck, Totals, UsageLine};
+use crate::domain::product::Product;
+use crate::domain::usage::{ProductRef, UsageEvent, exhaustion_violations, limit_violations};
+use crate::domain::validation::Violations;
+use crate::domain::violation::NewViolation;
+use crate::domain::windows::{WindowKind, window_of};
+
+/// One event of a call as the wire parsed it, with the path its fields are named under.
+#[derive(Clone, Debug)]
+pub struct EventInput {
+    pub prefix: String,
+    pub event: Result<UsageEvent, Violations>,
+}
+
+/// A violation in an answer: with its feed position once written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedViolation {
+    pub seq: Option<i64>,
+    pub recorded_at: Option<DateTime<Utc>>,
+    pub violation: NewViolation,
+}
+
+/// The answer for one event; stored with the event so a replay returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageOutcome {
+    pub event_id: String,
+    pub decision: Decision,
+    pub checks: Vec<LimitCheck>,
+    pub service_not_included: bool,
+    pub draws: Vec<DrawRecord>,
+    pub overage: Decimal,
+    pub violations: Vec<ReportedViolation>,
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// The answer for one event of a call: its outcome, or why it was refused.
+pub type EventResult = Result<UsageOutcome, AppError>;
+
+/// Everything the decisions of one batch need, loaded once.
+struct BatchState {
+    usage: HashMap<CustomerId, CustomerUsage>,
+    balances: HashMap<CustomerId, Balances>,
+    products: HashMap<ProductId, Product>,
+    product_codes: HashMap<String, ProductId>,
+    stored: HashMap<String, StoredEvent>,
+}
+
+/// What a recording batch will write.
+#[derive(Default)]
+struct Writes {
+    totals: HashMap<(CustomerId, ProductId, WindowKind, chrono::NaiveDate), Totals>,
+    alerts: HashMap<(CustomerId, String, String, WindowKind, chrono::NaiveDate), Decimal>,
+    ledger: Vec<LedgerEntry>,
+    violations: Vec<NewViolation>,
+    /// For each new event: its row, and where its violations start in `violations`.
+    events: Vec<(NewEvent, usize, usize)>,
+}
+
+fn valid_events(inputs: &[EventInput]) -> impl Iterator<Item = &UsageEvent> {
+    inputs.iter().filter_map(|i| i.event.as_ref().ok())
+}
+
+fn load_state(
+    conn: &mut Conn,
+    org: OrgId,
+    inputs: &[EventInput],
+    record: bool,
+) -> Result<BatchState, AppError> {
+    let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
+    customer_ids.sort();
+    customer_ids.dedup();
+    // Locks first, in id order: the order every balance-changing transaction uses.
+    let customers: Vec<Customer> = db::customers::get_many(conn, org, &customer_ids, record)?;
+    let stored = if record {
+        let ids: Vec<String> = valid_events(inputs).map(|e| e.event_id.clone()).collect();
+        db::usage::find_events(conn, org, &ids)?.into_iter().map(|s| (s.event_id.clone(), s)).collect()
+    } else {
+        HashMap::new()
+    };
+
+    let mut ids: HashSet<ProductId> = HashSet::new();
+    let mut codes: HashSet<String> = HashSet::new();
+    for e in valid_events(inputs) {
+        match &e.product {
+            ProductRef::Id(id) => ids.insert(*id),
+            ProductRef::Code(code) => codes.insert(code.clone()),
+        };
+    }
+    let mut products: HashMap<ProductId, Product> = HashMap::new();
+    products.extend(
+        db::products::get_many(conn, org, &ids.into_iter().collect::<Vec<_>>())?
+            .into_iter()
+            .map(|p| (p.id, p)),
+    );
+    products.extend(
+        db::products::get_many_by_code(conn, org, &codes.into_iter().collect::<Vec<_>>())?
+            .into_iter()
+            .map(|p| (p.id, p)),
+    );
+    let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
+
+    let limits: HashMap<CustomerId, AllowanceLimits> = db::allowances::get_many(conn, org, &customer_ids)?;
+    let tz: HashMap<CustomerId, chrono_tz::Tz> = customers.iter().map(|c| (c.id, c.time_zone)).collect();
+    let mut keys: HashSet<WindowKey> = HashSet::new();
+    for e in valid_events(inputs).filter(|e| limits.contains_key(&e.customer_id)) {
+        if let Some(tz) = tz.get(&e.customer_id) {
+            for kind in [WindowKind::Day, WindowKind::Month] {
+                keys.insert(WindowKey {
+                    customer: e.customer_id,
+                    kind,
+                    first_day: window_of(kind, *tz, e.timestamp).first_day,
+                });
+            }
+        }
+    }
+    let keys: Vec<WindowKey> = keys.into_iter().collect();
+    let totals = db::usage::load_totals(conn, org, &keys)?;
+    let alerts = db::usage::load_alerts(conn, org, &keys)?;
+    let missing: Vec<ProductId> =
+        totals.iter().map(|t| t.product).filter(|p| !products.contains_key(p)).collect();
+    products.extend(db::products::get_many(conn, org, &missing)?.into_iter().map(|p| (p.id, p)));
+
+    let mut usage: HashMap<CustomerId, CustomerUsage> = customers
+        .iter()
+        .map(|c| {
+            let state = CustomerUsage {
+                time_zone: c.time_zone,
+                limits: limits.get(&c.id).map(|l| l.settings.clone()),
+                totals: HashMap::new(),
+                products: HashMap::new(),
+                alerted: HashMap::new(),
+            };
+            (c.id, state)
+        })
+        .collect();
+    for t in totals {
+        if let Some(u) = usage.get_mut(&t.customer) {
+            u.totals
+                .insert((t.product, t.kind, t.first_day), Totals { amount: t.amount, quantity: t.quantity });
+            if let Some(p) = products.get(&t.product) {
+                u.products.insert(p.id, p.clone());
+            }
+        }
+    }
+    for a in alerts {
+        let measure = match a.measure.as_str() {
+            "rated_amount" => crate::domain::allowance::Measure::RatedAmount,
+            _ => crate::domain::allowance::Measure::Usage,
+        };
+        if let Some(u) = usage.get_mut(&a.customer) {
+            u.alerted.insert((a.scope, measure, a.kind, a.first_day), a.percent);
+        }
+    }
+
+    let times: Vec<DateTime<Utc>> = valid_events(inputs).map(|e| e.timestamp).collect();
+    let balances = match (times.iter().min(), times.iter().max()) {
+        (Some(from), Some(until)) => {
+            let present: Vec<CustomerId> = customers.iter().map(|c| c.id).collect();
+            Balances::load_many(conn, org, &present, *from, *until, record)?
+        }
+        _ => HashMap::new(),
+    };
+    Ok(BatchState { usage, balances, products, product_codes, stored })
+}
+
+fn replay(stored_fingerprint: &[u8], outcome: &UsageOutcome, fingerprint: &[u8]) -> EventResult {
+    if stored_fingerprint != fingerprint {
+        return Err(AppError::AlreadyExists { resource: "usage event", field: "event_id" });
+    }
+    Ok(UsageOutcome { replayed: true, ..outcome.clone() })
+}
+
+/// Only decided events are remembered as seen, so a seen event always has an outcome.
+fn unreachable_replay() -> EventResult {
+    Err(DbError::Other("replay of an event that has no outcome".into()).into())
+}
+
+fn stored_outcome(s: &StoredEvent) -> Result<UsageOutcome, AppError> {
+    serde_json::from_value(s.outcome.clone())
+        .map_err(|e| DbError::Other(format!("stored usage outcome: {e}")).into())
+}
+
+/// Decides every event of a batch in order; with `writes`, records what was decided.
+fn decide(
+    state: &mut BatchState,
+    inputs: &[EventInput],
+    mut writes: Option<&mut Writes>,
+    now: DateTime<Utc>,
+) -> Result<Vec<EventResult>, AppError> {
+    let mut results: Vec<EventResult> = Vec::with_capacity(inputs.len());
+    // Events of this batch by id: their fingerprint and index in `results`.
+    let mut seen: HashMap<String, ([u8; 32], usize)> = HashMap::new();
+    for input in inputs {
+        let e = match &input.event {
+            Ok(e) => e,
+            Err(v) => {
+                results.push(Err(AppError::Invalid(v.clone())));
+                continue;
+            }
+        };
+        let fingerprint = e.fingerprint();
+        if writes.is_some() {
+            if let Some((earlier, index)) = seen.get(&e.event_id) {
+                let result = match &results[*index] {
+                    Ok(outcome) => replay(earlier, outcome, &fingerprint),
+                    Err(_) => unreachable_replay(),
+                };
+                results.push(result);
+                continue;
+            }
+            if let Some(stored) = state.stored.get(&e.event_id) {
+                results
+                    .push(stored_outcome(stored).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)));
+                continue;
+            }
+        }
+        let Some(usage) = state.usage.get_mut(&e.customer_id) else {
+            results.push(Err(AppError::not_found("customer", e.customer_id)));
+            continue;
+        };
+        let product = match &e.product {
+            ProductRef::Id(id) => state.products.get(id),
+            ProductRef::Code(code) => state.product_codes.get(code).and_then(|id| state.products.get(id)),
+        };
+        let Some(product) = product else {
+            let field = match e.product {
+                ProductRef::Id(_) => "product_id",
+                ProductRef::Code(_) => "product_code",
+            };
+            let mut v = Violations::at(&input.prefix);
+            v.add(field, "no such product");
+            results.push(Err(AppError::Invalid(v)));
+            continue;
+        };
+        let facts = EventFacts { product, quantity: e.quantity, amount: e.amount, at: e.timestamp };
+        let evaluation = usage.evaluate(&facts);
+        let mut violations = limit_violations(e, product.id, &evaluation);
+        let event_uuid = Uuid::now_v7();
+        let (draws, overage) = if evaluation.decision == Decision::Blocked {
+            (Vec::new(), Decimal::ZERO)
+        } else {
+            usage.record(&facts, &evaluation);
+            let rated = e.rated(product.id);
+            let allocation = state.balances.entry(e.customer_id).or_default().allocate(&rated, product);
+            violations.extend(exhaustion_violations(
+                &allocation,
+                e.customer_id,
+                e.timestamp,
+                Some(&e.event_id),
+            ));
+            if let Some(w) = writes.as_deref_mut() {
+                for kind in [WindowKind::Day, WindowKind::Month] {
+                    let day = window_of(kind, usage.time_zone, e.timestamp).first_day;
+                    let t = w.totals.entry((e.customer_id, product.id, kind, day)).or_default();
+                    t.amount += e.amount;
+                    t.quantity += e.quantity;
+                }
+                for c in &evaluation.crossings {
+                    let key = (
+                        e.customer_id,
+                        c.scope.clone(),
+                        c.measure.as_str().to_owned(),
+                        c.window.kind,
+                        c.window.first_day,
+                    );
+                    let level = w.alerts.entry(key).or_default();
+                    *level = (*level).max(c.percent);
+                }
+                w.ledger.extend(drawdown_entries(&allocation, &rated, event_uuid, now));
+            }
+            (DrawdownOutcome::of(event_uuid, &allocation).draws, allocation.overage)
+        };
+        let outcome = UsageOutcome {
+            event_id: e.event_id.clone(),
+            decision: evaluation.decision,
+            checks: evaluation.checks,
+            service_not_included: evaluation.service_not_included,
+            draws,
+            overage,
+            violations: violations
+                .iter()
+                .map(|v| ReportedViolation { seq: None, recorded_at: None, violation: v.clone() })
+                .collect(),
+            replayed: false,
+        };
+        if let Some(w) = writes.as_deref_mut() {
+            let start = w.violations.len();
+            w.violations.extend(violations);
+            let row = NewEvent {
+                org_id: Uuid::nil(),
+                event_id: e.event_id.clone(),
+                id: event_uuid,
+                customer_id: e.customer_id.uuid(),
+                product_id: product.id.uuid(),
+                quantity: e.quantity,
+                amount: e.amount,
+                credit_type: e.credit_type.clone(),
+                occurred_at: e.timestamp,
+                decision: outcome.decision.as_str(),
+                fingerprint: fingerprint.to_vec(),
+                outcome: serde_json::Value::Null,
+                recorded_at: now,
+            };
+            w.events.push((row, start, w.violations.len()));
+            seen.insert(e.event_id.clone(), (fingerprint, results.len()));
+        }
+        results.push(Ok(outcome));
+    }
+    Ok(results)
+}
+
+/// Writes what a batch decided; fills the violations' feed positions into the answers.
+fn persist(
+    conn: &mut Conn,
+    org: OrgId,
+    state: &BatchState,
+    mut writes: Writes,
+    results: &mut [EventResult],
+    now: DateTime<Utc>,
+) -> Result<(), AppError> {
+    let totals: Vec<TotalRow> = writes
+        .totals
+        .iter()
+        .map(|((customer, product, kind, day), t)| TotalRow {
+            customer: *customer,
+            product: *product,
+            kind: *kind,
+            first_day: *day,
+            amount: t.amount,
+            quantity: t.quantity,
+        })
+        .collect();
+    db::usage::add_totals(conn, org, &totals)?;
+    let alerts: Vec<AlertRow> = writes
+        .alerts
+        .iter()
+        .map(|((customer, scope, measure, kind, day), percent)| AlertRow {
+            customer: *customer,
+            scope: scope.clone(),
+            measure: measure.clone(),
+            kind: *kind,
+            first_day: *day,
+            percent: *percent,
+        })
+        .collect();
+    db::usage::raise_alerts(conn, org, &alerts)?;
+    for b in state.balances.values() {
+        b.persist(conn, org)?;
+    }
+    db::commit_ledger::insert(conn, org, &writes.ledger)?;
+    // Last: the feed's sequence lock is held until commit.
+    let written = db::violations::append(conn, org, &writes.violations, now)?;
+
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for (i, r) in results.iter().enumerate() {
+        if let Ok(o) = r
+            && !o.replayed
+        {
+            by_id.insert(o.event_id.clone(), i);
+        }
+    }
+    let mut rows = Vec::with_capacity(writes.events.len());
+    for (mut row, start, end) in writes.events.drain(..) {
+        let Some(Ok(outcome)) = by_id.get(&row.event_id).map(|i| &mut results[*i]) else { continue };
+        for (reported, stored) in outcome.violations.iter_mut().zip(&written[start..end]) {
+            reported.seq = Some(stored.seq);
+            reported.recorded_at = Some(stored.recorded_at);
+        }
+        row.org_id = org.uuid();
+        row.outcome = serde_json::to_value(&*outcome)
+            .map_err(|e| DbError::Other(format!("serializing outcome: {e}")))?;
+        rows.push(row);
+    }
+    // A repeat of an event of this same batch answers as its original now does.
+    for i in 0..results.len() {
+        let original = match &results[i] {
+            Ok(o) if o.replayed => by_id.get(&o.event_id).copied(),
+            _ => None,
+        };
+        if let Some(j) = original
+            && let Ok(first) = &results[j]
+        {
+            results[i] = Ok(UsageOutcome { replayed: true, ..first.clone() });
+        }
+    }
+    db::usage::insert_events(conn, &rows).map_err(|e| match e {
+        // Another transaction recorded the same event id (for another customer) first:
+        // run the batch again, it will find that event and answer accordingly.
+        DbError::UniqueViolation { constraint } if constraint == "usage_events_pkey" => {
+            DbError::Conflict(format!("event id recorded concurrently ({constraint})"))
+        }
+        other => other,
+    })?;
+    Ok(())
+}
+
+impl App {
+    /// Decides and records a batch of events in one transaction; one result per input.
+    pub async fn record_usage(
+        &self,
+        org: OrgId,
+        inputs: Vec<EventInput>,
+    ) -> Result<Vec<EventResult>, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let now = clock::now();
+                let mut state = load_state(conn, org, &inputs, true)?;
+                let mut writes = Writes::default();
+                let mut results = decide(&mut state, &inputs, Some(&mut writes), now)?;
+                persist(conn, org, &state, writes, &mut results, now)?;
+                Ok(results)
+            })
+            .await
+    }
+
+    /// The decision recording `input` would take now, recording nothing.
+    pub async fn check_usage(&self, org: OrgId, input: EventInput) -> Result<UsageOutcome, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let inputs = [input.clone()];
+                let mut state = load_state(conn, org, &inputs, false)?;
+                let mut results = decide(&mut state, &inputs, None, clock::now())?;
+                results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
+            })
+            .await
+    }
+
+    /// The customer's limits and every daily and monthly maximum with its total at `at`.
+    pub async fn allowance_usage(
+        &self,
+        org: OrgId,
+        customer: CustomerId,
+        at: DateTime<Utc>,
+    ) -> Result<(AllowanceLimits, Vec<UsageLine>), AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let c = db::customers::get(conn, org, customer)?
+                    .ok_or_else(|| AppError::not_found("customer", customer))?;
+                let limits = db::allowances::get(conn, org, customer, false)?
+                    .ok_or_else(|| AppError::not_found("allowance limits", customer))?;
+                let keys: Vec<WindowKey> = [WindowKind::Day, WindowKind::Month]
+                    .into_iter()
+                    .map(|kind| WindowKey {
+                        customer,
+                        kind,
+                        first_day: window_of(kind, c.time_zone, at).first_day,
+                    })
+                    .collect();
+                let totals = db::usage::load_totals(conn, org, &keys)?;
+                let ids: Vec<ProductId> = totals.iter().map(|t| t.product).collect();
+                let products = db::products::get_many(conn, org, &ids)?;
+                let usage = CustomerUsage {
+                    time_zone: c.time_zone,
+                    limits: Some(limits.settings.clone()),
+                    totals: totals
+                        .iter()
+                        .map(|t| {
+                            (
+                                (t.product, t.kind, t.first_day),
+                                Totals { amount: t.amount, quantity: t.quantity },
+                            )
+                        })
+                        .collect(),
+                    products: products.into_iter().map(|p| (p.id, p)).collect(),
+                    alerted: HashMap::new(),
+                };
+                Ok((limits, usage.report(at)))
+            })
+            .await
+    }
+}

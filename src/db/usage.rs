@@ -1,0 +1,305 @@
+//! Usage event, total and alert rows. Every query takes a whole batch's keys at once, so
+//! a batch costs a fixed number of statements whatever its size.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Date, Numeric, Text, Uuid as SqlUuid};
+use diesel::upsert::excluded;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::DbError;
+use super::schema::{usage_alerts, usage_events, usage_totals};
+use crate::domain::ids::{CustomerId, OrgId, ProductId};
+use crate::domain::windows::WindowKind;
+
+/// A decided event as stored: its fingerprint and the answer it got.
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = usage_events)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub fingerprint: Vec<u8>,
+    pub outcome: serde_json::Value,
+}
+
+#[derive(Insertable, Debug)]
+#[diesel(table_name = usage_events)]
+pub struct NewEvent {
+    pub org_id: Uuid,
+    pub event_id: String,
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: Decimal,
+    pub amount: Decimal,
+    pub credit_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub decision: &'static str,
+    pub fingerprint: Vec<u8>,
+    pub outcome: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The stored events among `event_ids`.
+pub fn find_events(
+    conn: &mut PgConnection,
+    org: OrgId,
+    event_ids: &[String],
+) -> Result<Vec<StoredEvent>, DbError> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(usage_events::table
+        .filter(usage_events::org_id.eq(org.uuid()))
+        .filter(usage_events::event_id.eq_any(event_ids))
+        .select(StoredEvent::as_select())
+        .load(conn)?)
+}
+
+pub fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> Result<(), DbError> {
+    // 13 bind parameters a row; stay far under PostgreSQL's 65535.
+    for chunk in events.chunks(2000) {
+        diesel::insert_into(usage_events::table).values(chunk).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A window of one customer whose totals are wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WindowKey {
+    pub customer: CustomerId,
+    pub kind: WindowKind,
+    pub first_day: NaiveDate,
+}
+
+/// One product's total in one window of one customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TotalRow {
+    pub customer: CustomerId,
+    pub product: ProductId,
+    pub kind: WindowKind,
+    pub first_day: NaiveDate,
+    pub amount: Decimal,
+    pub quantity: Decimal,
+}
+
+#[derive(QueryableByName)]
+struct RawTotal {
+    #[diesel(sql_type = SqlUuid)]
+    customer_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    product_id: Uuid,
+    #[diesel(sql_type = Text)]
+    window_kind: String,
+    #[diesel(sql_type = Date)]
+    first_day: NaiveDate,
+    #[diesel(sql_type = Numeric)]
+    amount: Decimal,
+    #[diesel(sql_type = Numeric)]
+    quantity: Decimal,
+}
+
+fn key_arrays(keys: &[WindowKey]) -> (Vec<Uuid>, Vec<String>, Vec<NaiveDate>) {
+    (
+        keys.iter().map(|k| k.customer.uuid()).collect(),
+        keys.iter().map(|k| k.kind.as_str().to_owned()).collect(),
+        keys.iter().map(|k| k.first_day).collect(),
+    )
+}
+
+fn window_kind(s: &str) -> Result<WindowKind, DbError> {
+    WindowKind::parse(s).ok_or_else(|| DbError::Other(format!("stored window kind {s:?}")))
+}
+
+/// Every product total in the given windows.
+pub fn load_totals(
+    conn: &mut PgConnection,
+    org: OrgId,
+    keys: &[WindowKey],
+) -> Result<Vec<TotalRow>, DbError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (customers, kinds, days) = key_arrays(keys);
+    let rows: Vec<RawTotal> = diesel::sql_query(
+        "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.amount, t.quantity \
+         FROM usage_totals t \
+         JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
+           ON t.customer_id = w.customer_id AND t.window_kind = w.window_kind AND t.first_day = w.first_day \
+         WHERE t.org_id = $1",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(customers)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Date>, _>(days)
+    .load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(TotalRow {
+                customer: CustomerId(r.customer_id),
+                product: ProductId(r.product_id),
+                kind: window_kind(&r.window_kind)?,
+                first_day: r.first_day,
+                amount: r.amount,
+                quantity: r.quantity,
+            })
+        })
+        .collect()
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = usage_totals)]
+struct TotalDelta {
+    org_id: Uuid,
+    customer_id: Uuid,
+    window_kind: &'static str,
+    first_day: NaiveDate,
+    product_id: Uuid,
+    amount: Decimal,
+    quantity: Decimal,
+}
+
+/// Adds each row's amount and quantity to its total (rows must have distinct keys).
+pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> Result<(), DbError> {
+    let rows: Vec<TotalDelta> = deltas
+        .iter()
+        .map(|d| TotalDelta {
+            org_id: org.uuid(),
+            customer_id: d.customer.uuid(),
+            window_kind: d.kind.as_str(),
+            first_day: d.first_day,
+            product_id: d.product.uuid(),
+            amount: d.amount,
+            quantity: d.quantity,
+        })
+        .collect();
+    for chunk in rows.chunks(5000) {
+        diesel::insert_into(usage_totals::table)
+            .values(chunk)
+            .on_conflict((
+                usage_totals::org_id,
+                usage_totals::customer_id,
+                usage_totals::window_kind,
+                usage_totals::first_day,
+                usage_totals::product_id,
+            ))
+            .do_update()
+            .set((
+                usage_totals::amount.eq(usage_totals::amount + excluded(usage_totals::amount)),
+                usage_totals::quantity.eq(usage_totals::quantity + excluded(usage_totals::quantity)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The highest threshold notified for one scope, measure and window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    pub customer: CustomerId,
+    pub scope: String,
+    pub measure: String,
+    pub kind: WindowKind,
+    pub first_day: NaiveDate,
+    pub percent: Decimal,
+}
+
+#[derive(QueryableByName)]
+struct RawAlert {
+    #[diesel(sql_type = SqlUuid)]
+    customer_id: Uuid,
+    #[diesel(sql_type = Text)]
+    scope: String,
+    #[diesel(sql_type = Text)]
+    measure: String,
+    #[diesel(sql_type = Text)]
+    window_kind: String,
+    #[diesel(sql_type = Date)]
+    first_day: NaiveDate,
+    #[diesel(sql_type = Numeric)]
+    percent: Decimal,
+}
+
+/// Every alert level in the given windows.
+pub fn load_alerts(
+    conn: &mut PgConnection,
+    org: OrgId,
+    keys: &[WindowKey],
+) -> Result<Vec<AlertRow>, DbError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (customers, kinds, days) = key_arrays(keys);
+    let rows: Vec<RawAlert> = diesel::sql_query(
+        "SELECT a.customer_id, a.scope, a.measure, a.window_kind, a.first_day, a.percent \
+         FROM usage_alerts a \
+         JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
+           ON a.customer_id = w.customer_id AND a.window_kind = w.window_kind AND a.first_day = w.first_day \
+         WHERE a.org_id = $1",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(customers)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Date>, _>(days)
+    .load(conn)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(AlertRow {
+                customer: CustomerId(r.customer_id),
+                scope: r.scope,
+                measure: r.measure,
+                kind: window_kind(&r.window_kind)?,
+                first_day: r.first_day,
+                percent: r.percent,
+            })
+        })
+        .collect()
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = usage_alerts)]
+struct NewAlert<'a> {
+    org_id: Uuid,
+    customer_id: Uuid,
+    scope: &'a str,
+    measure: &'a str,
+    window_kind: &'static str,
+    first_day: NaiveDate,
+    percent: Decimal,
+}
+
+/// Raises alert levels (never lowers them); rows must have distinct keys.
+pub fn raise_alerts(conn: &mut PgConnection, org: OrgId, alerts: &[AlertRow]) -> Result<(), DbError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewAlert> = alerts
+        .iter()
+        .map(|a| NewAlert {
+            org_id: org.uuid(),
+            customer_id: a.customer.uuid(),
+            scope: &a.scope,
+            measure: &a.measure,
+            window_kind: a.kind.as_str(),
+            first_day: a.first_day,
+            percent: a.percent,
+        })
+        .collect();
+    diesel::insert_into(usage_alerts::table)
+        .values(&rows)
+        .on_conflict((
+            usage_alerts::org_id,
+            usage_alerts::customer_id,
+            usage_alerts::scope,
+            usage_alerts::measure,
+            usage_alerts::window_kind,
+            usage_alerts::first_day,
+        ))
+        .do_update()
+        .set(
+            usage_alerts::percent
+                .eq(diesel::dsl::sql::<Numeric>("GREATEST(usage_alerts.percent, EXCLUDED.percent)")),
+        )
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! Usage events: what a client reports, its fingerprint for idempotency, and the
+//! violations a decision on it raises.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::drawdown::{Allocation, RatedUsage, SourceRef};
+use super::fingerprint::fingerprint;
+use super::ids::{CustomerId, ProductId};
+use super::limits::{Decision, Evaluation, Outcome};
+use super::money::check_non_negative;
+use super::text::{check_code, check_length, check_string_map};
+use super::validation::{Parsed, Violations};
+use super::violation::{NewViolation, ViolationDetail, ViolationKind};
+
+/// Most events one batch call may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// How an event names its product.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProductRef {
+    Id(ProductId),
+    Code(String),
+}
+
+/// A usage event as reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub event_id: String,
+    pub customer_id: CustomerId,
+    pub product: ProductRef,
+    pub quantity: Decimal,
+    pub amount: Decimal,
+    pub credit_type: String,
+    pub timestamp: DateTime<Utc>,
+    pub group_values: BTreeMap<String, String>,
+    pub contract_id: Option<String>,
+}
+
+/// A usage event as read from the wire.
+#[derive(Clone, Debug, Default)]
+pub struct UsageEventDraft {
+    pub event_id: String,
+    pub customer_id: Parsed<CustomerId>,
+    pub product: Parsed<ProductRef>,
+    pub quantity: Parsed<Decimal>,
+    pub amount: Parsed<Decimal>,
+    pub credit_type: String,
+    pub timestamp: Parsed<DateTime<Utc>>,
+    pub group_values: BTreeMap<String, String>,
+    pub contract_id: Option<String>,
+}
+
+/// Checks an event; `require_id` for recording (checking needs no id); `latest` is the
+/// latest timestamp accepted.
+pub fn validate_event(
+    d: UsageEventDraft,
+    require_id: bool,
+    latest: DateTime<Utc>,
+    v: &mut Violations,
+) -> Option<UsageEvent> {
+    if require_id || !d.event_id.is_empty() {
+        check_code(v, "event_id", &d.event_id, 128);
+    }
+    let customer_id = d.customer_id.required(v, "customer_id");
+    let product = d.product.required(v, "product_id");
+    if let Some(ProductRef::Code(code)) = &product {
+        check_code(v, "product_code", code, 128);
+    }
+    let quantity = d.quantity.required(v, "quantity");
+    let amount = d.amount.required(v, "rated_amount");
+    for (field, value) in [("quantity", quantity), ("rated_amount", amount)] {
+        if let Some(x) = value {
+            check_non_negative(v, field, x);
+        }
+    }
+    let timestamp = d.timestamp.required(v, "timestamp");
+    if timestamp.is_some_and(|t| t > latest) {
+        v.add("timestamp", "is too far in the future");
+    }
+    check_string_map(v, "group_values", &d.group_values, super::drawdown::MAX_GROUP_VALUES, 256);
+    if let Some(c) = &d.contract_id {
+        check_length(v, "contract_id", c, 1, 128);
+    }
+    if !v.is_empty() {
+        return None;
+    }
+    Some(UsageEvent {
+        event_id: d.event_id,
+        customer_id: customer_id?,
+        product: product?,
+        quantity: quantity?,
+        amount: amount?,
+        credit_type: d.credit_type,
+        timestamp: timestamp?,
+        group_values: d.group_values,
+        contract_id: d.contract_id,
+    })
+}
+
+impl UsageEvent {
+    /// Equal for two reports of the same event, different otherwise (trailing zeros of
+    /// decimals do not count).
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let product = match &self.product {
+            ProductRef::Id(id) => format!("id:{id}"),
+            ProductRef::Code(code) => format!("code:{code}"),
+        };
+        let parts = [
+            self.customer_id.to_string(),
+            product,
+            self.quantity.normalize().to_string(),
+            self.amount.normalize().to_string(),
+            self.credit_type.clone(),
+            self.timestamp.timestamp_micros().to_string(),
+            self.contract_id.clone().unwrap_or_default(),
+        ];
+        fingerprint(&parts, &self.group_values)
+    }
+
+    /// The event as the drawdown engine takes it, once its product is known.
+    pub fn rated(&self, product_id: ProductId) -> RatedUsage {
+        RatedUsage {
+            product_id,
+            amount: self.amount,
+            credit_type: self.credit_type.clone(),
+            timestamp: self.timestamp,
+            group_values: self.group_values.clone(),
+            contract_id: self.contract_id.clone(),
+        }
+    }
+}
+
+fn limit_detail(
+    e: &UsageEvent,
+    product: ProductId,
+    check: &super::limits::LimitCheck,
+    blocked: bool,
+) -> ViolationDetail {
+    let over = if check.outcome == Outcome::Exceeded { "past its tolerance" } else { "within its tolerance" };
+    ViolationDetail {
+        message: format!(
+            "{} {} per {} of {} is {} against a maximum of {} ({over})",
+            check.scope,
+            check.measure.as_str(),
+            check.period.as_str(),
+            e.event_id,
+            check.used.normalize(),
+            check.maximum.normalize()
+        ),
+        event_id: Some(e.event_id.clone()),
+        product_id: Some(product),
+        scope: Some(check.scope.clone()),
+        measure: Some(check.measure.as_str().to_owned()),
+        period: Some(check.period.as_str().to_owned()),
+        window_start: check.window.map(|w| w.start),
+        used: Some(check.used),
+        limit: Some(check.maximum),
+        tolerance_limit: Some(check.tolerance_maximum),
+        blocked,
+        ..Default::default()
+    }
+}
+
+/// The violations a limits evaluation of `e` raises.
+pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> Vec<NewViolation> {
+    let blocked = ev.decision == Decision::Blocked;
+    let mut out = Vec::new();
+    let at = e.timestamp;
+    let customer = Some(e.customer_id);
+    if ev.not_included_blocks {
+        out.push(NewViolation::new(
+            ViolationKind::ServiceNotIncluded,
+            customer,
+            at,
+            ViolationDetail {
+                message: format!("event {} uses a service no allowance includes", e.event_id),
+                event_id: Some(e.event_id.clone()),
+                product_id: Some(product),
+                blocked,
+                ..Default::default()
+            },
+        ));
+    }
+    for check in &ev.checks {
+        let kind = match (check.outcome, ev.soft) {
+            (Outcome::Within, _) => continue,
+            (Outcome::Exceeded, false) => ViolationKind::LimitBlock,
+            (Outcome::OverLimit, _) | (Outcome::Exceeded, true) => {
+                // When another limit blocks the event, nothing is recorded: warn of nothing.
+                if blocked {
+                    continue;
+                }
+                ViolationKind::LimitWarning
+            }
+        };
+        out.push(NewViolation::new(
+            kind,
+            customer,
+            at,
+            limit_detail(e, product, check, kind == ViolationKind::LimitBlock),
+        ));
+    }
+    for c in &ev.crossings {
+        out.push(NewViolation::new(
+            ViolationKind::ThresholdCrossed,
+            customer,
+            at,
+            ViolationDetail {
+                message: format!(
+                    "{} {} per {} reached {}% of its maximum",
+                    c.scope,
+                    c.measure.as_str(),
+                    if c.window.kind == super::windows::WindowKind::Day { "day" } else { "month" },
+                    c.percent.normalize()
+                ),
+                event_id: Some(e.event_id.clone()),
+                product_id: Some(product),
+                scope: Some(c.scope.clone()),
+                measure: Some(c.measure.as_str().to_owned()),
+                period: Some(
+                    if c.window.kind == super::windows::WindowKind::Day { "day" } else { "month" }.to_owned(),
+                ),
+                window_start: Some(c.window.start),
+                used: Some(c.used),
+                limit: Some(c.maximum),
+                threshold_percent: Some(c.percent),
+                ..Default::default()
+            },
+        ));
+    }
+    out
+}
+
+/// A COMMIT_EXHAUSTED violation for every commit segment `allocation` emptied.
+pub fn exhaustion_violations(
+    allocation: &Allocation,
+    customer: CustomerId,
+    at: DateTime<Utc>,
+    event_id: Option<&str>,
+) -> Vec<NewViolation> {
+    allocation
+        .draws
+        .iter()
+        .filter(|d| d.remaining_after.is_zero() && d.amount > Decimal::ZERO)
+        .map(|d| match d.source {
+            SourceRef::CommitSegment { commit_id, idx } => NewViolation::new(
+                ViolationKind::CommitExhausted,
+                Some(customer),
+                at,
+                ViolationDetail {
+                    message: format!("commit {commit_id} access segment {idx} is used up"),
+                    event_id: event_id.map(str::to_owned),
+                    commit_id: Some(commit_id),
+                    amount: Some(d.amount),
+                    ..Default::default()
+                },
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn draft() -> UsageEventDraft {
+        UsageEventDraft {
+            event_id: "evt-1".into(),
+            customer_id: Parsed::Valid(CustomerId::generate()),
+            product: Parsed::Valid(ProductRef::Code("CREED".into())),
+            quantity: Parsed::Valid(Decimal::ONE),
+            amount: Parsed::Valid(Decimal::TEN),
+            credit_type: "USD".into(),
+            timestamp: Parsed::Valid(Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()),
+            ..Default::default()
+        }
+    }
+
+    fn latest() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 1, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn valid_event_passes_and_fingerprints_stably() {
+        let mut v = Violations::default();
+        let e = validate_event(draft(), true, latest(), &mut v).expect("valid");
+        let same = UsageEvent { amount: "10.000".parse().unwrap(), ..e.clone() };
+        assert_eq!(e.fingerprint(), same.fingerprint());
+        let other = UsageEvent { quantity: Decimal::TWO, ..e.clone() };
+        assert_ne!(e.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn event_id_is_required_to_record_but_not_to_check() {
+        let mut v = Violations::default();
+        assert!(
+            validate_event(UsageEventDraft { event_id: String::new(), ..draft() }, true, latest(), &mut v)
+                .is_none()
+        );
+        assert_eq!(v.items()[0].field, "event_id");
+        let mut v = Violations::default();
+        assert!(
+            validate_event(UsageEventDraft { event_id: String::new(), ..draft() }, false, latest(), &mut v)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn negative_quantities_and_far_future_timestamps_are_invalid() {
+        let mut v = Violations::default();
+        let d = UsageEventDraft {
+            quantity: Parsed::Valid(Decimal::NEGATIVE_ONE),
+            timestamp: Parsed::Valid(latest() + chrono::Duration::seconds(1)),
+            ..draft()
+        };
+        assert!(validate_event(d, true, latest(), &mut v).is_none());
+        let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(fields, ["quantity", "timestamp"]);
+    }
+}

@@ -1,0 +1,153 @@
+//! Violations: breaches of limits, commits and commitments, written to the feed in the
+//! same transaction as their cause.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ids::{CommitId, CustomerId, ProductId};
+
+/// What a violation is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ViolationKind {
+    LimitWarning,
+    LimitBlock,
+    ServiceNotIncluded,
+    ThresholdCrossed,
+    CommitExhausted,
+    PostpaidTrueUp,
+    CommitmentShortfall,
+    EarlyTermination,
+}
+
+impl ViolationKind {
+    pub const ALL: [Self; 8] = [
+        Self::LimitWarning,
+        Self::LimitBlock,
+        Self::ServiceNotIncluded,
+        Self::ThresholdCrossed,
+        Self::CommitExhausted,
+        Self::PostpaidTrueUp,
+        Self::CommitmentShortfall,
+        Self::EarlyTermination,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LimitWarning => "LIMIT_WARNING",
+            Self::LimitBlock => "LIMIT_BLOCK",
+            Self::ServiceNotIncluded => "SERVICE_NOT_INCLUDED",
+            Self::ThresholdCrossed => "THRESHOLD_CROSSED",
+            Self::CommitExhausted => "COMMIT_EXHAUSTED",
+            Self::PostpaidTrueUp => "POSTPAID_TRUE_UP",
+            Self::CommitmentShortfall => "COMMITMENT_SHORTFALL",
+            Self::EarlyTermination => "EARLY_TERMINATION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The facts of a violation; which are set depends on its kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViolationDetail {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<ProductId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_limit: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_percent: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_id: Option<CommitId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment_id: Option<Uuid>,
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+/// A violation about to be written (its sequence number is given at write time).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewViolation {
+    pub id: Uuid,
+    pub kind: ViolationKind,
+    pub customer_id: Option<CustomerId>,
+    pub occurred_at: DateTime<Utc>,
+    pub detail: ViolationDetail,
+}
+
+impl NewViolation {
+    pub fn new(
+        kind: ViolationKind,
+        customer_id: Option<CustomerId>,
+        occurred_at: DateTime<Utc>,
+        detail: ViolationDetail,
+    ) -> Self {
+        Self { id: Uuid::now_v7(), kind, customer_id, occurred_at, detail }
+    }
+}
+
+/// A violation as stored in the feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub seq: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub violation: NewViolation,
+}
+
+/// The opaque cursor of a feed position (the organization's sequence number).
+pub fn cursor_of(seq: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
+}
+
+/// The sequence number of a cursor; `None` when it is not one this service issued.
+pub fn parse_cursor(cursor: &str) -> Option<i64> {
+    use base64::Engine as _;
+    if cursor.len() > 64 {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let seq: i64 = std::str::from_utf8(&raw).ok()?.strip_prefix("v1:")?.parse().ok()?;
+    (seq >= 0).then_some(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        assert_eq!(parse_cursor(&cursor_of(42)), Some(42));
+        assert_eq!(parse_cursor(&cursor_of(0)), Some(0));
+        for bad in ["", "42", "djE6LTE", "!!", &"A".repeat(100)] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_parses_back_from_its_name() {
+        for k in ViolationKind::ALL {
+            assert_eq!(ViolationKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Violation values -> `billing.commitments.v1.Violation` messages.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::violation::{NewViolation, ViolationKind, cursor_of};
+use crate::grpc::convert::{decimal, opt_timestamp};
+use crate::proto::v1 as pb;
+
+pub fn kind_to_wire(k: ViolationKind) -> pb::ViolationKind {
+    match k {
+        ViolationKind::LimitWarning => pb::ViolationKind::LimitWarning,
+        ViolationKind::LimitBlock => pb::ViolationKind::LimitBlock,
+        ViolationKind::ServiceNotIncluded => pb::ViolationKind::ServiceNotIncluded,
+        ViolationKind::ThresholdCrossed => pb::ViolationKind::ThresholdCrossed,
+        ViolationKind::CommitExhausted => pb::ViolationKind::CommitExhausted,
+        ViolationKind::PostpaidTrueUp => pb::ViolationKind::PostpaidTrueUp,
+        ViolationKind::CommitmentShortfall => pb::ViolationKind::CommitmentShortfall,
+        ViolationKind::EarlyTermination => pb::ViolationKind::EarlyTermination,
+    }
+}
+
+pub fn kind_from_wire(k: i32) -> Option<ViolationKind> {
+    let k = pb::ViolationKind::try_from(k).ok()?;
+    ViolationKind::ALL.into_iter().find(|d| kind_to_wire(*d) == k)
+}
+
+/// A violation on the wire; `seq` and `recorded_at` are unset for one not written.
+pub fn violation(seq: Option<i64>, recorded_at: Option<DateTime<Utc>>, v: &NewViolation) -> pb::Violation {
+    let d = &v.detail;
+    let dec = |x: Option<rust_decimal::Decimal>| x.map(decimal).unwrap_or_default();
+    pb::Violation {
+        cursor: seq.map(cursor_of).unwrap_or_default(),
+        sequence: seq.unwrap_or_default(),
+        id: v.id.to_string(),
+        kind: kind_to_wire(v.kind).into(),
+        customer_id: v.customer_id.map(|c| c.to_string()).unwrap_or_default(),
+        occur_time: opt_timestamp(Some(v.occurred_at)),
+        record_time: opt_timestamp(recorded_at),
+        message: d.message.clone(),
+        event_id: d.event_id.clone().unwrap_or_default(),
+        product_id: d.product_id.map(|p| p.to_string()).unwrap_or_default(),
+        scope: d.scope.clone().unwrap_or_default(),
+        measure: d.measure.clone().unwrap_or_default(),
+        period: d.period.clone().unwrap_or_default(),
+        window_start: opt_timestamp(d.window_start),
+        used: dec(d.used),
+        limit: dec(d.limit),
+        tolerance_limit: dec(d.tolerance_limit),
+        threshold_percent: dec(d.threshold_percent),
+        amount: dec(d.amount),
+        commit_id: d.commit_id.map(|c| c.to_string()).unwrap_or_default(),
+        commitment_id: d.commitment_id.map(|c| c.to_string()).unwrap_or_default(),
+        blocked: d.blocked,
+    }
+}

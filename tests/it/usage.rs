@@ -1,0 +1,383 @@
+//! UsageService: decisions, recording, drawdowns, violations, idempotency, batches,
+//! CheckUsage, GetAllowanceUsage, and a daily maximum under concurrent callers.
+
+use std::sync::Arc;
+
+use billing::proto::v1 as pb;
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use tonic::Code;
+
+use crate::support::fixtures::{
+    Tenant, allowances, commits, create_commit, day, event, prepaid, record, ts, usage_client,
+};
+use crate::support::{TestServer, bad_fields, expect_code, reason};
+
+async fn set_limits(server: &TestServer, t: &Tenant, limits: pb::AllowanceLimits) {
+    allowances(server, &t.key)
+        .await
+        .replace_allowance_limits(pb::ReplaceAllowanceLimitsRequest {
+            limits: Some(pb::AllowanceLimits { customer_id: t.customer_id.clone(), ..limits }),
+        })
+        .await
+        .expect("set limits");
+}
+
+fn daily_amount(max: &str, tolerance: &str) -> pb::AllowanceLimits {
+    pb::AllowanceLimits {
+        accumulated_maximum_rated_amount_per_day: Some(max.into()),
+        percentage_of_allowed_exceeded_usage_limit: Some(tolerance.into()),
+        ..Default::default()
+    }
+}
+
+fn kinds(o: &pb::UsageOutcome) -> Vec<i32> {
+    o.violations.iter().map(|v| v.kind).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_usage_is_recorded_and_drawn_down() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    let commit = create_commit(&mut c, prepaid(&t, "50", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+
+    let first = record(&mut u, event(&t, "e1", "CREED", "2", "30")).await.unwrap();
+    assert_eq!(first.decision, pb::UsageDecision::Allowed as i32);
+    assert_eq!(first.checks.len(), 1);
+    assert_eq!((first.checks[0].used.as_str(), first.checks[0].maximum.as_str()), ("30", "100"));
+    assert_eq!(first.drawdowns[0].commit_id, commit.id);
+    assert_eq!(first.overage, "0");
+    let second = record(&mut u, event(&t, "e2", "CREED", "1", "40")).await.unwrap();
+    assert_eq!((second.drawdowns[0].amount.as_str(), second.overage.as_str()), ("20", "20"));
+    assert_eq!(kinds(&second), [pb::ViolationKind::CommitExhausted as i32]);
+    assert_eq!(second.checks[0].used, "70", "the day's total includes the first event");
+
+    let report = u
+        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let line = &report.usage[0];
+    assert_eq!(
+        (line.scope.as_str(), line.period.as_str(), line.used.as_str(), line.percent_used.as_str()),
+        ("customer", "day", "70", "70")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_maximum_within_tolerance_is_allowed_with_a_warning() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "30")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    record(&mut u, event(&t, "e1", "CREED", "1", "100")).await.unwrap();
+    let over = record(&mut u, event(&t, "e2", "CREED", "1", "30")).await.unwrap();
+    assert_eq!(over.decision, pb::UsageDecision::AllowedOverLimit as i32);
+    assert_eq!(over.checks[0].outcome, pb::LimitOutcome::OverLimit as i32);
+    assert_eq!(kinds(&over), [pb::ViolationKind::LimitWarning as i32]);
+    let warning = &over.violations[0];
+    assert_eq!(
+        (warning.used.as_str(), warning.limit.as_str(), warning.tolerance_limit.as_str()),
+        ("130", "100", "130")
+    );
+    assert!(warning.sequence > 0 && !warning.cursor.is_empty(), "written to the feed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_usage_records_nothing_and_draws_nothing() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    let commit = create_commit(&mut c, prepaid(&t, "500", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    set_limits(&server, &t, daily_amount("100", "30")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    record(&mut u, event(&t, "e1", "CREED", "1", "100")).await.unwrap();
+    let blocked = record(&mut u, event(&t, "e2", "CREED", "1", "31")).await.unwrap();
+    assert_eq!(blocked.decision, pb::UsageDecision::Blocked as i32);
+    assert!(blocked.drawdowns.is_empty());
+    assert_eq!(kinds(&blocked), [pb::ViolationKind::LimitBlock as i32]);
+    assert!(blocked.violations[0].blocked);
+
+    let balance =
+        c.get_commit_balance(pb::GetCommitBalanceRequest { commit_id: commit.id, at: None }).await.unwrap();
+    assert_eq!(balance.into_inner().balance.unwrap().amount, "400", "only the first event drew");
+    let report = u
+        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .await
+        .unwrap();
+    assert_eq!(report.into_inner().usage[0].used, "100", "the blocked event is not counted");
+    let fits = record(&mut u, event(&t, "e3", "CREED", "1", "30")).await.unwrap();
+    assert_eq!(
+        fits.decision,
+        pb::UsageDecision::AllowedOverLimit as i32,
+        "what fits in the tolerance still passes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_not_included_are_blocked_when_asked() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(
+        &server,
+        &t,
+        pb::AllowanceLimits {
+            block_services_not_included_in_usage_allowance_limits_settings: true,
+            usage_services_allowance: vec![pb::ServiceAllowance {
+                selector: Some(pb::service_allowance::Selector::ServiceType("vod services".into())),
+                maximum_usage_per_transaction: Some("3".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut u = usage_client(&server, &t.key).await;
+    let vod = record(&mut u, event(&t, "e1", "CREED", "3", "1")).await.unwrap();
+    assert_eq!(vod.decision, pb::UsageDecision::Allowed as i32);
+    assert_eq!(vod.checks[0].scope, "service_type:vod services");
+    let fuel = record(&mut u, event(&t, "e2", "EXXON", "1", "1")).await.unwrap();
+    assert_eq!(fuel.decision, pb::UsageDecision::Blocked as i32);
+    assert!(fuel.service_not_included);
+    assert_eq!(kinds(&fuel), [pb::ViolationKind::ServiceNotIncluded as i32]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_limits_notify_but_never_block() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, pb::AllowanceLimits { soft: true, ..daily_amount("10", "0") }).await;
+    let mut u = usage_client(&server, &t.key).await;
+    let o = record(&mut u, event(&t, "e1", "CREED", "1", "50")).await.unwrap();
+    assert_eq!(o.decision, pb::UsageDecision::AllowedOverLimit as i32);
+    assert_eq!(kinds(&o), [pb::ViolationKind::LimitWarning as i32]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warning_thresholds_are_notified_once_per_window() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(
+        &server,
+        &t,
+        pb::AllowanceLimits { warning_thresholds: vec!["80".into()], ..daily_amount("100", "0") },
+    )
+    .await;
+    let mut u = usage_client(&server, &t.key).await;
+    assert!(record(&mut u, event(&t, "e1", "CREED", "1", "79")).await.unwrap().violations.is_empty());
+    let crossing = record(&mut u, event(&t, "e2", "CREED", "1", "1")).await.unwrap();
+    assert_eq!(kinds(&crossing), [pb::ViolationKind::ThresholdCrossed as i32]);
+    assert_eq!(crossing.violations[0].threshold_percent, "80");
+    assert!(
+        record(&mut u, event(&t, "e3", "CREED", "1", "5")).await.unwrap().violations.is_empty(),
+        "once per window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_return_the_first_answer_and_conflicting_payloads_are_refused() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    let e = event(&t, "e1", "CREED", "1", "60");
+    let first = record(&mut u, e.clone()).await.unwrap();
+    let again = record(&mut u, e.clone()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(pb::UsageOutcome { replayed: false, ..again }, first);
+    let mut changed = e.clone();
+    changed.rated_amount = "61".into();
+    let status = expect_code(record(&mut u, changed).await, Code::AlreadyExists);
+    assert_eq!(reason(&status), "ALREADY_EXISTS");
+    let report = u
+        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .await
+        .unwrap();
+    assert_eq!(report.into_inner().usage[0].used, "60", "counted once");
+
+    // The same id in another organization is another event.
+    let other = Tenant::create(&server, "Other").await;
+    let mut uo = usage_client(&server, &other.key).await;
+    let theirs = record(&mut uo, event(&other, "e1", "CREED", "1", "60")).await.unwrap();
+    assert!(!theirs.replayed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_decides_each_event_in_order_and_isolates_bad_ones() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    let mut bad = event(&t, "bad", "CREED", "-1", "1");
+    bad.timestamp = ts(Utc::now() + Duration::days(1));
+    let b1 = event(&t, "b1", "CREED", "1", "60");
+    let mut b1_changed = b1.clone();
+    b1_changed.quantity = "2".into();
+    let events = vec![
+        b1.clone(),
+        bad,
+        event(&t, "b2", "CREED", "1", "50"),
+        event(&t, "b3", "NOPE", "1", "1"),
+        b1,
+        event(&t, "b4", "CREED", "1", "40"),
+        b1_changed,
+    ];
+    let results =
+        u.record_usage_batch(pb::RecordUsageBatchRequest { events }).await.unwrap().into_inner().results;
+    use pb::usage_batch_result::Result as R;
+    let summary: Vec<String> = results
+        .iter()
+        .map(|r| match r.result.as_ref().unwrap() {
+            R::Outcome(o) => format!("{}:{}:{}", o.event_id, o.decision, o.replayed),
+            R::Error(e) => format!("error:{}", e.code),
+        })
+        .collect();
+    let (allowed, blocked) = (pb::UsageDecision::Allowed as i32, pb::UsageDecision::Blocked as i32);
+    assert_eq!(
+        summary,
+        [
+            format!("b1:{allowed}:false"),
+            format!("error:{}", Code::InvalidArgument as i32),
+            format!("b2:{blocked}:false"),
+            format!("error:{}", Code::InvalidArgument as i32),
+            format!("b1:{allowed}:true"),
+            format!("b4:{allowed}:false"),
+            format!("error:{}", Code::AlreadyExists as i32),
+        ]
+    );
+    let R::Error(e) = results[1].result.as_ref().unwrap() else { unreachable!() };
+    let fields = crate::support::rpc_status_fields(e);
+    assert_eq!(fields, ["events[1].quantity", "events[1].timestamp"]);
+    let R::Error(e) = results[3].result.as_ref().unwrap() else { unreachable!() };
+    assert!(e.message.contains("events[3].product_code"), "{}", e.message);
+
+    let empty = u.record_usage_batch(pb::RecordUsageBatchRequest { events: vec![] }).await;
+    assert_eq!(bad_fields(&expect_code(empty, Code::InvalidArgument)), ["events"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_usage_decides_without_recording() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    for _ in 0..3 {
+        let mut e = event(&t, "", "CREED", "1", "80");
+        e.event_id.clear();
+        let o = u
+            .check_usage(pb::CheckUsageRequest { event: Some(e) })
+            .await
+            .unwrap()
+            .into_inner()
+            .outcome
+            .unwrap();
+        assert_eq!(
+            o.decision,
+            pb::UsageDecision::Allowed as i32,
+            "nothing was recorded by the previous checks"
+        );
+    }
+    let mut e = event(&t, "", "CREED", "1", "101");
+    e.event_id.clear();
+    let o =
+        u.check_usage(pb::CheckUsageRequest { event: Some(e) }).await.unwrap().into_inner().outcome.unwrap();
+    assert_eq!(o.decision, pb::UsageDecision::Blocked as i32);
+    assert_eq!(o.violations[0].sequence, 0, "listed, not written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_events_are_invalid_with_paths() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut u = usage_client(&server, &t.key).await;
+    let bad = pb::UsageEvent {
+        event_id: String::new(),
+        customer_id: "x".into(),
+        product: None,
+        quantity: "1e3".into(),
+        rated_amount: "abc".into(),
+        timestamp: ts(Utc::now() + Duration::days(365 * 100)),
+        ..Default::default()
+    };
+    let status = expect_code(record(&mut u, bad).await, Code::InvalidArgument);
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "event.customer_id",
+            "event.quantity",
+            "event.rated_amount",
+            "event.event_id",
+            "event.product_id",
+            "event.timestamp"
+        ]
+    );
+    let mut unknown_customer = event(&t, "e", "CREED", "1", "1");
+    unknown_customer.customer_id = uuid::Uuid::now_v7().to_string();
+    expect_code(record(&mut u, unknown_customer).await, Code::NotFound);
+    let mut by_id = event(&t, "by-id", "", "1", "1");
+    by_id.product = Some(pb::usage_event::Product::ProductId(t.vod.clone()));
+    assert_eq!(record(&mut u, by_id).await.unwrap().decision, pb::UsageDecision::Allowed as i32);
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_across_a_daily_maximum_get_exactly_what_fits() {
+    let first = TestServer::start().await;
+    let second = TestServer::start_on(Arc::clone(&first.db)).await;
+    let t = Tenant::create(&first, "Acme").await;
+    set_limits(
+        &first,
+        &t,
+        pb::AllowanceLimits { accumulated_maximum_usage_per_day: Some("50".into()), ..Default::default() },
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for (s, server) in [&first, &second].into_iter().enumerate() {
+        for client in 0..8 {
+            let mut u = usage_client(server, &t.key).await;
+            let events: Vec<_> =
+                (0..10).map(|i| event(&t, &format!("{s}-{client}-{i}"), "CREED", "1", "1")).collect();
+            tasks.push(tokio::spawn(async move {
+                let mut decisions = Vec::new();
+                for e in events {
+                    decisions.push(record(&mut u, e).await.expect("record").decision);
+                }
+                decisions
+            }));
+        }
+    }
+    let mut allowed = 0;
+    let mut blocked = 0;
+    for t in tasks {
+        for d in t.await.unwrap() {
+            if d == pb::UsageDecision::Allowed as i32 {
+                allowed += 1;
+            } else if d == pb::UsageDecision::Blocked as i32 {
+                blocked += 1;
+            }
+        }
+    }
+    assert_eq!((allowed, blocked), (50, 110), "exactly the events that fit are allowed");
+    let mut u = usage_client(&first, &t.key).await;
+    let report = u
+        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .await
+        .unwrap();
+    assert_eq!(report.into_inner().usage[0].used, "50");
+    let mut conn = first.db.connect();
+    let gaps: Row = diesel::sql_query(
+        "SELECT (count(*) - (max(seq) - min(seq) + 1)) + (min(seq) - 1) AS n FROM violations",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(gaps.n, 0, "violation sequence numbers run from 1 without gaps");
+}

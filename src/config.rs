@@ -93,6 +93,15 @@ pub struct ServeArgs {
     /// How often access segments that have ended are closed (expiries and true-ups).
     #[arg(long, env = "SEGMENT_CLOSE_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub segment_close_interval: Duration,
+
+    /// How long violations stay in the feed; older ones are pruned and cursors pointing
+    /// before them are OUT_OF_RANGE.
+    #[arg(long, env = "VIOLATION_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub violation_retention: Duration,
+
+    /// How often the feed polls the table when no notification arrives.
+    #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub feed_poll_interval: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,7 +155,15 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
             health_check_interval: self.health_check_interval,
-            jobs: crate::jobs::JobsConfig { segment_close_interval: self.segment_close_interval },
+            jobs: crate::jobs::JobsConfig {
+                segment_close_interval: self.segment_close_interval,
+                violation_retention: self.violation_retention,
+                ..crate::jobs::JobsConfig::default()
+            },
+            feed: crate::feed::FeedConfig {
+                poll_interval: self.feed_poll_interval,
+                ..crate::feed::FeedConfig::default()
+            },
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod feed;
 pub mod grpc;
 pub mod jobs;
 pub mod proto;

@@ -8,15 +8,18 @@ use diesel::Connection as _;
 use diesel::connection::SimpleConnection as _;
 use diesel::pg::PgConnection;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::app::App;
 use crate::db::migrate::prepare_database;
+use crate::feed::Feed;
 use crate::grpc::allowance::AllowanceApi;
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::commit::CommitApi;
@@ -24,6 +27,7 @@ use crate::grpc::customer::CustomerApi;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
 use crate::grpc::usage::UsageApi;
+use crate::grpc::violation::ViolationApi;
 use crate::jobs::JobsConfig;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::allowance_service_server::AllowanceServiceServer;
@@ -31,6 +35,7 @@ use crate::proto::v1::commit_service_server::CommitServiceServer;
 use crate::proto::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
 use crate::proto::v1::usage_service_server::UsageServiceServer;
+use crate::proto::v1::violation_service_server::ViolationServiceServer;
 
 /// Limits and timings of the gRPC server.
 #[derive(Clone, Debug)]
@@ -43,6 +48,7 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub health_check_interval: Duration,
     pub jobs: JobsConfig,
+    pub feed: crate::feed::FeedConfig,
 }
 
 impl Default for ServerConfig {
@@ -56,12 +62,13 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             health_check_interval: Duration::from_secs(1),
             jobs: JobsConfig::default(),
+            feed: crate::feed::FeedConfig::default(),
         }
     }
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 6] {
+fn health_names() -> [&'static str; 7] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
@@ -69,6 +76,7 @@ fn health_names() -> [&'static str; 6] {
         <CommitServiceServer<CommitApi> as NamedService>::NAME,
         <AllowanceServiceServer<AllowanceApi> as NamedService>::NAME,
         <UsageServiceServer<UsageApi> as NamedService>::NAME,
+        <ViolationServiceServer<ViolationApi> as NamedService>::NAME,
     ]
 }
 
@@ -147,8 +155,116 @@ async fn monitor_health(
     }
 }
 
-/// Serves on `listener` until `shutdown` resolves, then drains in-flight calls for at
-/// most the grace period. `database_url` is probed for health; `app` serves the calls.
+/// A generated service server with the configured message size limits.
+macro_rules! limited {
+    ($server:ident, $api:expr, $max:expr) => {
+        $server::new($api).max_decoding_message_size($max).max_encoding_message_size($max)
+    };
+}
+
+/// One running instance: its background work (violation feed, health monitor, jobs),
+/// started before it serves gRPC.
+pub struct Instance {
+    config: ServerConfig,
+    app: App,
+    feed: Feed,
+    reporter: HealthReporter,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Instance {
+    /// Starts the background work; health stays NOT_SERVING until the database at
+    /// `database_url` is migrated and answers.
+    pub async fn start(config: ServerConfig, app: App, database_url: String) -> Self {
+        let stop = CancellationToken::new();
+        let reporter = HealthReporter::new();
+        set_health(&reporter, ServingStatus::NotServing).await;
+        let (feed, mut tasks) =
+            Feed::start(app.clone(), database_url.clone(), config.feed.clone(), stop.clone());
+        tasks.push(tokio::spawn(monitor_health(
+            database_url,
+            config.health_check_interval,
+            reporter.clone(),
+            stop.clone(),
+        )));
+        tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), stop.clone()));
+        Self { config, app, feed, reporter, stop, tasks }
+    }
+
+    /// The instance's violation feed.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then ends every stream with
+    /// UNAVAILABLE and drains in-flight calls for at most the grace period.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self { config, app, feed, reporter, stop, tasks } = self;
+        let health_service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let max = config.max_message_bytes;
+        let router = Server::builder()
+            .timeout(config.request_timeout)
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .http2_keepalive_interval(Some(config.keepalive_interval))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout))
+            .tcp_nodelay(true)
+            .layer(ObserveLayer)
+            .layer(AuthLayer::new(app.clone()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(limited!(CustomerServiceServer, CustomerApi::new(app.clone()), max))
+            .add_service(limited!(ProductServiceServer, ProductApi::new(app.clone()), max))
+            .add_service(limited!(CommitServiceServer, CommitApi::new(app.clone()), max))
+            .add_service(limited!(AllowanceServiceServer, AllowanceApi::new(app.clone()), max))
+            .add_service(limited!(UsageServiceServer, UsageApi::new(app.clone()), max))
+            .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max));
+
+        let signal_stop = stop.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: refusing new calls, ending streams, draining in-flight calls");
+            set_health(&reporter, ServingStatus::NotServing).await;
+            signal_stop.cancel();
+        };
+
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, "serving gRPC");
+        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        let grace = config.shutdown_grace;
+        let grace_stop = stop.clone();
+        let result = tokio::select! {
+            result = serve => result.map_err(anyhow::Error::from),
+            _ = async move { grace_stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        stop.cancel();
+        for task in tasks {
+            task.abort();
+        }
+        result
+    }
+}
+
+/// Starts an instance and serves on `listener` until `shutdown` resolves.
 pub async fn run(
     config: ServerConfig,
     app: App,
@@ -156,93 +272,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    set_health(&reporter, ServingStatus::NotServing).await;
-    let monitor = tokio::spawn(monitor_health(
-        database_url,
-        config.health_check_interval,
-        reporter.clone(),
-        stop.clone(),
-    ));
-
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-
-    let max = config.max_message_bytes;
-    let router = Server::builder()
-        .timeout(config.request_timeout)
-        .max_concurrent_streams(config.max_concurrent_streams)
-        .http2_keepalive_interval(Some(config.keepalive_interval))
-        .http2_keepalive_timeout(Some(config.keepalive_timeout))
-        .tcp_nodelay(true)
-        .layer(ObserveLayer)
-        .layer(AuthLayer::new(app.clone()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(
-            CustomerServiceServer::new(CustomerApi::new(app.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            ProductServiceServer::new(ProductApi::new(app.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            CommitServiceServer::new(CommitApi::new(app.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            AllowanceServiceServer::new(AllowanceApi::new(app.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            UsageServiceServer::new(UsageApi::new(app.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        );
-    let jobs = crate::jobs::spawn(app.clone(), config.jobs.clone(), stop.clone());
-
-    let signal_stop = stop.clone();
-    let signal_reporter = reporter.clone();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: refusing new calls, draining in-flight ones");
-        signal_stop.cancel();
-        set_health(&signal_reporter, ServingStatus::NotServing).await;
-    };
-
-    let local = listener.local_addr()?;
-    tracing::info!(address = %local, "serving gRPC");
-    let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
-    let grace = config.shutdown_grace;
-    let grace_stop = stop.clone();
-    let result = tokio::select! {
-        result = serve => result.map_err(anyhow::Error::from),
-        _ = async move { grace_stop.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections");
-            Ok(())
-        }
-    };
-    stop.cancel();
-    monitor.abort();
-    for job in jobs {
-        job.abort();
-    }
-    result
+    Instance::start(config, app, database_url).await.serve(listener, shutdown).await
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -11,6 +11,7 @@ pub mod products;
 pub mod segments;
 pub mod tenancy;
 pub mod usage;
+pub mod violations;
 
 pub use error::AppError;
 pub use tenancy::Caller;

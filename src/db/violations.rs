@@ -6,9 +6,11 @@ use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::DbError;
-use super::schema::violations;
-use crate::domain::ids::OrgId;
-use crate::domain::violation::{NewViolation, Violation};
+use super::schema::{violation_sequences, violations};
+use crate::domain::ids::{CustomerId, OrgId};
+use crate::domain::violation::{
+    FeedPosition, NewViolation, Violation, ViolationDetail, ViolationFilter, ViolationKind,
+};
 
 /// The LISTEN/NOTIFY channel that wakes feed readers. The payload is always empty: the
 /// table is the truth, and no tenant data travels on the channel.
@@ -78,4 +80,138 @@ pub fn append(
     }
     diesel::sql_query(format!("NOTIFY {NOTIFY_CHANNEL}")).execute(conn)?;
     Ok(out)
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = violations)]
+struct ViolationRow {
+    seq: i64,
+    id: Uuid,
+    kind: String,
+    customer_id: Option<Uuid>,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    detail: serde_json::Value,
+}
+
+impl TryFrom<ViolationRow> for Violation {
+    type Error = DbError;
+    fn try_from(r: ViolationRow) -> Result<Self, DbError> {
+        let kind = ViolationKind::parse(&r.kind)
+            .ok_or_else(|| DbError::Other(format!("stored violation kind {:?}", r.kind)))?;
+        let detail: ViolationDetail = serde_json::from_value(r.detail)
+            .map_err(|e| DbError::Other(format!("stored violation detail: {e}")))?;
+        Ok(Violation {
+            seq: r.seq,
+            recorded_at: r.recorded_at,
+            violation: NewViolation {
+                id: r.id,
+                kind,
+                customer_id: r.customer_id.map(CustomerId),
+                occurred_at: r.occurred_at,
+                detail,
+            },
+        })
+    }
+}
+
+/// Up to `limit` violations with `after < seq <= up_to` matching `filter`, in order.
+pub fn page(
+    conn: &mut PgConnection,
+    org: OrgId,
+    filter: &ViolationFilter,
+    after: i64,
+    up_to: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Violation>, DbError> {
+    let mut q = violations::table
+        .filter(violations::org_id.eq(org.uuid()))
+        .filter(violations::seq.gt(after))
+        .into_boxed();
+    if let Some(up_to) = up_to {
+        q = q.filter(violations::seq.le(up_to));
+    }
+    if let Some(customer) = filter.customer_id {
+        q = q.filter(violations::customer_id.eq(customer.uuid()));
+    }
+    if !filter.kinds.is_empty() {
+        q = q.filter(violations::kind.eq_any(filter.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()));
+    }
+    q.order(violations::seq)
+        .limit(limit)
+        .select(ViolationRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Violation::try_from)
+        .collect()
+}
+
+/// Where the org's feed stands.
+pub fn position(conn: &mut PgConnection, org: OrgId) -> Result<FeedPosition, DbError> {
+    let row: Option<(i64, i64)> = violation_sequences::table
+        .find(org.uuid())
+        .select((violation_sequences::last_seq, violation_sequences::retained_from))
+        .first(conn)
+        .optional()?;
+    Ok(row.map_or_else(FeedPosition::default, |(last_seq, retained_from)| FeedPosition {
+        last_seq,
+        retained_from,
+    }))
+}
+
+/// Where the feeds of `orgs` stand (orgs without a violation yet are left out). Spans
+/// organizations: it reveals only positions, which the feed uses to know where to look.
+pub fn positions(conn: &mut PgConnection, orgs: &[OrgId]) -> Result<Vec<(OrgId, FeedPosition)>, DbError> {
+    let ids: Vec<Uuid> = orgs.iter().map(|o| o.uuid()).collect();
+    let rows: Vec<(Uuid, i64, i64)> = violation_sequences::table
+        .filter(violation_sequences::org_id.eq_any(ids))
+        .select((
+            violation_sequences::org_id,
+            violation_sequences::last_seq,
+            violation_sequences::retained_from,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(o, last_seq, retained_from)| (OrgId(o), FeedPosition { last_seq, retained_from }))
+        .collect())
+}
+
+/// Organizations that have a feed. Spans organizations (for the pruning job).
+pub fn orgs_with_feeds(conn: &mut PgConnection) -> Result<Vec<OrgId>, DbError> {
+    Ok(violation_sequences::table
+        .select(violation_sequences::org_id)
+        .load::<Uuid>(conn)?
+        .into_iter()
+        .map(OrgId)
+        .collect())
+}
+
+/// Deletes the org's violations recorded before `cutoff` (always a prefix of the feed)
+/// and moves the retained position past them. Returns how many were deleted.
+pub fn prune(conn: &mut PgConnection, org: OrgId, cutoff: DateTime<Utc>) -> Result<usize, DbError> {
+    // Lock the sequence row: writers wait, so the prefix below stays a prefix.
+    let Some((last, retained_from)) = violation_sequences::table
+        .find(org.uuid())
+        .select((violation_sequences::last_seq, violation_sequences::retained_from))
+        .for_update()
+        .first::<(i64, i64)>(conn)
+        .optional()?
+    else {
+        return Ok(0);
+    };
+    let keep_from: Option<i64> = violations::table
+        .filter(violations::org_id.eq(org.uuid()))
+        .filter(violations::recorded_at.ge(cutoff))
+        .select(diesel::dsl::min(violations::seq))
+        .first(conn)?;
+    let keep_from = keep_from.unwrap_or(last + 1).max(retained_from);
+    let deleted = diesel::delete(
+        violations::table.filter(violations::org_id.eq(org.uuid())).filter(violations::seq.lt(keep_from)),
+    )
+    .execute(conn)?;
+    diesel::update(violation_sequences::table.find(org.uuid()))
+        .set(violation_sequences::retained_from.eq(keep_from))
+        .execute(conn)?;
+    Ok(deleted)
 }

@@ -114,6 +114,70 @@ pub struct Violation {
     pub violation: NewViolation,
 }
 
+/// Which violations a reader wants; empty fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViolationFilter {
+    pub customer_id: Option<CustomerId>,
+    pub kinds: Vec<ViolationKind>,
+}
+
+impl ViolationFilter {
+    pub fn matches(&self, v: &Violation) -> bool {
+        self.customer_id.is_none_or(|c| v.violation.customer_id == Some(c))
+            && (self.kinds.is_empty() || self.kinds.contains(&v.violation.kind))
+    }
+}
+
+/// Where an organization's feed stands: the last sequence number written, and the first
+/// one still retained (older ones were pruned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedPosition {
+    pub last_seq: i64,
+    pub retained_from: i64,
+}
+
+impl Default for FeedPosition {
+    fn default() -> Self {
+        Self { last_seq: 0, retained_from: 1 }
+    }
+}
+
+/// Where a reader asks to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// After the violation with this sequence number.
+    After(i64),
+    Now,
+    Beginning,
+}
+
+/// Why a start position cannot be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The violations right after it were pruned.
+    NotRetained,
+    /// It is beyond the last violation written (a cursor of another feed).
+    Ahead,
+}
+
+impl FeedPosition {
+    /// The sequence number a reader starting at `start` has already seen.
+    pub fn resolve(&self, start: StartAt) -> Result<i64, StartError> {
+        match start {
+            StartAt::Now => Ok(self.last_seq),
+            StartAt::Beginning => Ok(self.retained_from - 1),
+            StartAt::After(seq) if seq > self.last_seq => Err(StartError::Ahead),
+            StartAt::After(seq) if seq + 1 < self.retained_from => Err(StartError::NotRetained),
+            StartAt::After(seq) => Ok(seq),
+        }
+    }
+
+    /// True when a reader that has seen up to `seen` can still read what follows.
+    pub fn retains_after(&self, seen: i64) -> bool {
+        seen + 1 >= self.retained_from
+    }
+}
+
 /// The opaque cursor of a feed position (the organization's sequence number).
 pub fn cursor_of(seq: i64) -> String {
     use base64::Engine as _;
@@ -142,6 +206,37 @@ mod tests {
         for bad in ["", "42", "djE6LTE", "!!", &"A".repeat(100)] {
             assert_eq!(parse_cursor(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn start_positions_resolve_against_the_feed() {
+        let p = FeedPosition { last_seq: 10, retained_from: 4 };
+        assert_eq!(p.resolve(StartAt::Now), Ok(10));
+        assert_eq!(p.resolve(StartAt::Beginning), Ok(3));
+        assert_eq!(p.resolve(StartAt::After(3)), Ok(3), "the next one, 4, is retained");
+        assert_eq!(p.resolve(StartAt::After(2)), Err(StartError::NotRetained), "3 was pruned");
+        assert_eq!(p.resolve(StartAt::After(10)), Ok(10));
+        assert_eq!(p.resolve(StartAt::After(11)), Err(StartError::Ahead));
+        assert_eq!(FeedPosition::default().resolve(StartAt::Beginning), Ok(0));
+    }
+
+    #[test]
+    fn filter_matches_customer_and_kinds() {
+        let c = CustomerId::generate();
+        let v = Violation {
+            seq: 1,
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+            violation: NewViolation::new(
+                ViolationKind::LimitBlock,
+                Some(c),
+                DateTime::<Utc>::UNIX_EPOCH,
+                ViolationDetail::default(),
+            ),
+        };
+        assert!(ViolationFilter::default().matches(&v));
+        assert!(ViolationFilter { customer_id: Some(c), kinds: vec![ViolationKind::LimitBlock] }.matches(&v));
+        assert!(!ViolationFilter { customer_id: Some(CustomerId::generate()), kinds: vec![] }.matches(&v));
+        assert!(!ViolationFilter { customer_id: None, kinds: vec![ViolationKind::LimitWarning] }.matches(&v));
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub mod observe;
 pub mod product;
 pub mod status;
 pub mod usage;
-pub mod violation_mapping;
+pub mod violation;

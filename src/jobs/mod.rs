@@ -14,26 +14,50 @@ use crate::app::App;
 pub struct JobsConfig {
     /// Closing access segments that have ended (expiries and true-ups).
     pub segment_close_interval: Duration,
+    /// How long violations are kept in the feed.
+    pub violation_retention: Duration,
+    /// How often expired violations are pruned.
+    pub violation_prune_interval: Duration,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        Self { segment_close_interval: Duration::from_secs(10) }
+        Self {
+            segment_close_interval: Duration::from_secs(10),
+            violation_retention: Duration::from_secs(30 * 24 * 3600),
+            violation_prune_interval: Duration::from_secs(3600),
+        }
     }
 }
 
 /// Starts every background task; they stop when `stop` is cancelled.
 pub fn spawn(app: App, config: JobsConfig, stop: CancellationToken) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(every(config.segment_close_interval, stop, move || {
-        let app = app.clone();
-        async move {
-            match app.close_due_segments().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(segments = n, "closed ended access segments"),
-                Err(e) => tracing::warn!(error = %e, "closing ended access segments failed"),
+    let closer = app.clone();
+    let pruner = app;
+    let retention =
+        chrono::Duration::from_std(config.violation_retention).unwrap_or(chrono::Duration::days(30));
+    vec![
+        tokio::spawn(every(config.segment_close_interval, stop.clone(), move || {
+            let app = closer.clone();
+            async move {
+                match app.close_due_segments().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(segments = n, "closed ended access segments"),
+                    Err(e) => tracing::warn!(error = %e, "closing ended access segments failed"),
+                }
             }
-        }
-    }))]
+        })),
+        tokio::spawn(every(config.violation_prune_interval, stop, move || {
+            let app = pruner.clone();
+            async move {
+                match app.prune_violations(crate::app::clock::now() - retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(violations = n, "pruned violations past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "pruning violations failed"),
+                }
+            }
+        })),
+    ]
 }
 
 /// Runs `task` every `interval` until `stop` is cancelled.

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from billing.commitments.v1 import customer_service_pb2 as customers  # noqa: E402
 from billing.commitments.v1 import customer_service_pb2_grpc as customers_grpc  # noqa: E402
+from billing.commitments.v1 import violation_pb2  # noqa: E402
 
 
 def catalog(channel, metadata):
@@ -46,7 +47,61 @@ def catalog(channel, metadata):
     return out
 
 
-SCENARIOS = {"catalog": catalog}
+def feed(channel, metadata):
+    """Sets up a limit that blocks everything, records a usage, and receives the
+    violation from WatchViolations."""
+    from billing.commitments.v1 import allowance_service_pb2 as allowances
+    from billing.commitments.v1 import allowance_service_pb2_grpc as allowances_grpc
+    from billing.commitments.v1 import product_service_pb2 as products
+    from billing.commitments.v1 import product_service_pb2_grpc as products_grpc
+    from billing.commitments.v1 import usage_service_pb2 as usage
+    from billing.commitments.v1 import usage_service_pb2_grpc as usage_grpc
+    from billing.commitments.v1 import violation_service_pb2 as feed_pb
+    from billing.commitments.v1 import violation_service_pb2_grpc as feed_grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    customer = customers_grpc.CustomerServiceStub(channel).CreateCustomer(
+        customers.CreateCustomerRequest(customer=customers.Customer(external_id="PY-FEED", name="Feed")),
+        metadata=metadata,
+    ).customer
+    products_grpc.ProductServiceStub(channel).CreateProduct(
+        products.CreateProductRequest(
+            product=products.Product(code="PYVOD", name="VOD", kind=products.PRODUCT_KIND_SERVICE)
+        ),
+        metadata=metadata,
+    )
+    allowances_grpc.AllowanceServiceStub(channel).ReplaceAllowanceLimits(
+        allowances.ReplaceAllowanceLimitsRequest(
+            limits=allowances.AllowanceLimits(customer_id=customer.id, accumulated_maximum_usage_per_transaction="0")
+        ),
+        metadata=metadata,
+    )
+    stream = feed_grpc.ViolationServiceStub(channel).WatchViolations(
+        feed_pb.WatchViolationsRequest(from_now=True), metadata=metadata, timeout=20
+    )
+    now = Timestamp()
+    now.GetCurrentTime()
+    outcome = usage_grpc.UsageServiceStub(channel).RecordUsage(
+        usage.RecordUsageRequest(
+            event=usage.UsageEvent(
+                event_id="py-evt-1", customer_id=customer.id, product_code="PYVOD",
+                quantity="1", rated_amount="1", timestamp=now,
+            )
+        ),
+        metadata=metadata,
+    ).outcome
+    received = next(iter(stream)).violation
+    stream.cancel()
+    return {
+        "decision": usage.UsageDecision.Name(outcome.decision),
+        "kind": violation_pb2.ViolationKind.Name(received.kind),
+        "event_id": received.event_id,
+        "cursor": received.cursor,
+        "sequence": received.sequence,
+    }
+
+
+SCENARIOS = {"catalog": catalog, "feed": feed}
 
 
 def main():

@@ -6,5 +6,6 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:-$root/tests/e2e/gen}"
 python="${PYTHON:-$root/.tools/venv/bin/python}"
 mkdir -p "$out"
-"$python" -m grpc_tools.protoc -I "$root/proto" --python_out="$out" --grpc_python_out="$out" \
-    "$root"/proto/billing/commitments/v1/*.proto
+# Every file under proto/, including the vendored google/rpc ones the contract imports.
+mapfile -t protos < <(cd "$root/proto" && find . -name '*.proto' | sort)
+(cd "$root/proto" && "$python" -m grpc_tools.protoc -I . --python_out="$out" --grpc_python_out="$out" "${protos[@]}")

@@ -105,3 +105,17 @@ fn revoke_api_key_command_takes_the_key_or_its_id() {
     let listed = admin(&db.url, &["admin", "list-api-keys", "--org", &org]);
     assert!(listed.lines().all(|l| !l.ends_with("\t-")), "every key shows its revocation time: {listed}");
 }
+
+#[test]
+fn generated_python_client_receives_a_violation_from_the_feed() {
+    let db = TestDb::create();
+    let server = ServeProcess::start(&db.url, &[]);
+    wait_serving(&server.address);
+    let (_, key) = org_and_key(&db.url);
+    let generated = generated_python_client();
+    let seen = python_scenario(generated.path(), &server.address, &key, "feed");
+    assert_eq!(seen["decision"], "USAGE_DECISION_BLOCKED");
+    assert_eq!(seen["kind"], "VIOLATION_KIND_LIMIT_BLOCK");
+    assert_eq!(seen["event_id"], "py-evt-1");
+    assert_eq!(seen["sequence"], 1);
+}

@@ -10,6 +10,7 @@ mod commits;
 mod customers;
 mod drawdown;
 mod e2e;
+mod feed;
 mod products;
 mod server;
 mod usage;

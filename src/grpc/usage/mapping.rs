@@ -12,7 +12,7 @@ use crate::domain::money::parse_credit_type;
 use crate::domain::usage::{MAX_BATCH, ProductRef, UsageEventDraft, validate_event};
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{decimal, non_empty, parsed_decimal, parsed_id, parsed_timestamp, timestamp};
-use crate::grpc::violation_mapping::violation;
+use crate::grpc::violation::mapping::violation;
 use crate::proto::v1 as pb;
 use crate::proto::v1::usage_event::Product as WireProduct;
 

@@ -193,3 +193,42 @@ pub async fn record(
 ) -> Result<pb::UsageOutcome, tonic::Status> {
     c.record_usage(pb::RecordUsageRequest { event: Some(e) }).await.map(|r| r.into_inner().outcome.unwrap())
 }
+
+pub async fn violations(
+    server: &TestServer,
+    key: &str,
+) -> billing::proto::v1::violation_service_client::ViolationServiceClient<Authed> {
+    billing::proto::v1::violation_service_client::ViolationServiceClient::with_interceptor(
+        server.channel().await,
+        super::server::Key::bearer(key),
+    )
+}
+
+/// Makes every usage of the tenant's customer blocked (usage per transaction at most 0),
+/// so each recorded event writes exactly one LIMIT_BLOCK violation.
+pub async fn block_everything(server: &TestServer, t: &Tenant) {
+    allowances(server, &t.key)
+        .await
+        .replace_allowance_limits(pb::ReplaceAllowanceLimitsRequest {
+            limits: Some(pb::AllowanceLimits {
+                customer_id: t.customer_id.clone(),
+                accumulated_maximum_usage_per_transaction: Some("0".into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("set limits");
+}
+
+/// Records `n` blocked events named `{prefix}-{i}` (one violation each), in one batch.
+pub async fn raise(server: &TestServer, t: &Tenant, prefix: &str, n: usize) {
+    let events = (0..n).map(|i| event(t, &format!("{prefix}-{i}"), "CREED", "1", "1")).collect();
+    let results = usage_client(server, &t.key)
+        .await
+        .record_usage_batch(pb::RecordUsageBatchRequest { events })
+        .await
+        .expect("record batch")
+        .into_inner()
+        .results;
+    assert!(results.iter().all(|r| matches!(r.result, Some(pb::usage_batch_result::Result::Outcome(_)))));
+}

@@ -56,6 +56,7 @@ pub type Authed = InterceptedService<Channel, Key>;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub app: App,
+    pub feed: billing::feed::Feed,
     pub db: Arc<TestDb>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -93,16 +94,35 @@ impl TestServer {
         config: ServerConfig,
         db_config: impl FnOnce(DbConfig) -> DbConfig,
     ) -> Self {
-        let db_config = db_config(test_db_config(&db.url));
-        let app = App::new(Db::open(&db_config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let db_config = db_config(test_db_config(&db.url));
+        Self::serve(db, config, db_config, listener).await
+    }
+
+    /// Another server over the same database, listening on `addr` (to restart an instance).
+    pub async fn restart_on(db: Arc<TestDb>, addr: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the same address again");
+        let db_config = test_db_config(&db.url);
+        let server = Self::serve(db, test_server_config(), db_config, listener).await;
+        server.wait_serving().await;
+        server
+    }
+
+    async fn serve(
+        db: Arc<TestDb>,
+        config: ServerConfig,
+        db_config: DbConfig,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
+        let app = App::new(Db::open(&db_config));
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle =
-            tokio::spawn(billing::server::run(config, app.clone(), db_config.url.clone(), listener, async {
-                let _ = stopped.await;
-            }));
-        Self { addr, app, db, stop: Some(stop), handle: Some(handle) }
+        let instance = billing::server::Instance::start(config, app.clone(), db_config.url.clone()).await;
+        let feed = instance.feed().clone();
+        let handle = tokio::spawn(instance.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Self { addr, app, feed, db, stop: Some(stop), handle: Some(handle) }
     }
 
     pub async fn channel(&self) -> Channel {

@@ -1,0 +1,134 @@
+//! One WatchViolations stream: it subscribes to live violations first, then reads what
+//! is stored after its start position, then forwards live ones, skipping what it has
+//! already sent. Whenever the live channel shows a gap or lagged, it reads the missing
+//! violations from the table: the table is the truth, so nothing is ever dropped.
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::registry::Subscription;
+use crate::app::App;
+use crate::domain::ids::OrgId;
+use crate::domain::violation::{Violation, ViolationFilter};
+
+/// Most violations read from the table per query.
+const PAGE: i64 = 500;
+
+/// Why a stream ended early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The server is shutting down: resume from the last cursor elsewhere.
+    Shutdown,
+    /// The violations after the reader's position were pruned while it lagged.
+    NotRetained,
+    /// The database could not be read.
+    Unavailable(String),
+}
+
+/// What a stream yields.
+pub type Item = Result<Violation, StreamEnd>;
+
+/// The state of one stream's task.
+pub struct Subscriber {
+    pub app: App,
+    pub org: OrgId,
+    pub filter: ViolationFilter,
+    pub subscription: Subscription,
+    /// The org sequence number this stream has accounted for (sent, or filtered out).
+    pub seen: i64,
+    pub tx: mpsc::Sender<Item>,
+    pub stop: CancellationToken,
+}
+
+enum Flow {
+    Continue,
+    End,
+}
+
+impl Subscriber {
+    /// Runs until the client goes away, the server stops, or the stream fails.
+    pub async fn run(mut self) {
+        if let Flow::End = self.catch_up().await {
+            return;
+        }
+        loop {
+            let received = tokio::select! {
+                _ = self.stop.cancelled() => {
+                    self.end(StreamEnd::Shutdown).await;
+                    return;
+                }
+                _ = self.tx.closed() => return,
+                received = self.subscription.rx.recv() => received,
+            };
+            let flow = match received {
+                Ok(v) => self.on_live(v).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                Err(broadcast::error::RecvError::Closed) => self.end(StreamEnd::Shutdown).await,
+            };
+            if let Flow::End = flow {
+                return;
+            }
+        }
+    }
+
+    async fn on_live(&mut self, v: Arc<Violation>) -> Flow {
+        if v.seq <= self.seen {
+            return Flow::Continue;
+        }
+        if v.seq > self.seen + 1 {
+            // Something between was not received live: read it from the table (which
+            // also covers `v` itself).
+            return self.catch_up().await;
+        }
+        self.seen = v.seq;
+        if self.filter.matches(&v) { self.send(Ok((*v).clone())).await } else { Flow::Continue }
+    }
+
+    /// Reads and sends everything stored after `seen`, up to where the feed stands.
+    async fn catch_up(&mut self) -> Flow {
+        let mut head: Option<i64> = None;
+        loop {
+            let read =
+                self.app.violations_between(self.org, self.filter.clone(), self.seen, head, PAGE).await;
+            let (batch, position) = match read {
+                Ok(r) => r,
+                Err(e) => return self.end(StreamEnd::Unavailable(e.to_string())).await,
+            };
+            if !position.retains_after(self.seen) {
+                return self.end(StreamEnd::NotRetained).await;
+            }
+            let head = *head.get_or_insert(position.last_seq);
+            let full = batch.len() as i64 == PAGE;
+            for v in batch {
+                self.seen = v.seq;
+                if let Flow::End = self.send(Ok(v)).await {
+                    return Flow::End;
+                }
+            }
+            if !full {
+                // Nothing more matches up to `head`: everything up to it is accounted for.
+                self.seen = self.seen.max(head);
+                return Flow::Continue;
+            }
+        }
+    }
+
+    /// Sends one item, waiting for a slow client but not past shutdown or its leaving.
+    async fn send(&mut self, item: Item) -> Flow {
+        tokio::select! {
+            sent = self.tx.send(item) => if sent.is_ok() { Flow::Continue } else { Flow::End },
+            _ = self.stop.cancelled() => {
+                self.end(StreamEnd::Shutdown).await;
+                Flow::End
+            }
+        }
+    }
+
+    async fn end(&mut self, why: StreamEnd) -> Flow {
+        // Best effort: a client that is not reading will not get it, and need not.
+        let _ = self.tx.try_send(Err(why));
+        Flow::End
+    }
+}

@@ -1,0 +1,139 @@
+//! `ViolationService`: the feed as a server stream, and its history as pages.
+
+pub mod mapping;
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::app::App;
+use crate::domain::ids::CustomerId;
+use crate::domain::page::PageRequest;
+use crate::domain::validation::Violations;
+use crate::domain::violation::{StartAt, ViolationFilter, parse_cursor};
+use crate::feed::Feed;
+use crate::feed::subscriber::StreamEnd;
+use crate::grpc::auth::caller;
+use crate::grpc::convert::parsed_id;
+use crate::grpc::status::ERROR_DOMAIN;
+use crate::proto::v1 as pb;
+use crate::proto::v1::violation_service_server::ViolationService;
+use crate::proto::v1::watch_violations_request::Start;
+
+pub struct ViolationApi {
+    app: App,
+    feed: Feed,
+}
+
+impl ViolationApi {
+    pub fn new(app: App, feed: Feed) -> Self {
+        Self { app, feed }
+    }
+}
+
+fn filter(v: &mut Violations, customer_id: &str, kinds: &[i32]) -> ViolationFilter {
+    let customer_id: Option<CustomerId> = parsed_id(v, "customer_id", customer_id).into_valid();
+    let mut parsed = Vec::new();
+    for (i, k) in kinds.iter().enumerate() {
+        match mapping::kind_from_wire(*k) {
+            Some(kind) => parsed.push(kind),
+            None => v.add(format!("kinds[{i}]"), "is not a violation kind"),
+        }
+    }
+    ViolationFilter { customer_id, kinds: parsed }
+}
+
+fn cursor(v: &mut Violations, field: &str, c: &str) -> i64 {
+    parse_cursor(c).unwrap_or_else(|| {
+        v.add(field, "is not a cursor of this feed");
+        0
+    })
+}
+
+fn stream_end(why: StreamEnd) -> Status {
+    let (code, reason, message) = match why {
+        StreamEnd::Shutdown => (
+            Code::Unavailable,
+            "SHUTTING_DOWN",
+            "the server is shutting down; resume from your last cursor".to_owned(),
+        ),
+        StreamEnd::NotRetained => (
+            Code::OutOfRange,
+            "CURSOR_NOT_RETAINED",
+            "violations after your position were pruned while you lagged".to_owned(),
+        ),
+        StreamEnd::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "violation stream failed");
+            (
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+                "the feed could not be read; resume from your last cursor".to_owned(),
+            )
+        }
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::<String, String>::new());
+    Status::with_error_details(code, message, details)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchViolationsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ViolationService for ViolationApi {
+    type WatchViolationsStream = WatchStream;
+
+    async fn watch_violations(
+        &self,
+        req: Request<pb::WatchViolationsRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let org = caller(&req)?.org;
+        let req = req.into_inner();
+        let mut v = Violations::default();
+        let filter = filter(&mut v, &req.customer_id, &req.kinds);
+        let start = match &req.start {
+            None | Some(Start::FromNow(_)) => StartAt::Now,
+            Some(Start::FromBeginning(_)) => StartAt::Beginning,
+            Some(Start::AfterCursor(c)) => StartAt::After(cursor(&mut v, "after_cursor", c)),
+        };
+        v.finish(())?;
+        let rx = self.feed.watch(org, start, filter).await?;
+        let stream = ReceiverStream::new(rx).map(|item| match item {
+            Ok(violation) => Ok(pb::WatchViolationsResponse {
+                violation: Some(mapping::violation(
+                    Some(violation.seq),
+                    Some(violation.recorded_at),
+                    &violation.violation,
+                )),
+            }),
+            Err(why) => Err(stream_end(why)),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_violations(
+        &self,
+        req: Request<pb::ListViolationsRequest>,
+    ) -> Result<Response<pb::ListViolationsResponse>, Status> {
+        let org = caller(&req)?.org;
+        let req = req.into_inner();
+        let mut v = Violations::default();
+        let key = format!("after={}|customer={}|kinds={:?}", req.after_cursor, req.customer_id, req.kinds);
+        let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+        let filter = filter(&mut v, &req.customer_id, &req.kinds);
+        let after =
+            if req.after_cursor.is_empty() { 0 } else { cursor(&mut v, "after_cursor", &req.after_cursor) };
+        v.finish(())?;
+        let page = self.app.list_violations(org, filter, after, page, key).await?;
+        Ok(Response::new(pb::ListViolationsResponse {
+            violations: page
+                .items
+                .iter()
+                .map(|x| mapping::violation(Some(x.seq), Some(x.recorded_at), &x.violation))
+                .collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+}

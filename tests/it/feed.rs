@@ -1,0 +1,290 @@
+//! The violation feed: replay then live without gap or duplicate, resumption (after a
+//! client drops, after a restart), several instances, filters, isolation, a stalled
+//! subscriber, OUT_OF_RANGE, shutdown, and history pages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use billing::proto::v1 as pb;
+use billing::proto::v1::watch_violations_request::Start;
+use tonic::Code;
+use tonic::codec::Streaming;
+
+use crate::support::fixtures::{Tenant, block_everything, raise, violations};
+use crate::support::{TestServer, expect_code, reason};
+
+async fn watch(server: &TestServer, key: &str, start: Start) -> Streaming<pb::WatchViolationsResponse> {
+    let req = pb::WatchViolationsRequest { start: Some(start), ..Default::default() };
+    violations(server, key).await.watch_violations(req).await.expect("watch").into_inner()
+}
+
+/// The next `n` violations of a stream, failing after 10 s of silence.
+async fn take(stream: &mut Streaming<pb::WatchViolationsResponse>, n: usize) -> Vec<pb::Violation> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("stream went silent after {} of {n} violations", out.len()));
+        out.push(next.expect("stream error").expect("stream ended").violation.unwrap());
+    }
+    out
+}
+
+fn seqs(v: &[pb::Violation]) -> Vec<i64> {
+    v.iter().map(|x| x.sequence).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_then_live_has_no_gap_or_duplicate_at_the_seam() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    raise(&server, &t, "before", 30).await;
+    let mut stream = watch(&server, &t.key, Start::FromBeginning(true)).await;
+    let writer = async {
+        for round in 0..3 {
+            raise(&server, &t, &format!("during-{round}"), 10).await;
+        }
+    };
+    let (received, ()) = tokio::join!(take(&mut stream, 60), writer);
+    assert_eq!(seqs(&received), (1..=60).collect::<Vec<_>>());
+    assert!(received.iter().all(|v| v.kind == pb::ViolationKind::LimitBlock as i32));
+    assert_eq!(received[59].cursor, billing::domain::violation::cursor_of(60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_after_its_last_cursor() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    raise(&server, &t, "a", 10).await;
+    let mut first = watch(&server, &t.key, Start::FromBeginning(true)).await;
+    let got = take(&mut first, 4).await;
+    drop(first);
+    raise(&server, &t, "b", 5).await;
+    let mut resumed = watch(&server, &t.key, Start::AfterCursor(got[3].cursor.clone())).await;
+    assert_eq!(seqs(&take(&mut resumed, 11).await), (5..=15).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resumes_after_a_restart_with_what_was_raised_meanwhile() {
+    let first = TestServer::start().await;
+    let other = TestServer::start_on(Arc::clone(&first.db)).await;
+    let t = Tenant::create(&first, "Acme").await;
+    block_everything(&first, &t).await;
+    raise(&first, &t, "a", 3).await;
+    let mut stream = watch(&first, &t.key, Start::FromBeginning(true)).await;
+    let seen = take(&mut stream, 3).await;
+
+    let (db, addr) = (Arc::clone(&first.db), first.addr);
+    first.stop().await.expect("clean stop");
+    let ended =
+        tokio::time::timeout(Duration::from_secs(5), stream.message()).await.expect("the stream ends");
+    let status = ended.expect_err("ends with a status");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(reason(&status), "SHUTTING_DOWN");
+
+    raise(&other, &t, "while-down", 4).await;
+    let restarted = TestServer::restart_on(db, addr).await;
+    let mut resumed = watch(&restarted, &t.key, Start::AfterCursor(seen[2].cursor.clone())).await;
+    assert_eq!(seqs(&take(&mut resumed, 4).await), [4, 5, 6, 7], "what was raised while it was down");
+    raise(&other, &t, "after", 2).await;
+    assert_eq!(seqs(&take(&mut resumed, 2).await), [8, 9], "then live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_violation_committed_on_one_instance_reaches_a_subscriber_on_another() {
+    let writer = TestServer::start().await;
+    let reader = TestServer::start_on(Arc::clone(&writer.db)).await;
+    let t = Tenant::create(&writer, "Acme").await;
+    block_everything(&writer, &t).await;
+    let mut stream = watch(&reader, &t.key, Start::FromNow(true)).await;
+    for round in 0..5 {
+        raise(&writer, &t, &format!("x{round}"), 10).await;
+    }
+    let got = take(&mut stream, 50).await;
+    assert_eq!(seqs(&got), (1..=50).collect::<Vec<_>>());
+    assert_eq!(got[0].event_id, "x0-0");
+    assert_eq!(reader.feed.subscribers(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_customer_and_kinds() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    let other = t.another_customer(&server, "ACR2").await;
+    let t2 =
+        Tenant { customer_id: other.clone(), key: t.key.clone(), vod: t.vod.clone(), fuel: t.fuel.clone() };
+    block_everything(&server, &t2).await;
+    let mut mine = violations(&server, &t.key)
+        .await
+        .watch_violations(pb::WatchViolationsRequest {
+            start: Some(Start::FromBeginning(true)),
+            customer_id: t.customer_id.clone(),
+            kinds: vec![pb::ViolationKind::LimitBlock.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut warnings_only = violations(&server, &t.key)
+        .await
+        .watch_violations(pb::WatchViolationsRequest {
+            start: Some(Start::FromBeginning(true)),
+            kinds: vec![pb::ViolationKind::LimitWarning.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    raise(&server, &t2, "theirs", 3).await;
+    raise(&server, &t, "mine", 2).await;
+    let got = take(&mut mine, 2).await;
+    assert!(got.iter().all(|v| v.customer_id == t.customer_id));
+    assert_eq!(seqs(&got), [4, 5]);
+    let silent = tokio::time::timeout(Duration::from_millis(500), warnings_only.message()).await;
+    assert!(silent.is_err(), "no violation of that kind was raised");
+
+    let unknown =
+        pb::WatchViolationsRequest { customer_id: uuid::Uuid::now_v7().to_string(), ..Default::default() };
+    expect_code(violations(&server, &t.key).await.watch_violations(unknown).await, Code::NotFound);
+    let bad =
+        pb::WatchViolationsRequest { kinds: vec![99], customer_id: "nope".into(), ..Default::default() };
+    let status =
+        expect_code(violations(&server, &t.key).await.watch_violations(bad).await, Code::InvalidArgument);
+    assert_eq!(crate::support::bad_fields(&status), ["customer_id", "kinds[0]"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_sees_only_its_own_organizations_violations() {
+    let server = TestServer::start().await;
+    let a = Tenant::create(&server, "A").await;
+    let b = Tenant::create(&server, "B").await;
+    block_everything(&server, &a).await;
+    block_everything(&server, &b).await;
+    let mut b_stream = watch(&server, &b.key, Start::FromBeginning(true)).await;
+    raise(&server, &a, "a", 5).await;
+    raise(&server, &b, "b", 1).await;
+    let got = take(&mut b_stream, 1).await;
+    assert_eq!((got[0].event_id.as_str(), got[0].sequence), ("b-0", 1), "B's feed has its own sequence");
+    let silent = tokio::time::timeout(Duration::from_millis(500), b_stream.message()).await;
+    assert!(silent.is_err(), "nothing of A's");
+    let listed = violations(&server, &b.key)
+        .await
+        .list_violations(pb::ListViolationsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.into_inner().violations.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_blocks_neither_writers_nor_other_subscribers_and_loses_nothing() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    let mut stalled = watch(&server, &t.key, Start::FromNow(true)).await;
+    let mut live = watch(&server, &t.key, Start::FromNow(true)).await;
+    // More than the broadcast channel and the HTTP/2 window hold.
+    let started = std::time::Instant::now();
+    for round in 0..4 {
+        raise(&server, &t, &format!("r{round}"), 1000).await;
+    }
+    let writing = started.elapsed();
+    let got = take(&mut live, 4000).await;
+    assert_eq!(seqs(&got), (1..=4000).collect::<Vec<_>>(), "the live subscriber got everything, in order");
+    assert!(writing < Duration::from_secs(30), "writers were not held up ({writing:?})");
+    // Now the stalled one reads: it catches up from the table, in order, without loss.
+    let caught_up = take(&mut stalled, 4000).await;
+    assert_eq!(seqs(&caught_up), (1..=4000).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    raise(&server, &t, "old", 5).await;
+    let pruned =
+        server.app.prune_violations(billing::app::clock::now() + chrono::Duration::seconds(1)).await.unwrap();
+    assert_eq!(pruned, 5);
+    raise(&server, &t, "new", 2).await;
+    let mut c = violations(&server, &t.key).await;
+    let stale = pb::WatchViolationsRequest {
+        start: Some(Start::AfterCursor(billing::domain::violation::cursor_of(2))),
+        ..Default::default()
+    };
+    let status = expect_code(c.watch_violations(stale).await, Code::OutOfRange);
+    assert_eq!(reason(&status), "OUT_OF_RANGE");
+    let ahead = pb::WatchViolationsRequest {
+        start: Some(Start::AfterCursor(billing::domain::violation::cursor_of(99))),
+        ..Default::default()
+    };
+    expect_code(c.watch_violations(ahead).await, Code::OutOfRange);
+    let mut from_start = watch(&server, &t.key, Start::FromBeginning(true)).await;
+    assert_eq!(seqs(&take(&mut from_start, 2).await), [6, 7], "the beginning is what is retained");
+    let exact = watch(&server, &t.key, Start::AfterCursor(billing::domain::violation::cursor_of(5))).await;
+    drop(exact);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnected_clients_free_their_subscriptions() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let streams: Vec<_> =
+        futures::future::join_all((0..20).map(|_| watch(&server, &t.key, Start::FromNow(true)))).await;
+    assert_eq!(server.feed.subscribers(), 20);
+    drop(streams);
+    for _ in 0..100 {
+        if server.feed.subscribers() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} subscriptions left after their clients went away", server.feed.subscribers());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_in_sequence_order_with_filters() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    raise(&server, &t, "h", 7).await;
+    let mut c = violations(&server, &t.key).await;
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_violations(pb::ListViolationsRequest {
+                page_size: 3,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        all.extend(page.violations);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seqs(&all), (1..=7).collect::<Vec<_>>());
+    let after = c
+        .list_violations(pb::ListViolationsRequest {
+            after_cursor: all[4].cursor.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seqs(&after.violations), [6, 7]);
+    let none = c
+        .list_violations(pb::ListViolationsRequest {
+            kinds: vec![pb::ViolationKind::CommitExhausted.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.violations.is_empty());
+}

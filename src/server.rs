@@ -26,6 +26,7 @@ use crate::grpc::commit::CommitApi;
 use crate::grpc::customer::CustomerApi;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
+use crate::grpc::promo::PromoApi;
 use crate::grpc::usage::UsageApi;
 use crate::grpc::violation::ViolationApi;
 use crate::jobs::JobsConfig;
@@ -34,6 +35,7 @@ use crate::proto::v1::allowance_service_server::AllowanceServiceServer;
 use crate::proto::v1::commit_service_server::CommitServiceServer;
 use crate::proto::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
+use crate::proto::v1::promo_service_server::PromoServiceServer;
 use crate::proto::v1::usage_service_server::UsageServiceServer;
 use crate::proto::v1::violation_service_server::ViolationServiceServer;
 
@@ -68,7 +70,7 @@ impl Default for ServerConfig {
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 7] {
+fn health_names() -> [&'static str; 8] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
@@ -77,6 +79,7 @@ fn health_names() -> [&'static str; 7] {
         <AllowanceServiceServer<AllowanceApi> as NamedService>::NAME,
         <UsageServiceServer<UsageApi> as NamedService>::NAME,
         <ViolationServiceServer<ViolationApi> as NamedService>::NAME,
+        <PromoServiceServer<PromoApi> as NamedService>::NAME,
     ]
 }
 
@@ -234,7 +237,8 @@ impl Instance {
             .add_service(limited!(CommitServiceServer, CommitApi::new(app.clone()), max))
             .add_service(limited!(AllowanceServiceServer, AllowanceApi::new(app.clone()), max))
             .add_service(limited!(UsageServiceServer, UsageApi::new(app.clone()), max))
-            .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max));
+            .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max))
+            .add_service(limited!(PromoServiceServer, PromoApi::new(app.clone()), max));
 
         let signal_stop = stop.clone();
         let signal = async move {

@@ -89,3 +89,16 @@ impl App {
             .map_err(|e| e.in_use(RESOURCE))
     }
 }
+
+/// NOT_FOUND unless the customer exists in the org (inside a use case's transaction).
+pub(crate) fn require_customer(
+    conn: &mut db::Conn,
+    org: OrgId,
+    customer: CustomerId,
+) -> Result<(), AppError> {
+    if db::customers::exists(conn, org, customer)? {
+        Ok(())
+    } else {
+        Err(AppError::not_found(RESOURCE, customer))
+    }
+}

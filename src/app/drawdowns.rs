@@ -11,28 +11,34 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{App, AppError, clock};
+use crate::db::credit::PromotionDrawdown;
 use crate::db::{self, Conn};
 use crate::domain::commit::applicability::UsageFacts;
 use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
+use crate::domain::credit::sources_of;
 use crate::domain::drawdown::{Allocation, RatedUsage, Source, SourceRef, Usage, allocate, sort_sources};
 use crate::domain::ids::{CommitId, CustomerId, OrgId};
 use crate::domain::product::Product;
 use crate::domain::usage::exhaustion_violations;
 use crate::domain::validation::Violations;
 
-/// A customer's drawable balances inside one transaction.
+/// A customer's drawable balances inside one transaction: commit segments and credit
+/// promotion cycles.
 #[derive(Default)]
 pub struct Balances {
     sources: Vec<Source>,
-    /// Balance of each source when loaded, to write only what changed.
-    loaded: HashMap<SourceRef, Decimal>,
+    /// Shared balances (credit promotion totals) the sources' `pool` indexes point into.
+    pools: Vec<Decimal>,
+    /// What each source has given in this transaction, to write only what changed.
+    drawn: HashMap<SourceRef, Decimal>,
 }
 
 impl Balances {
     /// Loads the open balances of `customers` that can take usage dated in
     /// `[from, until]`, one set per customer (customers without any get none). With
-    /// `lock`, their rows stay locked until the transaction ends; the caller must already
-    /// hold the customers' locks (see `db::customers::lock`).
+    /// `lock`, commit segment rows stay locked until the transaction ends. The caller
+    /// must already hold the customers' locks (see `db::customers::lock`): every writer
+    /// of these balances takes them first, which is what keeps them consistent.
     pub fn load_many(
         conn: &mut Conn,
         org: OrgId,
@@ -41,6 +47,7 @@ impl Balances {
         until: DateTime<Utc>,
         lock: bool,
     ) -> Result<HashMap<CustomerId, Self>, AppError> {
+        let mut out: HashMap<CustomerId, Self> = HashMap::new();
         let segments = db::commits::open_segments(conn, org, customers, from, until, lock)?;
         let mut ids: Vec<CommitId> = segments.iter().map(|(_, s)| s.commit_id).collect();
         ids.sort();
@@ -50,10 +57,9 @@ impl Balances {
             .into_iter()
             .map(|c| (c.id, (c.priority, c.credit_type, Arc::new(c.applicability))))
             .collect();
-        let mut out: HashMap<CustomerId, Self> = HashMap::new();
         for (customer, s) in segments {
             let Some((priority, credit_type, applicability)) = by_id.get(&s.commit_id) else { continue };
-            let source = Source {
+            out.entry(customer).or_default().sources.push(Source {
                 source: SourceRef::CommitSegment { commit_id: s.commit_id, idx: s.idx },
                 priority: *priority,
                 starting_at: s.starting_at,
@@ -62,11 +68,23 @@ impl Balances {
                 credit_type: credit_type.clone(),
                 applicability: Arc::clone(applicability),
                 available: s.remaining,
-            };
-            let b =
-                out.entry(customer).or_insert_with(|| Self { sources: Vec::new(), loaded: HashMap::new() });
-            b.loaded.insert(source.source, source.available);
-            b.sources.push(source);
+                pool: None,
+            });
+        }
+
+        let applied = db::credit::applied_for_customers(conn, org, customers, from, until)?;
+        if !applied.is_empty() {
+            let promotion_ids: Vec<_> = applied.iter().map(|a| a.promotion).collect();
+            let promotions = db::credit::promotions(conn, org, &promotion_ids)?;
+            let applied_ids: Vec<_> = applied.iter().map(|a| a.id).collect();
+            let used = db::credit::cycle_use(conn, org, &applied_ids)?;
+            let none = HashMap::new();
+            for a in &applied {
+                let Some(p) = promotions.get(&a.promotion) else { continue };
+                let b = out.entry(a.customer).or_default();
+                let sources = sources_of(a, p, used.get(&a.id).unwrap_or(&none), from, until, &mut b.pools);
+                b.sources.extend(sources);
+            }
         }
         for b in out.values_mut() {
             sort_sources(&mut b.sources);
@@ -94,26 +112,32 @@ impl Balances {
             group_values: &usage.group_values,
             contract_id: usage.contract_id.as_deref(),
         };
-        allocate(
+        let allocation = allocate(
             &mut self.sources,
+            &mut self.pools,
             &Usage {
                 facts,
                 amount: usage.amount,
                 credit_type: &usage.credit_type,
                 timestamp: usage.timestamp,
             },
-        )
+        );
+        for d in &allocation.draws {
+            *self.drawn.entry(d.source).or_default() += d.amount;
+        }
+        allocation
     }
 
-    /// Writes every balance that changed since loading.
+    /// Writes every balance drawn since loading.
     pub fn persist(&self, conn: &mut Conn, org: OrgId) -> Result<(), AppError> {
         for s in &self.sources {
-            if self.loaded.get(&s.source) == Some(&s.available) {
-                continue;
-            }
+            let Some(drawn) = self.drawn.get(&s.source) else { continue };
             match s.source {
                 SourceRef::CommitSegment { commit_id, idx } => {
                     db::commits::set_remaining(conn, org, commit_id, idx, s.available)?;
+                }
+                SourceRef::CreditPromotion { applied, cycle_start } => {
+                    db::credit::add_use(conn, org, applied, cycle_start, *drawn)?;
                 }
             }
         }
@@ -121,18 +145,19 @@ impl Balances {
     }
 }
 
-/// The ledger entries recording `allocation` of `usage`, caused by `source_id`.
+/// The ledger entries recording `allocation` of `usage`, caused by `source_id`: commit
+/// ledger entries, and credit promotion drawdowns.
 pub fn drawdown_entries(
     allocation: &Allocation,
     usage: &RatedUsage,
     source_id: Uuid,
     now: DateTime<Utc>,
-) -> Vec<LedgerEntry> {
-    allocation
-        .draws
-        .iter()
-        .map(|d| match d.source {
-            SourceRef::CommitSegment { commit_id, idx } => LedgerEntry {
+) -> (Vec<LedgerEntry>, Vec<PromotionDrawdown>) {
+    let mut entries = Vec::new();
+    let mut promotions = Vec::new();
+    for d in &allocation.draws {
+        match d.source {
+            SourceRef::CommitSegment { commit_id, idx } => entries.push(LedgerEntry {
                 id: Uuid::now_v7(),
                 commit_id,
                 segment_idx: idx,
@@ -143,16 +168,44 @@ pub fn drawdown_entries(
                 product_id: Some(usage.product_id),
                 reason: None,
                 created_at: now,
-            },
-        })
-        .collect()
+            }),
+            SourceRef::CreditPromotion { applied, cycle_start } => promotions.push(PromotionDrawdown {
+                id: Uuid::now_v7(),
+                applied,
+                cycle_start,
+                amount: d.amount,
+                effective_at: usage.timestamp,
+                source_id,
+                product: usage.product_id,
+                created_at: now,
+            }),
+        }
+    }
+    (entries, promotions)
 }
 
-/// One part of a recorded drawdown, as stored for replays.
+/// Writes what [`drawdown_entries`] produced.
+pub fn write_entries(
+    conn: &mut Conn,
+    org: OrgId,
+    entries: &[LedgerEntry],
+    promotions: &[PromotionDrawdown],
+) -> Result<(), AppError> {
+    db::commit_ledger::insert(conn, org, entries)?;
+    db::credit::insert_drawdowns(conn, org, promotions)?;
+    Ok(())
+}
+
+/// One part of a recorded drawdown, as stored for replays: from a commit segment, or
+/// from an applied credit promotion.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrawRecord {
-    pub commit_id: Uuid,
+    #[serde(default)]
+    pub commit_id: Option<Uuid>,
+    #[serde(default)]
     pub segment_idx: i32,
+    #[serde(default)]
+    pub applied_promotion_id: Option<Uuid>,
     pub amount: Decimal,
     pub remaining_after: Decimal,
 }
@@ -176,8 +229,16 @@ impl DrawdownOutcome {
                 .iter()
                 .map(|d| match d.source {
                     SourceRef::CommitSegment { commit_id, idx } => DrawRecord {
-                        commit_id: commit_id.uuid(),
+                        commit_id: Some(commit_id.uuid()),
                         segment_idx: idx,
+                        applied_promotion_id: None,
+                        amount: d.amount,
+                        remaining_after: d.remaining_after,
+                    },
+                    SourceRef::CreditPromotion { applied, .. } => DrawRecord {
+                        commit_id: None,
+                        segment_idx: 0,
+                        applied_promotion_id: Some(applied.uuid()),
                         amount: d.amount,
                         remaining_after: d.remaining_after,
                     },
@@ -200,10 +261,6 @@ pub fn usage_product(
         .ok_or_else(|| AppError::Invalid(Violations::single(field, "no such product")))
 }
 
-fn require_customer(exists: bool, customer: CustomerId) -> Result<(), AppError> {
-    if exists { Ok(()) } else { Err(AppError::not_found("customer", customer)) }
-}
-
 impl App {
     /// What `usage` would draw from the customer's commits now, recording nothing.
     pub async fn preview_drawdown(
@@ -214,7 +271,7 @@ impl App {
     ) -> Result<Allocation, AppError> {
         self.db()
             .transaction(org, move |conn| {
-                require_customer(db::customers::exists(conn, org, customer)?, customer)?;
+                super::customers::require_customer(conn, org, customer)?;
                 let product = usage_product(conn, org, &usage, "usage.product_id")?;
                 let mut balances =
                     Balances::load(conn, org, customer, usage.timestamp, usage.timestamp, false)?;
@@ -236,7 +293,9 @@ impl App {
             .transaction(org, move |conn| {
                 // The customer lock comes first so a concurrent call with the same key
                 // waits here and then finds the first one's record.
-                require_customer(db::customers::lock(conn, org, customer)?, customer)?;
+                if !db::customers::lock(conn, org, customer)? {
+                    return Err(AppError::not_found("customer", customer));
+                }
                 if let Some(previous) = db::drawdowns::find(conn, org, &key)? {
                     return replay(previous, &fingerprint);
                 }
@@ -247,7 +306,8 @@ impl App {
                 let allocation = balances.allocate(&usage, &product);
                 balances.persist(conn, org)?;
                 let id = Uuid::now_v7();
-                db::commit_ledger::insert(conn, org, &drawdown_entries(&allocation, &usage, id, now))?;
+                let (entries, promotions) = drawdown_entries(&allocation, &usage, id, now);
+                write_entries(conn, org, &entries, &promotions)?;
                 let exhausted = exhaustion_violations(&allocation, customer, usage.timestamp, None);
                 let outcome = DrawdownOutcome::of(id, &allocation);
                 let stored = serde_json::to_value(&outcome).map_err(|e| db::DbError::Other(e.to_string()))?;

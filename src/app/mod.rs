@@ -4,10 +4,12 @@
 pub mod allowances;
 pub mod clock;
 pub mod commits;
+pub mod credit;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod products;
+pub mod promos;
 pub mod segments;
 pub mod tenancy;
 pub mod usage;

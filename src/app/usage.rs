@@ -12,8 +12,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, drawdown_entries};
+use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, drawdown_entries, write_entries};
 use super::{App, AppError, clock};
+use crate::db::credit::PromotionDrawdown;
 use crate::db::usage::{AlertRow, NewEvent, StoredEvent, TotalRow, WindowKey};
 use crate::db::{self, Conn, DbError};
 use crate::domain::allowance::AllowanceLimits;
@@ -74,6 +75,7 @@ struct Writes {
     totals: HashMap<(CustomerId, ProductId, WindowKind, chrono::NaiveDate), Totals>,
     alerts: HashMap<(CustomerId, String, String, WindowKind, chrono::NaiveDate), Decimal>,
     ledger: Vec<LedgerEntry>,
+    promotion_draws: Vec<PromotionDrawdown>,
     violations: Vec<NewViolation>,
     /// For each new event: its row, and where its violations start in `violations`.
     events: Vec<(NewEvent, usize, usize)>,
@@ -289,7 +291,9 @@ fn decide(
                     let level = w.alerts.entry(key).or_default();
                     *level = (*level).max(c.percent);
                 }
-                w.ledger.extend(drawdown_entries(&allocation, &rated, event_uuid, now));
+                let (entries, promotions) = drawdown_entries(&allocation, &rated, event_uuid, now);
+                w.ledger.extend(entries);
+                w.promotion_draws.extend(promotions);
             }
             (DrawdownOutcome::of(event_uuid, &allocation).draws, allocation.overage)
         };
@@ -370,7 +374,7 @@ fn persist(
     for b in state.balances.values() {
         b.persist(conn, org)?;
     }
-    db::commit_ledger::insert(conn, org, &writes.ledger)?;
+    write_entries(conn, org, &writes.ledger, &writes.promotion_draws)?;
     // Last: the feed's sequence lock is held until commit.
     let written = db::violations::append(conn, org, &writes.violations, now)?;
 

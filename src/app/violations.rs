@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::customers::require_customer;
 use super::{App, AppError};
 use crate::db;
 use crate::domain::ids::OrgId;
@@ -86,7 +87,7 @@ impl App {
 
 fn check_customer(conn: &mut db::Conn, org: OrgId, filter: &ViolationFilter) -> Result<(), AppError> {
     match filter.customer_id {
-        Some(c) if !db::customers::exists(conn, org, c)? => Err(AppError::not_found("customer", c)),
-        _ => Ok(()),
+        Some(c) => require_customer(conn, org, c),
+        None => Ok(()),
     }
 }

@@ -9,11 +9,13 @@
 pub mod allowances;
 pub mod commit_ledger;
 pub mod commits;
+pub mod credit;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod migrate;
 pub mod products;
+pub mod promos;
 pub mod schema;
 pub mod tenancy;
 pub mod usage;

@@ -32,6 +32,69 @@ diesel::table! {
 }
 
 diesel::table! {
+    applied_promotion_cycles (org_id, applied_id, cycle_start) {
+        org_id -> Uuid,
+        applied_id -> Uuid,
+        cycle_start -> Timestamptz,
+        used -> Numeric,
+    }
+}
+
+diesel::table! {
+    applied_promotion_drawdowns (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        applied_id -> Uuid,
+        cycle_start -> Timestamptz,
+        amount -> Numeric,
+        effective_at -> Timestamptz,
+        source_id -> Uuid,
+        product_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    applied_promotions (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        customer_id -> Uuid,
+        promotion_id -> Uuid,
+        product_id -> Nullable<Uuid>,
+        priority -> Numeric,
+        starts_at -> Timestamptz,
+        ends_at -> Nullable<Timestamptz>,
+        commitment_id -> Nullable<Uuid>,
+        relation_id -> Nullable<Text>,
+        added_at -> Timestamptz,
+        removed_at -> Nullable<Timestamptz>,
+        removal_context -> Nullable<Text>,
+        total_used -> Numeric,
+    }
+}
+
+diesel::table! {
+    billing_promos (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        promo_type -> Text,
+        validity_start -> Timestamptz,
+        validity_end -> Nullable<Timestamptz>,
+        product_type -> Text,
+        product_id -> Uuid,
+        product_n -> Int4,
+        reward_product_type -> Text,
+        reward_product_id -> Uuid,
+        reward_product_m -> Int4,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     commit_ledger (org_id, id) {
         org_id -> Uuid,
         id -> Uuid,
@@ -95,6 +158,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    credit_promotions (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        name -> Text,
+        credit_type -> Text,
+        amount_per_cycle -> Nullable<Numeric>,
+        total_amount -> Nullable<Numeric>,
+        cycle -> Text,
+        applicable_product_ids -> Array<Uuid>,
+        applicable_product_tags -> Array<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     customers (org_id, id) {
         org_id -> Uuid,
         id -> Uuid,
@@ -140,6 +218,42 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    promo_baskets (org_id, basket_id) {
+        org_id -> Uuid,
+        basket_id -> Text,
+        customer_id -> Uuid,
+        fingerprint -> Bytea,
+        result -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    promo_rewards (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        customer_id -> Uuid,
+        promo_id -> Uuid,
+        product_id -> Uuid,
+        units -> Int8,
+        redeemed_units -> Int8,
+        basket_id -> Text,
+        granted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reward_redemptions (org_id, request_id) {
+        org_id -> Uuid,
+        request_id -> Text,
+        reward_id -> Uuid,
+        units -> Int8,
+        fingerprint -> Bytea,
+        created_at -> Timestamptz,
     }
 }
 
@@ -214,13 +328,21 @@ diesel::joinable!(violation_sequences -> organizations (org_id));
 diesel::allow_tables_to_appear_in_same_query!(
     allowance_limits,
     api_keys,
+    applied_promotion_cycles,
+    applied_promotion_drawdowns,
+    applied_promotions,
+    billing_promos,
     commit_ledger,
     commit_segments,
     commits,
+    credit_promotions,
     customers,
     drawdown_requests,
     organizations,
     products,
+    promo_baskets,
+    promo_rewards,
+    reward_redemptions,
     usage_alerts,
     usage_events,
     usage_totals,

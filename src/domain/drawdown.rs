@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::commit::applicability::{Applicability, UsageFacts};
 use super::fingerprint::fingerprint;
-use super::ids::{CommitId, CustomerId, ProductId};
+use super::ids::{AppliedPromotionId, CommitId, CustomerId, ProductId};
 use super::money::check_non_negative;
 use super::text::{check_code, check_string_map};
 use super::validation::{Parsed, Violations};
@@ -98,6 +98,8 @@ impl RatedUsage {
 pub enum SourceRef {
     /// One access segment of a commit.
     CommitSegment { commit_id: CommitId, idx: i32 },
+    /// One cycle of a credit promotion applied to the customer.
+    CreditPromotion { applied: AppliedPromotionId, cycle_start: DateTime<Utc> },
 }
 
 /// A drawable balance with what decides its order and applicability.
@@ -112,6 +114,9 @@ pub struct Source {
     pub credit_type: String,
     pub applicability: Arc<Applicability>,
     pub available: Decimal,
+    /// A balance shared with other sources (a credit promotion's total across its
+    /// cycles): an index into the pools passed to [`allocate`].
+    pub pool: Option<usize>,
 }
 
 impl Source {
@@ -158,8 +163,9 @@ pub fn sort_sources(sources: &mut [Source]) {
 }
 
 /// Allocates `usage` over `sources` (in the order of [`sort_sources`]), taking what it
-/// draws out of their `available` so the next usage sees the new balances.
-pub fn allocate(sources: &mut [Source], usage: &Usage<'_>) -> Allocation {
+/// draws out of their `available` (and their shared `pools`) so the next usage sees the
+/// new balances.
+pub fn allocate(sources: &mut [Source], pools: &mut [Decimal], usage: &Usage<'_>) -> Allocation {
     let mut left = usage.amount.max(Decimal::ZERO);
     let mut draws = Vec::new();
     for s in sources.iter_mut() {
@@ -169,10 +175,21 @@ pub fn allocate(sources: &mut [Source], usage: &Usage<'_>) -> Allocation {
         if !s.applies(usage) {
             continue;
         }
-        let take = left.min(s.available);
+        let pooled = s.pool.and_then(|i| pools.get(i).copied());
+        let take = left.min(s.available).min(pooled.unwrap_or(s.available));
+        if take.is_zero() {
+            continue;
+        }
         s.available -= take;
+        if let Some(i) = s.pool {
+            pools[i] -= take;
+        }
         left -= take;
-        draws.push(Draw { source: s.source, amount: take, remaining_after: s.available });
+        let remaining_after = match s.pool {
+            Some(i) => s.available.min(pools[i]),
+            None => s.available,
+        };
+        draws.push(Draw { source: s.source, amount: take, remaining_after });
     }
     Allocation { draws, overage: left }
 }
@@ -197,6 +214,7 @@ mod tests {
             credit_type: "USD".into(),
             applicability: Arc::new(Applicability::default()),
             available: Decimal::from(available),
+            pool: None,
         }
     }
 
@@ -214,14 +232,16 @@ mod tests {
             credit_type: "USD",
             timestamp: when,
         };
-        allocate(sources, &usage)
+        allocate(sources, &mut [], &usage)
     }
 
     fn drawn_from(a: &Allocation) -> Vec<(u128, i64)> {
         a.draws
             .iter()
             .map(|d| {
-                let SourceRef::CommitSegment { commit_id, .. } = d.source;
+                let SourceRef::CommitSegment { commit_id, .. } = d.source else {
+                    panic!("only commits here")
+                };
                 (commit_id.0.as_u128(), d.amount.try_into().unwrap())
             })
             .collect()
@@ -321,36 +341,89 @@ mod tests {
         assert_eq!(second.overage, Decimal::from(30));
     }
 
+    #[test]
+    fn a_shared_pool_caps_the_sources_that_draw_on_it() {
+        // Two cycles of 100 each, sharing a total of 150.
+        let mut a = source(1, 6, 1, 100);
+        let mut b = source(1, 12, 1, 100);
+        a.pool = Some(0);
+        b.pool = Some(0);
+        b.source = SourceRef::CommitSegment { commit_id: CommitId(Uuid::from_u128(1)), idx: 1 };
+        a.starting_at = at(1);
+        b.starting_at = at(1);
+        let mut sources = vec![a, b];
+        sort_sources(&mut sources);
+        let mut pools = [Decimal::from(150)];
+        let groups = BTreeMap::new();
+        let usage = |amount: i64| Usage {
+            facts: UsageFacts {
+                product_id: ProductId(Uuid::nil()),
+                product_tags: &[],
+                group_values: &groups,
+                contract_id: None,
+            },
+            amount: Decimal::from(amount),
+            credit_type: "USD",
+            timestamp: at(2),
+        };
+        let first = allocate(&mut sources, &mut pools, &usage(120));
+        assert_eq!(first.draws.iter().map(|d| d.amount).sum::<Decimal>(), Decimal::from(120));
+        assert_eq!(
+            first.draws.last().unwrap().remaining_after,
+            Decimal::from(30),
+            "the pool is the tighter limit"
+        );
+        let second = allocate(&mut sources, &mut pools, &usage(100));
+        assert_eq!(second.overage, Decimal::from(70), "only 30 of the pool was left");
+        assert_eq!(pools[0], Decimal::ZERO);
+    }
+
     proptest! {
         #[test]
         fn allocation_conserves_the_amount_and_never_overdraws(
-            balances in proptest::collection::vec((0i64..5, 2u32..12, 0i64..1000), 0..8),
+            balances in proptest::collection::vec((0i64..5, 2u32..12, 0i64..1000, proptest::option::of(0usize..2)), 0..8),
+            pool_sizes in proptest::collection::vec(0i64..1500, 2),
             amounts in proptest::collection::vec(0i64..2000, 1..10),
         ) {
             let mut sources: Vec<Source> = balances
                 .iter()
                 .enumerate()
-                .map(|(i, (p, end, avail))| source(*p, *end, i as u128 + 1, *avail))
+                .map(|(i, (p, end, avail, pool))| Source { pool: *pool, ..source(*p, *end, i as u128 + 1, *avail) })
                 .collect();
-            let before: Decimal = sources.iter().map(|s| s.available).sum();
-            let mut drawn_total = Decimal::ZERO;
+            sort_sources(&mut sources);
+            let mut pools: Vec<Decimal> = pool_sizes.iter().map(|p| Decimal::from(*p)).collect();
+            let pools_before = pools.clone();
+            let groups = BTreeMap::new();
+            let mut drawn_by_pool = [Decimal::ZERO; 2];
             for amount in amounts {
-                let a = run(&mut sources, amount, at(1));
+                let usage = Usage {
+                    facts: UsageFacts { product_id: ProductId(Uuid::nil()), product_tags: &[], group_values: &groups, contract_id: None },
+                    amount: Decimal::from(amount),
+                    credit_type: "USD",
+                    timestamp: at(1),
+                };
+                let a = allocate(&mut sources, &mut pools, &usage);
                 let drawn: Decimal = a.draws.iter().map(|d| d.amount).sum();
                 prop_assert_eq!(drawn + a.overage, Decimal::from(amount));
                 prop_assert!(a.draws.iter().all(|d| d.amount > Decimal::ZERO));
                 prop_assert!(sources.iter().all(|s| s.available >= Decimal::ZERO));
+                prop_assert!(pools.iter().all(|p| *p >= Decimal::ZERO));
                 // Draws follow the drawing order.
                 let keys: Vec<_> = a.draws.iter().map(|d| sources.iter().position(|s| s.source == d.source).unwrap()).collect();
                 prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
-                // Overage only when every applicable balance is used up.
-                if a.overage > Decimal::ZERO {
-                    prop_assert!(sources.iter().all(|s| s.available.is_zero()));
+                for d in &a.draws {
+                    if let Some(i) = sources.iter().find(|s| s.source == d.source).and_then(|s| s.pool) {
+                        drawn_by_pool[i] += d.amount;
+                    }
                 }
-                drawn_total += drawn;
+                // Overage only when every balance is used up (or held back by its pool).
+                if a.overage > Decimal::ZERO {
+                    prop_assert!(sources.iter().all(|s| s.available.is_zero() || s.pool.is_some_and(|i| pools[i].is_zero())));
+                }
             }
-            let after: Decimal = sources.iter().map(|s| s.available).sum();
-            prop_assert_eq!(before - after, drawn_total);
+            for i in 0..2 {
+                prop_assert_eq!(pools_before[i] - pools[i], drawn_by_pool[i], "a pool loses exactly what its sources drew");
+            }
         }
     }
 }

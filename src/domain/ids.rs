@@ -65,3 +65,19 @@ id_type!(
     /// A commit.
     CommitId
 );
+id_type!(
+    /// A billing promo.
+    PromoId
+);
+id_type!(
+    /// A reward granted by a promo.
+    RewardId
+);
+id_type!(
+    /// A credit promotion (the definition).
+    CreditPromotionId
+);
+id_type!(
+    /// A credit promotion applied to a customer.
+    AppliedPromotionId
+);

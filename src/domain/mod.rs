@@ -6,6 +6,7 @@
 pub mod allowance;
 pub mod api_key;
 pub mod commit;
+pub mod credit;
 pub mod customer;
 pub mod drawdown;
 pub mod etag;
@@ -15,6 +16,7 @@ pub mod limits;
 pub mod money;
 pub mod page;
 pub mod product;
+pub mod promo;
 pub mod text;
 pub mod usage;
 pub mod validation;

@@ -245,8 +245,9 @@ pub fn exhaustion_violations(
         .draws
         .iter()
         .filter(|d| d.remaining_after.is_zero() && d.amount > Decimal::ZERO)
-        .map(|d| match d.source {
-            SourceRef::CommitSegment { commit_id, idx } => NewViolation::new(
+        .filter_map(|d| match d.source {
+            SourceRef::CreditPromotion { .. } => None,
+            SourceRef::CommitSegment { commit_id, idx } => Some(NewViolation::new(
                 ViolationKind::CommitExhausted,
                 Some(customer),
                 at,
@@ -257,7 +258,7 @@ pub fn exhaustion_violations(
                     amount: Some(d.amount),
                     ..Default::default()
                 },
-            ),
+            )),
         })
         .collect()
 }

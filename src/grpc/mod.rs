@@ -9,6 +9,7 @@ pub mod convert;
 pub mod customer;
 pub mod observe;
 pub mod product;
+pub mod promo;
 pub mod status;
 pub mod usage;
 pub mod violation;

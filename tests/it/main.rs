@@ -12,5 +12,6 @@ mod drawdown;
 mod e2e;
 mod feed;
 mod products;
+mod promos;
 mod server;
 mod usage;

@@ -534,13 +534,16 @@ pub fn ledger_entry(e: LedgerEntry, running_balance: Option<rust_decimal::Decima
 }
 
 fn draw_to_wire(d: &Draw) -> pb::Drawdown {
-    match d.source {
-        SourceRef::CommitSegment { commit_id, idx } => pb::Drawdown {
-            commit_id: commit_id.to_string(),
-            segment_index: idx,
-            amount: decimal(d.amount),
-            remaining_after: decimal(d.remaining_after),
-        },
+    let (commit_id, segment_index, applied_promotion_id) = match d.source {
+        SourceRef::CommitSegment { commit_id, idx } => (commit_id.to_string(), idx, String::new()),
+        SourceRef::CreditPromotion { applied, .. } => (String::new(), 0, applied.to_string()),
+    };
+    pb::Drawdown {
+        commit_id,
+        segment_index,
+        amount: decimal(d.amount),
+        remaining_after: decimal(d.remaining_after),
+        applied_promotion_id,
     }
 }
 
@@ -554,10 +557,11 @@ pub fn preview_response(a: Allocation) -> pb::PreviewDrawdownResponse {
 /// A recorded draw on the wire.
 pub fn draw_record(d: &DrawRecord) -> pb::Drawdown {
     pb::Drawdown {
-        commit_id: d.commit_id.to_string(),
+        commit_id: d.commit_id.map(|c| c.to_string()).unwrap_or_default(),
         segment_index: d.segment_idx,
         amount: decimal(d.amount),
         remaining_after: decimal(d.remaining_after),
+        applied_promotion_id: d.applied_promotion_id.map(|a| a.to_string()).unwrap_or_default(),
     }
 }
 

@@ -232,3 +232,13 @@ pub async fn raise(server: &TestServer, t: &Tenant, prefix: &str, n: usize) {
         .results;
     assert!(results.iter().all(|r| matches!(r.result, Some(pb::usage_batch_result::Result::Outcome(_)))));
 }
+
+pub async fn promos(
+    server: &TestServer,
+    key: &str,
+) -> billing::proto::v1::promo_service_client::PromoServiceClient<Authed> {
+    billing::proto::v1::promo_service_client::PromoServiceClient::with_interceptor(
+        server.channel().await,
+        super::server::Key::bearer(key),
+    )
+}

@@ -1,0 +1,186 @@
+//! Credit promotion use cases: define, apply to customers, list what is left, remove.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::customers::require_customer;
+use super::{App, AppError, clock};
+use crate::db::{self, Conn};
+use crate::domain::credit::{
+    AmountsLeft, ApplicationDraft, ApplicationRefs, AppliedPromotion, CreditPromotion, CreditPromotionDraft,
+    amounts_left, validate_application, validate_promotion,
+};
+use crate::domain::ids::{AppliedPromotionId, CustomerId, OrgId};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::validation::Violations;
+
+/// An applied promotion with its promotion and what is left of it now.
+#[derive(Clone, Debug)]
+pub struct AppliedView {
+    pub applied: AppliedPromotion,
+    pub promotion: CreditPromotion,
+    pub left: AmountsLeft,
+}
+
+/// What is left of each of `applied` at `at`.
+fn views(
+    conn: &mut Conn,
+    org: OrgId,
+    applied: Vec<AppliedPromotion>,
+    at: DateTime<Utc>,
+) -> Result<Vec<AppliedView>, AppError> {
+    let ids: Vec<_> = applied.iter().map(|a| a.promotion).collect();
+    let promotions = db::credit::promotions(conn, org, &ids)?;
+    let applied_ids: Vec<_> = applied.iter().map(|a| a.id).collect();
+    let used = db::credit::cycle_use(conn, org, &applied_ids)?;
+    let none = HashMap::new();
+    let mut out = Vec::with_capacity(applied.len());
+    for a in applied {
+        let Some(p) = promotions.get(&a.promotion).cloned() else { continue };
+        let cycle_used = a
+            .cycle_at(&p, at)
+            .and_then(|(start, _)| used.get(&a.id).unwrap_or(&none).get(&start).copied())
+            .unwrap_or_default();
+        let left = amounts_left(&a, &p, cycle_used, at);
+        out.push(AppliedView { applied: a, promotion: p, left });
+    }
+    Ok(out)
+}
+
+/// Applies a credit promotion inside the caller's transaction (used on its own and
+/// when a commitment is created with one). Problems are named under `v`'s prefix.
+pub fn apply_in(
+    conn: &mut Conn,
+    org: OrgId,
+    draft: ApplicationDraft,
+    v: &mut Violations,
+) -> Result<Option<AppliedView>, AppError> {
+    let customer_exists = match draft.customer.valid() {
+        Some(c) => db::customers::lock(conn, org, *c)?,
+        None => false,
+    };
+    let promotion_exists = match draft.promotion.valid() {
+        Some(p) => !db::credit::promotions(conn, org, &[*p])?.is_empty(),
+        None => false,
+    };
+    let product_exists = match draft.product.valid() {
+        Some(p) => db::products::get(conn, org, *p)?.is_some(),
+        None => false,
+    };
+    let refs = ApplicationRefs { customer_exists, promotion_exists, product_exists };
+    let now = clock::now();
+    let Some(applied) = validate_application(draft, &refs, now, v) else { return Ok(None) };
+    db::credit::insert_applied(conn, org, &applied)?;
+    Ok(views(conn, org, vec![applied], now)?.pop())
+}
+
+impl App {
+    pub async fn create_credit_promotion(
+        &self,
+        org: OrgId,
+        draft: CreditPromotionDraft,
+        v: Violations,
+    ) -> Result<CreditPromotion, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let wanted: Vec<_> = draft.product_ids.iter().filter_map(|p| p.valid().copied()).collect();
+                let known: Vec<_> =
+                    db::products::get_many(conn, org, &wanted)?.into_iter().map(|p| p.id).collect();
+                let mut v = v.clone();
+                let p = validate_promotion(draft.clone(), &known, clock::now(), &mut v);
+                let p = match p {
+                    Some(p) if v.is_empty() => p,
+                    _ => return Err(AppError::Invalid(v)),
+                };
+                db::credit::insert_promotion(conn, org, &p)?;
+                Ok(p)
+            })
+            .await
+    }
+
+    pub async fn list_credit_promotions(
+        &self,
+        org: OrgId,
+        page: PageRequest,
+        filters_key: String,
+    ) -> Result<Page<CreditPromotion>, AppError> {
+        let after = page.after_uuid()?;
+        let limit = page.fetch_limit();
+        let rows = self
+            .db()
+            .transaction(org, move |conn| {
+                Ok::<_, AppError>(db::credit::list_promotions(conn, org, after, limit)?)
+            })
+            .await?;
+        Ok(Page::from_rows(rows, &page, &filters_key, |p| p.id.to_string()))
+    }
+
+    pub async fn apply_promotion(
+        &self,
+        org: OrgId,
+        draft: ApplicationDraft,
+        v: Violations,
+    ) -> Result<AppliedView, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let mut v = v.clone();
+                let view = v.nested("applied", |v| apply_in(conn, org, draft.clone(), v))?;
+                match view {
+                    Some(view) if v.is_empty() => Ok(view),
+                    _ => Err(AppError::Invalid(v)),
+                }
+            })
+            .await
+    }
+
+    pub async fn list_applied_promotions(
+        &self,
+        org: OrgId,
+        customer: CustomerId,
+        include_removed: bool,
+        page: PageRequest,
+        filters_key: String,
+    ) -> Result<Page<AppliedView>, AppError> {
+        let after = page.after_uuid()?;
+        let limit = page.fetch_limit();
+        let rows = self
+            .db()
+            .transaction(org, move |conn| {
+                require_customer(conn, org, customer)?;
+                let applied = db::credit::list_applied(conn, org, customer, include_removed, after, limit)?;
+                views(conn, org, applied, clock::now())
+            })
+            .await?;
+        Ok(Page::from_rows(rows, &page, &filters_key, |v| v.applied.id.to_string()))
+    }
+
+    /// Removes an application: it draws no more, and keeps its history.
+    pub async fn remove_applied_promotion(
+        &self,
+        org: OrgId,
+        id: AppliedPromotionId,
+        context: Option<String>,
+    ) -> Result<AppliedView, AppError> {
+        self.db()
+            .transaction(org, move |conn| {
+                let a = db::credit::get_applied(conn, org, id)?
+                    .ok_or_else(|| AppError::not_found("applied promotion", id))?;
+                db::customers::lock(conn, org, a.customer)?;
+                if a.removed_at.is_some() {
+                    return Err(AppError::FailedPrecondition {
+                        reason: "ALREADY_REMOVED",
+                        message: format!("applied promotion {id} was already removed"),
+                    });
+                }
+                let now = clock::now();
+                db::credit::remove_applied(conn, org, id, now, context.as_deref())?;
+                let removed =
+                    AppliedPromotion { removed_at: Some(now), removal_context: context.clone(), ..a };
+                views(conn, org, vec![removed], now)?
+                    .pop()
+                    .ok_or_else(|| AppError::not_found("applied promotion", id))
+            })
+            .await
+    }
+}

@@ -1,0 +1,340 @@
+//! Credit promotion, application, cycle and drawdown rows, every query scoped by org.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::DbError;
+use super::schema::{
+    applied_promotion_cycles, applied_promotion_drawdowns, applied_promotions, credit_promotions,
+};
+use crate::domain::commit::Applicability;
+use crate::domain::credit::{AppliedPromotion, CreditPromotion, Cycle};
+use crate::domain::ids::{AppliedPromotionId, CreditPromotionId, CustomerId, OrgId, ProductId};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_promotions)]
+struct PromotionRow {
+    org_id: Uuid,
+    id: Uuid,
+    name: String,
+    credit_type: String,
+    amount_per_cycle: Option<Decimal>,
+    total_amount: Option<Decimal>,
+    cycle: String,
+    applicable_product_ids: Vec<Uuid>,
+    applicable_product_tags: Vec<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PromotionRow> for CreditPromotion {
+    type Error = DbError;
+    fn try_from(r: PromotionRow) -> Result<Self, DbError> {
+        Ok(CreditPromotion {
+            id: CreditPromotionId(r.id),
+            name: r.name,
+            credit_type: r.credit_type,
+            amount_per_cycle: r.amount_per_cycle,
+            total_amount: r.total_amount,
+            cycle: Cycle::parse(&r.cycle)
+                .ok_or_else(|| DbError::Other(format!("stored cycle {:?}", r.cycle)))?,
+            applicability: Applicability {
+                product_ids: r.applicable_product_ids.into_iter().map(ProductId).collect(),
+                product_tags: r.applicable_product_tags,
+                ..Default::default()
+            },
+            created_at: r.created_at,
+        })
+    }
+}
+
+pub fn insert_promotion(conn: &mut PgConnection, org: OrgId, p: &CreditPromotion) -> Result<(), DbError> {
+    let row = PromotionRow {
+        org_id: org.uuid(),
+        id: p.id.uuid(),
+        name: p.name.clone(),
+        credit_type: p.credit_type.clone(),
+        amount_per_cycle: p.amount_per_cycle,
+        total_amount: p.total_amount,
+        cycle: p.cycle.as_str().to_owned(),
+        applicable_product_ids: p.applicability.product_ids.iter().map(|p| p.uuid()).collect(),
+        applicable_product_tags: p.applicability.product_tags.clone(),
+        created_at: p.created_at,
+    };
+    diesel::insert_into(credit_promotions::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+/// The promotions among `ids`.
+pub fn promotions(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[CreditPromotionId],
+) -> Result<HashMap<CreditPromotionId, CreditPromotion>, DbError> {
+    let ids: Vec<Uuid> = ids.iter().map(|i| i.uuid()).collect();
+    credit_promotions::table
+        .filter(credit_promotions::org_id.eq(org.uuid()))
+        .filter(credit_promotions::id.eq_any(ids))
+        .select(PromotionRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| CreditPromotion::try_from(r).map(|p| (p.id, p)))
+        .collect()
+}
+
+pub fn list_promotions(
+    conn: &mut PgConnection,
+    org: OrgId,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CreditPromotion>, DbError> {
+    let mut q = credit_promotions::table.filter(credit_promotions::org_id.eq(org.uuid())).into_boxed();
+    if let Some(after) = after {
+        q = q.filter(credit_promotions::id.gt(after));
+    }
+    q.order(credit_promotions::id)
+        .limit(limit)
+        .select(PromotionRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(CreditPromotion::try_from)
+        .collect()
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = applied_promotions)]
+struct AppliedRow {
+    org_id: Uuid,
+    id: Uuid,
+    customer_id: Uuid,
+    promotion_id: Uuid,
+    product_id: Option<Uuid>,
+    priority: Decimal,
+    starts_at: DateTime<Utc>,
+    ends_at: Option<DateTime<Utc>>,
+    commitment_id: Option<Uuid>,
+    relation_id: Option<String>,
+    added_at: DateTime<Utc>,
+    removed_at: Option<DateTime<Utc>>,
+    removal_context: Option<String>,
+    total_used: Decimal,
+}
+
+impl From<AppliedRow> for AppliedPromotion {
+    fn from(r: AppliedRow) -> Self {
+        AppliedPromotion {
+            id: AppliedPromotionId(r.id),
+            customer: CustomerId(r.customer_id),
+            promotion: CreditPromotionId(r.promotion_id),
+            product: r.product_id.map(ProductId),
+            priority: r.priority,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            commitment_id: r.commitment_id,
+            relation_id: r.relation_id,
+            added_at: r.added_at,
+            removed_at: r.removed_at,
+            removal_context: r.removal_context,
+            total_used: r.total_used,
+        }
+    }
+}
+
+pub fn insert_applied(conn: &mut PgConnection, org: OrgId, a: &AppliedPromotion) -> Result<(), DbError> {
+    let row = AppliedRow {
+        org_id: org.uuid(),
+        id: a.id.uuid(),
+        customer_id: a.customer.uuid(),
+        promotion_id: a.promotion.uuid(),
+        product_id: a.product.map(|p| p.uuid()),
+        priority: a.priority,
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        commitment_id: a.commitment_id,
+        relation_id: a.relation_id.clone(),
+        added_at: a.added_at,
+        removed_at: a.removed_at,
+        removal_context: a.removal_context.clone(),
+        total_used: a.total_used,
+    };
+    diesel::insert_into(applied_promotions::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn get_applied(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: AppliedPromotionId,
+) -> Result<Option<AppliedPromotion>, DbError> {
+    Ok(applied_promotions::table
+        .find((org.uuid(), id.uuid()))
+        .select(AppliedRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(AppliedPromotion::from))
+}
+
+pub fn list_applied(
+    conn: &mut PgConnection,
+    org: OrgId,
+    customer: CustomerId,
+    include_removed: bool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AppliedPromotion>, DbError> {
+    let mut q = applied_promotions::table
+        .filter(applied_promotions::org_id.eq(org.uuid()))
+        .filter(applied_promotions::customer_id.eq(customer.uuid()))
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(applied_promotions::id.gt(after));
+    }
+    if !include_removed {
+        q = q.filter(applied_promotions::removed_at.is_null());
+    }
+    Ok(q.order(applied_promotions::id)
+        .limit(limit)
+        .select(AppliedRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(AppliedPromotion::from)
+        .collect())
+}
+
+/// The applications of `customers` still applied and overlapping `[from, until]`.
+pub fn applied_for_customers(
+    conn: &mut PgConnection,
+    org: OrgId,
+    customers: &[CustomerId],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<AppliedPromotion>, DbError> {
+    let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
+    Ok(applied_promotions::table
+        .filter(applied_promotions::org_id.eq(org.uuid()))
+        .filter(applied_promotions::customer_id.eq_any(ids))
+        .filter(applied_promotions::removed_at.is_null())
+        .filter(applied_promotions::starts_at.le(until))
+        .filter(applied_promotions::ends_at.is_null().or(applied_promotions::ends_at.gt(from)))
+        .order(applied_promotions::id)
+        .select(AppliedRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(AppliedPromotion::from)
+        .collect())
+}
+
+pub fn remove_applied(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: AppliedPromotionId,
+    at: DateTime<Utc>,
+    context: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(applied_promotions::table.find((org.uuid(), id.uuid())))
+        .set((applied_promotions::removed_at.eq(at), applied_promotions::removal_context.eq(context)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What each cycle of the applications among `ids` has used.
+pub fn cycle_use(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[AppliedPromotionId],
+) -> Result<HashMap<AppliedPromotionId, HashMap<DateTime<Utc>, Decimal>>, DbError> {
+    let ids: Vec<Uuid> = ids.iter().map(|i| i.uuid()).collect();
+    let rows: Vec<(Uuid, DateTime<Utc>, Decimal)> = applied_promotion_cycles::table
+        .filter(applied_promotion_cycles::org_id.eq(org.uuid()))
+        .filter(applied_promotion_cycles::applied_id.eq_any(ids))
+        .select((
+            applied_promotion_cycles::applied_id,
+            applied_promotion_cycles::cycle_start,
+            applied_promotion_cycles::used,
+        ))
+        .load(conn)?;
+    let mut out: HashMap<AppliedPromotionId, HashMap<DateTime<Utc>, Decimal>> = HashMap::new();
+    for (applied, start, used) in rows {
+        out.entry(AppliedPromotionId(applied)).or_default().insert(start, used);
+    }
+    Ok(out)
+}
+
+/// Adds `amount` to one cycle's use and to the application's total.
+pub fn add_use(
+    conn: &mut PgConnection,
+    org: OrgId,
+    applied: AppliedPromotionId,
+    cycle_start: DateTime<Utc>,
+    amount: Decimal,
+) -> Result<(), DbError> {
+    diesel::insert_into(applied_promotion_cycles::table)
+        .values((
+            applied_promotion_cycles::org_id.eq(org.uuid()),
+            applied_promotion_cycles::applied_id.eq(applied.uuid()),
+            applied_promotion_cycles::cycle_start.eq(cycle_start),
+            applied_promotion_cycles::used.eq(amount),
+        ))
+        .on_conflict((
+            applied_promotion_cycles::org_id,
+            applied_promotion_cycles::applied_id,
+            applied_promotion_cycles::cycle_start,
+        ))
+        .do_update()
+        .set(
+            applied_promotion_cycles::used
+                .eq(applied_promotion_cycles::used + excluded(applied_promotion_cycles::used)),
+        )
+        .execute(conn)?;
+    diesel::update(applied_promotions::table.find((org.uuid(), applied.uuid())))
+        .set(applied_promotions::total_used.eq(applied_promotions::total_used + amount))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// One drawdown of an application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotionDrawdown {
+    pub id: Uuid,
+    pub applied: AppliedPromotionId,
+    pub cycle_start: DateTime<Utc>,
+    pub amount: Decimal,
+    pub effective_at: DateTime<Utc>,
+    pub source_id: Uuid,
+    pub product: ProductId,
+    pub created_at: DateTime<Utc>,
+}
+
+pub fn insert_drawdowns(
+    conn: &mut PgConnection,
+    org: OrgId,
+    draws: &[PromotionDrawdown],
+) -> Result<(), DbError> {
+    if draws.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = draws
+        .iter()
+        .map(|d| {
+            (
+                applied_promotion_drawdowns::org_id.eq(org.uuid()),
+                applied_promotion_drawdowns::id.eq(d.id),
+                applied_promotion_drawdowns::applied_id.eq(d.applied.uuid()),
+                applied_promotion_drawdowns::cycle_start.eq(d.cycle_start),
+                applied_promotion_drawdowns::amount.eq(d.amount),
+                applied_promotion_drawdowns::effective_at.eq(d.effective_at),
+                applied_promotion_drawdowns::source_id.eq(d.source_id),
+                applied_promotion_drawdowns::product_id.eq(d.product.uuid()),
+                applied_promotion_drawdowns::created_at.eq(d.created_at),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(5000) {
+        diesel::insert_into(applied_promotion_drawdowns::table).values(chunk).execute(conn)?;
+    }
+    Ok(())
+}

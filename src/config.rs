@@ -99,6 +99,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VIOLATION_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
     pub violation_retention: Duration,
 
+    /// How often commitment periods that have ended are closed.
+    #[arg(long, env = "COMMITMENT_EVALUATION_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub commitment_evaluation_interval: Duration,
+
     /// How often the feed polls the table when no notification arrives.
     #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
@@ -158,6 +162,7 @@ impl ServeArgs {
             jobs: crate::jobs::JobsConfig {
                 segment_close_interval: self.segment_close_interval,
                 violation_retention: self.violation_retention,
+                commitment_evaluation_interval: self.commitment_evaluation_interval,
                 ..crate::jobs::JobsConfig::default()
             },
             feed: crate::feed::FeedConfig {

@@ -3,6 +3,7 @@
 
 pub mod allowances;
 pub mod clock;
+pub mod commitments;
 pub mod commits;
 pub mod credit;
 pub mod customers;

@@ -323,6 +323,7 @@ fn decide(
                 amount: e.amount,
                 credit_type: e.credit_type.clone(),
                 occurred_at: e.timestamp,
+                contract_id: e.contract_id.clone(),
                 decision: outcome.decision.as_str(),
                 fingerprint: fingerprint.to_vec(),
                 outcome: serde_json::Value::Null,

@@ -8,6 +8,7 @@
 
 pub mod allowances;
 pub mod commit_ledger;
+pub mod commitments;
 pub mod commits;
 pub mod credit;
 pub mod customers;

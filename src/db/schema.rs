@@ -128,6 +128,70 @@ diesel::table! {
 }
 
 diesel::table! {
+    commitment_compensations (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        commitment_id -> Uuid,
+        kind -> Text,
+        scope -> Nullable<Text>,
+        measure -> Nullable<Text>,
+        period_start -> Nullable<Timestamptz>,
+        period_end -> Nullable<Timestamptz>,
+        amount -> Numeric,
+        credit_type -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    commitment_edits (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        commitment_id -> Uuid,
+        edited_by -> Uuid,
+        edited_at -> Timestamptz,
+        operations -> Jsonb,
+    }
+}
+
+diesel::table! {
+    commitment_periods (org_id, commitment_id, scope, measure, obligation_idx, period_start) {
+        org_id -> Uuid,
+        commitment_id -> Uuid,
+        scope -> Text,
+        measure -> Text,
+        obligation_idx -> Int4,
+        period_start -> Timestamptz,
+        period_end -> Timestamptz,
+        required -> Numeric,
+        measured -> Numeric,
+        shortfall -> Numeric,
+        closed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    commitments (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        customer_id -> Uuid,
+        subscription_id -> Nullable<Uuid>,
+        promotion_id -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        terms -> Jsonb,
+        status -> Text,
+        successor_id -> Nullable<Uuid>,
+        ended_at -> Nullable<Timestamptz>,
+        next_check_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     commits (org_id, id) {
         org_id -> Uuid,
         id -> Uuid,
@@ -284,6 +348,7 @@ diesel::table! {
         fingerprint -> Bytea,
         outcome -> Jsonb,
         recorded_at -> Timestamptz,
+        contract_id -> Nullable<Text>,
     }
 }
 
@@ -334,6 +399,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     billing_promos,
     commit_ledger,
     commit_segments,
+    commitment_compensations,
+    commitment_edits,
+    commitment_periods,
+    commitments,
     commits,
     credit_promotions,
     customers,

@@ -34,6 +34,7 @@ pub struct NewEvent {
     pub amount: Decimal,
     pub credit_type: String,
     pub occurred_at: DateTime<Utc>,
+    pub contract_id: Option<String>,
     pub decision: &'static str,
     pub fingerprint: Vec<u8>,
     pub outcome: serde_json::Value,

@@ -81,3 +81,7 @@ id_type!(
     /// A credit promotion applied to a customer.
     AppliedPromotionId
 );
+id_type!(
+    /// A commitment.
+    CommitmentId
+);

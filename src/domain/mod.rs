@@ -6,6 +6,7 @@
 pub mod allowance;
 pub mod api_key;
 pub mod commit;
+pub mod commitment;
 pub mod credit;
 pub mod customer;
 pub mod drawdown;

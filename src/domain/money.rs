@@ -83,6 +83,27 @@ pub fn format_decimal(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+/// Serde for decimals in JSON documents: written as strings, read only from strings that
+/// [`parse_decimal`] accepts (never from JSON numbers, which would pass through floats).
+pub mod exact {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Violations, format_decimal, parse_decimal};
+
+    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_decimal(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut v = Violations::default();
+        parse_decimal(&mut v, "", &text).ok_or_else(|| {
+            serde::de::Error::custom(v.items().first().map_or("is not a decimal", |i| i.description.as_str()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +140,22 @@ mod tests {
     fn cents_round_half_away_from_zero() {
         assert_eq!(round_to_cents(Decimal::new(33335, 3)), Decimal::new(3334, 2));
         assert_eq!(round_to_cents(Decimal::new(-33335, 3)), Decimal::new(-3334, 2));
+    }
+
+    #[test]
+    fn json_decimals_must_be_exact_strings() {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            #[serde(with = "exact")]
+            amount: Decimal,
+        }
+        let ok: Doc = serde_json::from_str(r#"{"amount": "12.50"}"#).unwrap();
+        assert_eq!(ok.amount, Decimal::new(1250, 2));
+        assert!(
+            serde_json::from_str::<Doc>(r#"{"amount": 12.5}"#).is_err(),
+            "numbers would go through floats"
+        );
+        assert!(serde_json::from_str::<Doc>(r#"{"amount": "1e3"}"#).is_err());
     }
 
     #[test]

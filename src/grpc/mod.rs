@@ -5,8 +5,10 @@
 pub mod allowance;
 pub mod auth;
 pub mod commit;
+pub mod commitment;
 pub mod convert;
 pub mod customer;
+pub mod json_value;
 pub mod observe;
 pub mod product;
 pub mod promo;

@@ -18,6 +18,8 @@ pub struct JobsConfig {
     pub violation_retention: Duration,
     /// How often expired violations are pruned.
     pub violation_prune_interval: Duration,
+    /// How often commitment periods that have ended are closed.
+    pub commitment_evaluation_interval: Duration,
 }
 
 impl Default for JobsConfig {
@@ -26,6 +28,7 @@ impl Default for JobsConfig {
             segment_close_interval: Duration::from_secs(10),
             violation_retention: Duration::from_secs(30 * 24 * 3600),
             violation_prune_interval: Duration::from_secs(3600),
+            commitment_evaluation_interval: Duration::from_secs(60),
         }
     }
 }
@@ -33,6 +36,7 @@ impl Default for JobsConfig {
 /// Starts every background task; they stop when `stop` is cancelled.
 pub fn spawn(app: App, config: JobsConfig, stop: CancellationToken) -> Vec<JoinHandle<()>> {
     let closer = app.clone();
+    let evaluator = app.clone();
     let pruner = app;
     let retention =
         chrono::Duration::from_std(config.violation_retention).unwrap_or(chrono::Duration::days(30));
@@ -44,6 +48,16 @@ pub fn spawn(app: App, config: JobsConfig, stop: CancellationToken) -> Vec<JoinH
                     Ok(0) => {}
                     Ok(n) => tracing::info!(segments = n, "closed ended access segments"),
                     Err(e) => tracing::warn!(error = %e, "closing ended access segments failed"),
+                }
+            }
+        })),
+        tokio::spawn(every(config.commitment_evaluation_interval, stop.clone(), move || {
+            let app = evaluator.clone();
+            async move {
+                match app.evaluate_due_commitments().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(periods = n, "closed commitment periods"),
+                    Err(e) => tracing::warn!(error = %e, "closing commitment periods failed"),
                 }
             }
         })),

@@ -6,6 +6,7 @@ mod support;
 
 mod allowances;
 mod auth;
+mod commitments;
 mod commits;
 mod customers;
 mod drawdown;

@@ -32,6 +32,9 @@ async fn health_reports_each_service_serving() {
         "billing.commitments.v1.CommitService",
         "billing.commitments.v1.AllowanceService",
         "billing.commitments.v1.UsageService",
+        "billing.commitments.v1.ViolationService",
+        "billing.commitments.v1.PromoService",
+        "billing.commitments.v1.CommitmentService",
     ] {
         assert_eq!(health_of(&server, service).await, ServingStatus::Serving as i32, "{service}");
     }

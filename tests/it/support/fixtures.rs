@@ -242,3 +242,13 @@ pub async fn promos(
         super::server::Key::bearer(key),
     )
 }
+
+pub async fn commitments_client(
+    server: &TestServer,
+    key: &str,
+) -> billing::proto::v1::commitment_service_client::CommitmentServiceClient<Authed> {
+    billing::proto::v1::commitment_service_client::CommitmentServiceClient::with_interceptor(
+        server.channel().await,
+        super::server::Key::bearer(key),
+    )
+}

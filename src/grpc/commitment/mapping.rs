@@ -1,0 +1,307 @@
+//! Commitment messages <-> domain values.
+
+use crate::app::commitments::{Evaluation, NewCommitment};
+use crate::db::commitments::{CommitmentFilter, Compensation, Edit};
+use crate::domain::commitment::document::Operation;
+use crate::domain::commitment::periods::PeriodOutcome;
+use crate::domain::commitment::{
+    Commitment, CommitmentStatus, EndingConfig, MinimumSpend, MinimumUsage, Obligations, Penalty, PeriodKind,
+    Terms, TimeRange, ViolationPolicy,
+};
+use crate::domain::etag::etag;
+use crate::domain::ids::CommitmentId;
+use crate::domain::money::parse_credit_type;
+use crate::domain::page::PageRequest;
+use crate::domain::validation::Violations;
+use crate::grpc::convert::{
+    decimal, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id, parsed_timestamp,
+    timestamp,
+};
+use crate::grpc::json_value::{from_json, to_json};
+use crate::proto::v1 as pb;
+
+fn period(v: i32) -> Option<PeriodKind> {
+    match pb::ObligationPeriod::try_from(v).ok()? {
+        pb::ObligationPeriod::Month => Some(PeriodKind::Month),
+        pb::ObligationPeriod::Quarter => Some(PeriodKind::Quarter),
+        pb::ObligationPeriod::Year => Some(PeriodKind::Year),
+        pb::ObligationPeriod::Term => Some(PeriodKind::Term),
+        pb::ObligationPeriod::Unspecified => None,
+    }
+}
+
+fn period_to_wire(p: PeriodKind) -> pb::ObligationPeriod {
+    match p {
+        PeriodKind::Month => pb::ObligationPeriod::Month,
+        PeriodKind::Quarter => pb::ObligationPeriod::Quarter,
+        PeriodKind::Year => pb::ObligationPeriod::Year,
+        PeriodKind::Term => pb::ObligationPeriod::Term,
+    }
+}
+
+pub fn status(v: i32) -> Option<CommitmentStatus> {
+    Some(match pb::CommitmentStatus::try_from(v).ok()? {
+        pb::CommitmentStatus::Active => CommitmentStatus::Active,
+        pb::CommitmentStatus::Fulfilled => CommitmentStatus::Fulfilled,
+        pb::CommitmentStatus::Violated => CommitmentStatus::Violated,
+        pb::CommitmentStatus::Terminated => CommitmentStatus::Terminated,
+        pb::CommitmentStatus::Ended => CommitmentStatus::Ended,
+        pb::CommitmentStatus::Unspecified => return None,
+    })
+}
+
+fn status_to_wire(s: CommitmentStatus) -> pb::CommitmentStatus {
+    match s {
+        CommitmentStatus::Active => pb::CommitmentStatus::Active,
+        CommitmentStatus::Fulfilled => pb::CommitmentStatus::Fulfilled,
+        CommitmentStatus::Violated => pb::CommitmentStatus::Violated,
+        CommitmentStatus::Terminated => pb::CommitmentStatus::Terminated,
+        CommitmentStatus::Ended => pb::CommitmentStatus::Ended,
+    }
+}
+
+fn obligations(v: &mut Violations, o: Option<pb::Obligations>) -> Obligations {
+    let o = o.unwrap_or_default();
+    let minimum_spend = o
+        .minimum_spend
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            v.nested(format!("minimum_spend[{i}]"), |v| {
+                let period = parsed_enum(v, "period", s.period, period).required(v, "period");
+                let amount = parsed_decimal(v, "amount", &s.amount).required(v, "amount");
+                Some(MinimumSpend { period: period?, amount: amount? })
+            })
+        })
+        .collect();
+    let minimum_usage = o
+        .minimum_usage
+        .iter()
+        .enumerate()
+        .filter_map(|(i, u)| {
+            v.nested(format!("minimum_usage[{i}]"), |v| {
+                let period = parsed_enum(v, "period", u.period, period).required(v, "period");
+                let quantity = parsed_decimal(v, "quantity", &u.quantity).required(v, "quantity");
+                let product_id = parsed_id(v, "product_id", &u.product_id).into_valid();
+                Some(MinimumUsage { period: period?, quantity: quantity?, product_id })
+            })
+        })
+        .collect();
+    Obligations { minimum_spend, minimum_usage, minimum_term_months: o.minimum_term_months }
+}
+
+/// The terms of a commitment message; `None` when any part of it is malformed (every
+/// problem is in `v`).
+fn terms(v: &mut Violations, c: &pb::Commitment) -> Option<Terms> {
+    let before = v.items().len();
+    let range = c.time_range.unwrap_or_default();
+    let start =
+        parsed_timestamp(v, "time_range.start_time", &range.start_time).required(v, "time_range.start_time");
+    let end = parsed_timestamp(v, "time_range.end_time", &range.end_time).required(v, "time_range.end_time");
+    let customer_obligations =
+        v.nested("customer_obligations", |v| obligations(v, c.customer_obligations.clone()));
+    let account_obligations =
+        v.nested("account_obligations", |v| obligations(v, c.account_obligations.clone()));
+    let policy = c.violation_policy.unwrap_or_default();
+    let early_termination_penalty = c.early_termination_penalty.as_ref().and_then(|m| {
+        v.nested("early_termination_penalty", |v| {
+            let amount = parsed_decimal(v, "amount", &m.amount).required(v, "amount")?;
+            Some(Penalty { amount, credit_type: parse_credit_type(v, "credit_type", &m.credit_type) })
+        })
+    });
+    let ending = c.ending_config.clone().unwrap_or_default();
+    let extend = parsed_timestamp(
+        v,
+        "ending_config.extend_prepaid_card_end_time",
+        &ending.extend_prepaid_card_end_time,
+    )
+    .into_valid();
+    let t = Terms {
+        subscription_id: parsed_id(v, "subscription_id", &c.subscription_id).into_valid(),
+        promotion_id: parsed_id(v, "promotion_id", &c.promotion_id).into_valid(),
+        device_id: parsed_id(v, "device_id", &c.device_id).into_valid(),
+        product_id: parsed_id(v, "product_id", &c.product_id).into_valid(),
+        time_range: TimeRange { start_time: start?, end_time: end? },
+        customer_obligations,
+        account_obligations,
+        violation_policy: ViolationPolicy {
+            notify_per_customer_violations: policy.notify_per_customer_violations,
+            notify_per_account_violations: policy.notify_per_account_violations,
+            compensate_on_customer_violation: policy.compensate_on_customer_violation,
+            compensate_on_account_violation: policy.compensate_on_account_violation,
+        },
+        early_termination_penalty,
+        ending_config: EndingConfig {
+            plan_id: non_empty(ending.plan_id),
+            restart_commitment: ending.restart_commitment,
+            extend_prepaid_card_end_time: extend,
+        },
+    };
+    (v.items().len() == before).then_some(t)
+}
+
+/// The commitment (and promotion application) of a create request, with its parse
+/// problems.
+pub fn create(req: pb::CreateCommitmentRequest) -> (NewCommitment, Violations) {
+    let mut v = Violations::default();
+    let c = req.commitment.unwrap_or_default();
+    let customer = parsed_id(&mut v, "commitment.customer_id", &c.customer_id);
+    let terms = v.nested("commitment", |v| terms(v, &c));
+    let apply_promotion = req
+        .apply_promotion
+        .map(|a| v.nested("apply_promotion", |v| crate::grpc::promo::mapping::application(v, &a)));
+    (NewCommitment { customer, terms, apply_promotion }, v)
+}
+
+pub fn list(req: pb::ListCommitmentsRequest) -> Result<(CommitmentFilter, String, PageRequest), Violations> {
+    let mut v = Violations::default();
+    let key = format!(
+        "customer={}|subscription={}|device={}|promotion={}|status={}",
+        req.customer_id, req.subscription_id, req.device_id, req.promotion_id, req.status
+    );
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let filter = CommitmentFilter {
+        customer: parsed_id(&mut v, "customer_id", &req.customer_id).into_valid(),
+        subscription: parsed_id(&mut v, "subscription_id", &req.subscription_id).into_valid(),
+        device: parsed_id(&mut v, "device_id", &req.device_id).into_valid(),
+        promotion: parsed_id(&mut v, "promotion_id", &req.promotion_id).into_valid(),
+        status: parsed_enum(&mut v, "status", req.status, status).into_valid(),
+    };
+    v.finish((filter, key, page))
+}
+
+/// Id, etag and operations of a patch request.
+pub fn patch(req: pb::PatchCommitmentRequest) -> Result<(CommitmentId, String, Vec<Operation>), Violations> {
+    let mut v = Violations::default();
+    let id = parse_id(&mut v, "id", &req.id);
+    let ops = req
+        .operations
+        .into_iter()
+        .map(|o| Operation { op: o.op, path: o.path, from: non_empty(o.from), value: o.value.map(to_json) })
+        .collect();
+    match id {
+        Some(id) if v.is_empty() => Ok((id, req.etag, ops)),
+        _ => Err(v),
+    }
+}
+
+fn obligations_to_wire(o: &Obligations) -> pb::Obligations {
+    pb::Obligations {
+        minimum_spend: o
+            .minimum_spend
+            .iter()
+            .map(|s| pb::MinimumSpend { period: period_to_wire(s.period).into(), amount: decimal(s.amount) })
+            .collect(),
+        minimum_usage: o
+            .minimum_usage
+            .iter()
+            .map(|u| pb::MinimumUsage {
+                period: period_to_wire(u.period).into(),
+                quantity: decimal(u.quantity),
+                product_id: u.product_id.map(|p| p.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        minimum_term_months: o.minimum_term_months,
+    }
+}
+
+pub fn commitment(c: Commitment) -> pb::Commitment {
+    let t = &c.terms;
+    let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    pb::Commitment {
+        id: c.id.to_string(),
+        customer_id: c.customer.to_string(),
+        subscription_id: id(t.subscription_id),
+        promotion_id: id(t.promotion_id),
+        device_id: id(t.device_id),
+        product_id: t.product_id.map(|p| p.to_string()).unwrap_or_default(),
+        time_range: Some(pb::TimeRange {
+            start_time: Some(timestamp(t.time_range.start_time)),
+            end_time: Some(timestamp(t.time_range.end_time)),
+        }),
+        customer_obligations: Some(obligations_to_wire(&t.customer_obligations)),
+        account_obligations: Some(obligations_to_wire(&t.account_obligations)),
+        violation_policy: Some(pb::ViolationPolicy {
+            notify_per_customer_violations: t.violation_policy.notify_per_customer_violations,
+            notify_per_account_violations: t.violation_policy.notify_per_account_violations,
+            compensate_on_customer_violation: t.violation_policy.compensate_on_customer_violation,
+            compensate_on_account_violation: t.violation_policy.compensate_on_account_violation,
+        }),
+        early_termination_penalty: t
+            .early_termination_penalty
+            .as_ref()
+            .map(|p| pb::Money { amount: decimal(p.amount), credit_type: p.credit_type.clone() }),
+        ending_config: Some(pb::EndingConfig {
+            plan_id: t.ending_config.plan_id.clone().unwrap_or_default(),
+            restart_commitment: t.ending_config.restart_commitment,
+            extend_prepaid_card_end_time: opt_timestamp(t.ending_config.extend_prepaid_card_end_time),
+        }),
+        status: status_to_wire(c.status).into(),
+        successor_id: c.successor.map(|s| s.to_string()).unwrap_or_default(),
+        end_time: opt_timestamp(c.ended_at),
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+        etag: etag(c.version),
+    }
+}
+
+pub fn edit(e: Edit) -> pb::CommitmentEdit {
+    pb::CommitmentEdit {
+        id: e.id.to_string(),
+        commitment_id: e.commitment.to_string(),
+        edited_by: e.edited_by.to_string(),
+        edit_time: Some(timestamp(e.edited_at)),
+        operations: e
+            .operations
+            .into_iter()
+            .map(|o| pb::PatchOperation {
+                op: o.op,
+                path: o.path,
+                from: o.from.unwrap_or_default(),
+                value: o.value.map(from_json),
+            })
+            .collect(),
+    }
+}
+
+pub fn evaluation(e: Evaluation) -> pb::EvaluateCommitmentResponse {
+    pb::EvaluateCommitmentResponse {
+        as_of: Some(timestamp(e.as_of)),
+        periods: e
+            .periods
+            .iter()
+            .map(|r| pb::ObligationPeriodResult {
+                scope: r.obligation.scope.as_str().to_owned(),
+                measure: r.obligation.measure.as_str().to_owned(),
+                obligation_index: r.obligation.index as i32,
+                period: period_to_wire(r.obligation.kind).into(),
+                period_start: Some(timestamp(r.period.start)),
+                period_end: Some(timestamp(r.period.end)),
+                required: decimal(r.required),
+                measured: decimal(r.measured),
+                shortfall: decimal(r.shortfall()),
+                outcome: match r.outcome {
+                    PeriodOutcome::Met => pb::PeriodOutcome::Met,
+                    PeriodOutcome::Shortfall => pb::PeriodOutcome::Shortfall,
+                    PeriodOutcome::Open => pb::PeriodOutcome::Open,
+                }
+                .into(),
+            })
+            .collect(),
+        commitment: Some(commitment(e.commitment)),
+    }
+}
+
+pub fn compensation(c: Compensation) -> pb::Compensation {
+    pb::Compensation {
+        id: c.id.to_string(),
+        commitment_id: c.commitment.to_string(),
+        kind: c.kind.to_owned(),
+        scope: c.period.map(|p| p.0.as_str().to_owned()).unwrap_or_default(),
+        measure: c.period.map(|p| p.1.as_str().to_owned()).unwrap_or_default(),
+        period_start: c.period.map(|p| timestamp(p.2)),
+        period_end: c.period.map(|p| timestamp(p.3)),
+        amount: Some(pb::Money { amount: decimal(c.amount), credit_type: c.credit_type }),
+        create_time: Some(timestamp(c.created_at)),
+    }
+}

@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the database if missing, run migrations, and serve gRPC.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the database if missing and run pending migrations, then exit.
     Migrate,
     /// Operator tasks: organizations and API keys.
@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// Address the gRPC server listens on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Address of the Prometheus metrics endpoint (`/metrics`); none when unset.
+    #[arg(long, env = "METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Largest request or response message, in bytes.
     #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -102,6 +106,14 @@ pub struct ServeArgs {
     /// How often commitment periods that have ended are closed.
     #[arg(long, env = "COMMITMENT_EVALUATION_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub commitment_evaluation_interval: Duration,
+
+    /// Most concurrent RecordUsage calls of one org decided in one shared transaction.
+    #[arg(long, env = "USAGE_GROUP_MAX_EVENTS", default_value_t = 256)]
+    pub usage_group_max_events: usize,
+
+    /// Most shared RecordUsage transactions of one org running at once.
+    #[arg(long, env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 4)]
+    pub usage_group_transactions: usize,
 
     /// How often the feed polls the table when no notification arrives.
     #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -168,6 +180,11 @@ impl ServeArgs {
             feed: crate::feed::FeedConfig {
                 poll_interval: self.feed_poll_interval,
                 ..crate::feed::FeedConfig::default()
+            },
+            usage_batching: crate::app::usage_batcher::BatcherConfig {
+                max_group: self.usage_group_max_events,
+                max_in_flight: self.usage_group_transactions,
+                ..Default::default()
             },
         }
     }

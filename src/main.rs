@@ -27,6 +27,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let db = Db::open(&db_config);
+            if let Some(addr) = args.metrics_listen {
+                billing::metrics::install(addr).context("starting the metrics endpoint")?;
+            }
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;

@@ -9,10 +9,10 @@ use diesel::connection::SimpleConnection as _;
 use diesel::pg::PgConnection;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -53,6 +53,7 @@ pub struct ServerConfig {
     pub health_check_interval: Duration,
     pub jobs: JobsConfig,
     pub feed: crate::feed::FeedConfig,
+    pub usage_batching: crate::app::usage_batcher::BatcherConfig,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +68,7 @@ impl Default for ServerConfig {
             health_check_interval: Duration::from_secs(1),
             jobs: JobsConfig::default(),
             feed: crate::feed::FeedConfig::default(),
+            usage_batching: Default::default(),
         }
     }
 }
@@ -195,6 +197,11 @@ impl Instance {
             stop.clone(),
         )));
         tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), stop.clone()));
+        tasks.push(tokio::spawn(crate::metrics::sample(
+            app.db().clone(),
+            Duration::from_secs(1),
+            stop.clone(),
+        )));
         Self { config, app, feed, reporter, stop, tasks }
     }
 
@@ -239,7 +246,11 @@ impl Instance {
             .add_service(limited!(ProductServiceServer, ProductApi::new(app.clone()), max))
             .add_service(limited!(CommitServiceServer, CommitApi::new(app.clone()), max))
             .add_service(limited!(AllowanceServiceServer, AllowanceApi::new(app.clone()), max))
-            .add_service(limited!(UsageServiceServer, UsageApi::new(app.clone()), max))
+            .add_service(limited!(
+                UsageServiceServer,
+                UsageApi::new(app.clone(), config.usage_batching.clone()),
+                max
+            ))
             .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max))
             .add_service(limited!(PromoServiceServer, PromoApi::new(app.clone()), max))
             .add_service(limited!(CommitmentServiceServer, CommitmentApi::new(app.clone()), max));
@@ -254,7 +265,10 @@ impl Instance {
 
         let local = listener.local_addr()?;
         tracing::info!(address = %local, "serving gRPC");
-        let serve = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        // Without TCP_NODELAY small responses wait for the client's delayed ACK (~40 ms);
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let serve = router.serve_with_incoming_shutdown(incoming, signal);
         let grace = config.shutdown_grace;
         let grace_stop = stop.clone();
         let result = tokio::select! {

@@ -130,17 +130,32 @@ impl Balances {
 
     /// Writes every balance drawn since loading.
     pub fn persist(&self, conn: &mut Conn, org: OrgId) -> Result<(), AppError> {
-        for s in &self.sources {
-            let Some(drawn) = self.drawn.get(&s.source) else { continue };
-            match s.source {
-                SourceRef::CommitSegment { commit_id, idx } => {
-                    db::commits::set_remaining(conn, org, commit_id, idx, s.available)?;
-                }
-                SourceRef::CreditPromotion { applied, cycle_start } => {
-                    db::credit::add_use(conn, org, applied, cycle_start, *drawn)?;
+        Self::persist_all(conn, org, [self])
+    }
+
+    /// Writes the drawn balances of many customers, in one statement per kind of source.
+    pub fn persist_all<'a>(
+        conn: &mut Conn,
+        org: OrgId,
+        all: impl IntoIterator<Item = &'a Balances>,
+    ) -> Result<(), AppError> {
+        let mut segments = Vec::new();
+        let mut uses = Vec::new();
+        for b in all {
+            for s in &b.sources {
+                let Some(drawn) = b.drawn.get(&s.source) else { continue };
+                match s.source {
+                    SourceRef::CommitSegment { commit_id, idx } => {
+                        segments.push((commit_id, idx, s.available))
+                    }
+                    SourceRef::CreditPromotion { applied, cycle_start } => {
+                        uses.push((applied, cycle_start, *drawn))
+                    }
                 }
             }
         }
+        db::commits::set_remaining_many(conn, org, &segments)?;
+        db::credit::add_uses(conn, org, &uses)?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod promos;
 pub mod segments;
 pub mod tenancy;
 pub mod usage;
+pub mod usage_batcher;
 pub mod violations;
 
 pub use error::AppError;

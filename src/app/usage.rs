@@ -372,9 +372,7 @@ fn persist(
         })
         .collect();
     db::usage::raise_alerts(conn, org, &alerts)?;
-    for b in state.balances.values() {
-        b.persist(conn, org)?;
-    }
+    Balances::persist_all(conn, org, state.balances.values())?;
     write_entries(conn, org, &writes.ledger, &writes.promotion_draws)?;
     // Last: the feed's sequence lock is held until commit.
     let written = db::violations::append(conn, org, &writes.violations, now)?;
@@ -411,7 +409,7 @@ fn persist(
             results[i] = Ok(UsageOutcome { replayed: true, ..first.clone() });
         }
     }
-    db::usage::insert_events(conn, &rows).map_err(|e| match e {
+    db::usage::insert_events(conn, rows).map_err(|e| match e {
         // Another transaction recorded the same event id (for another customer) first:
         // run the batch again, it will find that event and answer accordingly.
         DbError::UniqueViolation { constraint } if constraint == "usage_events_pkey" => {
@@ -420,6 +418,19 @@ fn persist(
         other => other,
     })?;
     Ok(())
+}
+
+/// Counts decided events by outcome, and the size of the transaction they shared.
+fn count_outcomes(results: &[EventResult]) {
+    metrics::histogram!("usage_transaction_events").record(results.len() as f64);
+    for r in results {
+        let outcome = match r {
+            Ok(o) if o.replayed => "replayed",
+            Ok(o) => o.decision.as_str(),
+            Err(_) => "rejected",
+        };
+        metrics::counter!("usage_events_total", "outcome" => outcome).increment(1);
+    }
 }
 
 impl App {
@@ -439,6 +450,7 @@ impl App {
                 Ok(results)
             })
             .await
+            .inspect(|results| count_outcomes(results))
     }
 
     /// The decision recording `input` would take now, recording nothing.

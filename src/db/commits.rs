@@ -396,6 +396,32 @@ pub fn set_remaining(
     Ok(())
 }
 
+/// Sets the remaining balance of many segments in one statement.
+pub fn set_remaining_many(
+    conn: &mut PgConnection,
+    org: OrgId,
+    segments: &[(CommitId, i32, Decimal)],
+) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, Int4, Numeric, Uuid as SqlUuid};
+    if segments.is_empty() {
+        return Ok(());
+    }
+    let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
+    let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
+    let remaining: Vec<Decimal> = segments.iter().map(|s| s.2).collect();
+    diesel::sql_query(
+        "UPDATE commit_segments s SET remaining = v.remaining \
+         FROM unnest($2::uuid[], $3::int4[], $4::numeric[]) AS v(commit_id, idx, remaining) \
+         WHERE s.org_id = $1 AND s.commit_id = v.commit_id AND s.idx = v.idx",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(commit_ids)
+    .bind::<Array<Int4>, _>(idxs)
+    .bind::<Array<Numeric>, _>(remaining)
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Closes a segment: it takes no more drawdowns and holds nothing.
 pub fn close_segment(
     conn: &mut PgConnection,

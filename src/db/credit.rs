@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -265,34 +264,41 @@ pub fn cycle_use(
 }
 
 /// Adds `amount` to one cycle's use and to the application's total.
-pub fn add_use(
+/// Adds many uses (distinct applied promotion and cycle each) in two statements.
+pub fn add_uses(
     conn: &mut PgConnection,
     org: OrgId,
-    applied: AppliedPromotionId,
-    cycle_start: DateTime<Utc>,
-    amount: Decimal,
+    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
 ) -> Result<(), DbError> {
-    diesel::insert_into(applied_promotion_cycles::table)
-        .values((
-            applied_promotion_cycles::org_id.eq(org.uuid()),
-            applied_promotion_cycles::applied_id.eq(applied.uuid()),
-            applied_promotion_cycles::cycle_start.eq(cycle_start),
-            applied_promotion_cycles::used.eq(amount),
-        ))
-        .on_conflict((
-            applied_promotion_cycles::org_id,
-            applied_promotion_cycles::applied_id,
-            applied_promotion_cycles::cycle_start,
-        ))
-        .do_update()
-        .set(
-            applied_promotion_cycles::used
-                .eq(applied_promotion_cycles::used + excluded(applied_promotion_cycles::used)),
-        )
-        .execute(conn)?;
-    diesel::update(applied_promotions::table.find((org.uuid(), applied.uuid())))
-        .set(applied_promotions::total_used.eq(applied_promotions::total_used + amount))
-        .execute(conn)?;
+    use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let applied: Vec<Uuid> = uses.iter().map(|u| u.0.uuid()).collect();
+    let cycles: Vec<DateTime<Utc>> = uses.iter().map(|u| u.1).collect();
+    let amounts: Vec<Decimal> = uses.iter().map(|u| u.2).collect();
+    diesel::sql_query(
+        "INSERT INTO applied_promotion_cycles (org_id, applied_id, cycle_start, used) \
+         SELECT $1, v.applied_id, v.cycle_start, v.used \
+         FROM unnest($2::uuid[], $3::timestamptz[], $4::numeric[]) AS v(applied_id, cycle_start, used) \
+         ON CONFLICT (org_id, applied_id, cycle_start) \
+         DO UPDATE SET used = applied_promotion_cycles.used + excluded.used",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(&applied)
+    .bind::<Array<Timestamptz>, _>(cycles)
+    .bind::<Array<Numeric>, _>(&amounts)
+    .execute(conn)?;
+    diesel::sql_query(
+        "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
+         FROM (SELECT applied_id, sum(used) AS used \
+               FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \
+         WHERE p.org_id = $1 AND p.id = v.applied_id",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(&applied)
+    .bind::<Array<Numeric>, _>(&amounts)
+    .execute(conn)?;
     Ok(())
 }
 

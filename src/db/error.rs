@@ -6,7 +6,7 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DbError {
     /// A row the query needed does not exist.
     #[error("row not found")]
@@ -38,6 +38,11 @@ impl DbError {
     /// Worth running the whole transaction again.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Conflict(_))
+    }
+
+    /// About the database rather than the data: every transaction would fail alike.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Conflict(_) | Self::Unavailable(_) | Self::Timeout)
     }
 }
 

@@ -145,7 +145,13 @@ impl Db {
         let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let waiting = metrics::gauge!("db_pool_waiting");
+            waiting.increment(1.0);
+            let started = std::time::Instant::now();
+            let got = pool.get();
+            waiting.decrement(1.0);
+            metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
+            let mut conn = got.map_err(DbError::from)?;
             f(&mut conn)
         });
         match task.await {

@@ -3,27 +3,28 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Date, Numeric, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bytea, Date, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
 use diesel::upsert::excluded;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
-use super::schema::{usage_alerts, usage_events, usage_totals};
+use super::schema::{usage_alerts, usage_totals};
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
 use crate::domain::windows::WindowKind;
 
 /// A decided event as stored: its fingerprint and the answer it got.
-#[derive(Queryable, Selectable, Debug)]
-#[diesel(table_name = usage_events)]
+#[derive(QueryableByName, Debug)]
 pub struct StoredEvent {
+    #[diesel(sql_type = Text)]
     pub event_id: String,
+    #[diesel(sql_type = Bytea)]
     pub fingerprint: Vec<u8>,
+    #[diesel(sql_type = Jsonb)]
     pub outcome: serde_json::Value,
 }
 
-#[derive(Insertable, Debug)]
-#[diesel(table_name = usage_events)]
+#[derive(Debug)]
 pub struct NewEvent {
     pub org_id: Uuid,
     pub event_id: String,
@@ -50,18 +51,93 @@ pub fn find_events(
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(usage_events::table
-        .filter(usage_events::org_id.eq(org.uuid()))
-        .filter(usage_events::event_id.eq_any(event_ids))
-        .select(StoredEvent::as_select())
-        .load(conn)?)
+    // A join on unnest, not `= ANY(...)`: with many ids the latter can turn into a
+    // sequential scan comparing every row with every id.
+    Ok(diesel::sql_query(
+        "SELECT e.event_id, e.fingerprint, e.outcome \
+         FROM unnest($2::text[]) AS wanted(event_id) \
+         JOIN usage_events e ON e.org_id = $1 AND e.event_id = wanted.event_id",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<Text>, _>(event_ids)
+    .load(conn)?)
 }
 
-pub fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> Result<(), DbError> {
-    // 13 bind parameters a row; stay far under PostgreSQL's 65535.
-    for chunk in events.chunks(2000) {
-        diesel::insert_into(usage_events::table).values(chunk).execute(conn)?;
+/// The rows of `insert_events`, column by column.
+#[derive(Default)]
+struct EventColumns {
+    org_id: Vec<Uuid>,
+    event_id: Vec<String>,
+    id: Vec<Uuid>,
+    customer_id: Vec<Uuid>,
+    product_id: Vec<Uuid>,
+    quantity: Vec<Decimal>,
+    amount: Vec<Decimal>,
+    credit_type: Vec<String>,
+    occurred_at: Vec<DateTime<Utc>>,
+    contract_id: Vec<Option<String>>,
+    decision: Vec<&'static str>,
+    fingerprint: Vec<Vec<u8>>,
+    outcome: Vec<serde_json::Value>,
+    recorded_at: Vec<DateTime<Utc>>,
+}
+
+impl EventColumns {
+    fn with_capacity(n: usize) -> Self {
+        let mut c = Self::default();
+        c.event_id.reserve(n);
+        c.outcome.reserve(n);
+        c.fingerprint.reserve(n);
+        c
     }
+}
+
+/// Inserts events with one array per column: a fixed, small number of bind parameters
+/// whatever the number of rows.
+pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), DbError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len();
+    let mut c = EventColumns::with_capacity(n);
+    for e in events {
+        c.org_id.push(e.org_id);
+        c.event_id.push(e.event_id);
+        c.id.push(e.id);
+        c.customer_id.push(e.customer_id);
+        c.product_id.push(e.product_id);
+        c.quantity.push(e.quantity);
+        c.amount.push(e.amount);
+        c.credit_type.push(e.credit_type);
+        c.occurred_at.push(e.occurred_at);
+        c.contract_id.push(e.contract_id);
+        c.decision.push(e.decision);
+        c.fingerprint.push(e.fingerprint);
+        c.outcome.push(e.outcome);
+        c.recorded_at.push(e.recorded_at);
+    }
+    diesel::sql_query(
+        "INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
+            credit_type, occurred_at, contract_id, decision, fingerprint, outcome, recorded_at) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[], \
+            $7::numeric[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::bytea[], \
+            $13::jsonb[], $14::timestamptz[])",
+    )
+    .bind::<Array<SqlUuid>, _>(c.org_id)
+    .bind::<Array<Text>, _>(c.event_id)
+    .bind::<Array<SqlUuid>, _>(c.id)
+    .bind::<Array<SqlUuid>, _>(c.customer_id)
+    .bind::<Array<SqlUuid>, _>(c.product_id)
+    .bind::<Array<Numeric>, _>(c.quantity)
+    .bind::<Array<Numeric>, _>(c.amount)
+    .bind::<Array<Text>, _>(c.credit_type)
+    .bind::<Array<Timestamptz>, _>(c.occurred_at)
+    .bind::<Array<Nullable<Text>>, _>(c.contract_id)
+    .bind::<Array<Text>, _>(c.decision)
+    .bind::<Array<Bytea>, _>(c.fingerprint)
+    .bind::<Array<Jsonb>, _>(c.outcome)
+    .bind::<Array<Timestamptz>, _>(c.recorded_at)
+    .execute(conn)?;
     Ok(())
 }
 

@@ -36,6 +36,7 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        metrics::gauge!("violation_feed_subscribers").decrement(1.0);
         let mut orgs = self.registry.lock();
         if let Some(entry) = orgs.get_mut(&self.org) {
             entry.subscribers -= 1;
@@ -61,6 +62,7 @@ impl Registry {
             last_broadcast: None,
         });
         entry.subscribers += 1;
+        metrics::gauge!("violation_feed_subscribers").increment(1.0);
         Subscription { rx: entry.tx.subscribe(), registry: Arc::clone(self), org }
     }
 
@@ -88,6 +90,8 @@ impl Registry {
                 continue;
             }
             entry.last_broadcast = Some(v.seq);
+            let lag = (chrono::Utc::now() - v.recorded_at).to_std().unwrap_or_default();
+            metrics::histogram!("violation_feed_publish_lag_seconds").record(lag.as_secs_f64());
             // No receiver is not an error: they come and go.
             let _ = entry.tx.send(Arc::new(v));
         }

@@ -34,6 +34,7 @@ pub struct Observe<S> {
 /// Logs the end of one RPC exactly once: on its status, or on drop if none came.
 struct Outcome {
     span: Span,
+    method: String,
     started: Instant,
     done: bool,
 }
@@ -43,8 +44,10 @@ impl Outcome {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let latency_ms = elapsed * 1000.0;
         let code_name = format!("{code:?}");
+        record(&self.method, &code_name, elapsed);
         let _entered = self.span.enter();
         match code {
             Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable => {
@@ -60,6 +63,28 @@ impl Drop for Outcome {
         // The body was dropped before its status: the client cancelled or went away.
         self.finish(Code::Cancelled);
     }
+}
+
+/// `/package.Service/Method` as its service and method labels.
+fn split_path(path: &str) -> (String, String) {
+    let trimmed = path.trim_start_matches('/');
+    match trimmed.split_once('/') {
+        Some((service, method)) => (service.to_owned(), method.to_owned()),
+        None => (trimmed.to_owned(), String::new()),
+    }
+}
+
+fn record(path: &str, code: &str, seconds: f64) {
+    let (service, method) = split_path(path);
+    metrics::counter!(
+        "grpc_server_handled_total",
+        "service" => service.clone(),
+        "method" => method.clone(),
+        "code" => code.to_owned()
+    )
+    .increment(1);
+    metrics::histogram!("grpc_server_handling_seconds", "service" => service, "method" => method)
+        .record(seconds);
 }
 
 fn code_of(headers: &http::HeaderMap) -> Option<Code> {
@@ -127,7 +152,7 @@ where
         let method = req.uri().path().to_owned();
         let span = tracing::info_span!(
             "rpc",
-            method = %method,
+            method = %method.as_str(),
             org = tracing::field::Empty,
         );
         let started = Instant::now();
@@ -135,7 +160,7 @@ where
         Box::pin(
             async move {
                 let response = inner.call(req).await?;
-                let mut outcome = Outcome { span, started, done: false };
+                let mut outcome = Outcome { span, method, started, done: false };
                 // An error before any message travels in the headers ("trailers-only").
                 if let Some(code) = code_of(response.headers()) {
                     outcome.finish(code);

@@ -12,6 +12,7 @@ mod customers;
 mod drawdown;
 mod e2e;
 mod feed;
+mod performance;
 mod products;
 mod promos;
 mod server;

@@ -4,6 +4,7 @@ pub mod mapping;
 
 use tonic::{Request, Response, Status};
 
+use crate::app::usage_batcher::{BatcherConfig, UsageBatcher};
 use crate::app::{App, clock};
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
@@ -13,11 +14,12 @@ use crate::proto::v1::usage_service_server::UsageService;
 
 pub struct UsageApi {
     app: App,
+    batcher: UsageBatcher,
 }
 
 impl UsageApi {
-    pub fn new(app: App) -> Self {
-        Self { app }
+    pub fn new(app: App, batching: BatcherConfig) -> Self {
+        Self { batcher: UsageBatcher::new(app.clone(), batching), app }
     }
 }
 
@@ -29,8 +31,7 @@ impl UsageService for UsageApi {
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
         let org = caller(&req)?.org;
         let input = mapping::event("event".into(), req.into_inner().event, true, clock::now());
-        let mut results = self.app.record_usage(org, vec![input]).await?;
-        let outcome = results.pop().ok_or_else(|| Status::internal("no result for the event"))??;
+        let outcome = self.batcher.record(org, input).await?;
         Ok(Response::new(pb::RecordUsageResponse { outcome: Some(mapping::outcome(outcome)) }))
     }
 

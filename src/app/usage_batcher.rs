@@ -1,0 +1,163 @@
+//! Groups concurrent single-event `RecordUsage` calls of one organization into shared
+//! transactions. Each org has a queue and a worker: while its transactions are busy,
+//! calls wait in the queue, and the next transaction takes all of them (up to a limit).
+//! A lone call therefore runs at once, and under load one commit serves many calls.
+//!
+//! Answers stay exactly those of separate calls: `record_usage` already decides a batch
+//! event by event, in order, with repeats of an event id answered as replays. When a
+//! shared transaction fails for a reason of its data, every event is run again on its
+//! own so one bad event cannot fail the others; when it fails for a reason of the
+//! database (down, timed out, conflicting), every event gets that error.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::usage::{EventInput, EventResult};
+use super::{App, AppError};
+use crate::db::DbError;
+use crate::domain::ids::OrgId;
+
+/// How calls are grouped.
+#[derive(Clone, Debug)]
+pub struct BatcherConfig {
+    /// Most events one shared transaction takes.
+    pub max_group: usize,
+    /// Most shared transactions of one org running at once.
+    pub max_in_flight: usize,
+    /// An org's worker stops after this long without calls.
+    pub idle: Duration,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        Self { max_group: 256, max_in_flight: 4, idle: Duration::from_secs(30) }
+    }
+}
+
+struct Pending {
+    input: EventInput,
+    reply: oneshot::Sender<EventResult>,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct UsageBatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    app: App,
+    config: BatcherConfig,
+    queues: Mutex<HashMap<OrgId, mpsc::UnboundedSender<Pending>>>,
+}
+
+impl UsageBatcher {
+    pub fn new(app: App, config: BatcherConfig) -> Self {
+        let config = BatcherConfig {
+            max_group: config.max_group.max(1),
+            max_in_flight: config.max_in_flight.max(1),
+            ..config
+        };
+        Self { inner: Arc::new(Inner { app, config, queues: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// Records one event, in a transaction shared with whatever else `org` records now.
+    pub async fn record(&self, org: OrgId, input: EventInput) -> EventResult {
+        let (reply, answer) = oneshot::channel();
+        self.inner.enqueue(org, Pending { input, reply });
+        answer.await.unwrap_or_else(|_| Err(DbError::Other("usage worker stopped".into()).into()))
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, mpsc::UnboundedSender<Pending>>> {
+        self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends under the map's lock, so a worker that retires (also under it) can never
+    /// leave a call behind in its queue.
+    fn enqueue(self: &Arc<Self>, org: OrgId, pending: Pending) {
+        let mut queues = self.lock();
+        let tx = queues.entry(org).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(Arc::clone(self).work(org, rx));
+            tx
+        });
+        if let Err(mpsc::error::SendError(pending)) = tx.send(pending) {
+            // The worker is gone (its task panicked): start a fresh one.
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(pending);
+            tokio::spawn(Arc::clone(self).work(org, rx));
+            queues.insert(org, tx);
+        }
+    }
+
+    async fn work(self: Arc<Self>, org: OrgId, mut rx: mpsc::UnboundedReceiver<Pending>) {
+        let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
+        loop {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+            let first = match tokio::time::timeout(self.config.idle, rx.recv()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return,
+                Err(_) => {
+                    let mut queues = self.lock();
+                    if rx.is_empty() {
+                        queues.remove(&org);
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let mut group = vec![first];
+            while group.len() < self.config.max_group {
+                match rx.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
+            }
+            let app = self.app.clone();
+            tokio::spawn(async move {
+                run_group(&app, org, group).await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+async fn run_group(app: &App, org: OrgId, group: Vec<Pending>) {
+    let (inputs, replies): (Vec<EventInput>, Vec<oneshot::Sender<EventResult>>) =
+        group.into_iter().map(|p| (p.input, p.reply)).unzip();
+    if inputs.len() == 1 {
+        let result = app.record_usage(org, inputs).await.and_then(only_result);
+        answer(replies, vec![result]);
+        return;
+    }
+    let kept = inputs.clone();
+    match app.record_usage(org, inputs).await {
+        Ok(results) => answer(replies, results),
+        Err(AppError::Db(e)) if e.is_transient() => {
+            answer(replies, kept.iter().map(|_| Err(AppError::Db(e.clone()))).collect())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, events = kept.len(), "shared usage transaction failed; recording its events one by one");
+            let singles = kept
+                .into_iter()
+                .map(|input| async move { app.record_usage(org, vec![input]).await.and_then(only_result) });
+            answer(replies, futures::future::join_all(singles).await);
+        }
+    }
+}
+
+fn only_result(mut results: Vec<EventResult>) -> EventResult {
+    results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
+}
+
+fn answer(replies: Vec<oneshot::Sender<EventResult>>, results: Vec<EventResult>) {
+    for (reply, result) in replies.into_iter().zip(results) {
+        // The caller may have gone (deadline, cancel): what was recorded stays recorded.
+        let _ = reply.send(result);
+    }
+}

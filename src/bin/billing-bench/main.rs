@@ -1,0 +1,288 @@
+//! `billing-bench`: measures the service against the Postgres limit on this machine.
+//!
+//! It starts two release instances on a fresh database, seeds a realistic org through
+//! the public API, drives RecordUsage (single and batched) from its own tonic clients,
+//! runs pgbench with the per-event SQL at the same concurrencies, times violations to
+//! subscribers on both instances, and measures idle subscribers' memory. Server-side
+//! figures (CPU, RSS, subscribers) come from the instances' Prometheus endpoints.
+//! `--smoke` runs every phase on tiny data in seconds; the test suite runs it.
+
+mod cluster;
+mod feed;
+mod load;
+mod pgbench;
+mod seed;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::cluster::{Cluster, Scrape, connect, sibling_binary};
+use crate::load::{Measured, Target};
+
+#[derive(Parser, Debug)]
+#[command(name = "billing-bench", about = "Throughput and latency of the service against pgbench")]
+struct Args {
+    /// Every phase on tiny data for a few seconds: checks the harness, measures nothing.
+    #[arg(long)]
+    smoke: bool,
+    /// PostgreSQL server URL without a database name.
+    #[arg(long, env = "BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres_url: String,
+    /// Database the run creates (dropping it first if it exists).
+    #[arg(long, default_value = "billing_bench")]
+    database: String,
+    /// The service binary; by default the one next to this binary.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Customers to seed.
+    #[arg(long, default_value_t = 10_000)]
+    customers: usize,
+    /// Measured time of each load phase.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before each load phase.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Client concurrencies of the single-event phase.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    concurrency: Vec<usize>,
+    /// Batch sizes of the batch phase.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    batch_sizes: Vec<usize>,
+    /// Concurrent callers of the batch phase.
+    #[arg(long, default_value_t = 4)]
+    batch_callers: usize,
+    /// HTTP/2 connections the load is spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Violations timed in the latency phase.
+    #[arg(long, default_value_t = 500)]
+    violations: usize,
+    /// Idle WatchViolations subscribers opened.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// Connection pool size of each instance.
+    #[arg(long, default_value_t = 16)]
+    pool_size: u32,
+    /// Where the report (Markdown) and the instances' logs are written.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+impl Args {
+    fn shrink_for_smoke(mut self) -> Self {
+        if self.smoke {
+            self.customers = 20;
+            self.duration = Duration::from_secs(1);
+            self.warmup = Duration::from_millis(200);
+            self.concurrency = vec![1, 4];
+            self.batch_sizes = vec![10];
+            self.batch_callers = 2;
+            self.connections = 2;
+            self.violations = 10;
+            self.subscribers = 50;
+        }
+        self
+    }
+}
+
+/// Figures of one single-event row.
+struct SingleRow {
+    callers: usize,
+    measured: Measured,
+    cpu_percent: f64,
+    peak_rss: f64,
+}
+
+fn mb(bytes: f64) -> f64 {
+    bytes / (1024.0 * 1024.0)
+}
+
+async fn server_cpu(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
+    Ok(Scrape::from(addr).await?.sum("process_cpu_seconds_total", &[]))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse().shrink_for_smoke();
+    let bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => sibling_binary("billing-commitments")?,
+    };
+    let run_started = Instant::now();
+    eprintln!("starting two instances on a fresh database {:?}", args.database);
+    let cluster =
+        Cluster::start(&bin, &args.postgres_url, &args.database, 2, args.pool_size, &args.out).await?;
+    let (a, b) = (&cluster.instances[0], &cluster.instances[1]);
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(connect(a.grpc).await?);
+    }
+    eprintln!("seeding {} customers", args.customers);
+    let seeded = seed::seed(&channels, &cluster.key, args.customers, 64).await?;
+    let target = Target {
+        channels: channels.clone(),
+        key: cluster.key.clone(),
+        customers: std::sync::Arc::new(seeded.customers),
+        codes: seeded.codes,
+    };
+
+    let mut singles = Vec::new();
+    for &callers in &args.concurrency {
+        eprintln!("RecordUsage, {callers} callers");
+        let cpu_before = server_cpu(a.metrics).await?;
+        let measured = load::closed_loop(&target, callers, 0, args.warmup, args.duration).await;
+        let wall = (args.warmup + args.duration).as_secs_f64();
+        // The sampler runs every second: let it catch the phase's end.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let scrape = Scrape::from(a.metrics).await?;
+        let cpu_percent = (scrape.sum("process_cpu_seconds_total", &[]) - cpu_before) / (wall + 1.1) * 100.0;
+        let peak_rss = scrape.sum("process_resident_memory_peak_bytes", &[]);
+        singles.push(SingleRow { callers, measured, cpu_percent, peak_rss });
+    }
+    let best = singles.iter().map(|r| r.measured.events_per_second()).fold(0.0, f64::max);
+    eprintln!("RecordUsage, open loop at half of {best:.0} events/s");
+    let half = load::open_loop(&target, (best / 2.0).max(1.0), args.warmup, args.duration).await;
+
+    let mut batches = Vec::new();
+    for &size in &args.batch_sizes {
+        eprintln!("RecordUsageBatch of {size}, {} callers", args.batch_callers);
+        batches.push((
+            size,
+            load::closed_loop(&target, args.batch_callers, size, args.warmup, args.duration).await,
+        ));
+    }
+
+    eprintln!("pgbench with the per-event SQL");
+    let script = pgbench::prepare(&cluster.database_url, &args.out).await?;
+    let mut pg = Vec::new();
+    for &callers in &args.concurrency {
+        let clients = callers.min(pgbench::free_connections(&cluster.database_url).await?);
+        let run =
+            pgbench::run(&cluster.database_url, &script, args.customers, clients, args.duration.as_secs())?;
+        pg.push(run);
+    }
+
+    eprintln!("violation latency, {} violations", args.violations);
+    let latency =
+        feed::violation_latency(&target, a.grpc, b.grpc, args.violations, Duration::from_millis(20)).await?;
+    eprintln!("{} idle subscribers", args.subscribers);
+    let idle = feed::idle_subscribers(b.grpc, b.metrics, &cluster.key, args.subscribers).await?;
+
+    let report = report(&args, &singles, &half, best, &batches, &pg, &latency, &idle, run_started.elapsed());
+    println!("{report}");
+    std::fs::write(args.out.join("report.md"), &report)?;
+    let errors: u64 = singles.iter().map(|r| r.measured.errors).sum::<u64>()
+        + half.errors
+        + batches.iter().map(|(_, m)| m.errors).sum::<u64>();
+    if errors > 0 {
+        let first = singles
+            .iter()
+            .map(|r| &r.measured)
+            .chain([&half])
+            .chain(batches.iter().map(|(_, m)| m))
+            .find_map(|m| m.first_error.clone());
+        anyhow::bail!("{errors} calls failed; first: {}", first.unwrap_or_default());
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &Args,
+    singles: &[SingleRow],
+    half: &Measured,
+    best: f64,
+    batches: &[(usize, Measured)],
+    pg: &[pgbench::PgbenchRun],
+    latency: &feed::FeedLatency,
+    idle: &feed::IdleSubscribers,
+    took: Duration,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# billing-bench{}\n\n{} customers, {} measured per phase after {} warm-up, {} HTTP/2 connections, \
+         2 instances (pool {} each), {} cores; run took {:.0?}.\n",
+        if args.smoke { " (smoke: not a measurement)" } else { "" },
+        args.customers,
+        humantime::format_duration(args.duration),
+        humantime::format_duration(args.warmup),
+        args.connections,
+        args.pool_size,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        took,
+    );
+    let _ = writeln!(s, "## RecordUsage, one event per call (closed loop) vs pgbench (same per-event SQL)\n");
+    let _ = writeln!(
+        s,
+        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % | server peak RSS MB | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, p) in singles.iter().zip(pg) {
+        let m = &r.measured;
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.2} |",
+            r.callers,
+            m.events_per_second(),
+            m.ms(0.5),
+            m.ms(0.99),
+            m.ms(0.999),
+            m.errors,
+            r.cpu_percent,
+            mb(r.peak_rss),
+            p.clients,
+            p.tps,
+            p.latency_avg_ms,
+            m.events_per_second() / p.tps,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nOpen loop at half the best rate ({:.0} events/s offered): {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, \
+         p999 {:.2} ms (from each call's scheduled time), {} errors.\n",
+        best / 2.0,
+        half.events_per_second(),
+        half.ms(0.5),
+        half.ms(0.99),
+        half.ms(0.999),
+        half.errors,
+    );
+    let _ = writeln!(s, "## RecordUsageBatch ({} callers)\n", args.batch_callers);
+    let _ = writeln!(s, "| batch size | events/s | p50 ms per call | p99 ms per call | errors |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
+    for (size, m) in batches {
+        let _ = writeln!(
+            s,
+            "| {size} | {:.0} | {:.1} | {:.1} | {} |",
+            m.events_per_second(),
+            m.ms(0.5),
+            m.ms(0.99),
+            m.errors
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Violation latency (causing call sent on instance A -> subscriber receives)\n\n\
+         | subscriber on | p50 ms | p99 ms | violations |\n|---|---:|---:|---:|\n\
+         | same instance (A) | {:.2} | {:.2} | {} |\n| other instance (B) | {:.2} | {:.2} | {} |\n",
+        latency.same.0, latency.same.1, latency.same.2, latency.other.0, latency.other.1, latency.other.2,
+    );
+    let per = (idle.rss_with - idle.rss_before) / idle.count.max(1) as f64 / 1024.0;
+    let _ = writeln!(
+        s,
+        "## Idle WatchViolations subscribers (instance B)\n\n\
+         | subscribers | RSS before MB | RSS with them MB | RSS after they left MB | KB per subscriber |\n\
+         |---:|---:|---:|---:|---:|\n| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        idle.count,
+        mb(idle.rss_before),
+        mb(idle.rss_with),
+        mb(idle.rss_after_close),
+        per,
+    );
+    s
+}

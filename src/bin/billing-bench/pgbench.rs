@@ -1,0 +1,123 @@
+//! The Postgres limit: `pgbench` running, per transaction, the SQL one usage event
+//! costs at least (a dedupe lookup, the day and month totals upserts, a commit balance
+//! update and the event insert) on the service's own tables and data.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const SCRIPT: &str = r#"\set n random(1, :customers)
+SELECT org, cust, prod, cmt, gen_random_uuid()::text AS ev FROM bench_map WHERE n = :n \gset
+BEGIN;
+SELECT 1 FROM usage_events WHERE org_id = :org AND event_id = :ev;
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, amount, quantity)
+  VALUES (:org, :cust, 'DAY', current_date, :prod, 0.05, 1)
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id)
+  DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, amount, quantity)
+  VALUES (:org, :cust, 'MONTH', date_trunc('month', current_date)::date, :prod, 0.05, 1)
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id)
+  DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
+UPDATE commit_segments SET remaining = remaining - 0.05 WHERE org_id = :org AND commit_id = :cmt AND idx = 0;
+INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
+                          occurred_at, decision, fingerprint, outcome, recorded_at)
+  VALUES (:org, :ev, gen_random_uuid(), :cust, :prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', '{}', now())
+  ON CONFLICT DO NOTHING;
+END;
+"#;
+
+/// Maps 1..=N to the seeded customers, with a product and a commit of each.
+const MAP: &str = "DROP TABLE IF EXISTS bench_map;
+CREATE TABLE bench_map AS
+SELECT row_number() OVER (ORDER BY c.id)::int AS n, c.org_id AS org, c.id AS cust,
+       (SELECT p.id FROM products p WHERE p.org_id = c.org_id ORDER BY p.id LIMIT 1) AS prod,
+       (SELECT s.commit_id FROM commit_segments s
+         WHERE s.org_id = c.org_id AND s.customer_id = c.id ORDER BY s.commit_id LIMIT 1) AS cmt
+FROM customers c;
+CREATE UNIQUE INDEX ON bench_map (n);
+ANALYZE bench_map;";
+
+/// What one pgbench run measured.
+pub struct PgbenchRun {
+    pub clients: usize,
+    pub tps: f64,
+    pub latency_avg_ms: f64,
+}
+
+fn pgbench_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("PGBENCH") {
+        return Ok(p.into());
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("pgbench"))
+        .find(|p| p.exists());
+    let versioned = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/pgbench"))
+        .find(|p| p.exists());
+    on_path.or(versioned).context("pgbench not found (install postgresql-client, or set PGBENCH)")
+}
+
+/// Prepares the mapping table and the script; returns the script's path.
+pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client.batch_execute(MAP).await.context("creating bench_map")?;
+    let path = dir.join("usage_event.sql");
+    std::fs::write(&path, SCRIPT)?;
+    Ok(path)
+}
+
+/// Connections pgbench may open without starving the running service of its own.
+pub async fn free_connections(database_url: &str) -> anyhow::Result<usize> {
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_connections')::int - count(*)::int FROM pg_stat_activity",
+            &[],
+        )
+        .await?;
+    let free: i32 = row.get(0);
+    // Room for the service's pools to grow back and for superuser slots.
+    Ok(usize::try_from(free - 40).unwrap_or(1).max(1))
+}
+
+/// Runs the script with `clients` connections for `seconds`.
+pub fn run(
+    database_url: &str,
+    script: &Path,
+    customers: usize,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<PgbenchRun> {
+    let out = Command::new(pgbench_binary()?)
+        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+        .args(["-T", &seconds.max(1).to_string(), "-D", &format!("customers={customers}")])
+        .arg("-f")
+        .arg(script)
+        .arg(database_url)
+        .output()
+        .context("running pgbench")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("pgbench failed: {}\n{}{}", out.status, stdout, String::from_utf8_lossy(&out.stderr));
+    }
+    let number_after = |prefix: &str| -> anyhow::Result<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .with_context(|| format!("no {prefix:?} in pgbench output"))?;
+        Ok(line[prefix.len()..].split_whitespace().next().unwrap_or_default().parse()?)
+    };
+    Ok(PgbenchRun {
+        clients,
+        tps: number_after("tps = ")?,
+        latency_avg_ms: number_after("latency average = ")?,
+    })
+}

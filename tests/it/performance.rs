@@ -1,0 +1,155 @@
+//! What the performance work relies on: concurrent RecordUsage calls grouped into shared
+//! transactions without changing any answer, the Prometheus endpoint, and a smoke run of
+//! the benchmark so it cannot rot.
+
+use std::collections::HashSet;
+use std::io::{Read as _, Write as _};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use billing::app::usage_batcher::BatcherConfig;
+use billing::proto::v1 as pb;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use tonic::Code;
+
+use crate::support::db::server_url;
+use crate::support::fixtures::{Tenant, event, record, usage_client};
+use crate::support::process::ServeProcess;
+use crate::support::server::test_server_config;
+use crate::support::{TestDb, TestServer, bad_fields};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
+    let config = billing::server::ServerConfig {
+        usage_batching: BatcherConfig { max_in_flight: 1, ..BatcherConfig::default() },
+        ..test_server_config()
+    };
+    let server = TestServer::start_with(Arc::new(TestDb::create()), config, |c| c).await;
+    server.wait_serving().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let client = usage_client(&server, &t.key).await;
+
+    // Five concurrent sends of one event: one effect, the rest replays.
+    let repeated = event(&t, "same", "CREED", "1", "2");
+    let mut calls = Vec::new();
+    for i in 0..60 {
+        let e = match i {
+            0..5 => repeated.clone(),
+            5 => event(&t, "bad", "NO-SUCH-CODE", "1", "2"),
+            _ => event(&t, &format!("e{i}"), "CREED", "1", "2"),
+        };
+        let mut c = client.clone();
+        calls.push(tokio::spawn(async move { (i, record(&mut c, e).await) }));
+    }
+    let mut replays = 0;
+    let mut firsts = 0;
+    for call in calls {
+        let (i, result) = call.await.unwrap();
+        match i {
+            0..5 => {
+                let o = result.expect("repeat answered");
+                assert_eq!(o.decision, pb::UsageDecision::Allowed as i32);
+                if o.replayed { replays += 1 } else { firsts += 1 }
+            }
+            5 => {
+                let status = result.expect_err("unknown product refused");
+                assert_eq!(status.code(), Code::InvalidArgument);
+                assert_eq!(bad_fields(&status), vec!["event.product_code"]);
+            }
+            _ => assert!(!result.expect("recorded").replayed),
+        }
+    }
+    assert_eq!((firsts, replays), (1, 4), "one send of the repeated event took effect");
+
+    let mut conn = server.db.connect();
+    let rows: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM usage_events").get_result(&mut conn).unwrap();
+    assert_eq!(rows.n, 55, "each distinct valid event is stored once");
+    let commits: Count = diesel::sql_query("SELECT count(DISTINCT recorded_at) AS n FROM usage_events")
+        .get_result(&mut conn)
+        .unwrap();
+    assert!(commits.n < 55, "59 concurrent calls ran in fewer transactions ({} of them)", commits.n);
+    let total: Count =
+        diesel::sql_query("SELECT sum(quantity)::int8 AS n FROM usage_totals WHERE window_kind = 'DAY'")
+            .get_result(&mut conn)
+            .unwrap();
+    assert_eq!(total.n, 55, "totals count every stored event once");
+}
+
+fn scrape(addr: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint listens");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn metrics_endpoint_reports_rpcs_pool_and_process() {
+    let db = TestDb::create();
+    let metrics = free_port();
+    let serve = ServeProcess::start(&db.url, &["--metrics-listen", &metrics]);
+    let (ok, _, _) = crate::support::process::grpcurl(&serve.address, &["grpc.health.v1.Health/Check"]);
+    assert!(ok, "health answers");
+    let (ok, _, _) = crate::support::process::grpcurl(
+        &serve.address,
+        &["billing.commitments.v1.CustomerService/ListCustomers"],
+    );
+    assert!(!ok, "a call without a key fails");
+    // The process and pool figures are sampled every second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let body = scrape(&metrics);
+    for expected in [
+        "grpc_server_handled_total{service=\"grpc.health.v1.Health\",method=\"Check\",code=\"Ok\"} 1",
+        "grpc_server_handled_total{service=\"billing.commitments.v1.CustomerService\",method=\"ListCustomers\",code=\"Unauthenticated\"} 1",
+        "grpc_server_handling_seconds_bucket{service=\"grpc.health.v1.Health\",method=\"Check\",le=\"0.005\"}",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "db_pool_connections{state=\"idle\"}",
+    ] {
+        assert!(body.contains(expected), "{expected:?} missing from:\n{body}");
+    }
+}
+
+#[test]
+fn benchmark_smoke_run_measures_every_phase() {
+    let out_dir = crate::support::process::tempdir::TempDir::new();
+    let database = format!("bench_smoke_{}", uuid::Uuid::now_v7().simple());
+    let out = Command::new(env!("CARGO_BIN_EXE_billing-bench"))
+        .args(["--smoke", "--database", &database, "--server-bin", env!("CARGO_BIN_EXE_billing-commitments")])
+        .arg("--out")
+        .arg(out_dir.path())
+        .env("BENCH_POSTGRES_URL", server_url())
+        .output()
+        .expect("run billing-bench");
+    let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    for section in [
+        "## RecordUsage, one event per call",
+        "Open loop at half the best rate",
+        "## RecordUsageBatch",
+        "## Violation latency",
+        "## Idle WatchViolations subscribers",
+    ] {
+        assert!(stdout.contains(section), "{section:?} missing from:\n{stdout}");
+    }
+    let rows: HashSet<&str> =
+        stdout.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 4 |")).collect();
+    assert_eq!(rows.len(), 2, "one row per concurrency:\n{stdout}");
+    assert!(out_dir.path().join("report.md").exists(), "the report is written");
+}

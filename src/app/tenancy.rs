@@ -108,7 +108,7 @@ impl App {
     pub async fn authenticate(&self, key: &str) -> Result<Caller, AppError> {
         let (id, secret) = parse_key(key).ok_or(AppError::Unauthenticated)?;
         let secret = secret.to_owned();
-        let row = self.db().run(move |conn| db::tenancy::find_api_key(conn, id)).await?;
+        let row = self.db().run(move |conn| db::tenancy::resolve_api_key(conn, id)).await?;
         match row {
             Some(row) if row.revoked_at.is_none() && secret_matches(&secret, &row.secret_sha256) => {
                 Ok(Caller { org: OrgId(row.org_id), key: id })

@@ -184,13 +184,12 @@ pub fn due(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<(OrgId, CommitmentId)>, DbError> {
-    let rows: Vec<(Uuid, Uuid)> = commitments::table
-        .filter(commitments::next_check_at.le(now))
-        .order(commitments::next_check_at)
-        .limit(limit)
-        .select((commitments::org_id, commitments::id))
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(o, c)| (OrgId(o), CommitmentId(c))).collect())
+    // Spans organizations: through the SECURITY DEFINER function, which returns only ids.
+    let rows = diesel::sql_query("SELECT org_id, id FROM billing_due_commitments($1, $2)")
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load::<super::OrgAndId>(conn)?;
+    Ok(rows.into_iter().map(|r| (OrgId(r.org_id), CommitmentId(r.id))).collect())
 }
 
 /// One applied patch.

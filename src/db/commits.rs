@@ -462,14 +462,12 @@ pub fn customers_with_due_segments(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<(OrgId, CustomerId)>, DbError> {
-    let rows: Vec<(Uuid, Uuid)> = commit_segments::table
-        .filter(commit_segments::closed_at.is_null())
-        .filter(commit_segments::ending_before.le(now))
-        .select((commit_segments::org_id, commit_segments::customer_id))
-        .distinct()
-        .limit(limit)
-        .load(conn)?;
-    Ok(rows.into_iter().map(|(o, c)| (OrgId(o), CustomerId(c))).collect())
+    // Spans organizations: through the SECURITY DEFINER function, which returns only ids.
+    let rows = diesel::sql_query("SELECT org_id, customer_id AS id FROM billing_due_segments($1, $2)")
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .load::<super::OrgAndId>(conn)?;
+    Ok(rows.into_iter().map(|r| (OrgId(r.org_id), CustomerId(r.id))).collect())
 }
 
 /// The customer's segments that ended by `now` and are not closed, locked, in the fixed

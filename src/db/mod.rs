@@ -48,6 +48,10 @@ pub struct DbConfig {
     pub statement_timeout: Duration,
     /// Times a transaction that hit a serialization failure or deadlock is run again.
     pub max_retries: u32,
+    /// Role every pooled connection switches to (`SET ROLE`) so row-level security
+    /// applies; `None` keeps the connecting role (operator commands, which own the
+    /// schema).
+    pub role: Option<String>,
 }
 
 impl DbConfig {
@@ -59,9 +63,14 @@ impl DbConfig {
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(10),
             max_retries: 3,
+            role: Some(APP_ROLE.to_owned()),
         }
     }
 }
+
+/// The role the migrations create for the service: it owns nothing and cannot bypass
+/// row-level security.
+pub const APP_ROLE: &str = "billing_app";
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -79,15 +88,23 @@ pub struct Db {
 #[derive(Debug)]
 struct SessionSettings {
     statement_timeout_ms: u128,
+    role: Option<String>,
+}
+
+impl SessionSettings {
+    fn sql(&self) -> String {
+        let mut sql = format!("SET statement_timeout = {}; SET TIME ZONE 'UTC'", self.statement_timeout_ms);
+        if let Some(role) = &self.role {
+            // An identifier cannot be a bind parameter; quote it as PostgreSQL does.
+            sql.push_str(&format!("; SET ROLE \"{}\"", role.replace('"', "\"\"")));
+        }
+        sql
+    }
 }
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "SET statement_timeout = {}; SET TIME ZONE 'UTC'",
-            self.statement_timeout_ms
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(&self.sql()).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
@@ -124,6 +141,7 @@ impl Db {
             .error_handler(Box::new(TracingErrorHandler))
             .connection_customizer(Box::new(SessionSettings {
                 statement_timeout_ms: config.statement_timeout.as_millis(),
+                role: config.role.clone(),
             }))
             .build_unchecked(manager);
         Self { pool, max_retries: config.max_retries }
@@ -199,6 +217,15 @@ impl Db {
     }
 }
 
+/// An (organization, id) pair found by a cross-organization work query.
+#[derive(QueryableByName)]
+struct OrgAndId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    org_id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: uuid::Uuid,
+}
+
 /// Error of one transaction attempt: from the closure, or from BEGIN / COMMIT.
 enum TxFailure<E> {
     App(E),
@@ -222,6 +249,14 @@ fn scope_to_org(conn: &mut PgConnection, org: OrgId) -> QueryResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_switches_to_the_quoted_role() {
+        let settings = SessionSettings { statement_timeout_ms: 5, role: Some("a\"b".into()) };
+        assert_eq!(settings.sql(), "SET statement_timeout = 5; SET TIME ZONE 'UTC'; SET ROLE \"a\"\"b\"");
+        let owner = SessionSettings { statement_timeout_ms: 5, role: None };
+        assert!(!owner.sql().contains("ROLE"));
+    }
 
     #[test]
     fn connect_timeout_is_added_once() {

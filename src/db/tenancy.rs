@@ -1,5 +1,7 @@
-//! Organizations and API keys. These are read before the caller's org is known, so they
-//! are the only queries here not scoped by an org.
+//! Organizations and API keys. A key is resolved before the caller's org is known, so
+//! the service reads it through `billing_api_key()`, a SECURITY DEFINER function that
+//! row-level security lets see every org's keys; the other functions here are operator
+//! commands, which run as the schema's owner.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -60,6 +62,33 @@ pub fn list_orgs(conn: &mut PgConnection) -> Result<Vec<Organization>, DbError> 
 pub fn insert_api_key(conn: &mut PgConnection, key: &NewApiKey<'_>) -> Result<(), DbError> {
     diesel::insert_into(api_keys::table).values(key).execute(conn)?;
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    org_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Binary)]
+    secret_sha256: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The key with `id`, whatever its org: the lookup that authenticates a call.
+pub fn resolve_api_key(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, DbError> {
+    let row = diesel::sql_query("SELECT * FROM billing_api_key($1)")
+        .bind::<diesel::sql_types::Uuid, _>(id.uuid())
+        .get_result::<KeyRow>(conn)
+        .optional()?;
+    Ok(row.map(|r| ApiKey {
+        id: id.uuid(),
+        org_id: r.org_id,
+        secret_sha256: r.secret_sha256,
+        created_at: r.created_at,
+        revoked_at: r.revoked_at,
+    }))
 }
 
 pub fn find_api_key(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, DbError> {

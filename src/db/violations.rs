@@ -159,32 +159,36 @@ pub fn position(conn: &mut PgConnection, org: OrgId) -> Result<FeedPosition, DbE
     }))
 }
 
-/// Where the feeds of `orgs` stand (orgs without a violation yet are left out). Spans
-/// organizations: it reveals only positions, which the feed uses to know where to look.
+#[derive(QueryableByName)]
+struct PositionRow {
+    #[diesel(sql_type = SqlUuid)]
+    org_id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+    #[diesel(sql_type = BigInt)]
+    retained_from: i64,
+}
+
+/// Feed positions of `orgs` (of every org with a feed when `None`). Spans organizations,
+/// so it reads through `billing_feed_positions()`, which returns only counters.
+fn feed_positions(conn: &mut PgConnection, orgs: Option<&[OrgId]>) -> Result<Vec<PositionRow>, DbError> {
+    let ids: Option<Vec<Uuid>> = orgs.map(|o| o.iter().map(|o| o.uuid()).collect());
+    Ok(diesel::sql_query("SELECT * FROM billing_feed_positions($1)")
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<SqlUuid>>, _>(ids)
+        .load::<PositionRow>(conn)?)
+}
+
+/// Where each of `orgs`' feeds stands, for the feed fetcher serving all their streams.
 pub fn positions(conn: &mut PgConnection, orgs: &[OrgId]) -> Result<Vec<(OrgId, FeedPosition)>, DbError> {
-    let ids: Vec<Uuid> = orgs.iter().map(|o| o.uuid()).collect();
-    let rows: Vec<(Uuid, i64, i64)> = violation_sequences::table
-        .filter(violation_sequences::org_id.eq_any(ids))
-        .select((
-            violation_sequences::org_id,
-            violation_sequences::last_seq,
-            violation_sequences::retained_from,
-        ))
-        .load(conn)?;
-    Ok(rows
+    Ok(feed_positions(conn, Some(orgs))?
         .into_iter()
-        .map(|(o, last_seq, retained_from)| (OrgId(o), FeedPosition { last_seq, retained_from }))
+        .map(|r| (OrgId(r.org_id), FeedPosition { last_seq: r.last_seq, retained_from: r.retained_from }))
         .collect())
 }
 
-/// Organizations that have a feed. Spans organizations (for the pruning job).
+/// Organizations that have a feed, for the pruning job.
 pub fn orgs_with_feeds(conn: &mut PgConnection) -> Result<Vec<OrgId>, DbError> {
-    Ok(violation_sequences::table
-        .select(violation_sequences::org_id)
-        .load::<Uuid>(conn)?
-        .into_iter()
-        .map(OrgId)
-        .collect())
+    Ok(feed_positions(conn, None)?.into_iter().map(|r| OrgId(r.org_id)).collect())
 }
 
 /// Deletes the org's violations recorded before `cutoff` (always a prefix of the feed)

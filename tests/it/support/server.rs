@@ -56,6 +56,8 @@ pub type Authed = InterceptedService<Channel, Key>;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub app: App,
+    /// The operator's view: connects as the schema owner, as `admin` commands do.
+    pub admin: App,
     pub feed: billing::feed::Feed,
     pub db: Arc<TestDb>,
     stop: Option<oneshot::Sender<()>>,
@@ -115,6 +117,7 @@ impl TestServer {
         listener: tokio::net::TcpListener,
     ) -> Self {
         let app = App::new(Db::open(&db_config));
+        let admin = App::new(Db::open(&DbConfig { role: None, ..db_config.clone() }));
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let instance = billing::server::Instance::start(config, app.clone(), db_config.url.clone()).await;
@@ -122,7 +125,7 @@ impl TestServer {
         let handle = tokio::spawn(instance.serve(listener, async {
             let _ = stopped.await;
         }));
-        Self { addr, app, feed, db, stop: Some(stop), handle: Some(handle) }
+        Self { addr, app, admin, feed, db, stop: Some(stop), handle: Some(handle) }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -152,8 +155,8 @@ impl TestServer {
 
     /// A new organization with one API key.
     pub async fn org(&self, name: &str) -> (OrgId, String) {
-        let org = self.app.create_org(name.to_owned()).await.expect("create org");
-        let key = self.app.create_api_key(org).await.expect("create key");
+        let org = self.admin.create_org(name.to_owned()).await.expect("create org");
+        let key = self.admin.create_api_key(org).await.expect("create key");
         (org, key)
     }
 

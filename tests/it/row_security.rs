@@ -1,0 +1,145 @@
+//! Row-level security: the database itself keeps organizations apart, even from a query
+//! that forgot its org filter.
+
+use billing::db::schema::customers;
+use billing::db::{Db, DbError};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+
+use crate::support::server::test_db_config;
+use crate::support::{TestServer, fixtures::Tenant};
+
+#[derive(QueryableByName, Debug)]
+struct TableSecurity {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Bool)]
+    has_org_id: bool,
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Bool)]
+    forced: bool,
+    #[diesel(sql_type = Bool)]
+    has_policy: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tenant_table_has_a_forced_policy() {
+    let server = TestServer::start().await;
+    let mut conn = server.db.connect();
+    let tables: Vec<TableSecurity> = diesel::sql_query(
+        "SELECT c.relname::text AS table_name,
+                EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                        AND a.attname = 'org_id' AND NOT a.attisdropped) AS has_org_id,
+                c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+                EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let unscoped: Vec<&str> =
+        tables.iter().filter(|t| !t.has_org_id).map(|t| t.table_name.as_str()).collect();
+    // A new table without org_id must be a deliberate exception, added here.
+    assert_eq!(unscoped, ["__diesel_schema_migrations", "organizations"]);
+    let tenant_tables: Vec<&TableSecurity> = tables.iter().filter(|t| t.has_org_id).collect();
+    assert!(tenant_tables.len() >= 20, "found only {tenant_tables:?}");
+    for t in tenant_tables {
+        assert!(t.enabled && t.forced && t.has_policy, "{} is not protected: {t:?}", t.table_name);
+    }
+}
+
+#[derive(QueryableByName)]
+struct Role {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Bool)]
+    superuser: bool,
+    #[diesel(sql_type = Bool)]
+    bypass: bool,
+    #[diesel(sql_type = Bool)]
+    owns_tables: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_connections_run_as_a_role_that_owns_nothing_and_cannot_bypass() {
+    let server = TestServer::start().await;
+    let role: Role = server
+        .app
+        .db()
+        .run(|conn| {
+            diesel::sql_query(
+                "SELECT current_user::text AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypass,
+                        EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid) AS owns_tables
+                 FROM pg_roles r WHERE r.rolname = current_user",
+            )
+            .get_result(conn)
+            .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(role.name, "billing_app");
+    assert!(!role.superuser && !role.bypass && !role.owns_tables);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_forgot_its_org_filter_sees_only_its_own_org() {
+    let server = TestServer::start().await;
+    let a = Tenant::create(&server, "A").await;
+    Tenant::create(&server, "B").await;
+    a.another_customer(&server, "A2").await;
+    let org_a = server.app.authenticate(&a.key).await.unwrap().org;
+    let db = Db::open(&test_db_config(&server.db.url));
+
+    // No filter at all, inside A's transaction: only A's two customers.
+    let seen: i64 = db
+        .transaction(org_a, |conn| customers::table.count().get_result(conn).map_err(DbError::from))
+        .await
+        .unwrap();
+    assert_eq!(seen, 2);
+
+    // Outside any org's transaction: nothing.
+    let seen: i64 =
+        db.run(|conn| customers::table.count().get_result(conn).map_err(DbError::from)).await.unwrap();
+    assert_eq!(seen, 0);
+
+    // The owner sees all three, so the rows are there.
+    let mut owner = server.db.connect();
+    assert_eq!(customers::table.count().get_result::<i64>(&mut owner).unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_into_another_org_is_refused_by_the_database() {
+    let server = TestServer::start().await;
+    let a = Tenant::create(&server, "A").await;
+    let b = Tenant::create(&server, "B").await;
+    let org_a = server.app.authenticate(&a.key).await.unwrap().org;
+    let b_customer: uuid::Uuid = b.customer_id.parse().unwrap();
+    let db = Db::open(&test_db_config(&server.db.url));
+
+    // An update of B's customer from A's transaction, without an org filter, touches nothing.
+    let updated = db
+        .transaction(org_a, move |conn| {
+            diesel::update(customers::table.filter(customers::id.eq(b_customer)))
+                .set(customers::name.eq("hijacked"))
+                .execute(conn)
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated, 0);
+
+    // Moving A's customer into B's org fails the policy's check.
+    let moved = db
+        .transaction(org_a, move |conn| {
+            diesel::sql_query("UPDATE customers SET org_id = gen_random_uuid() WHERE org_id = $1")
+                .bind::<diesel::sql_types::Uuid, _>(org_a.uuid())
+                .execute(conn)
+                .map_err(DbError::from)
+        })
+        .await;
+    assert!(matches!(moved, Err(DbError::Other(ref m)) if m.contains("row-level security")), "{moved:?}");
+    let mut owner = server.db.connect();
+    let names: Vec<String> = customers::table.select(customers::name).load(&mut owner).unwrap();
+    assert!(!names.iter().any(|n| n == "hijacked"));
+}

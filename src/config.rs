@@ -37,6 +37,12 @@ pub struct Cli {
     #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub db_statement_timeout: Duration,
 
+    /// Role the service's connections switch to, so PostgreSQL's row-level security
+    /// applies to every query; the migrations create it. The connecting user must be
+    /// a member (the migrating user is made one).
+    #[arg(long, env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE, global = true)]
+    pub database_role: String,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
@@ -61,6 +67,15 @@ pub struct ServeArgs {
     /// Address the gRPC server listens on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// PEM certificate chain for serving gRPC over TLS (with `--tls-key`); plaintext
+    /// when unset.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 
     /// Address of the Prometheus metrics endpoint (`/metrics`); none when unset.
     #[arg(long, env = "METRICS_LISTEN")]
@@ -156,12 +171,25 @@ impl Cli {
             pool_size: self.db_pool_size,
             acquire_timeout: self.db_acquire_timeout,
             statement_timeout: self.db_statement_timeout,
+            role: Some(self.database_role.clone()),
             ..DbConfig::new(self.database_url.clone())
         }
     }
 }
 
 impl ServeArgs {
+    /// The TLS identity from `--tls-cert` / `--tls-key`, read from disk.
+    pub fn tls(&self) -> anyhow::Result<Option<crate::server::TlsPem>> {
+        use anyhow::Context as _;
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        Ok(Some(crate::server::TlsPem {
+            cert: std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+            key: std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+        }))
+    }
+
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
             max_message_bytes: self.max_message_bytes,
@@ -186,6 +214,7 @@ impl ServeArgs {
                 max_in_flight: self.usage_group_transactions,
                 ..Default::default()
             },
+            tls: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use billing::app::App;
 use billing::config::{AdminCommand, Cli, Command};
-use billing::db::Db;
+use billing::db::{Db, DbConfig};
 use billing::domain::api_key::parse_key_or_id;
 use billing::domain::ids::OrgId;
 use clap::Parser;
@@ -33,8 +33,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
+            let config = billing::server::ServerConfig { tls: args.tls()?, ..args.server_config() };
             billing::server::run(
-                args.server_config(),
+                config,
                 App::new(db),
                 db_config.url.clone(),
                 listener,
@@ -49,7 +50,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{} migration(s) applied", applied.len());
             Ok(())
         }
-        Command::Admin(cmd) => admin(App::new(Db::open(&db_config)), db_config.url, cmd).await,
+        Command::Admin(cmd) => {
+            // Operator commands span organizations (list, create), so they run as the
+            // connecting role, which owns the schema, not as the service's role.
+            let owner = DbConfig { role: None, ..db_config };
+            admin(App::new(Db::open(&owner)), owner.url, cmd).await
+        }
     }
 }
 

@@ -87,6 +87,9 @@ pub async fn sample(db: Db, interval: Duration, stop: CancellationToken) {
             metrics::gauge!("process_resident_memory_peak_bytes").set(p.peak_resident_bytes as f64);
             metrics::gauge!("process_threads").set(p.threads as f64);
         }
+        // Tasks alive in the runtime: streams, connections, jobs. A leak shows here first.
+        metrics::gauge!("runtime_alive_tasks")
+            .set(tokio::runtime::Handle::current().metrics().num_alive_tasks() as f64);
         let pool = db.pool_state();
         let idle = f64::from(pool.idle_connections);
         metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);

@@ -54,6 +54,22 @@ pub struct ServerConfig {
     pub jobs: JobsConfig,
     pub feed: crate::feed::FeedConfig,
     pub usage_batching: crate::app::usage_batcher::BatcherConfig,
+    /// Serve over TLS with this identity; plaintext when `None`.
+    pub tls: Option<TlsPem>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("TlsPem").field("cert_bytes", &self.cert.len()).finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerConfig {
@@ -69,6 +85,7 @@ impl Default for ServerConfig {
             jobs: JobsConfig::default(),
             feed: crate::feed::FeedConfig::default(),
             usage_batching: Default::default(),
+            tls: None,
         }
     }
 }
@@ -231,7 +248,14 @@ impl Instance {
             .build_v1alpha()?;
 
         let max = config.max_message_bytes;
-        let router = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = &config.tls {
+            let identity = tonic::transport::Identity::from_pem(&tls.cert, &tls.key);
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
+        }
+        let router = builder
             .timeout(config.request_timeout)
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(config.keepalive_interval))
@@ -264,10 +288,11 @@ impl Instance {
         };
 
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, "serving gRPC");
+        tracing::info!(address = %local, tls = config.tls.is_some(), "serving gRPC");
         // Without TCP_NODELAY small responses wait for the client's delayed ACK (~40 ms);
         // `Server::tcp_nodelay` applies only to listeners tonic binds itself.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            ClosingIncoming::new(TcpIncoming::from(listener).with_nodelay(Some(true)), stop.clone());
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         let grace = config.shutdown_grace;
         let grace_stop = stop.clone();
@@ -283,6 +308,40 @@ impl Instance {
             task.abort();
         }
         result
+    }
+}
+
+/// Accepted connections until `stop`, when the listener is closed at once: new clients
+/// are refused while in-flight calls drain. (tonic keeps its incoming stream, and so the
+/// listening socket, until every connection has drained.)
+struct ClosingIncoming {
+    slot: std::sync::Arc<std::sync::Mutex<Option<TcpIncoming>>>,
+}
+
+impl ClosingIncoming {
+    fn new(incoming: TcpIncoming, stop: CancellationToken) -> Self {
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(incoming)));
+        let closer = std::sync::Arc::clone(&slot);
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            closer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        });
+        Self { slot }
+    }
+}
+
+impl futures::Stream for ClosingIncoming {
+    type Item = <TcpIncoming as futures::Stream>::Item;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_mut() {
+            Some(incoming) => std::pin::Pin::new(incoming).poll_next(cx),
+            None => std::task::Poll::Ready(None),
+        }
     }
 }
 

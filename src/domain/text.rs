@@ -4,6 +4,11 @@ use super::validation::Violations;
 
 /// Checks that `value` has between `min` and `max` characters (not bytes).
 pub fn check_length(v: &mut Violations, field: &str, value: &str, min: usize, max: usize) {
+    // PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+    if value.contains('\0') {
+        v.add(field, "must not contain NUL characters");
+        return;
+    }
     let len = value.chars().count();
     if len < min {
         if min == 1 {
@@ -20,7 +25,7 @@ pub fn check_length(v: &mut Violations, field: &str, value: &str, min: usize, ma
 /// surrounding white space (so two codes never differ only by invisible characters).
 pub fn check_code(v: &mut Violations, field: &str, value: &str, max: usize) {
     check_length(v, field, value, 1, max);
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() && c != '\0') {
         v.add(field, "must not contain control characters");
     } else if value.trim() != value {
         v.add(field, "must not start or end with white space");
@@ -30,9 +35,19 @@ pub fn check_code(v: &mut Violations, field: &str, value: &str, max: usize) {
 /// Checks a display name: bounded length and no control characters.
 pub fn check_name(v: &mut Violations, field: &str, value: &str, max: usize) {
     check_length(v, field, value, 1, max);
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() && c != '\0') {
         v.add(field, "must not contain control characters");
     }
+}
+
+/// An optional filter value of a List request: `None` when empty, else checked like
+/// any stored text (at most 256 characters, no NUL).
+pub fn filter_text(v: &mut Violations, field: &str, value: String) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    check_length(v, field, &value, 1, 256);
+    Some(value)
 }
 
 /// Checks a string map: at most `max_entries`, keys like codes (1 to 128 characters),
@@ -48,7 +63,10 @@ pub fn check_string_map(
         v.add(field, format!("must have at most {max_entries} entries"));
     }
     for (k, val) in map {
-        let entry = format!("{field}[{k:?}]");
+        // A hostile key must not make the path itself huge: name it by a prefix.
+        let shown: String = k.chars().take(32).collect();
+        let entry =
+            if shown.len() < k.len() { format!("{field}[{shown:?}…]") } else { format!("{field}[{k:?}]") };
         check_code(v, &entry, k, 128);
         check_length(v, &entry, val, 0, max_value);
     }
@@ -71,6 +89,7 @@ mod tests {
     fn code_rejects_padding_and_control_characters() {
         let mut v = Violations::default();
         check_code(&mut v, "code", " CREED", 128);
+        check_code(&mut v, "code", "CR\u{7}EED", 128);
         check_code(&mut v, "code", "CR\u{0}EED", 128);
         check_code(&mut v, "code", "", 128);
         let d: Vec<_> = v.items().iter().map(|i| i.description.as_str()).collect();
@@ -79,6 +98,7 @@ mod tests {
             [
                 "must not start or end with white space",
                 "must not contain control characters",
+                "must not contain NUL characters",
                 "must not be empty"
             ]
         );

@@ -20,12 +20,38 @@ fn status(code: Code, reason: &str, message: impl Into<String>, mut details: Err
     Status::with_error_details(code, message, details)
 }
 
+/// Most field violations reported, and longest text of each: the status travels in
+/// HTTP/2 headers, which peers cap (16 KiB by default), and a hostile request must not
+/// turn into a response its caller cannot even read.
+const MAX_REPORTED_VIOLATIONS: usize = 50;
+const MAX_VIOLATION_TEXT: usize = 200;
+/// Violations spelled out in the status message; the details carry the rest.
+const VIOLATIONS_IN_MESSAGE: usize = 5;
+
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_VIOLATION_TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 fn invalid(v: &Violations) -> Status {
     let mut details = ErrorDetails::new();
-    for item in v.items() {
-        details.add_bad_request_violation(item.field.clone(), item.description.clone());
+    let items = v.items();
+    for item in items.iter().take(MAX_REPORTED_VIOLATIONS) {
+        details.add_bad_request_violation(bounded(&item.field), bounded(&item.description));
     }
-    status(Code::InvalidArgument, "INVALID_ARGUMENT", format!("invalid request: {v}"), details)
+    let mut message = String::from("invalid request: ");
+    for (i, item) in items.iter().take(VIOLATIONS_IN_MESSAGE).enumerate() {
+        if i > 0 {
+            message.push_str("; ");
+        }
+        message.push_str(&format!("{}: {}", bounded(&item.field), bounded(&item.description)));
+    }
+    if items.len() > VIOLATIONS_IN_MESSAGE {
+        message.push_str(&format!("; and {} more", items.len() - VIOLATIONS_IN_MESSAGE));
+    }
+    status(Code::InvalidArgument, "INVALID_ARGUMENT", message, details)
 }
 
 fn from_db(e: DbError) -> Status {
@@ -141,6 +167,21 @@ mod tests {
             .collect();
         assert_eq!(fields, ["customer.name", "customer.time_zone"]);
         assert_eq!(details.error_info().expect("info").reason, "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn a_flood_of_violations_is_reported_within_bounds() {
+        let mut v = Violations::at("commit");
+        let long = "k".repeat(20_000);
+        for i in 0..500 {
+            v.add(format!("custom_fields[{long}{i}]"), "is too long");
+        }
+        let s = Status::from(AppError::Invalid(v));
+        let details = s.get_error_details();
+        let reported = details.bad_request().expect("bad request").field_violations.clone();
+        assert_eq!(reported.len(), MAX_REPORTED_VIOLATIONS);
+        assert!(reported.iter().all(|f| f.field.chars().count() <= MAX_VIOLATION_TEXT + 1));
+        assert!(s.message().len() < 2_000 && s.message().ends_with("and 495 more"), "{}", s.message());
     }
 
     #[test]

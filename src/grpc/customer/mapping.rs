@@ -4,8 +4,9 @@ use crate::domain::customer::{self, Customer, CustomerChanges, CustomerDraft, Cu
 use crate::domain::etag::etag;
 use crate::domain::ids::CustomerId;
 use crate::domain::page::PageRequest;
+use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
-use crate::grpc::convert::{mask_paths, non_empty, parse_id, timestamp};
+use crate::grpc::convert::{mask_paths, parse_id, timestamp};
 use crate::proto::v1 as pb;
 
 fn draft(c: pb::Customer) -> CustomerDraft {
@@ -44,8 +45,10 @@ pub fn list(req: pb::ListCustomersRequest) -> Result<(CustomerFilter, String, Pa
     let mut v = Violations::default();
     let key = format!("external_id={}|time_zone={}", req.external_id, req.time_zone);
     let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
-    let filter =
-        CustomerFilter { external_id: non_empty(req.external_id), time_zone: non_empty(req.time_zone) };
+    let filter = CustomerFilter {
+        external_id: filter_text(&mut v, "external_id", req.external_id),
+        time_zone: filter_text(&mut v, "time_zone", req.time_zone),
+    };
     v.finish((filter, key, page))
 }
 

@@ -6,6 +6,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::product::{
     self, NewProduct, Product, ProductChanges, ProductDraft, ProductFilter, ProductKind,
 };
+use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{mask_paths, non_empty, parse_id, timestamp};
 use crate::proto::v1 as pb;
@@ -83,11 +84,11 @@ pub fn list(req: pb::ListProductsRequest) -> Result<(ProductFilter, String, Page
         }
     };
     let filter = ProductFilter {
-        code: non_empty(req.code),
+        code: filter_text(&mut v, "code", req.code),
         kind,
-        tag: non_empty(req.tag),
-        service_type: non_empty(req.service_type),
-        service_family: non_empty(req.service_family),
+        tag: filter_text(&mut v, "tag", req.tag),
+        service_type: filter_text(&mut v, "service_type", req.service_type),
+        service_family: filter_text(&mut v, "service_family", req.service_family),
     };
     v.finish((filter, key, page))
 }

@@ -1,5 +1,7 @@
 //! Authentication and organization isolation.
 
+use std::time::Duration;
+
 use billing::proto::v1 as pb;
 use billing::proto::v1::customer_service_client::CustomerServiceClient;
 use tonic::Code;
@@ -57,10 +59,10 @@ async fn well_formed_unknown_key_is_unauthenticated() {
 async fn revoked_key_is_unauthenticated_and_others_keep_working() {
     let server = TestServer::start().await;
     let (org, key) = server.org("Acme").await;
-    let second = server.app.create_api_key(org).await.unwrap();
+    let second = server.admin.create_api_key(org).await.unwrap();
     list_with(&server, Key::bearer(&key)).await.expect("live key works");
     let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
-    server.app.revoke_api_key(id).await.unwrap();
+    server.admin.revoke_api_key(id).await.unwrap();
     expect_code(list_with(&server, Key::bearer(&key)).await, Code::Unauthenticated);
     list_with(&server, Key::bearer(&second)).await.expect("the org's other key still works");
 }
@@ -103,4 +105,28 @@ async fn same_external_id_may_exist_in_two_orgs() {
         .create_customer(new_customer("ACR1"))
         .await
         .expect("external ids are per org");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_appear_in_the_logs_even_at_trace_level() {
+    use crate::support::process::{ServeProcess, admin, grpcurl};
+    let db = crate::support::TestDb::create();
+    let org = admin(&db.url, &["admin", "create-org", "Acme"]);
+    let key = admin(&db.url, &["admin", "create-api-key", "--org", org.trim()]).trim().to_owned();
+    let forged = format!("{}{}", &key[..key.len() - 4], "AAAA");
+    let mut serve = ServeProcess::start_logging(&db.url, &[], "trace");
+    for k in [&key, &forged, &"not-a-key".to_owned()] {
+        let header = format!("authorization: Bearer {k}");
+        grpcurl(
+            &serve.address,
+            &["-H", &header, "-d", "{}", "billing.commitments.v1.CustomerService/ListCustomers"],
+        );
+    }
+    serve.terminate(Duration::from_secs(10));
+    let logs = serve.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("ListCustomers"), "the calls were logged");
+    let (_, secret) = billing::domain::api_key::parse_key(&key).unwrap();
+    for leaked in [secret, &forged[forged.len() - 20..], "not-a-key"] {
+        assert!(!logs.contains(leaked), "a key's secret was logged: {leaked}");
+    }
 }

@@ -3,7 +3,7 @@
 //! the benchmark so it cannot rot.
 
 use std::collections::HashSet;
-use std::io::{Read as _, Write as _};
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tonic::Code;
 
 use crate::support::db::server_url;
 use crate::support::fixtures::{Tenant, event, record, usage_client};
-use crate::support::process::ServeProcess;
+use crate::support::process::{ServeProcess, free_port, scrape};
 use crate::support::server::test_server_config;
 use crate::support::{TestDb, TestServer, bad_fields};
 
@@ -82,18 +82,6 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
             .get_result(&mut conn)
             .unwrap();
     assert_eq!(total.n, 55, "totals count every stored event once");
-}
-
-fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint listens");
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
-}
-
-fn free_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
 }
 
 #[tokio::test]

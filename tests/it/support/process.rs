@@ -33,11 +33,18 @@ pub fn admin(database_url: &str, args: &[&str]) -> String {
 pub struct ServeProcess {
     pub child: Child,
     pub address: String,
+    /// Every line the process has logged so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServeProcess {
     /// Starts `serve` on an ephemeral port with JSON logs and waits for its address.
     pub fn start(database_url: &str, extra: &[&str]) -> Self {
+        Self::start_logging(database_url, extra, "info")
+    }
+
+    /// Like `start`, with `RUST_LOG` set to `filter`.
+    pub fn start_logging(database_url: &str, extra: &[&str], filter: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_billing-commitments"))
             .args([
                 "serve",
@@ -50,15 +57,18 @@ impl ServeProcess {
             ])
             .args(extra)
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                     && v["message"] == "serving gRPC"
                 {
@@ -67,12 +77,21 @@ impl ServeProcess {
             }
         });
         let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve printed its address");
-        Self { child, address }
+        Self { child, address, logs }
     }
 
     /// Sends SIGTERM and waits up to `limit` for the exit status.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.signal_term();
+        self.wait_exit(limit)
+    }
+
+    pub fn signal_term(&self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    /// The exit status, if the process ends within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let started = Instant::now();
         while started.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -153,4 +172,24 @@ pub mod tempdir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
+}
+
+/// The Prometheus text of a `--metrics-listen` endpoint.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint listens");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of an unlabelled gauge in a scrape, if present.
+pub fn gauge(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// A local address nothing listens on yet.
+pub fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
 }

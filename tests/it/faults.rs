@@ -1,0 +1,261 @@
+//! Faults: connections killed mid-transaction, an exhausted pool, conflicts between
+//! transactions. Each proves nothing is lost or counted twice and the service recovers
+//! by itself.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use billing::db::{Db, DbConfig, DbError};
+use billing::proto::v1 as pb;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Numeric};
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::support::fixtures::{Tenant, commits, create_commit, day, event, prepaid, record, usage_client};
+use crate::support::server::{test_db_config, test_server_config};
+use crate::support::{TestDb, TestServer};
+
+#[derive(QueryableByName)]
+struct Sums {
+    #[diesel(sql_type = BigInt)]
+    events: i64,
+    #[diesel(sql_type = Numeric)]
+    day_total: rust_decimal::Decimal,
+    #[diesel(sql_type = Numeric)]
+    remaining: rust_decimal::Decimal,
+    #[diesel(sql_type = Numeric)]
+    drawn: rust_decimal::Decimal,
+}
+
+fn sums(db: &TestDb) -> Sums {
+    diesel::sql_query(
+        "SELECT (SELECT count(*) FROM usage_events) AS events,
+                (SELECT coalesce(sum(amount), 0) FROM usage_totals WHERE window_kind = 'DAY') AS day_total,
+                (SELECT coalesce(sum(remaining), 0) FROM commit_segments) AS remaining,
+                (SELECT coalesce(sum(abs(amount)), 0) FROM commit_ledger WHERE kind = 'DRAWDOWN') AS drawn",
+    )
+    .get_result(&mut db.connect())
+    .unwrap()
+}
+
+/// Terminates every other backend of `db` every few milliseconds until `stop`.
+fn kill_backends_until(db: Arc<TestDb>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
+    std::thread::spawn(move || {
+        #[derive(QueryableByName)]
+        struct Killed {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut conn = db.connect();
+        let mut killed = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let k: Killed = diesel::sql_query(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend'",
+            )
+            .get_result(&mut conn)
+            .unwrap();
+            killed += k.n;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        killed
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_mid_burst_lose_nothing_and_count_nothing_twice() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    create_commit(&mut c, prepaid(&t, "100000", "1", day(2020, 1, 1), day(2100, 1, 1))).await;
+    let before = sums(&server.db);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = kill_backends_until(Arc::clone(&server.db), Arc::clone(&stop));
+    // Built once: a retry must send exactly the same event, timestamp included.
+    let all: Vec<Vec<pb::UsageEvent>> = (0..8)
+        .map(|client| (0..25).map(|i| event(&t, &format!("{client}-{i}"), "CREED", "1", "2")).collect())
+        .collect();
+    let mut tasks = Vec::new();
+    for events in all.clone() {
+        let mut u = usage_client(&server, &t.key).await;
+        tasks.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            for e in events {
+                match record(&mut u, e.clone()).await {
+                    Ok(_) => {}
+                    Err(s) => {
+                        assert!(
+                            matches!(s.code(), Code::Unavailable | Code::Aborted),
+                            "a killed connection surfaces as UNAVAILABLE or ABORTED, got {s:?}"
+                        );
+                        failed.push(e);
+                    }
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = Vec::new();
+    for task in tasks {
+        failed.extend(task.await.unwrap());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let killed = killer.join().unwrap();
+    assert!(killed > 0, "the burst ran while backends were being terminated");
+
+    // The pool recovers by itself: retries of the failed events go through.
+    let mut u = usage_client(&server, &t.key).await;
+    for e in &failed {
+        record(&mut u, e.clone()).await.expect("the retry succeeds once the database is left alone");
+    }
+    // Every event now has exactly one effect: recording any of them again is a replay.
+    for e in all.into_iter().flatten() {
+        let again = record(&mut u, e.clone()).await.unwrap();
+        assert!(again.replayed, "event {} was recorded exactly once", e.event_id);
+    }
+    let after = sums(&server.db);
+    assert_eq!(after.events - before.events, 200);
+    assert_eq!(after.day_total, rust_decimal::Decimal::from(400));
+    assert_eq!(before.remaining - after.remaining, rust_decimal::Decimal::from(400));
+    assert_eq!(after.drawn, rust_decimal::Decimal::from(400), "the ledger agrees with the balances");
+    eprintln!("{killed} backends terminated; {} calls failed and were retried", failed.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_fails_the_excess_fast_and_health_still_answers() {
+    let db = Arc::new(TestDb::create());
+    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+        pool_size: 2,
+        acquire_timeout: Duration::from_millis(300),
+        ..c
+    })
+    .await;
+    server.wait_serving().await;
+    let (_, key) = server.org("Acme").await;
+
+    // Hold every customer row hostage so calls that get a connection keep it.
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let mut c = futures::executor::block_on(server.customers(&key));
+            tokio::spawn(async move {
+                let mut req = tonic::Request::new(pb::ListCustomersRequest::default());
+                req.set_timeout(Duration::from_secs(3));
+                c.list_customers(req).await.map(|_| ()).map_err(|s| s.code())
+            })
+        })
+        .collect();
+    // While they queue, health answers within its own deadline.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut health = HealthClient::new(server.channel().await);
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.set_timeout(Duration::from_secs(1));
+    health.check(req).await.expect("health answers while the pool is exhausted");
+
+    let mut codes = Vec::new();
+    for call in calls {
+        codes.push(call.await.unwrap());
+    }
+    let unavailable = codes.iter().filter(|c| **c == Err(Code::Unavailable)).count();
+    assert!(unavailable >= 8, "the calls beyond the two connections fail with UNAVAILABLE: {codes:?}");
+    assert!(
+        // The ones holding a connection end at the caller's deadline (tonic reports the
+        // server-side expiry as CANCELLED).
+        codes.iter().all(|c| matches!(c, Err(Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled))),
+        "no call succeeds behind the lock, none fails otherwise: {codes:?}"
+    );
+
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let mut c = server.customers(&key).await;
+    c.list_customers(pb::ListCustomersRequest::default()).await.expect("recovers once connections free up");
+}
+
+/// Two transactions that lock two customers in opposite orders, so PostgreSQL detects
+/// a deadlock and aborts one of them.
+async fn deadlock(
+    db: &Db,
+    org: billing::domain::ids::OrgId,
+    ids: [uuid::Uuid; 2],
+) -> [Result<(), DbError>; 2] {
+    let barrier = Arc::new(Barrier::new(2));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let run = |first: uuid::Uuid, second: uuid::Uuid| {
+        let barrier = Arc::clone(&barrier);
+        let attempts = Arc::clone(&attempts);
+        let db = db.clone();
+        let mut mine = 0;
+        async move {
+            db.transaction(org, move |conn| {
+                mine += 1;
+                attempts.fetch_add(1, Ordering::SeqCst);
+                let touch = |conn: &mut PgConnection, id: uuid::Uuid| {
+                    diesel::sql_query("UPDATE customers SET name = name || '.' WHERE id = $1")
+                        .bind::<diesel::sql_types::Uuid, _>(id)
+                        .execute(conn)
+                        .map_err(DbError::from)
+                };
+                touch(conn, first)?;
+                if mine == 1 {
+                    barrier.wait();
+                }
+                touch(conn, second)?;
+                Ok(())
+            })
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(run(ids[0], ids[1]), run(ids[1], ids[0]));
+    [a, b]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_is_retried_and_both_transactions_commit_once() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let other = t.another_customer(&server, "ACR2").await;
+    let org = server.app.authenticate(&t.key).await.unwrap().org;
+    let ids = [t.customer_id.parse().unwrap(), other.parse().unwrap()];
+    let db = Db::open(&test_db_config(&server.db.url));
+
+    let [a, b] = deadlock(&db, org, ids).await;
+    a.expect("first transaction commits");
+    b.expect("second transaction commits");
+    // Each transaction's effect landed once, the aborted attempt's not at all.
+    let names: Vec<String> = billing::db::schema::customers::table
+        .select(billing::db::schema::customers::name)
+        .load(&mut server.db.connect())
+        .unwrap();
+    assert!(names.iter().all(|n| n.ends_with("..") && !n.ends_with("...")), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_past_the_retry_budget_are_aborted() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let org = server.app.authenticate(&t.key).await.unwrap().org;
+    let db = Db::open(&DbConfig { max_retries: 2, ..test_db_config(&server.db.url) });
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&attempts);
+    // A transaction that always fails to serialize, as PostgreSQL reports it (40001).
+    let outcome: Result<(), DbError> = db
+        .transaction(org, move |conn| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            conn.batch_execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$",
+            )
+            .map_err(DbError::from)
+        })
+        .await;
+    assert!(matches!(outcome, Err(DbError::Conflict(_))), "{outcome:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3, "one run and two retries, then it gives up");
+    let status = tonic::Status::from(billing::app::AppError::from(outcome.unwrap_err()));
+    assert_eq!(status.code(), Code::Aborted);
+}

@@ -1,0 +1,216 @@
+//! Streaming clients under stress: clients that vanish behind a dead network, and a
+//! SIGTERM with streams open and calls in flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use billing::proto::v1 as pb;
+use billing::proto::v1::violation_service_client::ViolationServiceClient;
+use billing::proto::v1::watch_violations_request::Start;
+use diesel::connection::SimpleConnection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::Code;
+use tonic::codec::Streaming;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::support::process::{ServeProcess, admin, free_port, gauge, scrape};
+use crate::support::{Key, TestDb};
+
+/// A TCP relay in front of the server that can go silent: it then forwards nothing in
+/// either direction but keeps every socket open, as when a client's network dies.
+struct Relay {
+    addr: std::net::SocketAddr,
+    silent: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let silent = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&silent);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(upstream).await.unwrap();
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pipe(cr, sw, Arc::clone(&flag)));
+                tokio::spawn(pipe(sr, cw, Arc::clone(&flag)));
+            }
+        });
+        Self { addr, silent }
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silent: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if silent.load(Ordering::Relaxed) {
+            // Hold both sockets open, forwarding nothing, for as long as the test runs.
+            let _held = (from, to);
+            std::future::pending::<()>().await;
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Polls the server's metrics until `done` holds for them, returning that scrape.
+async fn wait_metrics(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    for _ in 0..300 {
+        let body = scrape(addr);
+        if done(&body) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}: {}", scrape(addr));
+}
+
+async fn watch_from_now(channel: Channel, key: &str) -> Streaming<pb::WatchViolationsResponse> {
+    let req = pb::WatchViolationsRequest { start: Some(Start::FromNow(true)), ..Default::default() };
+    ViolationServiceClient::with_interceptor(channel, Key::bearer(key))
+        .watch_violations(req)
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+fn value(body: &str, name: &str) -> f64 {
+    gauge(body, name).unwrap_or(-1.0)
+}
+
+/// Opens 1,000 streams through a fresh relay, then kills the relay's network, and waits
+/// until the server has released them all. Returns (tasks, RSS) at the peak.
+async fn vanishing_wave(server: &str, metrics: &str, key: &str, tasks_before: f64) -> (f64, f64) {
+    let relay = Relay::start(server.parse().unwrap()).await;
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        let channel =
+            Endpoint::from_shared(format!("http://{}", relay.addr)).unwrap().connect().await.unwrap();
+        streams
+            .extend(futures::future::join_all((0..100).map(|_| watch_from_now(channel.clone(), key))).await);
+    }
+    let peak = wait_metrics(metrics, "1000 subscribers with their tasks sampled", |b| {
+        value(b, "violation_feed_subscribers") == 1000.0
+            && value(b, "runtime_alive_tasks") >= tasks_before + 1000.0
+    })
+    .await;
+    // The clients' network dies: nothing more arrives from them, and they never close.
+    relay.silent.store(true, Ordering::Relaxed);
+    wait_metrics(metrics, "every subscription is released", |b| {
+        value(b, "violation_feed_subscribers") == 0.0
+    })
+    .await;
+    wait_metrics(metrics, "the server's tasks are back to the baseline", |b| {
+        value(b, "runtime_alive_tasks") <= tasks_before
+    })
+    .await;
+    drop(streams);
+    (value(&peak, "runtime_alive_tasks"), value(&peak, "process_resident_memory_bytes"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_clients_that_vanish_free_their_tasks_and_memory() {
+    let db = TestDb::create();
+    let org = admin(&db.url, &["admin", "create-org", "Acme"]);
+    let key = admin(&db.url, &["admin", "create-api-key", "--org", org.trim()]).trim().to_owned();
+    let metrics = free_port();
+    let serve = ServeProcess::start(
+        &db.url,
+        &["--metrics-listen", &metrics, "--keepalive-interval", "200ms", "--keepalive-timeout", "300ms"],
+    );
+    // Settled: health checks and jobs have started and the first samples are in.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = scrape(&metrics);
+    let (tasks_before, rss_before) =
+        (value(&before, "runtime_alive_tasks"), value(&before, "process_resident_memory_bytes"));
+
+    // Waves: a leak grows by the same amount with each; memory the allocator keeps for
+    // reuse (glibc does not hand it back) levels off after the first waves.
+    let mut after = Vec::new();
+    let mut peaks = Vec::new();
+    for _ in 0..4 {
+        peaks.push(vanishing_wave(&serve.address, &metrics, &key, tasks_before).await);
+        tokio::time::sleep(Duration::from_millis(1200)).await; // one more sample
+        after.push(value(&scrape(&metrics), "process_resident_memory_bytes"));
+    }
+    let mb = |b: f64| (b / 1e5).round() / 10.0;
+    eprintln!(
+        "tasks {tasks_before} -> peaks {:?}; RSS {} MB -> peaks {:?} -> after each wave {:?} MB",
+        peaks.iter().map(|p| p.0).collect::<Vec<_>>(),
+        mb(rss_before),
+        peaks.iter().map(|p| mb(p.1)).collect::<Vec<_>>(),
+        after.iter().map(|a| mb(*a)).collect::<Vec<_>>()
+    );
+    let wave_cost = peaks[0].1 - rss_before;
+    assert!(
+        after[3] - after[2] < wave_cost / 4.0,
+        "memory levels off wave after wave: after each wave {after:?}, one wave costs {wave_cost}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_streams_refuses_new_calls_finishes_in_flight_ones_and_exits_in_grace() {
+    let db = TestDb::create();
+    let org = admin(&db.url, &["admin", "create-org", "Acme"]);
+    let key = admin(&db.url, &["admin", "create-api-key", "--org", org.trim()]).trim().to_owned();
+    let mut serve = ServeProcess::start(&db.url, &["--shutdown-grace", "2s"]);
+    let endpoint = format!("http://{}", serve.address);
+    let channel = Endpoint::from_shared(endpoint.clone()).unwrap().connect().await.unwrap();
+    let mut health =
+        HealthClient::new(channel.clone()).watch(HealthCheckRequest::default()).await.unwrap().into_inner();
+    // The first answer may predate the first database check.
+    while health.message().await.unwrap().unwrap().status != ServingStatus::Serving as i32 {}
+    let mut streams = futures::future::join_all((0..50).map(|_| watch_from_now(channel.clone(), &key))).await;
+
+    // An in-flight call: it waits on a lock the test holds across the signal.
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    let mut customers = pb::customer_service_client::CustomerServiceClient::with_interceptor(
+        channel.clone(),
+        Key::bearer(&key),
+    );
+    let in_flight =
+        tokio::spawn(async move { customers.list_customers(pb::ListCustomersRequest::default()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let signalled = std::time::Instant::now();
+    serve.signal_term();
+    let update =
+        tokio::time::timeout(Duration::from_secs(1), health.message()).await.expect("health changes at once");
+    if let Ok(Some(update)) = update {
+        assert_eq!(update.status, ServingStatus::NotServing as i32);
+    }
+    for stream in &mut streams {
+        let end = tokio::time::timeout(Duration::from_secs(2), stream.message()).await.expect("stream ends");
+        assert_eq!(end.expect_err("ends with a status").code(), Code::Unavailable);
+    }
+    let fresh = Endpoint::from_shared(endpoint).unwrap().connect().await;
+    assert!(fresh.is_err(), "new connections are refused once draining");
+
+    blocker.batch_execute("ROLLBACK").unwrap();
+    in_flight.await.unwrap().expect("the call in flight at the signal completes");
+    // `streams` and `channel` stay open: the process must not wait for its clients.
+    let (exit, _serve) =
+        tokio::task::spawn_blocking(move || (serve.wait_exit(Duration::from_secs(10)), serve)).await.unwrap();
+    let exit = exit.expect("exits");
+    assert!(exit.success(), "clean exit: {exit:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(2 + 3), "within the grace period, plus slack");
+    drop((streams, channel));
+}

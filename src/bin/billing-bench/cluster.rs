@@ -102,6 +102,16 @@ impl Cluster {
 }
 
 /// A new HTTP/2 connection to `addr`.
+impl Cluster {
+    /// Refreshes the planner's statistics of the whole database.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client.batch_execute("ANALYZE").await.context("analyzing the seeded database")?;
+        Ok(())
+    }
+}
+
 pub async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)

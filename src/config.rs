@@ -179,7 +179,7 @@ impl Cli {
 
 impl ServeArgs {
     /// The TLS identity from `--tls-cert` / `--tls-key`, read from disk.
-    pub fn tls(&self) -> anyhow::Result<Option<crate::server::TlsPem>> {
+    fn tls(&self) -> anyhow::Result<Option<crate::server::TlsPem>> {
         use anyhow::Context as _;
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
@@ -190,8 +190,9 @@ impl ServeArgs {
         }))
     }
 
-    pub fn server_config(&self) -> ServerConfig {
-        ServerConfig {
+    /// The server's settings, with the TLS identity read from its files.
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        Ok(ServerConfig {
             max_message_bytes: self.max_message_bytes,
             max_concurrent_streams: self.max_concurrent_streams,
             keepalive_interval: self.keepalive_interval,
@@ -214,8 +215,8 @@ impl ServeArgs {
                 max_in_flight: self.usage_group_transactions,
                 ..Default::default()
             },
-            tls: None,
-        }
+            tls: self.tls()?,
+        })
     }
 }
 

@@ -33,9 +33,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
-            let config = billing::server::ServerConfig { tls: args.tls()?, ..args.server_config() };
             billing::server::run(
-                config,
+                args.server_config()?,
                 App::new(db),
                 db_config.url.clone(),
                 listener,

@@ -260,7 +260,6 @@ impl Instance {
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(config.keepalive_interval))
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
-            .tcp_nodelay(true)
             .layer(ObserveLayer)
             .layer(AuthLayer::new(app.clone()))
             .add_service(health_service)

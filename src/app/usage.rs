@@ -6,6 +6,7 @@
 //! a batch of one; CheckUsage runs the same decisions without locks or writes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -435,10 +436,11 @@ fn count_outcomes(results: &[EventResult]) {
 
 impl App {
     /// Decides and records a batch of events in one transaction; one result per input.
+    /// Shared so a caller can keep the events (to rerun them) without copying them.
     pub async fn record_usage(
         &self,
         org: OrgId,
-        inputs: Vec<EventInput>,
+        inputs: Arc<[EventInput]>,
     ) -> Result<Vec<EventResult>, AppError> {
         self.db()
             .transaction(org, move |conn| {

@@ -81,18 +81,20 @@ impl Inner {
     /// leave a call behind in its queue.
     fn enqueue(self: &Arc<Self>, org: OrgId, pending: Pending) {
         let mut queues = self.lock();
-        let tx = queues.entry(org).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(Arc::clone(self).work(org, rx));
-            tx
-        });
+        let tx = queues.entry(org).or_insert_with(|| self.spawn_worker(org));
         if let Err(mpsc::error::SendError(pending)) = tx.send(pending) {
             // The worker is gone (its task panicked): start a fresh one.
-            let (tx, rx) = mpsc::unbounded_channel();
+            let tx = self.spawn_worker(org);
             let _ = tx.send(pending);
-            tokio::spawn(Arc::clone(self).work(org, rx));
             queues.insert(org, tx);
         }
+    }
+
+    /// Starts `org`'s worker and returns its queue.
+    fn spawn_worker(self: &Arc<Self>, org: OrgId) -> mpsc::UnboundedSender<Pending> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(Arc::clone(self).work(org, rx));
+        tx
     }
 
     async fn work(self: Arc<Self>, org: OrgId, mut rx: mpsc::UnboundedReceiver<Pending>) {
@@ -130,22 +132,18 @@ impl Inner {
 async fn run_group(app: &App, org: OrgId, group: Vec<Pending>) {
     let (inputs, replies): (Vec<EventInput>, Vec<oneshot::Sender<EventResult>>) =
         group.into_iter().map(|p| (p.input, p.reply)).unzip();
-    if inputs.len() == 1 {
-        let result = app.record_usage(org, inputs).await.and_then(only_result);
-        answer(replies, vec![result]);
-        return;
-    }
-    let kept = inputs.clone();
-    match app.record_usage(org, inputs).await {
+    let inputs: Arc<[EventInput]> = inputs.into();
+    match app.record_usage(org, Arc::clone(&inputs)).await {
         Ok(results) => answer(replies, results),
+        Err(e) if inputs.len() == 1 => answer(replies, vec![Err(e)]),
         Err(AppError::Db(e)) if e.is_transient() => {
-            answer(replies, kept.iter().map(|_| Err(AppError::Db(e.clone()))).collect())
+            answer(replies, inputs.iter().map(|_| Err(AppError::Db(e.clone()))).collect())
         }
         Err(e) => {
-            tracing::warn!(error = %e, events = kept.len(), "shared usage transaction failed; recording its events one by one");
-            let singles = kept
-                .into_iter()
-                .map(|input| async move { app.record_usage(org, vec![input]).await.and_then(only_result) });
+            tracing::warn!(error = %e, events = inputs.len(), "shared usage transaction failed; recording its events one by one");
+            let singles = inputs.iter().map(|input| async move {
+                app.record_usage(org, Arc::new([input.clone()])).await.and_then(only_result)
+            });
             answer(replies, futures::future::join_all(singles).await);
         }
     }

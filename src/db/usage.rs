@@ -82,24 +82,13 @@ struct EventColumns {
     recorded_at: Vec<DateTime<Utc>>,
 }
 
-impl EventColumns {
-    fn with_capacity(n: usize) -> Self {
-        let mut c = Self::default();
-        c.event_id.reserve(n);
-        c.outcome.reserve(n);
-        c.fingerprint.reserve(n);
-        c
-    }
-}
-
 /// Inserts events with one array per column: a fixed, small number of bind parameters
 /// whatever the number of rows.
 pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), DbError> {
     if events.is_empty() {
         return Ok(());
     }
-    let n = events.len();
-    let mut c = EventColumns::with_capacity(n);
+    let mut c = EventColumns::default();
     for e in events {
         c.org_id.push(e.org_id);
         c.event_id.push(e.event_id);

@@ -152,7 +152,7 @@ where
         let method = req.uri().path().to_owned();
         let span = tracing::info_span!(
             "rpc",
-            method = %method.as_str(),
+            method = %method,
             org = tracing::field::Empty,
         );
         let started = Instant::now();

@@ -41,7 +41,7 @@ impl UsageService for UsageApi {
     ) -> Result<Response<pb::RecordUsageBatchResponse>, Status> {
         let org = caller(&req)?.org;
         let inputs = mapping::batch(req.into_inner(), clock::now())?;
-        let results = self.app.record_usage(org, inputs).await?;
+        let results = self.app.record_usage(org, inputs.into()).await?;
         Ok(Response::new(pb::RecordUsageBatchResponse {
             results: results.into_iter().map(mapping::batch_result).collect(),
         }))

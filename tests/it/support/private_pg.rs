@@ -21,10 +21,6 @@ fn bin_dir() -> PathBuf {
     versions.pop().expect("a PostgreSQL version").join("bin")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
@@ -34,7 +30,11 @@ impl PrivatePostgres {
     pub fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("billing-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let this = Self { dir, port: free_port(), bin: bin_dir() };
+        let this = Self {
+            dir,
+            port: super::process::free_port().parse::<std::net::SocketAddr>().unwrap().port(),
+            bin: bin_dir(),
+        };
         if is_root() {
             assert!(
                 Command::new("chown").args(["postgres:postgres"]).arg(&this.dir).status().unwrap().success()

@@ -133,6 +133,16 @@ pub struct ServeArgs {
     /// How often the feed polls the table when no notification arrives.
     #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
+
+    /// How long after an access segment ends usage dated inside it may still draw from
+    /// it; the segment's remainder expires (or is trued up) once this has passed.
+    #[arg(long, env = "LATE_USAGE_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub late_usage_grace: Duration,
+
+    /// Oldest age a usage event or drawdown may be dated; by default the start of the
+    /// previous calendar month in the customer's time zone.
+    #[arg(long, env = "BACKDATING_HORIZON", value_parser = humantime::parse_duration)]
+    pub backdating_horizon: Option<Duration>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +188,18 @@ impl Cli {
 }
 
 impl ServeArgs {
+    /// The operator-tuned rules of the application.
+    pub fn policy(&self) -> anyhow::Result<crate::app::Policy> {
+        use crate::domain::backdating::BackdatingHorizon;
+        use crate::domain::commit::timeline::LateUsageGrace;
+        let grace = chrono::Duration::from_std(self.late_usage_grace)?;
+        let backdating = match self.backdating_horizon {
+            Some(age) => BackdatingHorizon::Fixed(chrono::Duration::from_std(age)?),
+            None => BackdatingHorizon::PreviousMonth,
+        };
+        Ok(crate::app::Policy { late_usage_grace: LateUsageGrace(grace), backdating })
+    }
+
     /// The TLS identity from `--tls-cert` / `--tls-key`, read from disk.
     fn tls(&self) -> anyhow::Result<Option<crate::server::TlsPem>> {
         use anyhow::Context as _;

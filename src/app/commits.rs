@@ -9,6 +9,7 @@ use super::{App, AppError, clock};
 use crate::db::commit_ledger::RequestKey;
 use crate::db::{self, Conn};
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, LedgerKind, SegmentBalance, balances_at};
+use crate::domain::commit::timeline::{AdjustmentRefusal, decide_adjustment, effective_instant};
 use crate::domain::commit::validate::{CommitDraft, CommitRefs, validate_new};
 use crate::domain::commit::{Commit, CommitChanges, CommitFilter, apply_changes};
 use crate::domain::etag::etag_matches;
@@ -154,9 +155,15 @@ impl App {
                 let current = lock_commit(conn, org, id, &etag)?;
                 refuse_if_voided(&current)?;
                 let segments = db::commits::segments(conn, org, id, true)?;
+                let last_drawdown = match segments.iter().max_by_key(|s| (s.ending_before, s.idx)) {
+                    Some(last) if changes.access_end.is_some() => {
+                        db::commit_ledger::latest_drawdown(conn, org, id, last.idx)?
+                    }
+                    _ => None,
+                };
                 let mut v = v.clone();
                 let (next, new_end) = v.nested("commit", |v| {
-                    apply_changes(&current, &segments, changes.clone(), clock::now(), v)
+                    apply_changes(&current, &segments, changes.clone(), (clock::now(), last_drawdown), v)
                 });
                 if !v.is_empty() {
                     return Err(AppError::Invalid(v));
@@ -187,8 +194,10 @@ impl App {
                 let segments = db::commits::segments(conn, org, id, true)?;
                 let mut entries = Vec::new();
                 for s in segments.iter().filter(|s| s.closed.is_none()) {
-                    entries.push(write_off(s, CloseKind::Voided, now, reason.clone(), now));
-                    db::commits::close_segment(conn, org, id, s.idx, now, CloseKind::Voided)?;
+                    // An upcoming segment is voided at its start, after its grant.
+                    let at = effective_instant(s.starting_at, now);
+                    entries.push(write_off(s, CloseKind::Voided, at, reason.clone(), now));
+                    db::commits::close_segment(conn, org, id, s.idx, at, CloseKind::Voided)?;
                 }
                 db::commit_ledger::insert(conn, org, &entries)?;
                 let mut next = current.clone();
@@ -201,16 +210,20 @@ impl App {
             .await
     }
 
-    /// The commit's balance at `at`, per segment.
+    /// The commit's balance at `at`, per segment. Segments whose grace has passed are
+    /// closed first, so the answer never depends on when the closing job last ran.
     pub async fn commit_balance(
         &self,
         org: OrgId,
         id: CommitId,
         at: DateTime<Utc>,
     ) -> Result<CommitBalance, AppError> {
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let commit = load(conn, org, id)?;
+                db::customers::lock(conn, org, commit.customer_id)?;
+                close_due_for_customer(conn, org, commit.customer_id, (clock::now(), grace))?;
                 let segments = db::commits::segments(conn, org, id, false)?;
                 let totals = db::commit_ledger::totals_up_to(conn, org, id, at)?;
                 let balances = balances_at(commit.commit_type, &segments, &totals, at);
@@ -219,8 +232,8 @@ impl App {
             .await
     }
 
-    /// One page of the commit's ledger, with running balances. Segments that have ended
-    /// are closed first, so the page shows their expiry or true-up.
+    /// One page of the commit's ledger, with running balances. Segments whose grace has
+    /// passed are closed first, so the page shows their expiry or true-up.
     pub async fn commit_ledger(
         &self,
         org: OrgId,
@@ -231,12 +244,13 @@ impl App {
     ) -> Result<Page<(LedgerEntry, Decimal)>, AppError> {
         let after = parse_ledger_position(page.after.as_deref())?;
         let limit = page.fetch_limit();
+        let grace = self.policy().late_usage_grace;
         let rows = self
             .db()
             .transaction(org, move |conn| {
                 let commit = load(conn, org, id)?;
                 db::customers::lock(conn, org, commit.customer_id)?;
-                close_due_for_customer(conn, org, commit.customer_id, clock::now())?;
+                close_due_for_customer(conn, org, commit.customer_id, (clock::now(), grace))?;
                 Ok::<_, AppError>(db::commit_ledger::page(conn, org, id, kind, after, limit)?)
             })
             .await?;
@@ -246,7 +260,12 @@ impl App {
     }
 
     /// Adds a manual adjustment; with a request id, a retry returns the first entry.
-    pub async fn adjust_commit(&self, org: OrgId, adj: Adjustment) -> Result<LedgerEntry, AppError> {
+    /// Answers the entry with the commit's running balance right after it.
+    pub async fn adjust_commit(
+        &self,
+        org: OrgId,
+        adj: Adjustment,
+    ) -> Result<(LedgerEntry, Decimal), AppError> {
         self.db()
             .transaction(org, move |conn| {
                 let commit = load(conn, org, adj.commit_id)?;
@@ -256,7 +275,8 @@ impl App {
                     && let Some((entry, hash)) = db::commit_ledger::find_by_request(conn, org, request_id)?
                 {
                     return if hash == fingerprint {
-                        Ok(entry)
+                        let running = db::commit_ledger::running_balance(conn, org, &entry)?;
+                        Ok((entry, running))
                     } else {
                         Err(AppError::AlreadyExists { resource: "adjustment", field: "request_id" })
                     };
@@ -267,35 +287,57 @@ impl App {
                 let Some(segment) = segments.iter().find(|s| s.idx == adj.segment_idx) else {
                     return Err(Violations::single("segment_index", "no such access segment").into());
                 };
-                if segment.closed.is_some() || segment.ending_before <= now {
-                    return Err(AppError::FailedPrecondition {
-                        reason: "SEGMENT_ENDED",
-                        message: format!("access segment {} has ended", adj.segment_idx),
-                    });
-                }
-                let remaining = segment.remaining + adj.amount;
-                if remaining < Decimal::ZERO {
-                    return Err(AppError::FailedPrecondition {
-                        reason: "INSUFFICIENT_BALANCE",
-                        message: format!("the segment holds {}; it cannot go below zero", segment.remaining),
-                    });
-                }
+                let key = [(adj.commit_id, adj.segment_idx)];
+                let from = effective_instant(segment.starting_at, now);
+                let later = db::commit_ledger::effective_after(conn, org, &key, from)?
+                    .remove(&key[0])
+                    .unwrap_or_default();
+                let bounds = (segment.starting_at, segment.ending_before);
+                let decided = decide_adjustment(
+                    bounds,
+                    segment.closed.is_some(),
+                    segment.remaining,
+                    &later,
+                    adj.amount,
+                    now,
+                );
+                let effective_at = match decided {
+                    Ok(at) => at,
+                    Err(AdjustmentRefusal::SegmentEnded) => {
+                        return Err(AppError::FailedPrecondition {
+                            reason: "SEGMENT_ENDED",
+                            message: format!("access segment {} has ended", adj.segment_idx),
+                        });
+                    }
+                    Err(AdjustmentRefusal::InsufficientBalance { drawable }) => {
+                        return Err(AppError::FailedPrecondition {
+                            reason: "INSUFFICIENT_BALANCE",
+                            message: format!(
+                                "the segment holds {} from {} on; no balance may go below zero",
+                                drawable.normalize(),
+                                from.to_rfc3339()
+                            ),
+                        });
+                    }
+                };
                 let entry = LedgerEntry {
                     id: Uuid::now_v7(),
                     commit_id: adj.commit_id,
                     segment_idx: adj.segment_idx,
                     kind: LedgerKind::Adjustment,
                     amount: adj.amount,
-                    effective_at: now,
+                    effective_at,
                     source_id: None,
                     product_id: None,
                     reason: Some(adj.reason.clone()),
                     created_at: now,
                 };
+                let remaining = segment.remaining + adj.amount;
                 db::commits::set_remaining(conn, org, adj.commit_id, adj.segment_idx, remaining)?;
                 let key = adj.request_id.as_deref().map(|id| RequestKey { id, hash: &fingerprint });
                 db::commit_ledger::insert_with_key(conn, org, std::slice::from_ref(&entry), key)?;
-                Ok(entry)
+                let running = db::commit_ledger::running_balance(conn, org, &entry)?;
+                Ok((entry, running))
             })
             .await
             .map_err(|e| e.unique("commit_ledger_request_idx", "adjustment", "request_id"))

@@ -71,6 +71,15 @@ impl App {
             .transaction(org, move |conn| {
                 let current = lock_current(conn, org, id, &etag)?;
                 let next = current.apply(changes.clone(), clock::now());
+                let has_limits = db::allowances::get(conn, org, id, false)?.is_some();
+                if !current.may_become(&next, has_limits) {
+                    return Err(AppError::FailedPrecondition {
+                        reason: "TIME_ZONE_LOCKED_BY_LIMITS",
+                        message: "the time zone cannot change while allowance limits are set: their daily \
+                                  and monthly windows are local to it; delete the limits first"
+                            .into(),
+                    });
+                }
                 db::customers::update(conn, org, &next)?;
                 Ok::<_, AppError>(next)
             })

@@ -15,6 +15,7 @@ use crate::db::credit::PromotionDrawdown;
 use crate::db::{self, Conn};
 use crate::domain::commit::applicability::UsageFacts;
 use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
+use crate::domain::commit::timeline::LateUsageGrace;
 use crate::domain::credit::sources_of;
 use crate::domain::drawdown::{Allocation, RatedUsage, Source, SourceRef, Usage, allocate, sort_sources};
 use crate::domain::ids::{CommitId, CustomerId, OrgId};
@@ -35,7 +36,8 @@ pub struct Balances {
 
 impl Balances {
     /// Loads the open balances of `customers` that can take usage dated in
-    /// `[from, until]`, one set per customer (customers without any get none). With
+    /// `[from, until]` at `now`, one set per customer (customers without any get none):
+    /// a segment that ended takes late usage only until its grace has passed. With
     /// `lock`, commit segment rows stay locked until the transaction ends. The caller
     /// must already hold the customers' locks (see `db::customers::lock`): every writer
     /// of these balances takes them first, which is what keeps them consistent.
@@ -43,12 +45,15 @@ impl Balances {
         conn: &mut Conn,
         org: OrgId,
         customers: &[CustomerId],
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        (from, until): (DateTime<Utc>, DateTime<Utc>),
+        (now, grace): (DateTime<Utc>, LateUsageGrace),
         lock: bool,
     ) -> Result<HashMap<CustomerId, Self>, AppError> {
         let mut out: HashMap<CustomerId, Self> = HashMap::new();
-        let segments = db::commits::open_segments(conn, org, customers, from, until, lock)?;
+        let ends_after = from.max(grace.closed_through(now));
+        let segments = db::commits::open_segments(conn, org, customers, ends_after, until, lock)?;
+        let keys: Vec<(CommitId, i32)> = segments.iter().map(|(_, s)| (s.commit_id, s.idx)).collect();
+        let mut later = db::commit_ledger::effective_after(conn, org, &keys, from)?;
         let mut ids: Vec<CommitId> = segments.iter().map(|(_, s)| s.commit_id).collect();
         ids.sort();
         ids.dedup();
@@ -68,6 +73,7 @@ impl Balances {
                 credit_type: credit_type.clone(),
                 applicability: Arc::clone(applicability),
                 available: s.remaining,
+                later: later.remove(&(s.commit_id, s.idx)).unwrap_or_default(),
                 pool: None,
             });
         }
@@ -97,11 +103,13 @@ impl Balances {
         conn: &mut Conn,
         org: OrgId,
         customer: CustomerId,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+        now: (DateTime<Utc>, LateUsageGrace),
         lock: bool,
     ) -> Result<Self, AppError> {
-        Ok(Self::load_many(conn, org, &[customer], from, until, lock)?.remove(&customer).unwrap_or_default())
+        Ok(Self::load_many(conn, org, &[customer], (at, at), now, lock)?
+            .remove(&customer)
+            .unwrap_or_default())
     }
 
     /// Allocates one usage of `product`, updating the balances in memory.
@@ -265,6 +273,27 @@ impl DrawdownOutcome {
     }
 }
 
+/// Refuses usage dated before the backdating horizon, as a violation of `field` under
+/// `prefix`.
+pub fn check_horizon(
+    policy: super::Policy,
+    tz: chrono_tz::Tz,
+    t: DateTime<Utc>,
+    now: DateTime<Utc>,
+    (prefix, field): (&str, &str),
+) -> Result<(), AppError> {
+    if policy.backdating.accepts(tz, t, now) {
+        return Ok(());
+    }
+    let earliest = policy.backdating.earliest(tz, now);
+    let mut v = Violations::at(prefix);
+    v.add(
+        field,
+        format!("is older than the backdating horizon: the earliest accepted is {}", earliest.to_rfc3339()),
+    );
+    Err(AppError::Invalid(v))
+}
+
 /// The product of a usage, or a violation on `field` when the org has none such.
 pub fn usage_product(
     conn: &mut Conn,
@@ -284,12 +313,22 @@ impl App {
         customer: CustomerId,
         usage: RatedUsage,
     ) -> Result<Allocation, AppError> {
+        let policy = self.policy();
         self.db()
             .transaction(org, move |conn| {
-                super::customers::require_customer(conn, org, customer)?;
+                let c = db::customers::get(conn, org, customer)?
+                    .ok_or_else(|| AppError::not_found("customer", customer))?;
+                let now = clock::now();
+                check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
                 let product = usage_product(conn, org, &usage, "usage.product_id")?;
-                let mut balances =
-                    Balances::load(conn, org, customer, usage.timestamp, usage.timestamp, false)?;
+                let mut balances = Balances::load(
+                    conn,
+                    org,
+                    customer,
+                    usage.timestamp,
+                    (now, policy.late_usage_grace),
+                    false,
+                )?;
                 Ok(balances.allocate(&usage, &product))
             })
             .await
@@ -304,20 +343,28 @@ impl App {
         usage: RatedUsage,
     ) -> Result<DrawdownOutcome, AppError> {
         let fingerprint = usage.fingerprint(customer);
+        let policy = self.policy();
         self.db()
             .transaction(org, move |conn| {
                 // The customer lock comes first so a concurrent call with the same key
                 // waits here and then finds the first one's record.
-                if !db::customers::lock(conn, org, customer)? {
+                let Some(c) = db::customers::get_many(conn, org, &[customer], true)?.pop() else {
                     return Err(AppError::not_found("customer", customer));
-                }
+                };
                 if let Some(previous) = db::drawdowns::find(conn, org, &key)? {
                     return replay(previous, &fingerprint);
                 }
-                let product = usage_product(conn, org, &usage, "usage.product_id")?;
                 let now = clock::now();
-                let mut balances =
-                    Balances::load(conn, org, customer, usage.timestamp, usage.timestamp, true)?;
+                check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
+                let product = usage_product(conn, org, &usage, "usage.product_id")?;
+                let mut balances = Balances::load(
+                    conn,
+                    org,
+                    customer,
+                    usage.timestamp,
+                    (now, policy.late_usage_grace),
+                    true,
+                )?;
                 let allocation = balances.allocate(&usage, &product);
                 balances.persist(conn, org)?;
                 let id = Uuid::now_v7();

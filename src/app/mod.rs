@@ -9,6 +9,7 @@ pub mod credit;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
+pub mod policy;
 pub mod products;
 pub mod promos;
 pub mod segments;
@@ -18,6 +19,7 @@ pub mod usage_batcher;
 pub mod violations;
 
 pub use error::AppError;
+pub use policy::Policy;
 pub use tenancy::Caller;
 
 use crate::db::Db;
@@ -26,11 +28,23 @@ use crate::db::Db;
 #[derive(Clone)]
 pub struct App {
     db: Db,
+    policy: Policy,
 }
 
 impl App {
+    /// The application over `db` with the default policy.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, policy: Policy::default() }
+    }
+
+    /// The same application under `policy`.
+    pub fn with_policy(self, policy: Policy) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// The operator-tuned rules in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     /// The database handle, for health checks and operational tasks.

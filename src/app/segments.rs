@@ -1,5 +1,7 @@
 //! Closing access segments that have ended: what a PREPAID segment did not use expires,
-//! what a POSTPAID segment did not use is trued up. Run by the background job, and by
+//! what a POSTPAID segment did not use is trued up, both effective at the segment's end.
+//! A segment closes once its late-usage grace has passed (never earlier, so late usage
+//! dated inside it is decided by its timestamp alone). Run by the background job, and by
 //! reads that must show a complete ledger; closing twice is impossible (the segment row
 //! is locked and re-checked).
 
@@ -11,6 +13,7 @@ use super::{App, AppError, clock};
 use crate::db::{self, Conn};
 use crate::domain::commit::CommitType;
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, Segment};
+use crate::domain::commit::timeline::LateUsageGrace;
 use crate::domain::ids::{CommitId, CustomerId, OrgId};
 use crate::domain::violation::{NewViolation, ViolationDetail, ViolationKind};
 
@@ -59,15 +62,15 @@ fn true_up_violation(customer: CustomerId, s: &Segment) -> NewViolation {
     )
 }
 
-/// Closes the customer's segments that ended by `now`; the caller holds the customer's
-/// lock. Returns how many were closed.
+/// Closes the customer's segments whose late-usage grace has passed at `now`; the
+/// caller holds the customer's lock. Returns how many were closed.
 pub fn close_due_for_customer(
     conn: &mut Conn,
     org: OrgId,
     customer: CustomerId,
-    now: DateTime<Utc>,
+    (now, grace): (DateTime<Utc>, LateUsageGrace),
 ) -> Result<usize, AppError> {
-    let due = db::commits::due_segments_for_update(conn, org, customer, now)?;
+    let due = db::commits::due_segments_for_update(conn, org, customer, grace.closed_through(now))?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -92,12 +95,14 @@ pub fn close_due_for_customer(
 }
 
 impl App {
-    /// Closes every segment, of every organization, that ended by now. Safe to run on
-    /// several instances at once. Returns how many segments were closed.
+    /// Closes every segment, of every organization, whose late-usage grace has passed.
+    /// Safe to run on several instances at once. Returns how many segments were closed.
     pub async fn close_due_segments(&self) -> Result<usize, AppError> {
         let now = clock::now();
+        let grace = self.policy().late_usage_grace;
+        let through = grace.closed_through(now);
         let work =
-            self.db().run(move |conn| db::commits::customers_with_due_segments(conn, now, 500)).await?;
+            self.db().run(move |conn| db::commits::customers_with_due_segments(conn, through, 500)).await?;
         let mut closed = 0;
         for (org, customer) in work {
             closed += self
@@ -106,7 +111,7 @@ impl App {
                     if !db::customers::lock(conn, org, customer)? {
                         return Ok(0);
                     }
-                    close_due_for_customer(conn, org, customer, now)
+                    close_due_for_customer(conn, org, customer, (now, grace))
                 })
                 .await?;
         }

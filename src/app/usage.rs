@@ -13,8 +13,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, drawdown_entries, write_entries};
-use super::{App, AppError, clock};
+use super::drawdowns::{
+    Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries, write_entries,
+};
+use super::{App, AppError, Policy, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::usage::{AlertRow, NewEvent, StoredEvent, TotalRow, WindowKey};
 use crate::db::{self, Conn, DbError};
@@ -86,23 +88,26 @@ fn valid_events(inputs: &[EventInput]) -> impl Iterator<Item = &UsageEvent> {
     inputs.iter().filter_map(|i| i.event.as_ref().ok())
 }
 
+/// Loads what deciding `inputs` at `now` needs; with `record`, locks the customers and
+/// their balances.
 fn load_state(
     conn: &mut Conn,
     org: OrgId,
     inputs: &[EventInput],
     record: bool,
+    (now, policy): (DateTime<Utc>, Policy),
 ) -> Result<BatchState, AppError> {
     let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
     customer_ids.sort();
     customer_ids.dedup();
     // Locks first, in id order: the order every balance-changing transaction uses.
     let customers: Vec<Customer> = db::customers::get_many(conn, org, &customer_ids, record)?;
-    let stored = if record {
-        let ids: Vec<String> = valid_events(inputs).map(|e| e.event_id.clone()).collect();
-        db::usage::find_events(conn, org, &ids)?.into_iter().map(|s| (s.event_id.clone(), s)).collect()
-    } else {
-        HashMap::new()
-    };
+    // A check of an event already recorded answers its replay, so stored events are
+    // looked up either way (a check may carry no id: nothing to find then).
+    let ids: Vec<String> =
+        valid_events(inputs).map(|e| e.event_id.clone()).filter(|id| !id.is_empty()).collect();
+    let stored =
+        db::usage::find_events(conn, org, &ids)?.into_iter().map(|s| (s.event_id.clone(), s)).collect();
 
     let mut ids: HashSet<ProductId> = HashSet::new();
     let mut codes: HashSet<String> = HashSet::new();
@@ -182,7 +187,7 @@ fn load_state(
     let balances = match (times.iter().min(), times.iter().max()) {
         (Some(from), Some(until)) => {
             let present: Vec<CustomerId> = customers.iter().map(|c| c.id).collect();
-            Balances::load_many(conn, org, &present, *from, *until, record)?
+            Balances::load_many(conn, org, &present, (*from, *until), (now, policy.late_usage_grace), record)?
         }
         _ => HashMap::new(),
     };
@@ -211,7 +216,7 @@ fn decide(
     state: &mut BatchState,
     inputs: &[EventInput],
     mut writes: Option<&mut Writes>,
-    now: DateTime<Utc>,
+    (now, policy): (DateTime<Utc>, Policy),
 ) -> Result<Vec<EventResult>, AppError> {
     let mut results: Vec<EventResult> = Vec::with_capacity(inputs.len());
     // Events of this batch by id: their fingerprint and index in `results`.
@@ -225,25 +230,28 @@ fn decide(
             }
         };
         let fingerprint = e.fingerprint();
-        if writes.is_some() {
-            if let Some((earlier, index)) = seen.get(&e.event_id) {
-                let result = match &results[*index] {
-                    Ok(outcome) => replay(earlier, outcome, &fingerprint),
-                    Err(_) => unreachable_replay(),
-                };
-                results.push(result);
-                continue;
-            }
-            if let Some(stored) = state.stored.get(&e.event_id) {
-                results
-                    .push(stored_outcome(stored).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)));
-                continue;
-            }
+        if let Some((earlier, index)) = seen.get(&e.event_id) {
+            let result = match &results[*index] {
+                Ok(outcome) => replay(earlier, outcome, &fingerprint),
+                Err(_) => unreachable_replay(),
+            };
+            results.push(result);
+            continue;
+        }
+        if let Some(stored) = state.stored.get(&e.event_id) {
+            results.push(stored_outcome(stored).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)));
+            continue;
         }
         let Some(usage) = state.usage.get_mut(&e.customer_id) else {
             results.push(Err(AppError::not_found("customer", e.customer_id)));
             continue;
         };
+        if let Err(refused) =
+            check_horizon(policy, usage.time_zone, e.timestamp, now, (&input.prefix, "timestamp"))
+        {
+            results.push(Err(refused));
+            continue;
+        }
         let product = match &e.product {
             ProductRef::Id(id) => state.products.get(id),
             ProductRef::Code(code) => state.product_codes.get(code).and_then(|id| state.products.get(id)),
@@ -442,12 +450,13 @@ impl App {
         org: OrgId,
         inputs: Arc<[EventInput]>,
     ) -> Result<Vec<EventResult>, AppError> {
+        let policy = self.policy();
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, true)?;
+                let mut state = load_state(conn, org, &inputs, true, (now, policy))?;
                 let mut writes = Writes::default();
-                let mut results = decide(&mut state, &inputs, Some(&mut writes), now)?;
+                let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
                 persist(conn, org, &state, writes, &mut results, now)?;
                 Ok(results)
             })
@@ -457,11 +466,13 @@ impl App {
 
     /// The decision recording `input` would take now, recording nothing.
     pub async fn check_usage(&self, org: OrgId, input: EventInput) -> Result<UsageOutcome, AppError> {
+        let policy = self.policy();
         self.db()
             .transaction(org, move |conn| {
                 let inputs = [input.clone()];
-                let mut state = load_state(conn, org, &inputs, false)?;
-                let mut results = decide(&mut state, &inputs, None, clock::now())?;
+                let now = clock::now();
+                let mut state = load_state(conn, org, &inputs, false, (now, policy))?;
+                let mut results = decide(&mut state, &inputs, None, (now, policy))?;
                 results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
             })
             .await

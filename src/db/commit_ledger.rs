@@ -1,5 +1,7 @@
 //! Commit ledger rows: every signed change of a segment's balance.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
@@ -9,6 +11,7 @@ use uuid::Uuid;
 use super::DbError;
 use super::schema::commit_ledger;
 use crate::domain::commit::balance::{KindTotal, LedgerEntry, LedgerKind};
+use crate::domain::commit::timeline::LaterEntries;
 use crate::domain::ids::{CommitId, OrgId, ProductId};
 
 #[derive(Insertable)]
@@ -196,4 +199,85 @@ pub fn page(
     .bind::<BigInt, _>(limit)
     .load(conn)?;
     rows.into_iter().map(|r| Ok((LedgerEntry::try_from(r.entry)?, r.running_balance))).collect()
+}
+
+#[derive(QueryableByName)]
+struct LaterRow {
+    #[diesel(sql_type = SqlUuid)]
+    commit_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    segment_idx: i32,
+    #[diesel(sql_type = Timestamptz)]
+    effective_at: DateTime<Utc>,
+    #[diesel(sql_type = Numeric)]
+    amount: Decimal,
+}
+
+/// The entries of the given segments effective after `after`, per segment in
+/// effective-time (then id) order: what a drawdown decision at or after `after` needs.
+pub fn effective_after(
+    conn: &mut PgConnection,
+    org: OrgId,
+    segments: &[(CommitId, i32)],
+    after: DateTime<Utc>,
+) -> Result<HashMap<(CommitId, i32), LaterEntries>, DbError> {
+    use diesel::sql_types::{Array, Int4};
+    let mut out: HashMap<(CommitId, i32), LaterEntries> = HashMap::new();
+    if segments.is_empty() {
+        return Ok(out);
+    }
+    let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
+    let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
+    let rows: Vec<LaterRow> = diesel::sql_query(
+        "SELECT l.commit_id, l.segment_idx, l.effective_at, l.amount \
+         FROM unnest($2::uuid[], $3::int4[]) AS s(commit_id, idx) \
+         JOIN commit_ledger l ON l.org_id = $1 AND l.commit_id = s.commit_id \
+              AND l.segment_idx = s.idx AND l.effective_at > $4 \
+         ORDER BY l.effective_at, l.id",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(commit_ids)
+    .bind::<Array<Int4>, _>(idxs)
+    .bind::<Timestamptz, _>(after)
+    .load(conn)?;
+    for r in rows {
+        out.entry((CommitId(r.commit_id), r.segment_idx)).or_default().push((r.effective_at, r.amount));
+    }
+    Ok(out)
+}
+
+/// The latest instant a drawdown on the segment takes effect, if any was recorded.
+pub fn latest_drawdown(
+    conn: &mut PgConnection,
+    org: OrgId,
+    commit: CommitId,
+    segment_idx: i32,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    Ok(commit_ledger::table
+        .filter(commit_ledger::org_id.eq(org.uuid()))
+        .filter(commit_ledger::commit_id.eq(commit.uuid()))
+        .filter(commit_ledger::segment_idx.eq(segment_idx))
+        .filter(commit_ledger::kind.eq(LedgerKind::Drawdown.as_str()))
+        .select(diesel::dsl::max(commit_ledger::effective_at))
+        .first::<Option<DateTime<Utc>>>(conn)?)
+}
+
+/// The commit's balance right after `entry`: the sum of its entries up to it in
+/// (effective time, id) order, as the ledger's running balance shows it.
+pub fn running_balance(conn: &mut PgConnection, org: OrgId, entry: &LedgerEntry) -> Result<Decimal, DbError> {
+    #[derive(QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = Nullable<Numeric>)]
+        total: Option<Decimal>,
+    }
+    let row: Sum = diesel::sql_query(
+        "SELECT SUM(amount) AS total FROM commit_ledger \
+         WHERE org_id = $1 AND commit_id = $2 AND (effective_at, id) <= ($3, $4)",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<SqlUuid, _>(entry.commit_id.uuid())
+    .bind::<Timestamptz, _>(entry.effective_at)
+    .bind::<SqlUuid, _>(entry.id)
+    .get_result(conn)?;
+    Ok(row.total.unwrap_or_default())
 }

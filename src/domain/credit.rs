@@ -338,6 +338,7 @@ pub fn sources_of(
                 credit_type: p.credit_type.clone(),
                 applicability: Arc::clone(&applicability),
                 available,
+                later: Vec::new(),
                 pool,
             }
         })

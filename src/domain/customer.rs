@@ -119,6 +119,14 @@ impl Customer {
             version: self.version + 1,
         }
     }
+
+    /// Whether becoming `next` is allowed while the customer `has_limits`. Daily and
+    /// monthly totals are kept per local calendar window: moving the time zone under
+    /// them would open fresh windows that forget usage already counted in the
+    /// overlapping local day, so the time zone may change only while no limits are set.
+    pub fn may_become(&self, next: &Customer, has_limits: bool) -> bool {
+        !has_limits || self.time_zone == next.time_zone
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +135,24 @@ mod tests {
 
     fn draft(external_id: &str, name: &str, tz: &str) -> CustomerDraft {
         CustomerDraft { external_id: external_id.into(), name: name.into(), time_zone: tz.into() }
+    }
+
+    #[test]
+    fn the_time_zone_may_change_only_while_no_limits_are_set() {
+        let mut v = Violations::default();
+        let c = Customer::create(
+            CustomerId(uuid::Uuid::nil()),
+            validate_new(draft("A", "A", ""), &mut v),
+            Utc::now(),
+        );
+        let tokyo = c.apply(
+            CustomerChanges { time_zone: Some("Asia/Tokyo".parse().unwrap()), ..Default::default() },
+            Utc::now(),
+        );
+        let renamed = c.apply(CustomerChanges { name: Some("B".into()), ..Default::default() }, Utc::now());
+        assert!(!c.may_become(&tokyo, true));
+        assert!(c.may_become(&tokyo, false));
+        assert!(c.may_become(&renamed, true));
     }
 
     #[test]

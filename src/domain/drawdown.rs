@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::commit::applicability::{Applicability, UsageFacts};
+use super::commit::timeline::{LaterEntries, drawable_at, insert_later};
 use super::fingerprint::fingerprint;
 use super::ids::{AppliedPromotionId, CommitId, CustomerId, ProductId};
 use super::money::check_non_negative;
@@ -113,7 +114,11 @@ pub struct Source {
     pub created_order: Uuid,
     pub credit_type: String,
     pub applicability: Arc<Applicability>,
+    /// The balance once every entry has taken effect (a commit segment's `remaining`).
     pub available: Decimal,
+    /// Entries effective after the earliest instant being decided (commit segments
+    /// only): what [`drawable_at`] needs so late usage never overdraws history.
+    pub later: LaterEntries,
     /// A balance shared with other sources (a credit promotion's total across its
     /// cycles): an index into the pools passed to [`allocate`].
     pub pool: Option<usize>,
@@ -176,11 +181,13 @@ pub fn allocate(sources: &mut [Source], pools: &mut [Decimal], usage: &Usage<'_>
             continue;
         }
         let pooled = s.pool.and_then(|i| pools.get(i).copied());
-        let take = left.min(s.available).min(pooled.unwrap_or(s.available));
+        let drawable = drawable_at(s.available, &s.later, usage.timestamp);
+        let take = left.min(drawable).min(pooled.unwrap_or(drawable));
         if take.is_zero() {
             continue;
         }
         s.available -= take;
+        insert_later(&mut s.later, usage.timestamp, -take);
         if let Some(i) = s.pool {
             pools[i] -= take;
         }
@@ -214,6 +221,7 @@ mod tests {
             credit_type: "USD".into(),
             applicability: Arc::new(Applicability::default()),
             available: Decimal::from(available),
+            later: Vec::new(),
             pool: None,
         }
     }

@@ -61,7 +61,9 @@ pub fn check_non_negative(v: &mut Violations, field: &str, d: Decimal) {
     }
 }
 
-/// A credit type: a currency code or a custom credit type name; empty means USD.
+/// A credit type: an ISO 4217 currency code or a custom credit type name, compared
+/// case-insensitively and kept upper-case (`"usd"` is `"USD"`); empty means USD.
+/// Amounts of a credit type are in its major unit (dollars, not cents).
 pub fn parse_credit_type(v: &mut Violations, field: &str, s: &str) -> String {
     if s.is_empty() {
         return DEFAULT_CREDIT_TYPE.to_owned();
@@ -70,7 +72,7 @@ pub fn parse_credit_type(v: &mut Violations, field: &str, s: &str) -> String {
     if !ok {
         v.add(field, "must be 1 to 64 letters, digits, '_' or '-' (e.g. \"USD\")");
     }
-    s.to_owned()
+    s.to_ascii_uppercase()
 }
 
 /// `d` rounded to the cent, halves away from zero.
@@ -164,5 +166,13 @@ mod tests {
         assert_eq!(parse_credit_type(&mut v, "c", ""), "USD");
         parse_credit_type(&mut v, "c", "US D");
         assert_eq!(v.items().len(), 1);
+    }
+
+    #[test]
+    fn credit_types_are_case_insensitive_and_kept_upper_case() {
+        let mut v = Violations::default();
+        assert_eq!(parse_credit_type(&mut v, "c", "usd"), "USD");
+        assert_eq!(parse_credit_type(&mut v, "c", "Credits"), "CREDITS");
+        assert!(v.is_empty());
     }
 }

@@ -13,7 +13,7 @@ use prost_types::value::Kind;
 use tonic::Code;
 
 use crate::support::fixtures::{Tenant, commitments_client, event, promos, record, ts, usage_client};
-use crate::support::server::Authed;
+use crate::support::server::{Authed, accepting_old_usage};
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
 fn months_ago(n: u32) -> DateTime<Utc> {
@@ -406,7 +406,7 @@ async fn concurrent_patches_with_the_same_etag_let_exactly_one_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluation_compares_recorded_spend_with_each_period() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_accepting_old_usage().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commitments_client(&server, &t.key).await;
     let start = months_ago(2) - Duration::days(1);
@@ -451,8 +451,8 @@ fn count(server: &TestServer, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_evaluators_close_each_period_exactly_once() {
-    let first = TestServer::start().await;
-    let second = TestServer::start_on(Arc::clone(&first.db)).await;
+    let first = TestServer::start_accepting_old_usage().await;
+    let second = TestServer::start_with_policy(Arc::clone(&first.db), accepting_old_usage()).await;
     let t = Tenant::create(&first, "Acme").await;
     let mut c = commitments_client(&first, &t.key).await;
     let start = months_ago(3) - Duration::days(1);
@@ -485,7 +485,7 @@ async fn two_evaluators_close_each_period_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_its_end_a_met_commitment_is_fulfilled_or_restarts() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_accepting_old_usage().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commitments_client(&server, &t.key).await;
     let subscription = uuid::Uuid::now_v7().to_string();

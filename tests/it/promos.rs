@@ -280,7 +280,7 @@ async fn rewards_are_redeemed_once_per_request_and_never_beyond_what_was_granted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_accepting_old_usage().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut cc = commits(&server, &t.key).await;
     create_commit(&mut cc, prepaid(&t, "100", "5", day(2026, 1, 1), day(2030, 1, 1))).await;

@@ -121,9 +121,10 @@ impl Segment {
         self.closed.is_none() && self.starting_at <= t && t < self.ending_before
     }
 
-    /// Ended by `now` but not yet closed: its remainder must be written off.
-    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
-        self.closed.is_none() && self.ending_before <= now
+    /// Ended at or before `closed_through` (see `LateUsageGrace::closed_through`) but
+    /// not yet closed: its remainder must be written off.
+    pub fn is_due(&self, closed_through: DateTime<Utc>) -> bool {
+        self.closed.is_none() && self.ending_before <= closed_through
     }
 }
 
@@ -208,6 +209,8 @@ pub fn balances_at(
                     LedgerKind::Expiry | LedgerKind::TrueUp | LedgerKind::Void => {}
                 }
             }
+            // An ended segment holds nothing from its end on: its write-off, effective
+            // at the end, is recorded once the late-usage grace has passed.
             if b.phase == SegmentPhase::Active {
                 b.remaining = b.granted - b.drawn + b.adjusted;
             }

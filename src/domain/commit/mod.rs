@@ -4,6 +4,7 @@
 pub mod applicability;
 pub mod balance;
 pub mod schedule;
+pub mod timeline;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -167,13 +168,15 @@ pub struct CommitFilter {
 pub const MUTABLE_FIELDS: [&str; 5] = ["name", "description", "custom_fields", "priority", "access_end_time"];
 
 /// Applies `changes` to commit `c` (whose segments are `segments`) at `now`: the commit
-/// one version later, and the new end of its last segment if that changes. Problems are
-/// reported as violations of the update request's fields.
+/// one version later, and the new end of its last segment if that changes.
+/// `last_drawdown` is when the latest drawdown of that last segment takes effect: its
+/// end may not move to or before it (the drawdown would fall outside the segment).
+/// Problems are reported as violations of the update request's fields.
 pub fn apply_changes(
     c: &Commit,
     segments: &[balance::Segment],
     changes: CommitChanges,
-    now: DateTime<Utc>,
+    (now, last_drawdown): (DateTime<Utc>, Option<DateTime<Utc>>),
     v: &mut super::validation::Violations,
 ) -> (Commit, Option<(i32, DateTime<Utc>)>) {
     let mut next = c.clone();
@@ -199,6 +202,10 @@ pub fn apply_changes(
                 v.add("access_end_time", "must be after the last segment's start")
             }
             Some(_) if end <= now => v.add("access_end_time", "must be in the future"),
+            Some(_) if last_drawdown.is_some_and(|d| end <= d) => v.add(
+                "access_end_time",
+                "must be after the last drawdown already recorded on the segment; it cannot move before usage",
+            ),
             Some(last) => {
                 if let Some(item) = next.access.get_mut(last.idx as usize) {
                     item.ending_before = end;

@@ -316,11 +316,15 @@ pub fn rated_usage(
     })
 }
 
-/// Customer id and usage of a preview request.
-pub fn preview(req: pb::PreviewDrawdownRequest) -> Result<(CustomerId, RatedUsage), Violations> {
+/// Customer id and usage of a preview request: accepted exactly when an apply at `now`
+/// would accept it.
+pub fn preview(
+    req: pb::PreviewDrawdownRequest,
+    now: DateTime<Utc>,
+) -> Result<(CustomerId, RatedUsage), Violations> {
     let mut v = Violations::default();
     let customer = parse_id(&mut v, "customer_id", &req.customer_id);
-    let usage = rated_usage(&mut v, req.usage, None);
+    let usage = rated_usage(&mut v, req.usage, Some(now + crate::domain::drawdown::MAX_FUTURE_SKEW));
     match (customer, usage) {
         (Some(c), Some(u)) if v.is_empty() => Ok((c, u)),
         _ => Err(v),

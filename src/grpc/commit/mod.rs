@@ -121,8 +121,10 @@ impl CommitService for CommitApi {
     ) -> Result<Response<pb::AdjustCommitBalanceResponse>, Status> {
         let org = caller(&req)?.org;
         let adjustment = mapping::adjustment(req.into_inner())?;
-        let entry = self.app.adjust_commit(org, adjustment).await?;
-        Ok(Response::new(pb::AdjustCommitBalanceResponse { entry: Some(mapping::ledger_entry(entry, None)) }))
+        let (entry, running) = self.app.adjust_commit(org, adjustment).await?;
+        Ok(Response::new(pb::AdjustCommitBalanceResponse {
+            entry: Some(mapping::ledger_entry(entry, Some(running))),
+        }))
     }
 
     async fn preview_drawdown(
@@ -130,7 +132,7 @@ impl CommitService for CommitApi {
         req: Request<pb::PreviewDrawdownRequest>,
     ) -> Result<Response<pb::PreviewDrawdownResponse>, Status> {
         let org = caller(&req)?.org;
-        let (customer, usage) = mapping::preview(req.into_inner())?;
+        let (customer, usage) = mapping::preview(req.into_inner(), clock::now())?;
         let allocation = self.app.preview_drawdown(org, customer, usage).await?;
         Ok(Response::new(mapping::preview_response(allocation)))
     }

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use billing::app::App;
+use billing::app::{App, Policy};
 use billing::db::{Db, DbConfig};
+use billing::domain::backdating::BackdatingHorizon;
 use billing::domain::ids::OrgId;
 use billing::server::ServerConfig;
 use tokio::sync::oneshot;
@@ -64,6 +65,11 @@ pub struct TestServer {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A policy accepting usage dated up to a year back.
+pub fn accepting_old_usage() -> Policy {
+    Policy { backdating: BackdatingHorizon::Fixed(chrono::Duration::days(366)), ..Policy::default() }
+}
+
 /// Fast-failing settings for tests.
 pub fn test_server_config() -> ServerConfig {
     ServerConfig {
@@ -90,6 +96,21 @@ impl TestServer {
         server
     }
 
+    /// A server whose application runs under `policy` (over `db`), once SERVING.
+    pub async fn start_with_policy(db: Arc<TestDb>, policy: Policy) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let db_config = test_db_config(&db.url);
+        let server = Self::serve(db, test_server_config(), db_config, listener, policy).await;
+        server.wait_serving().await;
+        server
+    }
+
+    /// A server over a fresh database that accepts usage dated up to a year back, for
+    /// tests whose set-up records usage in periods long past.
+    pub async fn start_accepting_old_usage() -> Self {
+        Self::start_with_policy(Arc::new(TestDb::create()), accepting_old_usage()).await
+    }
+
     /// A server with explicit settings; does not wait for SERVING.
     pub async fn start_with(
         db: Arc<TestDb>,
@@ -98,14 +119,14 @@ impl TestServer {
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let db_config = db_config(test_db_config(&db.url));
-        Self::serve(db, config, db_config, listener).await
+        Self::serve(db, config, db_config, listener, Policy::default()).await
     }
 
     /// Another server over the same database, listening on `addr` (to restart an instance).
     pub async fn restart_on(db: Arc<TestDb>, addr: SocketAddr) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the same address again");
         let db_config = test_db_config(&db.url);
-        let server = Self::serve(db, test_server_config(), db_config, listener).await;
+        let server = Self::serve(db, test_server_config(), db_config, listener, Policy::default()).await;
         server.wait_serving().await;
         server
     }
@@ -115,8 +136,9 @@ impl TestServer {
         config: ServerConfig,
         db_config: DbConfig,
         listener: tokio::net::TcpListener,
+        policy: Policy,
     ) -> Self {
-        let app = App::new(Db::open(&db_config));
+        let app = App::new(Db::open(&db_config)).with_policy(policy);
         let admin = App::new(Db::open(&DbConfig { role: None, ..db_config.clone() }));
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();

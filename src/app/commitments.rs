@@ -13,7 +13,7 @@ use crate::db::commitments::{ClosedPeriod, CommitmentFilter, Compensation, Edit,
 use crate::db::{self, Conn};
 use crate::domain::commitment::document::{Operation, PatchFailure, apply, blame};
 use crate::domain::commitment::periods::{
-    Obligation, PeriodKey, PeriodResult, judge, key, next_check, periods_to_judge,
+    Obligation, PeriodKey, PeriodResult, as_closed, judge, key, next_check, periods_to_judge,
 };
 use crate::domain::commitment::{
     Commitment, CommitmentStatus, KnownProducts, Scope, Terms, validate_change, validate_terms,
@@ -255,7 +255,7 @@ impl App {
                 let mut periods = Vec::new();
                 for (o, p) in periods_to_judge(&c.terms, as_of, stop_of(&c)) {
                     let result = match closed.get(&key(&o, &p)) {
-                        Some(done) if done.end <= as_of => judge(o, p, done.measured, as_of),
+                        Some(done) if done.end <= as_of => as_closed(o, p, done.required, done.measured),
                         _ => {
                             let value = measured(conn, org, &c, &o, p.start, p.end.min(as_of))?;
                             judge(o, p, value, as_of)
@@ -329,6 +329,8 @@ impl App {
                 }
                 let closed = db::commitments::closed_keys(conn, org, id)?;
                 db::commitments::update(conn, org, &next, next_check(&next.terms, &closed, Some(now)))?;
+                let context = format!("commitment {id} terminated");
+                db::credit::remove_applied_with_commitment(conn, org, id, now, &context)?;
                 db::violations::append(conn, org, &violations, now)?;
                 Ok((next, penalty))
             })
@@ -493,6 +495,12 @@ fn close_due(conn: &mut Conn, org: OrgId, id: CommitmentId, now: DateTime<Utc>) 
             if c.status == CommitmentStatus::Fulfilled {
                 c.status = CommitmentStatus::Ended;
             }
+            // The benefit given in exchange goes on with the restarted commitment.
+            db::credit::move_applied_to_commitment(conn, org, id, successor.id)?;
+        } else {
+            // What was given in exchange for the commitment ends with it.
+            let context = format!("commitment {id} ended");
+            db::credit::remove_applied_with_commitment(conn, org, id, c.terms.time_range.end_time, &context)?;
         }
     }
     let check = if ended { None } else { next_check(&c.terms, &done, stop) };

@@ -13,7 +13,7 @@ use super::schema::{
 };
 use crate::domain::commit::Applicability;
 use crate::domain::credit::{AppliedPromotion, CreditPromotion, Cycle};
-use crate::domain::ids::{AppliedPromotionId, CreditPromotionId, CustomerId, OrgId, ProductId};
+use crate::domain::ids::{AppliedPromotionId, CommitmentId, CreditPromotionId, CustomerId, OrgId, ProductId};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = credit_promotions)]
@@ -238,6 +238,42 @@ pub fn remove_applied(
         .set((applied_promotions::removed_at.eq(at), applied_promotions::removal_context.eq(context)))
         .execute(conn)?;
     Ok(())
+}
+
+/// Removes every application still applied together with `commitment`, at `at`, with
+/// `context` saying why.
+pub fn remove_applied_with_commitment(
+    conn: &mut PgConnection,
+    org: OrgId,
+    commitment: CommitmentId,
+    at: DateTime<Utc>,
+    context: &str,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        applied_promotions::table
+            .filter(applied_promotions::org_id.eq(org.uuid()))
+            .filter(applied_promotions::commitment_id.eq(commitment.uuid()))
+            .filter(applied_promotions::removed_at.is_null()),
+    )
+    .set((applied_promotions::removed_at.eq(at), applied_promotions::removal_context.eq(context)))
+    .execute(conn)?)
+}
+
+/// Links the applications still applied with commitment `from` to its successor `to`.
+pub fn move_applied_to_commitment(
+    conn: &mut PgConnection,
+    org: OrgId,
+    from: CommitmentId,
+    to: CommitmentId,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        applied_promotions::table
+            .filter(applied_promotions::org_id.eq(org.uuid()))
+            .filter(applied_promotions::commitment_id.eq(from.uuid()))
+            .filter(applied_promotions::removed_at.is_null()),
+    )
+    .set(applied_promotions::commitment_id.eq(to.uuid()))
+    .execute(conn)?)
 }
 
 /// What each cycle of the applications among `ids` has used.

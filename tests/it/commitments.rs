@@ -16,13 +16,18 @@ use crate::support::fixtures::{Tenant, commitments_client, event, promos, record
 use crate::support::server::{Authed, accepting_old_usage};
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
-fn months_ago(n: u32) -> DateTime<Utc> {
+pub(crate) fn months_ago(n: u32) -> DateTime<Utc> {
     let now = Utc::now();
     let start = now.checked_sub_months(Months::new(n)).unwrap();
     DateTime::from_timestamp(start.timestamp(), 0).unwrap()
 }
 
-fn monthly_spend(t: &Tenant, amount: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> pb::Commitment {
+pub(crate) fn monthly_spend(
+    t: &Tenant,
+    amount: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> pb::Commitment {
     pb::Commitment {
         customer_id: t.customer_id.clone(),
         time_range: Some(pb::TimeRange { start_time: ts(from), end_time: ts(to) }),
@@ -42,7 +47,10 @@ fn monthly_spend(t: &Tenant, amount: &str, from: DateTime<Utc>, to: DateTime<Utc
     }
 }
 
-async fn create(c: &mut CommitmentServiceClient<Authed>, commitment: pb::Commitment) -> pb::Commitment {
+pub(crate) async fn create(
+    c: &mut CommitmentServiceClient<Authed>,
+    commitment: pb::Commitment,
+) -> pb::Commitment {
     c.create_commitment(pb::CreateCommitmentRequest { commitment: Some(commitment), apply_promotion: None })
         .await
         .expect("create commitment")
@@ -51,15 +59,22 @@ async fn create(c: &mut CommitmentServiceClient<Authed>, commitment: pb::Commitm
         .unwrap()
 }
 
-fn string(s: &str) -> prost_types::Value {
+pub(crate) fn string(s: &str) -> prost_types::Value {
     prost_types::Value { kind: Some(Kind::StringValue(s.into())) }
 }
 
-fn op(op: &str, path: &str, value: Option<prost_types::Value>) -> pb::PatchOperation {
+pub(crate) fn op(op: &str, path: &str, value: Option<prost_types::Value>) -> pb::PatchOperation {
     pb::PatchOperation { op: op.into(), path: path.into(), from: String::new(), value }
 }
 
-async fn spend(server: &TestServer, t: &Tenant, id: &str, amount: &str, at: DateTime<Utc>, contract: &str) {
+pub(crate) async fn spend(
+    server: &TestServer,
+    t: &Tenant,
+    id: &str,
+    amount: &str,
+    at: DateTime<Utc>,
+    contract: &str,
+) {
     let mut e = event(t, id, "CREED", "1", amount);
     e.timestamp = ts(at);
     e.contract_id = contract.into();

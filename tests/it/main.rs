@@ -15,6 +15,7 @@ mod e2e;
 mod faults;
 mod feed;
 mod fuzz;
+mod history;
 mod ledger;
 mod outage;
 mod performance;

@@ -14,7 +14,7 @@ use crate::support::fixtures::{
 };
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
-async fn set_limits(server: &TestServer, t: &Tenant, limits: pb::AllowanceLimits) {
+pub(crate) async fn set_limits(server: &TestServer, t: &Tenant, limits: pb::AllowanceLimits) {
     allowances(server, &t.key)
         .await
         .replace_allowance_limits(pb::ReplaceAllowanceLimitsRequest {
@@ -24,7 +24,7 @@ async fn set_limits(server: &TestServer, t: &Tenant, limits: pb::AllowanceLimits
         .expect("set limits");
 }
 
-fn daily_amount(max: &str, tolerance: &str) -> pb::AllowanceLimits {
+pub(crate) fn daily_amount(max: &str, tolerance: &str) -> pb::AllowanceLimits {
     pb::AllowanceLimits {
         accumulated_maximum_rated_amount_per_day: Some(max.into()),
         percentage_of_allowed_exceeded_usage_limit: Some(tolerance.into()),

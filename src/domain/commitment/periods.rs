@@ -137,6 +137,19 @@ pub fn judge(
     PeriodResult { obligation, period, required, measured, outcome }
 }
 
+/// A period as it was judged when it closed: under the terms in force then (`required`,
+/// `measured` as stored), whatever the obligation says now. A closed period is never
+/// judged again, so an edit applies to open and future periods only.
+pub fn as_closed(
+    obligation: Obligation,
+    period: Period,
+    required: Decimal,
+    measured: Decimal,
+) -> PeriodResult {
+    let outcome = if measured >= required { PeriodOutcome::Met } else { PeriodOutcome::Shortfall };
+    PeriodResult { obligation, period, required, measured, outcome }
+}
+
 /// The periods of every obligation that have started by `as_of` and, for a commitment
 /// that stopped early (terminated), end by `stop`.
 pub fn periods_to_judge(

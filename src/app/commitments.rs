@@ -34,8 +34,9 @@ type HistoryQuery<T> = fn(&mut Conn, OrgId, CommitmentId, Option<Uuid>, i64) -> 
 #[derive(Clone, Debug)]
 pub struct NewCommitment {
     pub customer: Parsed<CustomerId>,
-    /// `None` when its parts could not be parsed (the problems are in the violations).
-    pub terms: Option<Terms>,
+    /// The terms, with stand-ins for parts that could not be parsed (the problems are
+    /// in the violations that come with it).
+    pub terms: Terms,
     pub apply_promotion: Option<ApplicationDraft>,
 }
 
@@ -123,13 +124,15 @@ impl App {
                 {
                     v.add("commitment.customer_id", "no such customer");
                 }
-                if let Some(terms) = &new.terms {
-                    let known = known_products(conn, org, terms)?;
-                    v.nested("commitment", |v| validate_terms(terms, &known, v));
-                }
-                let (Some(customer), Some(terms)) = (customer, new.terms.clone()) else {
+                let known = known_products(conn, org, &new.terms)?;
+                let mut rules = Violations::default();
+                rules.nested("commitment", |v| validate_terms(&new.terms, &known, v));
+                // A part reported as malformed is not reported again for a rule.
+                v.extend_unreported(rules);
+                let Some(customer) = customer else {
                     return Err(AppError::Invalid(v));
                 };
+                let terms = new.terms.clone();
                 if !v.is_empty() {
                     return Err(AppError::Invalid(v));
                 }

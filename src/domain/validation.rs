@@ -41,6 +41,16 @@ impl Violations {
         self.items.extend(other.items);
     }
 
+    /// Adds those of `other` whose field has no violation yet: a field that could not be
+    /// parsed is not blamed again by a rule that judged its stand-in.
+    pub fn extend_unreported(&mut self, other: Violations) {
+        for item in other.items {
+            if !self.items.iter().any(|i| i.field == item.field) {
+                self.items.push(item);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -169,6 +169,47 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_parts_and_rule_breaches_are_reported_in_one_answer() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commitments_client(&server, &t.key).await;
+    let mut bad = monthly_spend(&t, "0", Utc::now(), Utc::now());
+    bad.time_range.as_mut().unwrap().start_time = None;
+    bad.customer_obligations
+        .as_mut()
+        .unwrap()
+        .minimum_spend
+        .push(pb::MinimumSpend { period: pb::ObligationPeriod::Month.into(), amount: "abc".into() });
+    bad.account_obligations = Some(pb::Obligations {
+        minimum_spend: vec![pb::MinimumSpend {
+            period: pb::ObligationPeriod::Month.into(),
+            amount: "1".into(),
+        }],
+        ..Default::default()
+    });
+    bad.subscription_id = "not-a-uuid".into();
+    bad.product_id = uuid::Uuid::now_v7().to_string();
+    let status = expect_code(
+        c.create_commitment(pb::CreateCommitmentRequest { commitment: Some(bad), apply_promotion: None })
+            .await,
+        Code::InvalidArgument,
+    );
+    let mut fields = bad_fields(&status);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "commitment.customer_obligations.minimum_spend[0].amount",
+            "commitment.customer_obligations.minimum_spend[1].amount",
+            "commitment.product_id",
+            "commitment.subscription_id",
+            "commitment.time_range.start_time",
+        ],
+        "parse problems do not hide rule breaches, and no field is blamed twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_breaches_are_named_and_nothing_is_created() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;

@@ -1,5 +1,8 @@
 //! Commitment messages <-> domain values.
 
+use chrono::DateTime;
+use rust_decimal::Decimal;
+
 use crate::app::commitments::{Evaluation, NewCommitment};
 use crate::db::commitments::{CommitmentFilter, Compensation, Edit};
 use crate::domain::commitment::document::Operation;
@@ -60,17 +63,24 @@ fn status_to_wire(s: CommitmentStatus) -> pb::CommitmentStatus {
     }
 }
 
+// Malformed parts are read as stand-ins that pass every rule, so the rules still judge
+// the rest of the request and every problem is reported at once. A stand-in never
+// reaches storage: the request carries a violation for the part it replaces.
+
 fn obligations(v: &mut Violations, o: Option<pb::Obligations>) -> Obligations {
     let o = o.unwrap_or_default();
     let minimum_spend = o
         .minimum_spend
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| {
+        .map(|(i, s)| {
             v.nested(format!("minimum_spend[{i}]"), |v| {
                 let period = parsed_enum(v, "period", s.period, period).required(v, "period");
                 let amount = parsed_decimal(v, "amount", &s.amount).required(v, "amount");
-                Some(MinimumSpend { period: period?, amount: amount? })
+                MinimumSpend {
+                    period: period.unwrap_or(PeriodKind::Month),
+                    amount: amount.unwrap_or(Decimal::ONE),
+                }
             })
         })
         .collect();
@@ -78,35 +88,56 @@ fn obligations(v: &mut Violations, o: Option<pb::Obligations>) -> Obligations {
         .minimum_usage
         .iter()
         .enumerate()
-        .filter_map(|(i, u)| {
+        .map(|(i, u)| {
             v.nested(format!("minimum_usage[{i}]"), |v| {
                 let period = parsed_enum(v, "period", u.period, period).required(v, "period");
                 let quantity = parsed_decimal(v, "quantity", &u.quantity).required(v, "quantity");
                 let product_id = parsed_id(v, "product_id", &u.product_id).into_valid();
-                Some(MinimumUsage { period: period?, quantity: quantity?, product_id })
+                MinimumUsage {
+                    period: period.unwrap_or(PeriodKind::Month),
+                    quantity: quantity.unwrap_or(Decimal::ONE),
+                    product_id,
+                }
             })
         })
         .collect();
     Obligations { minimum_spend, minimum_usage, minimum_term_months: o.minimum_term_months }
 }
 
-/// The terms of a commitment message; `None` when any part of it is malformed (every
-/// problem is in `v`).
-fn terms(v: &mut Violations, c: &pb::Commitment) -> Option<Terms> {
-    let before = v.items().len();
-    let range = c.time_range.unwrap_or_default();
+/// A time range from the wire; a missing or malformed end is a stand-in a century away
+/// from the other, so no rule on the range or on terms within it fires because of it.
+fn time_range(v: &mut Violations, range: Option<pb::TimeRange>) -> TimeRange {
+    let range = range.unwrap_or_default();
     let start =
         parsed_timestamp(v, "time_range.start_time", &range.start_time).required(v, "time_range.start_time");
     let end = parsed_timestamp(v, "time_range.end_time", &range.end_time).required(v, "time_range.end_time");
+    let century = chrono::Duration::days(36_525);
+    match (start, end) {
+        (Some(start_time), Some(end_time)) => TimeRange { start_time, end_time },
+        (Some(start_time), None) => TimeRange { start_time, end_time: start_time + century },
+        (None, Some(end_time)) => TimeRange { start_time: end_time - century, end_time },
+        (None, None) => {
+            TimeRange { start_time: DateTime::UNIX_EPOCH, end_time: DateTime::UNIX_EPOCH + century }
+        }
+    }
+}
+
+/// The terms of a commitment message, with stand-ins for malformed parts (every
+/// problem is in `v`).
+fn terms(v: &mut Violations, c: &pb::Commitment) -> Terms {
+    let time_range = time_range(v, c.time_range);
     let customer_obligations =
         v.nested("customer_obligations", |v| obligations(v, c.customer_obligations.clone()));
     let account_obligations =
         v.nested("account_obligations", |v| obligations(v, c.account_obligations.clone()));
     let policy = c.violation_policy.unwrap_or_default();
-    let early_termination_penalty = c.early_termination_penalty.as_ref().and_then(|m| {
+    let early_termination_penalty = c.early_termination_penalty.as_ref().map(|m| {
         v.nested("early_termination_penalty", |v| {
-            let amount = parsed_decimal(v, "amount", &m.amount).required(v, "amount")?;
-            Some(Penalty { amount, credit_type: parse_credit_type(v, "credit_type", &m.credit_type) })
+            let amount = parsed_decimal(v, "amount", &m.amount).required(v, "amount");
+            Penalty {
+                amount: amount.unwrap_or(Decimal::ZERO),
+                credit_type: parse_credit_type(v, "credit_type", &m.credit_type),
+            }
         })
     });
     let ending = c.ending_config.clone().unwrap_or_default();
@@ -116,12 +147,12 @@ fn terms(v: &mut Violations, c: &pb::Commitment) -> Option<Terms> {
         &ending.extend_prepaid_card_end_time,
     )
     .into_valid();
-    let t = Terms {
+    Terms {
         subscription_id: parsed_id(v, "subscription_id", &c.subscription_id).into_valid(),
         promotion_id: parsed_id(v, "promotion_id", &c.promotion_id).into_valid(),
         device_id: parsed_id(v, "device_id", &c.device_id).into_valid(),
         product_id: parsed_id(v, "product_id", &c.product_id).into_valid(),
-        time_range: TimeRange { start_time: start?, end_time: end? },
+        time_range,
         customer_obligations,
         account_obligations,
         violation_policy: ViolationPolicy {
@@ -136,8 +167,7 @@ fn terms(v: &mut Violations, c: &pb::Commitment) -> Option<Terms> {
             restart_commitment: ending.restart_commitment,
             extend_prepaid_card_end_time: extend,
         },
-    };
-    (v.items().len() == before).then_some(t)
+    }
 }
 
 /// The commitment (and promotion application) of a create request, with its parse

@@ -128,7 +128,10 @@ impl App {
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_promo(conn, org, id, &etag)?;
-                let kinds = product_kinds(conn, org, changes.reward_product.into_iter().collect())?;
+                // The reward product the promo will have, changed or not: its kind is
+                // checked against the reward type whenever either changes.
+                let reward = changes.reward_product.unwrap_or(current.reward_product);
+                let kinds = product_kinds(conn, org, vec![reward])?;
                 let mut v = v.clone();
                 let next =
                     v.nested("promo", |v| apply_changes(&current, changes.clone(), &kinds, clock::now(), v));

@@ -119,12 +119,19 @@ pub fn validate_new(
     }
     let product_n = d.product_n.unwrap_or(1);
     check_count(v, "product_n", product_n);
+    let type_given = !d.reward_product_type.is_absent();
     let reward_product_type = match d.reward_product_type {
         Parsed::Absent => product_type,
         other => other.into_valid(),
     };
     let reward_product = match d.reward_product {
-        Parsed::Absent => product,
+        Parsed::Absent => {
+            // The defaulted reward product must still be of the reward type given.
+            if let (Some(p), true) = (product, type_given) {
+                check_product(v, "reward_product_type", p, reward_product_type, kinds);
+            }
+            product
+        }
         Parsed::Valid(p) => {
             check_product(v, "reward_product", p, reward_product_type, kinds);
             Some(p)
@@ -222,7 +229,9 @@ pub fn apply_changes(
         next.reward_product = r;
     }
     if c.reward_product.is_some() || c.reward_product_type.is_some() {
-        check_product(v, "reward_product", next.reward_product, Some(next.reward_product_type), kinds);
+        // Blame the field the caller changed: the product, or the type alone.
+        let field = if c.reward_product.is_some() { "reward_product" } else { "reward_product_type" };
+        check_product(v, field, next.reward_product, Some(next.reward_product_type), kinds);
     }
     next.updated_at = now;
     next.version += 1;

@@ -41,6 +41,36 @@ fn free(o: &BasketOutcome, product: u128) -> i64 {
 }
 
 #[test]
+fn a_given_reward_type_is_checked_against_the_defaulted_reward_product() {
+    let p = pid(1);
+    let kinds = ProductKinds::from([(p, ProductKind::Service)]);
+    let d = PromoDraft {
+        promo_type: Parsed::Valid(PromoType::Rewards),
+        product_type: Parsed::Valid(ProductKind::Service),
+        product: Parsed::Valid(p),
+        reward_product_type: Parsed::Valid(ProductKind::InventoryVariant),
+        ..Default::default()
+    };
+    let mut v = Violations::default();
+    assert!(validate_new(d, &kinds, at(5), ApiKeyId::generate(), &mut v).is_none());
+    assert_eq!(v.items()[0].field, "reward_product_type");
+}
+
+#[test]
+fn changing_the_reward_type_alone_is_checked_against_the_current_reward_product() {
+    let current = promo(1, PromoType::BuyNTakeM, 2, 1, 3, 1);
+    let kinds = ProductKinds::from([(pid(3), ProductKind::InventoryVariant)]);
+    let same =
+        PromoChanges { reward_product_type: Some(ProductKind::InventoryVariant), ..Default::default() };
+    let mut v = Violations::default();
+    apply_changes(&current, same, &kinds, at(2), &mut v);
+    assert!(v.is_empty(), "{v:?}");
+    let other = PromoChanges { reward_product_type: Some(ProductKind::Service), ..Default::default() };
+    apply_changes(&current, other, &kinds, at(2), &mut v);
+    assert_eq!(v.items()[0].field, "reward_product_type");
+}
+
+#[test]
 fn defaults_follow_the_seed() {
     let p = pid(1);
     let kinds = ProductKinds::from([(p, ProductKind::Service)]);

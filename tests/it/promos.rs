@@ -104,6 +104,45 @@ async fn contradictory_promos_are_invalid_with_every_field_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reward_type_is_checked_against_the_reward_product_given_or_defaulted() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = promos(&server, &t.key).await;
+    let mismatched = pb::BillingPromo {
+        reward_product_type: pb::ProductKind::InventoryVariant.into(),
+        ..promo(pb::BillingPromoType::Rewards, &t.vod)
+    };
+    let status = expect_code(
+        c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(mismatched) }).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        bad_fields(&status),
+        ["promo.reward_product_type"],
+        "the defaulted reward product is a SERVICE"
+    );
+
+    let created = create(&mut c, promo(pb::BillingPromoType::Rewards, &t.vod)).await;
+    let set_type = |kind: pb::ProductKind, etag: &str| pb::UpdateBillingPromoRequest {
+        promo: Some(pb::BillingPromo {
+            id: created.id.clone(),
+            etag: etag.into(),
+            reward_product_type: kind.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask { paths: vec!["reward_product_type".into()] }),
+    };
+    let updated = c.update_billing_promo(set_type(pb::ProductKind::Service, &created.etag)).await.unwrap();
+    let updated = updated.into_inner().promo.unwrap();
+    assert_eq!(updated.reward_product_type, pb::ProductKind::Service as i32, "the type alone can be set");
+    let status = expect_code(
+        c.update_billing_promo(set_type(pb::ProductKind::InventoryVariant, &updated.etag)).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_fields(&status), ["promo.reward_product_type"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promos_list_update_and_delete() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;

@@ -99,7 +99,9 @@ impl App {
         draft: CommitDraft,
         v: Violations,
     ) -> Result<Commit, AppError> {
-        self.db()
+        let key = draft.uniqueness_key.clone();
+        let created = self
+            .db()
             .transaction(org, move |conn| {
                 let mut v = v.clone();
                 let refs = commit_refs(conn, org, &draft)?;
@@ -116,7 +118,8 @@ impl App {
                 Ok(commit)
             })
             .await
-            .map_err(|e| e.unique("commits_uniqueness_key", RESOURCE, "uniqueness_key"))
+            .map_err(|e| e.unique("commits_uniqueness_key", RESOURCE, "uniqueness_key"));
+        self.naming_existing(org, created, db::commits::id_by_uniqueness_key, key).await
     }
 
     pub async fn get_commit(&self, org: OrgId, id: CommitId) -> Result<Commit, AppError> {
@@ -278,7 +281,7 @@ impl App {
                         let running = db::commit_ledger::running_balance(conn, org, &entry)?;
                         Ok((entry, running))
                     } else {
-                        Err(AppError::AlreadyExists { resource: "adjustment", field: "request_id" })
+                        Err(AppError::already_exists("adjustment", "request_id", entry.id))
                     };
                 }
                 refuse_if_voided(&commit)?;

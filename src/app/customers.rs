@@ -25,13 +25,16 @@ fn lock_current(conn: &mut db::Conn, org: OrgId, id: CustomerId, etag: &str) -> 
 impl App {
     pub async fn create_customer(&self, org: OrgId, new: NewCustomer) -> Result<Customer, AppError> {
         let customer = Customer::create(CustomerId::generate(), new, clock::now());
-        self.db()
+        let external_id = customer.external_id.clone();
+        let created = self
+            .db()
             .transaction(org, move |conn| {
                 db::customers::insert(conn, org, &customer)?;
                 Ok::<_, AppError>(customer.clone())
             })
             .await
-            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"))
+            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"));
+        self.naming_existing(org, created, db::customers::id_by_external_id, Some(external_id)).await
     }
 
     pub async fn get_customer(&self, org: OrgId, id: CustomerId) -> Result<Customer, AppError> {
@@ -67,7 +70,9 @@ impl App {
         etag: String,
         changes: CustomerChanges,
     ) -> Result<Customer, AppError> {
-        self.db()
+        let external_id = changes.external_id.clone();
+        let updated = self
+            .db()
             .transaction(org, move |conn| {
                 let current = lock_current(conn, org, id, &etag)?;
                 let next = current.apply(changes.clone(), clock::now());
@@ -84,7 +89,8 @@ impl App {
                 Ok::<_, AppError>(next)
             })
             .await
-            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"))
+            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"));
+        self.naming_existing(org, updated, db::customers::id_by_external_id, external_id).await
     }
 
     pub async fn delete_customer(&self, org: OrgId, id: CustomerId, etag: String) -> Result<(), AppError> {

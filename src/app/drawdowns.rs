@@ -395,7 +395,7 @@ impl App {
 
 fn replay(previous: db::drawdowns::DrawdownRequest, fingerprint: &[u8]) -> Result<DrawdownOutcome, AppError> {
     if previous.request_hash != fingerprint {
-        return Err(AppError::AlreadyExists { resource: "drawdown", field: "idempotency_key" });
+        return Err(AppError::already_exists("drawdown", "idempotency_key", previous.id));
     }
     let mut outcome: DrawdownOutcome = serde_json::from_value(previous.result)
         .map_err(|e| db::DbError::Other(format!("stored drawdown: {e}")))?;

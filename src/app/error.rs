@@ -12,9 +12,11 @@ pub enum AppError {
     /// The resource does not exist in the caller's organization.
     #[error("{resource} {id} not found")]
     NotFound { resource: &'static str, id: String },
-    /// A unique key (external id, code, uniqueness key, event id) is taken.
+    /// A unique key (external id, code, uniqueness key, event id) is taken; `existing`
+    /// is the id of the resource holding it, when known, so a caller whose first call
+    /// timed out can find what it created.
     #[error("{resource} with this {field} already exists")]
-    AlreadyExists { resource: &'static str, field: &'static str },
+    AlreadyExists { resource: &'static str, field: &'static str, existing: Option<String> },
     /// The caller's etag is not the resource's current one.
     #[error("{resource} was changed since the etag was read")]
     EtagMismatch { resource: &'static str },
@@ -54,11 +56,16 @@ impl AppError {
         Self::NotFound { resource, id: id.to_string() }
     }
 
+    /// ALREADY_EXISTS on `field`, naming the resource that holds the key.
+    pub fn already_exists(resource: &'static str, field: &'static str, existing: impl ToString) -> Self {
+        Self::AlreadyExists { resource, field, existing: Some(existing.to_string()) }
+    }
+
     /// Turns a unique violation of `constraint` into ALREADY_EXISTS on `field`.
     pub fn unique(self, constraint: &str, resource: &'static str, field: &'static str) -> Self {
         match self {
             Self::Db(DbError::UniqueViolation { constraint: c }) if c == constraint => {
-                Self::AlreadyExists { resource, field }
+                Self::AlreadyExists { resource, field, existing: None }
             }
             other => other,
         }

@@ -22,7 +22,11 @@ pub use error::AppError;
 pub use policy::Policy;
 pub use tenancy::Caller;
 
-use crate::db::Db;
+use crate::db::{Conn, Db, DbError};
+use crate::domain::ids::OrgId;
+
+/// Finds the id of the resource holding a unique key.
+type FindByKey = fn(&mut Conn, OrgId, &str) -> Result<Option<uuid::Uuid>, DbError>;
 
 /// The application: shared by every gRPC service, cheap to clone.
 #[derive(Clone)]
@@ -50,5 +54,28 @@ impl App {
     /// The database handle, for health checks and operational tasks.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Names the resource holding a reused unique key in an ALREADY_EXISTS answer that
+    /// came from the database's constraint, looked up with `find` after the failed
+    /// transaction, so a client whose first call timed out can find what it created.
+    async fn naming_existing<T>(
+        &self,
+        org: OrgId,
+        result: Result<T, AppError>,
+        find: FindByKey,
+        key: Option<String>,
+    ) -> Result<T, AppError> {
+        match (result, key) {
+            (Err(AppError::AlreadyExists { resource, field, existing: None }), Some(key)) => {
+                let existing = self.db().transaction(org, move |conn| find(conn, org, &key)).await;
+                Err(AppError::AlreadyExists {
+                    resource,
+                    field,
+                    existing: existing.ok().flatten().map(|id| id.to_string()),
+                })
+            }
+            (other, _) => other,
+        }
     }
 }

@@ -25,13 +25,16 @@ fn lock_current(conn: &mut db::Conn, org: OrgId, id: ProductId, etag: &str) -> R
 impl App {
     pub async fn create_product(&self, org: OrgId, new: NewProduct) -> Result<Product, AppError> {
         let product = Product::create(ProductId::generate(), new, clock::now());
-        self.db()
+        let code = product.code.clone();
+        let created = self
+            .db()
             .transaction(org, move |conn| {
                 db::products::insert(conn, org, &product)?;
                 Ok::<_, AppError>(product.clone())
             })
             .await
-            .map_err(|e| e.unique(CODE_KEY, RESOURCE, "code"))
+            .map_err(|e| e.unique(CODE_KEY, RESOURCE, "code"));
+        self.naming_existing(org, created, db::products::id_by_code, Some(code)).await
     }
 
     pub async fn get_product(&self, org: OrgId, id: ProductId) -> Result<Product, AppError> {
@@ -67,7 +70,9 @@ impl App {
         etag: String,
         changes: ProductChanges,
     ) -> Result<Product, AppError> {
-        self.db()
+        let code = changes.code.clone();
+        let updated = self
+            .db()
             .transaction(org, move |conn| {
                 let current = lock_current(conn, org, id, &etag)?;
                 let next = current.apply(changes.clone(), clock::now());
@@ -75,7 +80,8 @@ impl App {
                 Ok::<_, AppError>(next)
             })
             .await
-            .map_err(|e| e.unique(CODE_KEY, RESOURCE, "code"))
+            .map_err(|e| e.unique(CODE_KEY, RESOURCE, "code"));
+        self.naming_existing(org, updated, db::products::id_by_code, code).await
     }
 
     pub async fn delete_product(&self, org: OrgId, id: ProductId, etag: String) -> Result<(), AppError> {

@@ -170,7 +170,7 @@ impl App {
                     && let Some(stored) = db::promos::find_basket(conn, org, id)?
                 {
                     if stored.fingerprint != fingerprint {
-                        return Err(AppError::AlreadyExists { resource: "basket", field: "basket_id" });
+                        return Err(AppError::already_exists("basket", "basket_id", id));
                     }
                     let mut replay: BasketEvaluation = serde_json::from_value(stored.result)
                         .map_err(|e| DbError::Other(format!("stored basket: {e}")))?;
@@ -246,9 +246,9 @@ impl App {
                 let current = db::promos::get_reward(conn, org, reward, false)?
                     .ok_or_else(|| AppError::not_found("reward", reward))?;
                 db::customers::lock(conn, org, current.customer)?;
-                if let Some((_, stored)) = db::promos::find_redemption(conn, org, &request_id)? {
+                if let Some((redeemed, stored)) = db::promos::find_redemption(conn, org, &request_id)? {
                     if stored != fingerprint {
-                        return Err(AppError::AlreadyExists { resource: "redemption", field: "request_id" });
+                        return Err(AppError::already_exists("redemption", "request_id", redeemed));
                     }
                     return db::promos::get_reward(conn, org, reward, false)?
                         .ok_or_else(|| AppError::not_found("reward", reward));

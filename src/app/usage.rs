@@ -196,7 +196,8 @@ fn load_state(
 
 fn replay(stored_fingerprint: &[u8], outcome: &UsageOutcome, fingerprint: &[u8]) -> EventResult {
     if stored_fingerprint != fingerprint {
-        return Err(AppError::AlreadyExists { resource: "usage event", field: "event_id" });
+        // The client-chosen event id is the event's name: it identifies what exists.
+        return Err(AppError::already_exists("usage event", "event_id", &outcome.event_id));
     }
     Ok(UsageOutcome { replayed: true, ..outcome.clone() })
 }

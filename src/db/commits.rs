@@ -489,3 +489,13 @@ pub fn due_segments_for_update(
         .load(conn)?;
     segments_of(rows)
 }
+
+/// The id of the commit created with `uniqueness_key`, if any.
+pub fn id_by_uniqueness_key(conn: &mut PgConnection, org: OrgId, key: &str) -> Result<Option<Uuid>, DbError> {
+    Ok(commits::table
+        .filter(commits::org_id.eq(org.uuid()))
+        .filter(commits::uniqueness_key.eq(key))
+        .select(commits::id)
+        .first(conn)
+        .optional()?)
+}

@@ -177,3 +177,17 @@ pub fn get_many(
     let rows = if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
     rows.into_iter().map(Customer::try_from).collect()
 }
+
+/// The id of the customer with `external_id`, if any.
+pub fn id_by_external_id(
+    conn: &mut PgConnection,
+    org: OrgId,
+    external_id: &str,
+) -> Result<Option<Uuid>, DbError> {
+    Ok(customers::table
+        .filter(customers::org_id.eq(org.uuid()))
+        .filter(customers::external_id.eq(external_id))
+        .select(customers::id)
+        .first(conn)
+        .optional()?)
+}

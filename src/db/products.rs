@@ -177,3 +177,13 @@ pub fn list(
     }
     load(q.order(products::id).limit(limit), conn)
 }
+
+/// The id of the product with `code`, if any.
+pub fn id_by_code(conn: &mut PgConnection, org: OrgId, code: &str) -> Result<Option<Uuid>, DbError> {
+    Ok(products::table
+        .filter(products::org_id.eq(org.uuid()))
+        .filter(products::code.eq(code))
+        .select(products::id)
+        .first(conn)
+        .optional()?)
+}

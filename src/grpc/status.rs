@@ -97,15 +97,15 @@ impl From<AppError> for Status {
                 details.set_resource_info(resource, id.clone(), "", "not found");
                 status(Code::NotFound, "NOT_FOUND", format!("{resource} {id} not found"), details)
             }
-            AppError::AlreadyExists { resource, field } => {
+            AppError::AlreadyExists { resource, field, existing } => {
                 let mut details = ErrorDetails::new();
-                details.set_resource_info(resource, "", "", format!("{field} already in use"));
-                status(
-                    Code::AlreadyExists,
-                    "ALREADY_EXISTS",
-                    format!("a {resource} with this {field} already exists"),
-                    details,
-                )
+                let existing = existing.unwrap_or_default();
+                details.set_resource_info(resource, existing.clone(), "", format!("{field} already in use"));
+                let message = match existing.as_str() {
+                    "" => format!("a {resource} with this {field} already exists"),
+                    id => format!("a {resource} with this {field} already exists: {id}"),
+                };
+                status(Code::AlreadyExists, "ALREADY_EXISTS", message, details)
             }
             AppError::EtagMismatch { resource } => status(
                 Code::Aborted,

@@ -16,6 +16,7 @@ mod faults;
 mod feed;
 mod fuzz;
 mod history;
+mod idempotency;
 mod ledger;
 mod outage;
 mod performance;

@@ -24,6 +24,7 @@ use crate::grpc::allowance::AllowanceApi;
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::commit::CommitApi;
 use crate::grpc::commitment::CommitmentApi;
+use crate::grpc::credit_type::CreditTypeApi;
 use crate::grpc::customer::CustomerApi;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
@@ -35,6 +36,7 @@ use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::allowance_service_server::AllowanceServiceServer;
 use crate::proto::v1::commit_service_server::CommitServiceServer;
 use crate::proto::v1::commitment_service_server::CommitmentServiceServer;
+use crate::proto::v1::credit_type_service_server::CreditTypeServiceServer;
 use crate::proto::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
 use crate::proto::v1::promo_service_server::PromoServiceServer;
@@ -91,7 +93,7 @@ impl Default for ServerConfig {
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 9] {
+fn health_names() -> [&'static str; 10] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
@@ -102,6 +104,7 @@ fn health_names() -> [&'static str; 9] {
         <ViolationServiceServer<ViolationApi> as NamedService>::NAME,
         <PromoServiceServer<PromoApi> as NamedService>::NAME,
         <CommitmentServiceServer<CommitmentApi> as NamedService>::NAME,
+        <CreditTypeServiceServer<CreditTypeApi> as NamedService>::NAME,
     ]
 }
 
@@ -276,7 +279,8 @@ impl Instance {
             ))
             .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max))
             .add_service(limited!(PromoServiceServer, PromoApi::new(app.clone()), max))
-            .add_service(limited!(CommitmentServiceServer, CommitmentApi::new(app.clone()), max));
+            .add_service(limited!(CommitmentServiceServer, CommitmentApi::new(app.clone()), max))
+            .add_service(limited!(CreditTypeServiceServer, CreditTypeApi::new(app.clone()), max));
 
         let signal_stop = stop.clone();
         let signal = async move {

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::credit_types::check_declared;
 use super::{App, AppError, clock};
 use crate::db::{self, Conn};
 use crate::domain::allowance::{
@@ -97,6 +98,7 @@ impl App {
                 let codes =
                     existing_codes(conn, org, service_codes(settings.services.iter().map(|s| &s.selector)))?;
                 let mut v = v.clone();
+                check_declared(conn, org, &[("limits.currency", &settings.currency)], &mut v)?;
                 check_services(&mut v, "limits.usage_services_allowance", &settings.services, &codes);
                 v.finish(())?;
                 store(conn, org, customer, current, settings.clone())
@@ -122,6 +124,9 @@ impl App {
                 });
                 let codes = existing_codes(conn, org, service_codes(added))?;
                 let mut v = v.clone();
+                if let Some(currency) = &update.currency {
+                    check_declared(conn, org, &[("currency", currency)], &mut v)?;
+                }
                 for (i, change) in update.changes.iter().enumerate() {
                     if let AllowanceChange::Add(a) = change {
                         crate::domain::allowance::check_selector(

@@ -125,8 +125,12 @@ impl App {
                     v.add("commitment.customer_id", "no such customer");
                 }
                 let known = known_products(conn, org, &new.terms)?;
-                let mut rules = Violations::default();
-                rules.nested("commitment", |v| validate_terms(&new.terms, &known, v));
+                let mut rules = Violations::at("commitment");
+                if let Some(p) = &new.terms.early_termination_penalty {
+                    let named = [("early_termination_penalty.credit_type", p.credit_type.as_str())];
+                    super::credit_types::check_declared(conn, org, &named, &mut rules)?;
+                }
+                validate_terms(&new.terms, &known, &mut rules);
                 // A part reported as malformed is not reported again for a rule.
                 v.extend_unreported(rules);
                 let Some(customer) = customer else {
@@ -206,6 +210,10 @@ impl App {
                 let now = clock::now();
                 let known = known_products(conn, org, &terms)?;
                 let mut found = Violations::default();
+                if let Some(p) = &terms.early_termination_penalty {
+                    let named = [("early_termination_penalty.credit_type", p.credit_type.as_str())];
+                    super::credit_types::check_declared(conn, org, &named, &mut found)?;
+                }
                 validate_terms(&terms, &known, &mut found);
                 validate_change(&current.terms, &terms, now, &mut found);
                 blame(&operations, &found).finish(())?;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::credit_types::check_declared;
 use super::segments::{close_due_for_customer, write_off};
 use super::{App, AppError, clock};
 use crate::db::commit_ledger::RequestKey;
@@ -104,6 +105,11 @@ impl App {
             .db()
             .transaction(org, move |conn| {
                 let mut v = v.clone();
+                let mut named = vec![("access_schedule.credit_type", draft.access_credit_type.as_str())];
+                if let Some(s) = &draft.invoice_schedule {
+                    named.push(("invoice_schedule.credit_type", s.credit_type.as_str()));
+                }
+                check_declared(conn, org, &named, &mut v)?;
                 let refs = commit_refs(conn, org, &draft)?;
                 let Some(new) = validate_new(draft.clone(), &refs, &mut v) else {
                     return Err(AppError::Invalid(v));

@@ -88,6 +88,12 @@ impl App {
                 let known: Vec<_> =
                     db::products::get_many(conn, org, &wanted)?.into_iter().map(|p| p.id).collect();
                 let mut v = v.clone();
+                super::credit_types::check_declared(
+                    conn,
+                    org,
+                    &[("credit_type", &draft.credit_type)],
+                    &mut v,
+                )?;
                 let p = validate_promotion(draft.clone(), &known, clock::now(), &mut v);
                 let p = match p {
                     Some(p) if v.is_empty() => p,

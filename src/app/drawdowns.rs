@@ -201,6 +201,7 @@ pub fn drawdown_entries(
                 source_id,
                 product: usage.product_id,
                 created_at: now,
+                reverses: None,
             }),
         }
     }
@@ -294,6 +295,13 @@ pub fn check_horizon(
     Err(AppError::Invalid(v))
 }
 
+/// Refuses a usage whose credit type is custom and undeclared.
+fn require_declared_type(conn: &mut Conn, org: OrgId, usage: &RatedUsage) -> Result<(), AppError> {
+    let mut v = Violations::default();
+    super::credit_types::check_declared(conn, org, &[("usage.credit_type", &usage.credit_type)], &mut v)?;
+    Ok(v.finish(())?)
+}
+
 /// The product of a usage, or a violation on `field` when the org has none such.
 pub fn usage_product(
     conn: &mut Conn,
@@ -320,6 +328,7 @@ impl App {
                     .ok_or_else(|| AppError::not_found("customer", customer))?;
                 let now = clock::now();
                 check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
+                require_declared_type(conn, org, &usage)?;
                 let product = usage_product(conn, org, &usage, "usage.product_id")?;
                 let mut balances = Balances::load(
                     conn,
@@ -356,6 +365,7 @@ impl App {
                 }
                 let now = clock::now();
                 check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
+                require_declared_type(conn, org, &usage)?;
                 let product = usage_product(conn, org, &usage, "usage.product_id")?;
                 let mut balances = Balances::load(
                     conn,

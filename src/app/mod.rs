@@ -6,6 +6,7 @@ pub mod clock;
 pub mod commitments;
 pub mod commits;
 pub mod credit;
+pub mod credit_types;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod segments;
 pub mod tenancy;
 pub mod usage;
 pub mod usage_batcher;
+pub mod usage_events;
 pub mod violations;
 
 pub use error::AppError;

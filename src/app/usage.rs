@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::credit_types::undeclared;
 use super::drawdowns::{
     Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries, write_entries,
 };
@@ -22,6 +23,7 @@ use crate::db::usage::{AlertRow, NewEvent, StoredEvent, TotalRow, WindowKey};
 use crate::db::{self, Conn, DbError};
 use crate::domain::allowance::AllowanceLimits;
 use crate::domain::commit::balance::LedgerEntry;
+use crate::domain::credit_type::is_custom;
 use crate::domain::customer::Customer;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
 use crate::domain::limits::{CustomerUsage, Decision, EventFacts, LimitCheck, Totals, UsageLine};
@@ -70,12 +72,14 @@ struct BatchState {
     products: HashMap<ProductId, Product>,
     product_codes: HashMap<String, ProductId>,
     stored: HashMap<String, StoredEvent>,
+    /// The custom credit types among the events that the organization declared.
+    declared: HashSet<String>,
 }
 
 /// What a recording batch will write.
 #[derive(Default)]
 struct Writes {
-    totals: HashMap<(CustomerId, ProductId, WindowKind, chrono::NaiveDate), Totals>,
+    totals: HashMap<(CustomerId, ProductId, WindowKind, chrono::NaiveDate, String), Totals>,
     alerts: HashMap<(CustomerId, String, String, WindowKind, chrono::NaiveDate), Decimal>,
     ledger: Vec<LedgerEntry>,
     promotion_draws: Vec<PromotionDrawdown>,
@@ -166,8 +170,7 @@ fn load_state(
         .collect();
     for t in totals {
         if let Some(u) = usage.get_mut(&t.customer) {
-            u.totals
-                .insert((t.product, t.kind, t.first_day), Totals { amount: t.amount, quantity: t.quantity });
+            count_total(u, &t);
             if let Some(p) = products.get(&t.product) {
                 u.products.insert(p.id, p.clone());
             }
@@ -191,7 +194,23 @@ fn load_state(
         }
         _ => HashMap::new(),
     };
-    Ok(BatchState { usage, balances, products, product_codes, stored })
+    let mut custom: Vec<&str> =
+        valid_events(inputs).map(|e| e.credit_type.as_str()).filter(|c| is_custom(c)).collect();
+    custom.sort_unstable();
+    custom.dedup();
+    let declared = db::credit_types::declared(conn, org, &custom)?.into_iter().collect();
+    Ok(BatchState { usage, balances, products, product_codes, stored, declared })
+}
+
+/// Adds a stored total to what the customer's limits judge: every quantity, and only
+/// amounts in the limits' currency (amounts of other credit types are never summed in).
+fn count_total(u: &mut CustomerUsage, t: &TotalRow) {
+    let in_currency = u.limits.as_ref().is_some_and(|l| l.currency == t.credit_type);
+    let total = u.totals.entry((t.product, t.kind, t.first_day)).or_default();
+    total.quantity += t.quantity;
+    if in_currency {
+        total.amount += t.amount;
+    }
 }
 
 fn replay(stored_fingerprint: &[u8], outcome: &UsageOutcome, fingerprint: &[u8]) -> EventResult {
@@ -207,8 +226,9 @@ fn unreachable_replay() -> EventResult {
     Err(DbError::Other("replay of an event that has no outcome".into()).into())
 }
 
-fn stored_outcome(s: &StoredEvent) -> Result<UsageOutcome, AppError> {
-    serde_json::from_value(s.outcome.clone())
+/// The answer stored with an event.
+pub(crate) fn stored_outcome(outcome: &serde_json::Value) -> Result<UsageOutcome, AppError> {
+    serde_json::from_value(outcome.clone())
         .map_err(|e| DbError::Other(format!("stored usage outcome: {e}")).into())
 }
 
@@ -240,7 +260,9 @@ fn decide(
             continue;
         }
         if let Some(stored) = state.stored.get(&e.event_id) {
-            results.push(stored_outcome(stored).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)));
+            results.push(
+                stored_outcome(&stored.outcome).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)),
+            );
             continue;
         }
         let Some(usage) = state.usage.get_mut(&e.customer_id) else {
@@ -267,7 +289,27 @@ fn decide(
             results.push(Err(AppError::Invalid(v)));
             continue;
         };
-        let facts = EventFacts { product, quantity: e.quantity, amount: e.amount, at: e.timestamp };
+        let facts = EventFacts {
+            product,
+            quantity: e.quantity,
+            amount: e.amount,
+            credit_type: &e.credit_type,
+            at: e.timestamp,
+        };
+        let mut v = Violations::at(&input.prefix);
+        if is_custom(&e.credit_type) && !state.declared.contains(&e.credit_type) {
+            v.add("credit_type", undeclared(&e.credit_type));
+        }
+        if let Some(currency) = usage.foreign_currency(&facts) {
+            v.add(
+                "credit_type",
+                format!("the customer's limits on rated amount are in {currency}; usage in {} cannot be judged against them", e.credit_type),
+            );
+        }
+        if !v.is_empty() {
+            results.push(Err(AppError::Invalid(v)));
+            continue;
+        }
         let evaluation = usage.evaluate(&facts);
         let mut violations = limit_violations(e, product.id, &evaluation);
         let event_uuid = Uuid::now_v7();
@@ -286,7 +328,8 @@ fn decide(
             if let Some(w) = writes.as_deref_mut() {
                 for kind in [WindowKind::Day, WindowKind::Month] {
                     let day = window_of(kind, usage.time_zone, e.timestamp).first_day;
-                    let t = w.totals.entry((e.customer_id, product.id, kind, day)).or_default();
+                    let key = (e.customer_id, product.id, kind, day, e.credit_type.clone());
+                    let t = w.totals.entry(key).or_default();
                     t.amount += e.amount;
                     t.quantity += e.quantity;
                 }
@@ -359,11 +402,12 @@ fn persist(
     let totals: Vec<TotalRow> = writes
         .totals
         .iter()
-        .map(|((customer, product, kind, day), t)| TotalRow {
+        .map(|((customer, product, kind, day, credit_type), t)| TotalRow {
             customer: *customer,
             product: *product,
             kind: *kind,
             first_day: *day,
+            credit_type: credit_type.clone(),
             amount: t.amount,
             quantity: t.quantity,
         })
@@ -502,22 +546,19 @@ impl App {
                     .collect();
                 let totals = db::usage::load_totals(conn, org, &keys)?;
                 let ids: Vec<ProductId> = totals.iter().map(|t| t.product).collect();
-                let products = db::products::get_many(conn, org, &ids)?;
-                let usage = CustomerUsage {
+                let mut usage = CustomerUsage {
                     time_zone: c.time_zone,
                     limits: Some(limits.settings.clone()),
-                    totals: totals
-                        .iter()
-                        .map(|t| {
-                            (
-                                (t.product, t.kind, t.first_day),
-                                Totals { amount: t.amount, quantity: t.quantity },
-                            )
-                        })
+                    totals: HashMap::new(),
+                    products: db::products::get_many(conn, org, &ids)?
+                        .into_iter()
+                        .map(|p| (p.id, p))
                         .collect(),
-                    products: products.into_iter().map(|p| (p.id, p)).collect(),
                     alerted: HashMap::new(),
                 };
+                for t in &totals {
+                    count_total(&mut usage, t);
+                }
                 Ok((limits, usage.report(at)))
             })
             .await

@@ -28,6 +28,7 @@ struct AllowanceRow {
     soft: bool,
     warning_thresholds: Vec<Decimal>,
     service_allowances: serde_json::Value,
+    currency: String,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -51,6 +52,7 @@ impl AllowanceRow {
             warning_thresholds: l.settings.warning_thresholds.clone(),
             service_allowances: serde_json::to_value(&l.settings.services)
                 .map_err(|e| DbError::Other(format!("serializing allowances: {e}")))?,
+            currency: l.settings.currency.clone(),
             version: l.version,
             created_at: l.created_at,
             updated_at: l.updated_at,
@@ -74,6 +76,7 @@ impl TryFrom<AllowanceRow> for AllowanceLimits {
                     usage_per_day: r.max_usage_per_day,
                     usage_per_month: r.max_usage_per_month,
                 },
+                currency: r.currency,
                 tolerance_percent: r.tolerance_percent,
                 block_not_included: r.block_not_included,
                 soft: r.soft,

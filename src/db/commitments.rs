@@ -454,6 +454,7 @@ pub fn measure(conn: &mut PgConnection, org: OrgId, q: &MeasureQuery<'_>) -> Res
         .filter(usage_events::org_id.eq(org.uuid()))
         .filter(usage_events::customer_id.eq(q.customer.uuid()))
         .filter(usage_events::decision.ne("BLOCKED"))
+        .filter(usage_events::voided_at.is_null())
         .filter(usage_events::occurred_at.ge(q.from))
         .filter(usage_events::occurred_at.lt(q.until))
         .into_boxed();

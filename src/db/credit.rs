@@ -338,6 +338,44 @@ pub fn add_uses(
     Ok(())
 }
 
+/// Gives back `uses` (positive amounts) to cycles that recorded them: an UPDATE, since
+/// an upsert's proposed row (a negative use) would fail the table's check first.
+pub fn give_back_uses(
+    conn: &mut PgConnection,
+    org: OrgId,
+    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
+) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let applied: Vec<Uuid> = uses.iter().map(|u| u.0.uuid()).collect();
+    let cycles: Vec<DateTime<Utc>> = uses.iter().map(|u| u.1).collect();
+    let amounts: Vec<Decimal> = uses.iter().map(|u| u.2).collect();
+    diesel::sql_query(
+        "UPDATE applied_promotion_cycles c SET used = c.used - v.used \
+         FROM unnest($2::uuid[], $3::timestamptz[], $4::numeric[]) AS v(applied_id, cycle_start, used) \
+         WHERE c.org_id = $1 AND c.applied_id = v.applied_id AND c.cycle_start = v.cycle_start",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(&applied)
+    .bind::<Array<Timestamptz>, _>(cycles)
+    .bind::<Array<Numeric>, _>(&amounts)
+    .execute(conn)?;
+    let taken_back: Vec<Decimal> = amounts.iter().map(|a| -*a).collect();
+    diesel::sql_query(
+        "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
+         FROM (SELECT applied_id, sum(used) AS used \
+               FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \
+         WHERE p.org_id = $1 AND p.id = v.applied_id",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(&applied)
+    .bind::<Array<Numeric>, _>(&taken_back)
+    .execute(conn)?;
+    Ok(())
+}
+
 /// One drawdown of an application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PromotionDrawdown {
@@ -349,6 +387,8 @@ pub struct PromotionDrawdown {
     pub source_id: Uuid,
     pub product: ProductId,
     pub created_at: DateTime<Utc>,
+    /// For a void's reversal (a negative amount): the drawdown it reverses.
+    pub reverses: Option<Uuid>,
 }
 
 pub fn insert_drawdowns(
@@ -372,6 +412,7 @@ pub fn insert_drawdowns(
                 applied_promotion_drawdowns::source_id.eq(d.source_id),
                 applied_promotion_drawdowns::product_id.eq(d.product.uuid()),
                 applied_promotion_drawdowns::created_at.eq(d.created_at),
+                applied_promotion_drawdowns::reverses.eq(d.reverses),
             )
         })
         .collect();
@@ -379,4 +420,52 @@ pub fn insert_drawdowns(
         diesel::insert_into(applied_promotion_drawdowns::table).values(chunk).execute(conn)?;
     }
     Ok(())
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = applied_promotion_drawdowns)]
+struct DrawdownRow {
+    id: Uuid,
+    applied_id: Uuid,
+    cycle_start: DateTime<Utc>,
+    amount: Decimal,
+    effective_at: DateTime<Utc>,
+    source_id: Uuid,
+    product_id: Uuid,
+    created_at: DateTime<Utc>,
+    reverses: Option<Uuid>,
+}
+
+/// The credit promotion drawdowns written for `source_id` on the given applications
+/// (found through their (application, effective time) index); reversals left out.
+pub fn drawdowns_of_source(
+    conn: &mut PgConnection,
+    org: OrgId,
+    applied: &[AppliedPromotionId],
+    effective_at: DateTime<Utc>,
+    source_id: Uuid,
+) -> Result<Vec<PromotionDrawdown>, DbError> {
+    let ids: Vec<Uuid> = applied.iter().map(|a| a.uuid()).collect();
+    let rows: Vec<DrawdownRow> = applied_promotion_drawdowns::table
+        .filter(applied_promotion_drawdowns::org_id.eq(org.uuid()))
+        .filter(applied_promotion_drawdowns::applied_id.eq_any(ids))
+        .filter(applied_promotion_drawdowns::effective_at.eq(effective_at))
+        .filter(applied_promotion_drawdowns::source_id.eq(source_id))
+        .filter(applied_promotion_drawdowns::reverses.is_null())
+        .select(DrawdownRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PromotionDrawdown {
+            id: r.id,
+            applied: AppliedPromotionId(r.applied_id),
+            cycle_start: r.cycle_start,
+            amount: r.amount,
+            effective_at: r.effective_at,
+            source_id: r.source_id,
+            product: ProductId(r.product_id),
+            created_at: r.created_at,
+            reverses: r.reverses,
+        })
+        .collect())
 }

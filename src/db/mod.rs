@@ -11,6 +11,7 @@ pub mod commit_ledger;
 pub mod commitments;
 pub mod commits;
 pub mod credit;
+pub mod credit_types;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod promos;
 pub mod schema;
 pub mod tenancy;
 pub mod usage;
+pub mod usage_events;
 pub mod violations;
 
 use std::time::Duration;

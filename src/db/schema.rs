@@ -18,6 +18,7 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        currency -> Text,
     }
 }
 
@@ -51,6 +52,7 @@ diesel::table! {
         source_id -> Uuid,
         product_id -> Uuid,
         created_at -> Timestamptz,
+        reverses -> Nullable<Uuid>,
     }
 }
 
@@ -237,6 +239,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    credit_types (org_id, code) {
+        org_id -> Uuid,
+        code -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     customers (org_id, id) {
         org_id -> Uuid,
         id -> Uuid,
@@ -349,11 +361,14 @@ diesel::table! {
         outcome -> Jsonb,
         recorded_at -> Timestamptz,
         contract_id -> Nullable<Text>,
+        voided_at -> Nullable<Timestamptz>,
+        voided_by -> Nullable<Uuid>,
+        void_reason -> Nullable<Text>,
     }
 }
 
 diesel::table! {
-    usage_totals (org_id, customer_id, window_kind, first_day, product_id) {
+    usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type) {
         org_id -> Uuid,
         customer_id -> Uuid,
         window_kind -> Text,
@@ -361,6 +376,7 @@ diesel::table! {
         product_id -> Uuid,
         amount -> Numeric,
         quantity -> Numeric,
+        credit_type -> Text,
     }
 }
 
@@ -386,6 +402,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> organizations (org_id));
+diesel::joinable!(credit_types -> organizations (org_id));
 diesel::joinable!(customers -> organizations (org_id));
 diesel::joinable!(products -> organizations (org_id));
 diesel::joinable!(violation_sequences -> organizations (org_id));
@@ -405,6 +422,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     commitments,
     commits,
     credit_promotions,
+    credit_types,
     customers,
     drawdown_requests,
     organizations,

@@ -145,6 +145,8 @@ pub struct TotalRow {
     pub product: ProductId,
     pub kind: WindowKind,
     pub first_day: NaiveDate,
+    /// Credit type of `amount`: totals are kept per credit type.
+    pub credit_type: String,
     pub amount: Decimal,
     pub quantity: Decimal,
 }
@@ -159,6 +161,8 @@ struct RawTotal {
     window_kind: String,
     #[diesel(sql_type = Date)]
     first_day: NaiveDate,
+    #[diesel(sql_type = Text)]
+    credit_type: String,
     #[diesel(sql_type = Numeric)]
     amount: Decimal,
     #[diesel(sql_type = Numeric)]
@@ -188,7 +192,7 @@ pub fn load_totals(
     }
     let (customers, kinds, days) = key_arrays(keys);
     let rows: Vec<RawTotal> = diesel::sql_query(
-        "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.amount, t.quantity \
+        "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
          FROM usage_totals t \
          JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
            ON t.customer_id = w.customer_id AND t.window_kind = w.window_kind AND t.first_day = w.first_day \
@@ -206,6 +210,7 @@ pub fn load_totals(
                 product: ProductId(r.product_id),
                 kind: window_kind(&r.window_kind)?,
                 first_day: r.first_day,
+                credit_type: r.credit_type,
                 amount: r.amount,
                 quantity: r.quantity,
             })
@@ -215,12 +220,13 @@ pub fn load_totals(
 
 #[derive(Insertable)]
 #[diesel(table_name = usage_totals)]
-struct TotalDelta {
+struct TotalDelta<'a> {
     org_id: Uuid,
     customer_id: Uuid,
     window_kind: &'static str,
     first_day: NaiveDate,
     product_id: Uuid,
+    credit_type: &'a str,
     amount: Decimal,
     quantity: Decimal,
 }
@@ -235,6 +241,7 @@ pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> R
             window_kind: d.kind.as_str(),
             first_day: d.first_day,
             product_id: d.product.uuid(),
+            credit_type: &d.credit_type,
             amount: d.amount,
             quantity: d.quantity,
         })
@@ -248,6 +255,7 @@ pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> R
                 usage_totals::window_kind,
                 usage_totals::first_day,
                 usage_totals::product_id,
+                usage_totals::credit_type,
             ))
             .do_update()
             .set((

@@ -181,9 +181,11 @@ pub struct AllowanceLimits {
 }
 
 /// The limits themselves, without bookkeeping.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitSettings {
     pub maxima: Maxima,
+    /// Credit type (upper-case) of every maximum on rated amount.
+    pub currency: String,
     /// Tolerance in percent; `None` is 0.
     pub tolerance_percent: Option<Decimal>,
     pub block_not_included: bool,
@@ -191,6 +193,20 @@ pub struct LimitSettings {
     /// Sorted, distinct percentages in (0, 100].
     pub warning_thresholds: Vec<Decimal>,
     pub services: Vec<ServiceAllowance>,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            maxima: Maxima::default(),
+            currency: super::money::DEFAULT_CREDIT_TYPE.to_owned(),
+            tolerance_percent: None,
+            block_not_included: false,
+            soft: false,
+            warning_thresholds: Vec::new(),
+            services: Vec::new(),
+        }
+    }
 }
 
 impl LimitSettings {
@@ -223,6 +239,7 @@ pub enum AllowanceChange {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LimitsUpdate {
     pub maxima: MaximaPatch,
+    pub currency: Option<String>,
     pub tolerance_percent: Option<Option<Decimal>>,
     pub block_not_included: Option<bool>,
     pub soft: Option<bool>,
@@ -322,6 +339,9 @@ pub fn apply_update(
 ) -> LimitSettings {
     let mut s = current.cloned().unwrap_or_default();
     s.maxima.patch(&update.maxima);
+    if let Some(c) = update.currency {
+        s.currency = c;
+    }
     if let Some(t) = update.tolerance_percent {
         s.tolerance_percent = t;
     }

@@ -106,6 +106,8 @@ pub struct EventFacts<'a> {
     pub product: &'a Product,
     pub quantity: Decimal,
     pub amount: Decimal,
+    /// Credit type of `amount` (upper-case).
+    pub credit_type: &'a str,
     pub at: DateTime<Utc>,
 }
 
@@ -133,6 +135,24 @@ impl CustomerUsage {
             .sum()
     }
 
+    /// The limits' currency when the event's amount is in another credit type while a
+    /// maximum on rated amount applies to it: such an event cannot be judged (its amount
+    /// is never summed with amounts of the limits' currency) and is refused.
+    pub fn foreign_currency(&self, e: &EventFacts<'_>) -> Option<&str> {
+        let limits = self.limits.as_ref()?;
+        if e.credit_type == limits.currency {
+            return None;
+        }
+        let mut scopes =
+            std::iter::once(&limits.maxima).chain(limits.allowances_for(e.product).map(|a| &a.maxima));
+        let judges_amount = scopes.any(|m| {
+            MAXIMA.iter().any(|(measure, period)| {
+                *measure == Measure::RatedAmount && m.get(*measure, *period).is_some()
+            })
+        });
+        judges_amount.then_some(limits.currency.as_str())
+    }
+
     /// Judges an event against every applicable maximum, changing nothing.
     pub fn evaluate(&self, e: &EventFacts<'_>) -> Evaluation {
         let Some(limits) = &self.limits else {
@@ -157,6 +177,11 @@ impl CustomerUsage {
             let scope = scope_name(*selector);
             for (measure, period) in MAXIMA {
                 let Some(maximum) = maxima.get(measure, period) else { continue };
+                // Amounts of another currency are never judged against these maxima
+                // (callers refuse such events first: see `foreign_currency`).
+                if measure == Measure::RatedAmount && e.credit_type != limits.currency {
+                    continue;
+                }
                 let value = match measure {
                     Measure::RatedAmount => e.amount,
                     Measure::Usage => e.quantity,
@@ -260,7 +285,10 @@ impl CustomerUsage {
         for kind in [WindowKind::Day, WindowKind::Month] {
             let w = window_of(kind, self.time_zone, e.at);
             let t = self.totals.entry((e.product.id, kind, w.first_day)).or_default();
-            t.amount += e.amount;
+            // Totals in memory hold amounts of the limits' currency only.
+            if self.limits.as_ref().is_none_or(|l| l.currency == e.credit_type) {
+                t.amount += e.amount;
+            }
             t.quantity += e.quantity;
         }
         self.products.entry(e.product.id).or_insert_with(|| e.product.clone());

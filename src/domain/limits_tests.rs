@@ -42,7 +42,7 @@ fn usage(limits: LimitSettings) -> CustomerUsage {
 }
 
 fn event(p: &Product, quantity: i64, amount: i64, when: DateTime<Utc>) -> EventFacts<'_> {
-    EventFacts { product: p, quantity: d(quantity), amount: d(amount), at: when }
+    EventFacts { product: p, quantity: d(quantity), amount: d(amount), credit_type: "USD", at: when }
 }
 
 /// Evaluates and, unless blocked, records; returns the decision.
@@ -251,4 +251,35 @@ fn an_allowance_added_mid_window_sees_earlier_usage_of_its_products() {
         ..Default::default()
     });
     assert_eq!(u.evaluate(&event(&p, 3, 0, at(5, 1))).decision, Decision::Blocked);
+}
+
+#[test]
+fn amounts_in_another_currency_are_refused_where_an_amount_maximum_applies_and_never_summed() {
+    let p = product("CREED", "VOD");
+    let daily_amount = LimitSettings {
+        maxima: Maxima { amount_per_day: Some(d(100)), ..Default::default() },
+        currency: "EUR".into(),
+        ..Default::default()
+    };
+    let mut u = usage(daily_amount);
+    let eur = EventFacts { credit_type: "EUR", ..event(&p, 1, 80, at(2, 10)) };
+    let usd = event(&p, 1, 80, at(2, 11));
+    assert_eq!(u.foreign_currency(&eur), None);
+    assert_eq!(u.foreign_currency(&usd), Some("EUR"), "80 USD cannot be judged against a EUR maximum");
+    assert_eq!(push(&mut u, &eur), Decision::Allowed);
+    // Recorded anyway (as a caller with no amount maximum could), it is not summed.
+    u.record(&usd, &u.evaluate(&usd));
+    let next = u.evaluate(&EventFacts { credit_type: "EUR", ..event(&p, 1, 20, at(2, 12)) });
+    assert_eq!((next.decision, next.checks[0].used), (Decision::Allowed, d(100)), "80 EUR + 20 EUR");
+
+    let usage_only = LimitSettings {
+        maxima: Maxima { usage_per_day: Some(d(100)), ..Default::default() },
+        currency: "EUR".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        usage(usage_only).foreign_currency(&usd),
+        None,
+        "no amount maximum: any currency counts toward usage"
+    );
 }

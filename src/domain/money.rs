@@ -68,11 +68,15 @@ pub fn parse_credit_type(v: &mut Violations, field: &str, s: &str) -> String {
     if s.is_empty() {
         return DEFAULT_CREDIT_TYPE.to_owned();
     }
-    let ok = s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !ok {
+    if !is_credit_type_code(s) {
         v.add(field, "must be 1 to 64 letters, digits, '_' or '-' (e.g. \"USD\")");
     }
     s.to_ascii_uppercase()
+}
+
+/// Whether `s` has the form of a credit type: 1 to 64 letters, digits, '_' or '-'.
+pub fn is_credit_type_code(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// `d` rounded to the cent, halves away from zero.

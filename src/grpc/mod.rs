@@ -7,6 +7,7 @@ pub mod auth;
 pub mod commit;
 pub mod commitment;
 pub mod convert;
+pub mod credit_type;
 pub mod customer;
 pub mod json_value;
 pub mod observe;

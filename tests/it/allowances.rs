@@ -58,7 +58,8 @@ async fn replace_then_get_returns_every_field() {
         .limits
         .unwrap();
     assert_eq!(got, stored);
-    assert_eq!(pb::AllowanceLimits { update_time: None, etag: String::new(), ..got }, seed_limits(&t));
+    let sent = pb::AllowanceLimits { currency: "USD".into(), ..seed_limits(&t) };
+    assert_eq!(pb::AllowanceLimits { update_time: None, etag: String::new(), ..got }, sent, "USD by default");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,7 @@ async fn health_reports_each_service_serving() {
         "billing.commitments.v1.ViolationService",
         "billing.commitments.v1.PromoService",
         "billing.commitments.v1.CommitmentService",
+        "billing.commitments.v1.CreditTypeService",
     ] {
         assert_eq!(health_of(&server, service).await, ServingStatus::Serving as i32, "{service}");
     }

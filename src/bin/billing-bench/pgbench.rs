@@ -1,6 +1,7 @@
 //! The Postgres limit: `pgbench` running, per transaction, the SQL one usage event
-//! costs at least (a dedupe lookup, the day and month totals upserts, a commit balance
-//! update and the event insert) on the service's own tables and data.
+//! costs at least (a dedupe lookup, the day and month totals upserts, the read of the
+//! ledger entries effective after the event, a commit balance update and the event
+//! insert) on the service's own tables and data.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,14 +12,16 @@ const SCRIPT: &str = r#"\set n random(1, :customers)
 SELECT org, cust, prod, cmt, gen_random_uuid()::text AS ev FROM bench_map WHERE n = :n \gset
 BEGIN;
 SELECT 1 FROM usage_events WHERE org_id = :org AND event_id = :ev;
-INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, amount, quantity)
-  VALUES (:org, :cust, 'DAY', current_date, :prod, 0.05, 1)
-  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id)
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
+  VALUES (:org, :cust, 'DAY', current_date, :prod, 'USD', 0.05, 1)
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
   DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
-INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, amount, quantity)
-  VALUES (:org, :cust, 'MONTH', date_trunc('month', current_date)::date, :prod, 0.05, 1)
-  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id)
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
+  VALUES (:org, :cust, 'MONTH', date_trunc('month', current_date)::date, :prod, 'USD', 0.05, 1)
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
   DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
+SELECT effective_at, amount FROM commit_ledger
+  WHERE org_id = :org AND commit_id = :cmt AND segment_idx = 0 AND effective_at > now();
 UPDATE commit_segments SET remaining = remaining - 0.05 WHERE org_id = :org AND commit_id = :cmt AND idx = 0;
 INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
                           occurred_at, decision, fingerprint, outcome, recorded_at)

@@ -8,6 +8,7 @@ use crate::domain::allowance::{
 };
 use crate::domain::etag::etag;
 use crate::domain::ids::CustomerId;
+use crate::domain::money::parse_credit_type;
 use crate::domain::money::{check_non_negative, parse_decimal};
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{decimal, parse_id, timestamp};
@@ -137,6 +138,7 @@ pub fn replace(
             .collect();
         LimitSettings {
             maxima,
+            currency: parse_credit_type(v, "currency", &l.currency),
             tolerance_percent,
             block_not_included: l.block_services_not_included_in_usage_allowance_limits_settings,
             soft: l.soft,
@@ -203,8 +205,10 @@ pub fn update(
         });
         changes.extend(parsed);
     }
+    let currency = req.currency.as_deref().map(|c| parse_credit_type(&mut v, "currency", c));
     let update = LimitsUpdate {
         maxima,
+        currency,
         tolerance_percent,
         block_not_included: req.block_services_not_included_in_usage_allowance_limits_settings,
         soft: req.soft,
@@ -235,6 +239,7 @@ pub fn limits(l: AllowanceLimits) -> pb::AllowanceLimits {
         percentage_of_allowed_exceeded_usage_limit: opt(s.tolerance_percent),
         block_services_not_included_in_usage_allowance_limits_settings: s.block_not_included,
         soft: s.soft,
+        currency: s.currency.clone(),
         warning_thresholds: s.warning_thresholds.iter().map(|t| decimal(*t)).collect(),
         usage_services_allowance: s
             .services

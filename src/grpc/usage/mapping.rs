@@ -61,7 +61,7 @@ pub fn batch(req: pb::RecordUsageBatchRequest, now: DateTime<Utc>) -> Result<Vec
         .collect())
 }
 
-fn decision_to_wire(d: Decision) -> pb::UsageDecision {
+pub fn decision_to_wire(d: Decision) -> pb::UsageDecision {
     match d {
         Decision::Allowed => pb::UsageDecision::Allowed,
         Decision::AllowedOverLimit => pb::UsageDecision::AllowedOverLimit,

@@ -1,5 +1,6 @@
 //! `UsageService`: thin handlers over the usage use cases.
 
+mod events;
 pub mod mapping;
 
 use tonic::{Request, Response, Status};
@@ -71,6 +72,29 @@ impl UsageService for UsageApi {
         Ok(Response::new(pb::GetAllowanceUsageResponse {
             limits: Some(crate::grpc::allowance::mapping::limits(limits)),
             usage: lines.into_iter().map(mapping::usage_line).collect(),
+        }))
+    }
+
+    async fn void_usage_event(
+        &self,
+        req: Request<pb::VoidUsageEventRequest>,
+    ) -> Result<Response<pb::VoidUsageEventResponse>, Status> {
+        let caller = caller(&req)?;
+        let (event_id, reason) = events::void(req.into_inner())?;
+        let (event, already_voided) = self.app.void_usage_event(caller, event_id, reason).await?;
+        Ok(Response::new(pb::VoidUsageEventResponse { event: Some(events::recorded(event)), already_voided }))
+    }
+
+    async fn list_usage_events(
+        &self,
+        req: Request<pb::ListUsageEventsRequest>,
+    ) -> Result<Response<pb::ListUsageEventsResponse>, Status> {
+        let org = caller(&req)?.org;
+        let (filter, key, page) = events::list(req.into_inner())?;
+        let page = self.app.list_usage_events(org, filter, page, key).await?;
+        Ok(Response::new(pb::ListUsageEventsResponse {
+            events: page.items.into_iter().map(events::recorded).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 }

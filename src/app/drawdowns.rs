@@ -51,10 +51,8 @@ impl Balances {
     ) -> Result<HashMap<CustomerId, Self>, AppError> {
         let mut out: HashMap<CustomerId, Self> = HashMap::new();
         let ends_after = from.max(grace.closed_through(now));
-        let segments = db::commits::open_segments(conn, org, customers, ends_after, until, lock)?;
-        let keys: Vec<(CommitId, i32)> = segments.iter().map(|(_, s)| (s.commit_id, s.idx)).collect();
-        let mut later = db::commit_ledger::effective_after(conn, org, &keys, from)?;
-        let mut ids: Vec<CommitId> = segments.iter().map(|(_, s)| s.commit_id).collect();
+        let segments = db::commits::open_segments(conn, org, customers, (from, ends_after, until), lock)?;
+        let mut ids: Vec<CommitId> = segments.iter().map(|(_, s, _)| s.commit_id).collect();
         ids.sort();
         ids.dedup();
         let commits = db::commits::get_many(conn, org, &ids)?;
@@ -62,7 +60,7 @@ impl Balances {
             .into_iter()
             .map(|c| (c.id, (c.priority, c.credit_type, Arc::new(c.applicability))))
             .collect();
-        for (customer, s) in segments {
+        for (customer, s, later) in segments {
             let Some((priority, credit_type, applicability)) = by_id.get(&s.commit_id) else { continue };
             out.entry(customer).or_default().sources.push(Source {
                 source: SourceRef::CommitSegment { commit_id: s.commit_id, idx: s.idx },
@@ -73,7 +71,7 @@ impl Balances {
                 credit_type: credit_type.clone(),
                 applicability: Arc::clone(applicability),
                 available: s.remaining,
-                later: later.remove(&(s.commit_id, s.idx)).unwrap_or_default(),
+                later,
                 pool: None,
             });
         }

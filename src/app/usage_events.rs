@@ -1,6 +1,8 @@
 //! Recorded usage events as resources: voiding one (everything it moved is reversed in
 //! one transaction, with who and why) and listing a customer's.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -93,20 +95,14 @@ fn reverse_commit_draws(
             ),
         }
     })?;
-    let remaining: Vec<(CommitId, i32, Decimal)> = entries
+    let mut given_back: HashMap<(CommitId, i32), Decimal> = HashMap::new();
+    for entry in &entries {
+        *given_back.entry((entry.commit_id, entry.segment_idx)).or_default() += entry.amount;
+    }
+    let remaining: Vec<(CommitId, i32, Decimal)> = segments
         .iter()
-        .filter_map(|entry| {
-            let s = segments.iter().find(|s| s.commit_id == entry.commit_id && s.idx == entry.segment_idx)?;
-            let given_back: Decimal = entries
-                .iter()
-                .filter(|x| x.commit_id == s.commit_id && x.segment_idx == s.idx)
-                .map(|x| x.amount)
-                .sum();
-            Some((s.commit_id, s.idx, s.remaining + given_back))
-        })
+        .filter_map(|s| given_back.get(&(s.commit_id, s.idx)).map(|g| (s.commit_id, s.idx, s.remaining + g)))
         .collect();
-    let mut remaining = remaining;
-    remaining.dedup();
     db::commits::set_remaining_many(conn, org, &remaining)?;
     db::commit_ledger::insert(conn, org, &entries)?;
     Ok(())

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::DbError;
 use super::schema::{commit_segments, commits};
 use crate::domain::commit::balance::{CloseKind, Segment};
+use crate::domain::commit::timeline::LaterEntries;
 use crate::domain::commit::{
     AccessItem, Applicability, Commit, CommitFilter, CommitType, InvoiceSchedule, Specifier,
 };
@@ -358,28 +359,70 @@ pub fn segments(
     segments_of(if lock { q.for_update().load(conn)? } else { q.load(conn)? })
 }
 
+#[derive(QueryableByName)]
+struct OpenSegmentRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    customer_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    commit_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    idx: i32,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    starting_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    ending_before: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    amount: Decimal,
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    remaining: Decimal,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Timestamptz>)]
+    later_at: Vec<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Numeric>)]
+    later_amount: Vec<Decimal>,
+}
+
+/// An open segment with its customer and the ledger entries effective after the
+/// instant asked for.
+pub type OpenSegment = (CustomerId, Segment, LaterEntries);
+
 /// The open segments of `customers` that can take usage at some instant in
-/// `[from, until]`, with their customer, locked when `lock`, in (commit, index) order:
-/// the fixed order every transaction takes segment locks in.
+/// `[from, until]` and end after `ends_after` (`from`, or later for segments past their
+/// grace), each with its ledger entries effective after `from`; locked when `lock`, in
+/// (commit, index) order: the fixed order every transaction takes segment locks in.
 pub fn open_segments(
     conn: &mut PgConnection,
     org: OrgId,
     customers: &[CustomerId],
-    from: DateTime<Utc>,
-    until: DateTime<Utc>,
+    (from, ends_after, until): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
     lock: bool,
-) -> Result<Vec<(CustomerId, Segment)>, DbError> {
+) -> Result<Vec<OpenSegment>, DbError> {
+    use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
+    const SQL: &str = include_str!("open_segments.sql");
     let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
-    let q = commit_segments::table
-        .filter(commit_segments::org_id.eq(org.uuid()))
-        .filter(commit_segments::customer_id.eq_any(ids))
-        .filter(commit_segments::closed_at.is_null())
-        .filter(commit_segments::starting_at.le(until))
-        .filter(commit_segments::ending_before.gt(from))
-        .order((commit_segments::commit_id, commit_segments::idx))
-        .select((commit_segments::customer_id, SegmentRow::as_select()));
-    let rows: Vec<(Uuid, SegmentRow)> = if lock { q.for_update().load(conn)? } else { q.load(conn)? };
-    rows.into_iter().map(|(c, r)| Ok((CustomerId(c), Segment::try_from(r)?))).collect()
+    let sql = if lock { format!("{SQL} FOR UPDATE OF s") } else { SQL.to_owned() };
+    let rows: Vec<OpenSegmentRow> = diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Timestamptz, _>(ends_after)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(until)
+        .bind::<Timestamptz, _>(from)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let segment = Segment {
+                commit_id: CommitId(r.commit_id),
+                idx: r.idx,
+                starting_at: r.starting_at,
+                ending_before: r.ending_before,
+                amount: r.amount,
+                remaining: r.remaining,
+                closed: None,
+            };
+            (CustomerId(r.customer_id), segment, r.later_at.into_iter().zip(r.later_amount).collect())
+        })
+        .collect())
 }
 
 /// Sets a segment's live balance.

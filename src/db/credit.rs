@@ -299,81 +299,87 @@ pub fn cycle_use(
     Ok(out)
 }
 
-/// Adds `amount` to one cycle's use and to the application's total.
-/// Adds many uses (distinct applied promotion and cycle each) in two statements.
+/// A set of uses (applied promotion, cycle start, amount) column by column.
+type UseColumns = (Vec<Uuid>, Vec<DateTime<Utc>>, Vec<Decimal>);
+
+fn use_columns(uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)]) -> UseColumns {
+    (
+        uses.iter().map(|u| u.0.uuid()).collect(),
+        uses.iter().map(|u| u.1).collect(),
+        uses.iter().map(|u| u.2).collect(),
+    )
+}
+
+/// Runs `cycles_sql` (binding org, applied ids, cycle starts, amounts) over the cycles,
+/// then adds `sign` x each amount to its application's total.
+fn change_uses(
+    conn: &mut PgConnection,
+    org: OrgId,
+    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
+    cycles_sql: &str,
+    sign: Decimal,
+) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let (applied, cycles, amounts) = use_columns(uses);
+    diesel::sql_query(cycles_sql)
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(&applied)
+        .bind::<Array<Timestamptz>, _>(cycles)
+        .bind::<Array<Numeric>, _>(&amounts)
+        .execute(conn)?;
+    let totals: Vec<Decimal> = amounts.iter().map(|a| *a * sign).collect();
+    diesel::sql_query(
+        "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
+         FROM (SELECT applied_id, sum(used) AS used \
+               FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \
+         WHERE p.org_id = $1 AND p.id = v.applied_id",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(&applied)
+    .bind::<Array<Numeric>, _>(&totals)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Adds many uses (distinct applied promotion and cycle each) to their cycles and to
+/// their applications' totals, in two statements.
 pub fn add_uses(
     conn: &mut PgConnection,
     org: OrgId,
     uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
 ) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
-    if uses.is_empty() {
-        return Ok(());
-    }
-    let applied: Vec<Uuid> = uses.iter().map(|u| u.0.uuid()).collect();
-    let cycles: Vec<DateTime<Utc>> = uses.iter().map(|u| u.1).collect();
-    let amounts: Vec<Decimal> = uses.iter().map(|u| u.2).collect();
-    diesel::sql_query(
+    change_uses(
+        conn,
+        org,
+        uses,
         "INSERT INTO applied_promotion_cycles (org_id, applied_id, cycle_start, used) \
          SELECT $1, v.applied_id, v.cycle_start, v.used \
          FROM unnest($2::uuid[], $3::timestamptz[], $4::numeric[]) AS v(applied_id, cycle_start, used) \
          ON CONFLICT (org_id, applied_id, cycle_start) \
          DO UPDATE SET used = applied_promotion_cycles.used + excluded.used",
+        Decimal::ONE,
     )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(&applied)
-    .bind::<Array<Timestamptz>, _>(cycles)
-    .bind::<Array<Numeric>, _>(&amounts)
-    .execute(conn)?;
-    diesel::sql_query(
-        "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
-         FROM (SELECT applied_id, sum(used) AS used \
-               FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \
-         WHERE p.org_id = $1 AND p.id = v.applied_id",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(&applied)
-    .bind::<Array<Numeric>, _>(&amounts)
-    .execute(conn)?;
-    Ok(())
 }
 
-/// Gives back `uses` (positive amounts) to cycles that recorded them: an UPDATE, since
-/// an upsert's proposed row (a negative use) would fail the table's check first.
+/// Gives back `uses` (positive amounts) to the cycles that recorded them: an UPDATE,
+/// since an upsert's proposed row (a negative use) would fail the table's check first.
 pub fn give_back_uses(
     conn: &mut PgConnection,
     org: OrgId,
     uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
 ) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
-    if uses.is_empty() {
-        return Ok(());
-    }
-    let applied: Vec<Uuid> = uses.iter().map(|u| u.0.uuid()).collect();
-    let cycles: Vec<DateTime<Utc>> = uses.iter().map(|u| u.1).collect();
-    let amounts: Vec<Decimal> = uses.iter().map(|u| u.2).collect();
-    diesel::sql_query(
+    change_uses(
+        conn,
+        org,
+        uses,
         "UPDATE applied_promotion_cycles c SET used = c.used - v.used \
          FROM unnest($2::uuid[], $3::timestamptz[], $4::numeric[]) AS v(applied_id, cycle_start, used) \
          WHERE c.org_id = $1 AND c.applied_id = v.applied_id AND c.cycle_start = v.cycle_start",
+        Decimal::NEGATIVE_ONE,
     )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(&applied)
-    .bind::<Array<Timestamptz>, _>(cycles)
-    .bind::<Array<Numeric>, _>(&amounts)
-    .execute(conn)?;
-    let taken_back: Vec<Decimal> = amounts.iter().map(|a| -*a).collect();
-    diesel::sql_query(
-        "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
-         FROM (SELECT applied_id, sum(used) AS used \
-               FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \
-         WHERE p.org_id = $1 AND p.id = v.applied_id",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(&applied)
-    .bind::<Array<Numeric>, _>(&taken_back)
-    .execute(conn)?;
-    Ok(())
 }
 
 /// One drawdown of an application.

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod subscriber;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
@@ -30,12 +31,38 @@ pub struct FeedConfig {
     pub poll_interval: Duration,
     /// Messages buffered per stream before the stream waits for its client.
     pub stream_buffer: usize,
+    /// Live messages an org's broadcast holds for its slowest subscriber; one that falls
+    /// further behind re-reads from the table.
+    pub live_capacity: usize,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
-        Self { poll_interval: Duration::from_secs(1), stream_buffer: 64 }
+        Self {
+            poll_interval: Duration::from_secs(1),
+            stream_buffer: 64,
+            live_capacity: registry::CHANNEL_CAPACITY,
+        }
     }
+}
+
+/// How often subscribers took the feed's repair paths since the instance started: lag
+/// (re-read from the table), a gap in the live sequence, and live messages skipped
+/// because the table had delivered them. For operators, and for tests that must prove
+/// those paths ran.
+#[derive(Debug, Default)]
+pub struct FeedStats {
+    pub lagged: AtomicU64,
+    pub gaps: AtomicU64,
+    pub duplicates_skipped: AtomicU64,
+}
+
+/// A reading of [`FeedStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedStatsSnapshot {
+    pub lagged: u64,
+    pub gaps: u64,
+    pub duplicates_skipped: u64,
 }
 
 /// The running feed of one instance.
@@ -44,6 +71,7 @@ pub struct Feed {
     app: App,
     registry: Arc<Registry>,
     config: FeedConfig,
+    stats: Arc<FeedStats>,
     stop: CancellationToken,
 }
 
@@ -55,7 +83,7 @@ impl Feed {
         config: FeedConfig,
         stop: CancellationToken,
     ) -> (Self, Vec<JoinHandle<()>>) {
-        let registry = Arc::new(Registry::default());
+        let registry = Arc::new(Registry::with_capacity(config.live_capacity));
         let wake = Arc::new(Notify::new());
         let tasks = vec![
             tokio::spawn(listener::run(database_url, Arc::clone(&wake), stop.clone())),
@@ -67,12 +95,22 @@ impl Feed {
                 stop.clone(),
             )),
         ];
-        (Self { app, registry, config, stop }, tasks)
+        (Self { app, registry, config, stats: Arc::default(), stop }, tasks)
     }
 
     /// Live subscriptions on this instance.
     pub fn subscribers(&self) -> usize {
         self.registry.subscribers()
+    }
+
+    /// How often subscribers took the repair paths so far.
+    pub fn stats(&self) -> FeedStatsSnapshot {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        FeedStatsSnapshot {
+            lagged: read(&self.stats.lagged),
+            gaps: read(&self.stats.gaps),
+            duplicates_skipped: read(&self.stats.duplicates_skipped),
+        }
     }
 
     /// Opens a stream of `org`'s violations matching `filter` from `start`. Problems
@@ -110,6 +148,7 @@ impl Feed {
             seen,
             tx,
             stop: self.stop.clone(),
+            stats: Arc::clone(&self.stats),
         };
         tokio::spawn(subscriber.run());
         Ok(rx)

@@ -22,9 +22,16 @@ struct Entry {
 }
 
 /// Every live subscription of this instance.
-#[derive(Default)]
 pub struct Registry {
     orgs: Mutex<HashMap<OrgId, Entry>>,
+    /// Messages each org's channel holds for its slowest subscriber.
+    capacity: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::with_capacity(CHANNEL_CAPACITY)
+    }
 }
 
 /// A live subscription to one org's violations; unregisters on drop.
@@ -48,6 +55,11 @@ impl Drop for Subscription {
 }
 
 impl Registry {
+    /// A registry whose org channels hold `capacity` messages (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { orgs: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<OrgId, Entry>> {
         // A panic while holding this lock leaves plain counters behind: keep going.
         self.orgs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -57,7 +69,7 @@ impl Registry {
     pub fn subscribe(self: &Arc<Self>, org: OrgId) -> Subscription {
         let mut orgs = self.lock();
         let entry = orgs.entry(org).or_insert_with(|| Entry {
-            tx: broadcast::channel(CHANNEL_CAPACITY).0,
+            tx: broadcast::channel(self.capacity).0,
             subscribers: 0,
             last_broadcast: None,
         });

@@ -4,10 +4,12 @@
 //! violations from the table: the table is the truth, so nothing is ever dropped.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::FeedStats;
 use super::registry::Subscription;
 use crate::app::App;
 use crate::domain::ids::OrgId;
@@ -40,6 +42,7 @@ pub struct Subscriber {
     pub seen: i64,
     pub tx: mpsc::Sender<Item>,
     pub stop: CancellationToken,
+    pub stats: Arc<FeedStats>,
 }
 
 enum Flow {
@@ -64,7 +67,10 @@ impl Subscriber {
             };
             let flow = match received {
                 Ok(v) => self.on_live(v).await,
-                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.stats.lagged.fetch_add(1, Ordering::Relaxed);
+                    self.catch_up().await
+                }
                 Err(broadcast::error::RecvError::Closed) => self.end(StreamEnd::Shutdown).await,
             };
             if let Flow::End = flow {
@@ -75,9 +81,11 @@ impl Subscriber {
 
     async fn on_live(&mut self, v: Arc<Violation>) -> Flow {
         if v.seq <= self.seen {
+            self.stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
             return Flow::Continue;
         }
         if v.seq > self.seen + 1 {
+            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
             // Something between was not received live: read it from the table (which
             // also covers `v` itself).
             return self.catch_up().await;

@@ -6,7 +6,9 @@ use chrono::{Duration, Utc};
 use prost_types::FieldMask;
 use tonic::Code;
 
-use crate::support::fixtures::{Tenant, apply, commits, create_commit, day, prepaid, ts, usage};
+use crate::support::fixtures::{
+    Tenant, apply, commits, create_commit, day, days_from_today, far_ahead, long_ago, prepaid, ts, usage,
+};
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
 fn every_field(t: &Tenant, contract: &str) -> pb::Commit {
@@ -268,8 +270,8 @@ async fn update_changes_only_what_may_change_with_an_etag() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let created = create_commit(&mut c, prepaid(&t, "100", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
-    let new_end = day(2031, 1, 1);
+    let created = create_commit(&mut c, prepaid(&t, "100", "1", long_ago(), far_ahead())).await;
+    let new_end = days_from_today(3650 + 365);
     let req = pb::UpdateCommitRequest {
         commit: Some(pb::Commit {
             id: created.id.clone(),
@@ -330,7 +332,7 @@ async fn void_writes_off_the_balance_and_stops_drawdowns() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let created = create_commit(&mut c, prepaid(&t, "100", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let created = create_commit(&mut c, prepaid(&t, "100", "1", long_ago(), far_ahead())).await;
     apply(&mut c, &t, "before-void", usage(&t.vod, "30")).await.unwrap();
     let voided = c
         .void_commit(pb::VoidCommitRequest {
@@ -409,7 +411,7 @@ async fn adjustments_move_the_balance_but_never_below_zero_and_replay_by_request
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let created = create_commit(&mut c, prepaid(&t, "100", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let created = create_commit(&mut c, prepaid(&t, "100", "1", long_ago(), far_ahead())).await;
     let adjust = |amount: &str, request_id: &str| pb::AdjustCommitBalanceRequest {
         commit_id: created.id.clone(),
         segment_index: 0,
@@ -488,7 +490,7 @@ async fn ledger_pages_keep_running_balances_and_filter_by_kind() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let created = create_commit(&mut c, prepaid(&t, "100", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let created = create_commit(&mut c, prepaid(&t, "100", "1", long_ago(), far_ahead())).await;
     for i in 0..5 {
         apply(&mut c, &t, &format!("k{i}"), usage(&t.vod, "10")).await.unwrap();
     }
@@ -532,7 +534,7 @@ async fn another_orgs_commit_is_not_found_for_every_call() {
     let b = Tenant::create(&server, "B").await;
     let mut ca = commits(&server, &a.key).await;
     let mut cb = commits(&server, &b.key).await;
-    let theirs = create_commit(&mut ca, prepaid(&a, "100", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let theirs = create_commit(&mut ca, prepaid(&a, "100", "1", long_ago(), far_ahead())).await;
     let id = theirs.id.clone();
     expect_code(cb.get_commit(pb::GetCommitRequest { id: id.clone() }).await, Code::NotFound);
     assert!(

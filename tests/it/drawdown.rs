@@ -12,7 +12,9 @@ use diesel::sql_types::{BigInt, Numeric};
 use rust_decimal::Decimal;
 use tonic::Code;
 
-use crate::support::fixtures::{Tenant, apply, commits, create_commit, day, prepaid, ts, usage};
+use crate::support::fixtures::{
+    Tenant, apply, commits, create_commit, far_ahead, long_ago, prepaid, ts, usage,
+};
 use crate::support::{TestServer, bad_fields, expect_code};
 
 fn dec(s: &str) -> Decimal {
@@ -24,8 +26,8 @@ async fn drawdown_follows_priority_splits_and_reports_overage() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let second = create_commit(&mut c, prepaid(&t, "50", "2", day(2026, 1, 1), day(2030, 1, 1))).await;
-    let first = create_commit(&mut c, prepaid(&t, "20", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let second = create_commit(&mut c, prepaid(&t, "50", "2", long_ago(), far_ahead())).await;
+    let first = create_commit(&mut c, prepaid(&t, "20", "1", long_ago(), far_ahead())).await;
 
     let preview = c
         .preview_drawdown(pb::PreviewDrawdownRequest {
@@ -55,7 +57,7 @@ async fn preview_records_nothing() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let commit = create_commit(&mut c, prepaid(&t, "50", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let commit = create_commit(&mut c, prepaid(&t, "50", "1", long_ago(), far_ahead())).await;
     for _ in 0..3 {
         c.preview_drawdown(pb::PreviewDrawdownRequest {
             customer_id: t.customer_id.clone(),
@@ -74,7 +76,7 @@ async fn replayed_key_returns_the_first_answer_and_changes_nothing() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let commit = create_commit(&mut c, prepaid(&t, "50", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let commit = create_commit(&mut c, prepaid(&t, "50", "1", long_ago(), far_ahead())).await;
     let u = usage(&t.vod, "10");
     let first = apply(&mut c, &t, "same-key", u.clone()).await.unwrap();
     let again = apply(&mut c, &t, "same-key", u.clone()).await.unwrap();
@@ -96,17 +98,17 @@ async fn only_applicable_commits_draw() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let mut by_tag = prepaid(&t, "100", "1", day(2026, 1, 1), day(2030, 1, 1));
+    let mut by_tag = prepaid(&t, "100", "1", long_ago(), far_ahead());
     by_tag.applicable_product_tags = vec!["fuel".into()];
     let by_tag = create_commit(&mut c, by_tag).await;
-    let mut by_spec = prepaid(&t, "100", "2", day(2026, 1, 1), day(2030, 1, 1));
+    let mut by_spec = prepaid(&t, "100", "2", long_ago(), far_ahead());
     by_spec.specifiers = vec![pb::CommitSpecifier {
         product_id: t.vod.clone(),
         pricing_group_values: [("region".to_string(), "EU".to_string())].into(),
         ..Default::default()
     }];
     let by_spec = create_commit(&mut c, by_spec).await;
-    let mut by_contract = prepaid(&t, "100", "3", day(2026, 1, 1), day(2030, 1, 1));
+    let mut by_contract = prepaid(&t, "100", "3", long_ago(), far_ahead());
     by_contract.applicable_contract_ids = vec!["contract-1".into()];
     let by_contract = create_commit(&mut c, by_contract).await;
 
@@ -173,8 +175,8 @@ async fn concurrent_drawdowns_from_two_instances_never_overdraw_or_lose_an_alloc
     let second = TestServer::start_on(Arc::clone(&first.db)).await;
     let t = Tenant::create(&first, "Acme").await;
     let mut c = commits(&first, &t.key).await;
-    let a = create_commit(&mut c, prepaid(&t, "1000", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
-    let b = create_commit(&mut c, prepaid(&t, "733.37", "2", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let a = create_commit(&mut c, prepaid(&t, "1000", "1", long_ago(), far_ahead())).await;
+    let b = create_commit(&mut c, prepaid(&t, "733.37", "2", long_ago(), far_ahead())).await;
 
     // 2 instances x 8 clients x 25 calls of 1.00..9.99: about 5,500 asked of 1,733.37.
     let mut tasks = Vec::new();

@@ -288,3 +288,34 @@ async fn history_pages_in_sequence_order_with_filters() {
         .into_inner();
     assert!(none.violations.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_lags_repairs_from_the_table_and_crosses_the_seam_without_duplicates() {
+    // A tiny live channel and stream buffer: a subscriber whose client does not read
+    // while 1,500 violations are written is sure to lag (more than the channel, the
+    // buffer and the HTTP/2 window hold), and the live messages it then finds were
+    // already read from the table (the replay/live seam).
+    let mut config = crate::support::server::test_server_config();
+    config.feed.live_capacity = 4;
+    config.feed.stream_buffer = 1;
+    let db = Arc::new(crate::support::db::TestDb::create());
+    let server = TestServer::start_with(db, config, |c| c).await;
+    server.wait_serving().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    let mut stalled = watch(&server, &t.key, Start::FromNow(true)).await;
+    for round in 0..3 {
+        raise(&server, &t, &format!("r{round}"), 500).await;
+    }
+    let got = take(&mut stalled, 1500).await;
+    assert_eq!(seqs(&got), (1..=1500).collect::<Vec<_>>(), "every violation once, in order");
+    let stats = server.feed.stats();
+    assert!(stats.lagged >= 1, "the lagged path ran: {stats:?}");
+    assert!(
+        stats.duplicates_skipped >= 1,
+        "live messages already read from the table were skipped: {stats:?}"
+    );
+    // Nothing extra is queued: the next message is the next violation.
+    raise(&server, &t, "after", 1).await;
+    assert_eq!(seqs(&take(&mut stalled, 1).await), [1501]);
+}

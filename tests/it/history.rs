@@ -10,7 +10,8 @@ use tonic::Code;
 
 use crate::commitments::{create, monthly_spend, months_ago, op, spend, string};
 use crate::support::fixtures::{
-    Tenant, commitments_client, commits, create_commit, event, prepaid, promos, record, ts, usage_client,
+    Tenant, commitments_client, commits, create_commit, credit_promotion, event, prepaid, promos, record, ts,
+    usage_client,
 };
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 use crate::usage::{daily_amount, set_limits};
@@ -61,24 +62,6 @@ async fn a_closed_period_keeps_the_terms_it_was_judged_under() {
     assert_eq!(amounts, ["60", "100"], "what was recorded agrees with what the evaluation says");
 }
 
-/// A credit promotion of 10 per cycle, created for the tenant.
-async fn device_credit(server: &TestServer, t: &Tenant) -> pb::CreditPromotion {
-    promos(server, &t.key)
-        .await
-        .create_credit_promotion(pb::CreateCreditPromotionRequest {
-            promotion: Some(pb::CreditPromotion {
-                name: "Device credit".into(),
-                amount_per_cycle: Some("10".into()),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .promotion
-        .unwrap()
-}
-
 /// Creates `commitment` with `promotion` applied from `from` on; returns both.
 async fn with_promotion(
     server: &TestServer,
@@ -122,7 +105,7 @@ async fn applied_now(server: &TestServer, t: &Tenant) -> Vec<pb::AppliedPromotio
 async fn terminating_a_commitment_removes_the_promotions_applied_with_it() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
-    let promotion = device_credit(&server, &t).await;
+    let promotion = credit_promotion(&server, &t, "Device credit", "10").await;
     let now = Utc::now();
     let (commitment, _) = with_promotion(
         &server,
@@ -156,7 +139,7 @@ async fn terminating_a_commitment_removes_the_promotions_applied_with_it() {
 async fn a_commitment_ending_without_restart_removes_its_promotions_and_a_restart_keeps_them() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
-    let promotion = device_credit(&server, &t).await;
+    let promotion = credit_promotion(&server, &t, "Device credit", "10").await;
     let start = months_ago(1) - Duration::days(2);
     let end = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0).unwrap();
     let (ended, _) =

@@ -146,7 +146,43 @@ async fn another_orgs_product_is_not_found() {
     };
     expect_code(b.update_product(upd).await, Code::NotFound);
     expect_code(
-        b.delete_product(pb::DeleteProductRequest { id: created.id, etag: String::new() }).await,
+        b.delete_product(pb::DeleteProductRequest { id: created.id.clone(), etag: String::new() }).await,
         Code::NotFound,
     );
+    let owners_view =
+        server.products(&key_a).await.get_product(pb::GetProductRequest { id: created.id.clone() }).await;
+    assert_eq!(
+        owners_view.unwrap().into_inner().product.unwrap(),
+        created,
+        "the owner's product is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_etag_refuses_update_and_delete_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut c = server.products(&key).await;
+    let created = c
+        .create_product(product("CREED", pb::ProductKind::Service, &["vod"], "Usage Services"))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let rename = |name: &str, etag: &str| pb::UpdateProductRequest {
+        product: Some(pb::Product { name: name.into(), etag: etag.into(), ..created.clone() }),
+        update_mask: Some(FieldMask { paths: vec!["name".into()] }),
+    };
+    let renamed =
+        c.update_product(rename("First", &created.etag)).await.unwrap().into_inner().product.unwrap();
+    let stale = created.etag.clone();
+    assert_ne!(renamed.etag, stale);
+    let status = expect_code(c.update_product(rename("Second", &stale)).await, Code::Aborted);
+    assert_eq!(crate::support::reason(&status), "ETAG_MISMATCH");
+    let delete = pb::DeleteProductRequest { id: created.id.clone(), etag: stale };
+    expect_code(c.delete_product(delete).await, Code::Aborted);
+    let now =
+        c.get_product(pb::GetProductRequest { id: created.id.clone() }).await.unwrap().into_inner().product;
+    assert_eq!(now.unwrap().name, "First", "neither the stale update nor the stale delete changed anything");
 }

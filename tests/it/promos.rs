@@ -322,7 +322,11 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
     let server = TestServer::start_accepting_old_usage().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut cc = commits(&server, &t.key).await;
-    create_commit(&mut cc, prepaid(&t, "100", "5", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let now = Utc::now();
+    // The commit's segment ends tomorrow, before the promotion's current cycle: by the
+    // end-date tie-break alone it would draw first; only its priority (5 after 1) puts
+    // it behind the promotion.
+    create_commit(&mut cc, prepaid(&t, "100", "5", now - Duration::days(60), now + Duration::days(1))).await;
     let mut c = promos(&server, &t.key).await;
     let promotion = c
         .create_credit_promotion(pb::CreateCreditPromotionRequest {
@@ -338,7 +342,6 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
         .into_inner()
         .promotion
         .unwrap();
-    let now = Utc::now();
     let applied = c
         .apply_promotion(pb::ApplyPromotionRequest {
             applied: Some(pb::AppliedPromotion {
@@ -374,7 +377,11 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
         record(&mut u, crate::support::fixtures::event(&t, "new", "CREED", "1", "40")).await.unwrap();
     let parts: Vec<_> =
         second.drawdowns.iter().map(|d| (d.applied_promotion_id.is_empty(), d.amount.as_str())).collect();
-    assert_eq!(parts, [(false, "15"), (true, "25")], "this cycle's 20 is capped by the 15 left of the total");
+    assert_eq!(
+        parts,
+        [(false, "15"), (true, "25")],
+        "the promotion first by priority, though the commit ends sooner; this cycle's 20 is capped by the 15 left of the total"
+    );
 
     let listed = c
         .list_applied_promotions(pb::ListAppliedPromotionsRequest {

@@ -112,9 +112,8 @@ async fn shutdown_reports_not_serving_and_returns() {
     server.signal_stop();
     let next =
         tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("health changes at once");
-    if let Some(Ok(update)) = next {
-        assert_eq!(update.status, ServingStatus::NotServing as i32);
-    }
+    let update = next.expect("an update before the stream ends").expect("an update, not an error");
+    assert_eq!(update.status, ServingStatus::NotServing as i32);
     drop(watch);
     tokio::time::timeout(Duration::from_secs(10), server.join())
         .await

@@ -10,7 +10,8 @@ use diesel::sql_types::BigInt;
 use tonic::Code;
 
 use crate::support::fixtures::{
-    Tenant, allowances, commits, create_commit, day, event, prepaid, record, ts, usage_client,
+    Tenant, allowances, commits, create_commit, event, far_ahead, long_ago, prepaid, record, test_now, ts,
+    usage_client,
 };
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
@@ -41,7 +42,7 @@ async fn allowed_usage_is_recorded_and_drawn_down() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let commit = create_commit(&mut c, prepaid(&t, "50", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let commit = create_commit(&mut c, prepaid(&t, "50", "1", long_ago(), far_ahead())).await;
     set_limits(&server, &t, daily_amount("100", "0")).await;
     let mut u = usage_client(&server, &t.key).await;
 
@@ -57,7 +58,10 @@ async fn allowed_usage_is_recorded_and_drawn_down() {
     assert_eq!(second.checks[0].used, "70", "the day's total includes the first event");
 
     let report = u
-        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .get_allowance_usage(pb::GetAllowanceUsageRequest {
+            customer_id: t.customer_id.clone(),
+            at: ts(test_now()),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -92,7 +96,7 @@ async fn blocked_usage_records_nothing_and_draws_nothing() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
-    let commit = create_commit(&mut c, prepaid(&t, "500", "1", day(2026, 1, 1), day(2030, 1, 1))).await;
+    let commit = create_commit(&mut c, prepaid(&t, "500", "1", long_ago(), far_ahead())).await;
     set_limits(&server, &t, daily_amount("100", "30")).await;
     let mut u = usage_client(&server, &t.key).await;
     record(&mut u, event(&t, "e1", "CREED", "1", "100")).await.unwrap();
@@ -106,7 +110,10 @@ async fn blocked_usage_records_nothing_and_draws_nothing() {
         c.get_commit_balance(pb::GetCommitBalanceRequest { commit_id: commit.id, at: None }).await.unwrap();
     assert_eq!(balance.into_inner().balance.unwrap().amount, "400", "only the first event drew");
     let report = u
-        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .get_allowance_usage(pb::GetAllowanceUsageRequest {
+            customer_id: t.customer_id.clone(),
+            at: ts(test_now()),
+        })
         .await
         .unwrap();
     assert_eq!(report.into_inner().usage[0].used, "100", "the blocked event is not counted");
@@ -194,7 +201,10 @@ async fn replays_return_the_first_answer_and_conflicting_payloads_are_refused() 
     let status = expect_code(record(&mut u, changed).await, Code::AlreadyExists);
     assert_eq!(reason(&status), "ALREADY_EXISTS");
     let report = u
-        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .get_allowance_usage(pb::GetAllowanceUsageRequest {
+            customer_id: t.customer_id.clone(),
+            at: ts(test_now()),
+        })
         .await
         .unwrap();
     assert_eq!(report.into_inner().usage[0].used, "60", "counted once");
@@ -369,7 +379,10 @@ async fn concurrent_callers_across_a_daily_maximum_get_exactly_what_fits() {
     assert_eq!((allowed, blocked), (50, 110), "exactly the events that fit are allowed");
     let mut u = usage_client(&first, &t.key).await;
     let report = u
-        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .get_allowance_usage(pb::GetAllowanceUsageRequest {
+            customer_id: t.customer_id.clone(),
+            at: ts(test_now()),
+        })
         .await
         .unwrap();
     assert_eq!(report.into_inner().usage[0].used, "50");

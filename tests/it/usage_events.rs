@@ -7,7 +7,8 @@ use chrono::{Duration, Utc};
 use tonic::Code;
 
 use crate::support::fixtures::{
-    Tenant, commits, create_commit, event, prepaid, promos, record, ts, usage_client,
+    Tenant, commits, create_commit, credit_promotion, event, prepaid, promos, record, test_now, ts,
+    usage_client,
 };
 use crate::support::server::Authed;
 use crate::support::{TestServer, bad_fields, expect_code, reason};
@@ -24,7 +25,10 @@ async fn void(u: &mut Usage, event_id: &str) -> Result<pb::VoidUsageEventRespons
 async fn daily_used(server: &TestServer, t: &Tenant, u: &mut Usage) -> String {
     let _ = server;
     let usage = u
-        .get_allowance_usage(pb::GetAllowanceUsageRequest { customer_id: t.customer_id.clone(), at: None })
+        .get_allowance_usage(pb::GetAllowanceUsageRequest {
+            customer_id: t.customer_id.clone(),
+            at: ts(test_now()),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -44,19 +48,7 @@ async fn voiding_an_event_reverses_totals_balances_and_promotion_draws_once() {
     )
     .await;
     let mut p = promos(&server, &t.key).await;
-    let promotion = p
-        .create_credit_promotion(pb::CreateCreditPromotionRequest {
-            promotion: Some(pb::CreditPromotion {
-                name: "Welcome".into(),
-                amount_per_cycle: Some("10".into()),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .promotion
-        .unwrap();
+    let promotion = credit_promotion(&server, &t, "Welcome", "10").await;
     p.apply_promotion(pb::ApplyPromotionRequest {
         applied: Some(pb::AppliedPromotion {
             customer_id: t.customer_id.clone(),

@@ -18,6 +18,32 @@ pub fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()
 }
 
+/// The instant this test dates its usage at: taken once, on first use, so every event
+/// of a test falls in the same day and month even when the test runs across midnight
+/// (nextest runs each test in its own process).
+pub fn test_now() -> DateTime<Utc> {
+    static NOW: std::sync::LazyLock<DateTime<Utc>> = std::sync::LazyLock::new(|| {
+        DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default()
+    });
+    *NOW
+}
+
+/// Midnight UTC `days` from today: dates relative to the run, so a test holds on any day.
+pub fn days_from_today(days: i64) -> DateTime<Utc> {
+    let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default();
+    Utc.from_utc_datetime(&today) + chrono::Duration::days(days)
+}
+
+/// The start of a segment open around any usage dated now: a year back.
+pub fn long_ago() -> DateTime<Utc> {
+    days_from_today(-365)
+}
+
+/// The end of a segment open around any usage dated now: ten years ahead.
+pub fn far_ahead() -> DateTime<Utc> {
+    days_from_today(3650)
+}
+
 /// An org with a key, one customer and two products (tagged "vod" and "fuel").
 pub struct Tenant {
     pub key: String,
@@ -127,12 +153,12 @@ pub async fn create_commit(client: &mut CommitServiceClient<Authed>, commit: pb:
         .unwrap()
 }
 
-/// A usage of `product` worth `amount`, happening now.
+/// A usage of `product` worth `amount`, happening now (at [`test_now`]).
 pub fn usage(product: &str, amount: &str) -> pb::RatedUsage {
     pb::RatedUsage {
         product_id: product.to_owned(),
         amount: amount.into(),
-        timestamp: ts(Utc::now()),
+        timestamp: ts(test_now()),
         ..Default::default()
     }
 }
@@ -173,7 +199,8 @@ pub async fn usage_client(
     )
 }
 
-/// A usage event of the tenant's customer for the product with `code`, happening now.
+/// A usage event of the tenant's customer for the product with `code`, happening now
+/// (at [`test_now`]).
 pub fn event(t: &Tenant, event_id: &str, code: &str, quantity: &str, amount: &str) -> pb::UsageEvent {
     pb::UsageEvent {
         event_id: event_id.into(),
@@ -181,7 +208,7 @@ pub fn event(t: &Tenant, event_id: &str, code: &str, quantity: &str, amount: &st
         product: Some(pb::usage_event::Product::ProductCode(code.into())),
         quantity: quantity.into(),
         rated_amount: amount.into(),
-        timestamp: ts(Utc::now()),
+        timestamp: ts(test_now()),
         ..Default::default()
     }
 }
@@ -251,4 +278,27 @@ pub async fn commitments_client(
         server.channel().await,
         super::server::Key::bearer(key),
     )
+}
+
+/// Creates a credit promotion of `per_cycle` a month for the tenant.
+pub async fn credit_promotion(
+    server: &TestServer,
+    t: &Tenant,
+    name: &str,
+    per_cycle: &str,
+) -> pb::CreditPromotion {
+    promos(server, &t.key)
+        .await
+        .create_credit_promotion(pb::CreateCreditPromotionRequest {
+            promotion: Some(pb::CreditPromotion {
+                name: name.into(),
+                amount_per_cycle: Some(per_cycle.into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create credit promotion")
+        .into_inner()
+        .promotion
+        .unwrap()
 }

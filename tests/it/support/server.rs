@@ -65,9 +65,10 @@ pub struct TestServer {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// A policy accepting usage dated up to a year back.
+/// A policy accepting usage dated up to a century back: for tests at fixed instants
+/// and tests whose set-up records usage in periods long past.
 pub fn accepting_old_usage() -> Policy {
-    Policy { backdating: BackdatingHorizon::Fixed(chrono::Duration::days(366)), ..Policy::default() }
+    Policy { backdating: BackdatingHorizon::Fixed(chrono::Duration::days(36_525)), ..Policy::default() }
 }
 
 /// Fast-failing settings for tests.
@@ -105,8 +106,8 @@ impl TestServer {
         server
     }
 
-    /// A server over a fresh database that accepts usage dated up to a year back, for
-    /// tests whose set-up records usage in periods long past.
+    /// A server over a fresh database that accepts usage dated up to a century back
+    /// (see [`accepting_old_usage`]).
     pub async fn start_accepting_old_usage() -> Self {
         Self::start_with_policy(Arc::new(TestDb::create()), accepting_old_usage()).await
     }
@@ -180,6 +181,11 @@ impl TestServer {
         let org = self.admin.create_org(name.to_owned()).await.expect("create org");
         let key = self.admin.create_api_key(org).await.expect("create key");
         (org, key)
+    }
+
+    /// The organization an API key acts for.
+    pub async fn org_of(&self, key: &str) -> OrgId {
+        self.app.authenticate(key).await.expect("a valid key").org
     }
 
     pub async fn customers(&self, key: &str) -> CustomerServiceClient<Authed> {

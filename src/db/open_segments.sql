@@ -1,0 +1,20 @@
+-- The open segments of some customers that can take usage dated in [$4, $5], each with
+-- the ledger entries that take effect after $6 (in effective-time, then id, order): what
+-- a drawdown decision at or after $6 needs to know what each segment held then. One
+-- round trip; FOR UPDATE (appended when locking) locks the segment rows only.
+SELECT s.customer_id, s.commit_id, s.idx, s.starting_at, s.ending_before, s.amount, s.remaining,
+       COALESCE(l.ats, '{}') AS later_at, COALESCE(l.amounts, '{}') AS later_amount
+FROM commit_segments s
+LEFT JOIN LATERAL (
+    SELECT array_agg(e.effective_at ORDER BY e.effective_at, e.id) AS ats,
+           array_agg(e.amount ORDER BY e.effective_at, e.id) AS amounts
+    FROM commit_ledger e
+    WHERE e.org_id = s.org_id AND e.commit_id = s.commit_id AND e.segment_idx = s.idx
+      AND e.effective_at > $6
+) l ON true
+WHERE s.org_id = $1
+  AND s.customer_id = ANY($2)
+  AND s.closed_at IS NULL
+  AND s.starting_at <= $5
+  AND s.ending_before > $3
+ORDER BY s.commit_id, s.idx

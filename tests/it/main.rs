@@ -16,6 +16,7 @@ mod e2e;
 mod faults;
 mod feed;
 mod fuzz;
+mod guarded_writes;
 mod history;
 mod idempotency;
 mod ledger;

@@ -61,6 +61,7 @@ mod tests {
     fn iso_codes_are_known_and_others_are_custom() {
         assert!(is_iso_currency("USD") && is_iso_currency("EUR") && is_iso_currency("JPY"));
         assert!(is_custom("CREDITS") && is_custom("USDX") && is_custom("ABC"));
+        assert!(!is_custom("USD") && !is_custom("XAU"), "currencies need no declaration");
         assert!(ISO_4217.iter().all(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase())));
     }
 

@@ -126,6 +126,30 @@ mod tests {
     }
 
     #[test]
+    fn a_void_gives_back_to_the_segment_it_drew_from_not_a_sibling() {
+        // Segment 0 of the commit has closed; the event drew from segment 1, still open.
+        let mut open = segment(at(20), false);
+        open.idx = 1;
+        let e = Voided {
+            id: Uuid::from_u128(9),
+            product: ProductId(Uuid::nil()),
+            occurred_at: at(5),
+            reason: "dup",
+        };
+        let draws = [SegmentDraw {
+            commit_id: CommitId(Uuid::from_u128(1)),
+            segment_idx: 1,
+            amount: Decimal::from(40),
+        }];
+        let grace = LateUsageGrace(Duration::hours(1));
+        let entries = reversal_entries(e, &draws, &[segment(at(4), true), open], (at(10), grace), || {
+            Uuid::from_u128(7)
+        })
+        .expect("segment 1 is open");
+        assert_eq!(entries[0].segment_idx, 1);
+    }
+
+    #[test]
     fn a_void_cannot_reopen_a_closed_segment() {
         let closed = SegmentClosed { commit_id: CommitId(Uuid::from_u128(1)), segment_idx: 0 };
         assert_eq!(void(&[segment(at(20), true)], at(10)), Err(closed));

@@ -8,16 +8,11 @@ use std::str::FromStr;
 use billing::app::AppError;
 use billing::domain::ids::{CommitId, CommitmentId, CustomerId, OrgId, ProductId, PromoId};
 use billing::domain::page::PageRequest;
-use billing::proto::v1 as pb;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 
-use crate::commitments::{create, monthly_spend};
 use crate::support::TestServer;
-use crate::support::fixtures::{
-    Tenant, commitments_client, commits, create_commit, credit_promotion, event, prepaid, promos, record,
-    usage_client,
-};
-use crate::usage::{daily_amount, set_limits};
+use crate::support::fixtures::Tenant;
+use crate::support::populate::{Everything, one_of_everything};
 
 fn page() -> PageRequest {
     PageRequest::first(100)
@@ -40,35 +35,7 @@ async fn every_query_filters_by_org_in_code_even_with_row_security_off() {
     // Org B owns one of everything; org A owns nothing.
     let b = Tenant::create(&server, "B").await;
     let (a, _) = server.org("A").await;
-    let mut c = commits(&server, &b.key).await;
-    let commit = create_commit(
-        &mut c,
-        prepaid(&b, "100", "1", Utc::now() - Duration::days(1), Utc::now() + Duration::days(30)),
-    )
-    .await;
-    set_limits(&server, &b, daily_amount("1", "0")).await;
-    record(&mut usage_client(&server, &b.key).await, event(&b, "e-1", "CREED", "1", "5")).await.unwrap();
-    let commitment = create(
-        &mut commitments_client(&server, &b.key).await,
-        monthly_spend(&b, "1", Utc::now(), Utc::now() + Duration::days(30)),
-    )
-    .await;
-    credit_promotion(&server, &b, "Welcome", "10").await;
-    let promo = promos(&server, &b.key)
-        .await
-        .create_billing_promo(pb::CreateBillingPromoRequest {
-            promo: Some(pb::BillingPromo {
-                r#type: pb::BillingPromoType::Rewards.into(),
-                product_type: pb::ProductKind::Service.into(),
-                product: b.vod.clone(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .promo
-        .unwrap();
+    let Everything { commit, commitment, promo } = one_of_everything(&server, &b).await;
     let customer: CustomerId = id(&b.customer_id);
     let owner = &server.admin;
     let key = String::new;

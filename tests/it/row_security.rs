@@ -143,3 +143,55 @@ async fn a_write_into_another_org_is_refused_by_the_database() {
     let names: Vec<String> = customers::table.select(customers::name).load(&mut owner).unwrap();
     assert!(!names.iter().any(|n| n == "hijacked"));
 }
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_security_hides_another_orgs_rows_in_every_tenant_table() {
+    let server = TestServer::start().await;
+    let a = Tenant::create(&server, "A").await;
+    let b = Tenant::create(&server, "B").await;
+    crate::support::populate::one_of_everything(&server, &b).await;
+    let org_a = server.org_of(&a.key).await;
+    let org_b = server.org_of(&b.key).await;
+    let mut owner = server.db.connect();
+    let tables: Vec<String> = diesel::sql_query(
+        "SELECT c.relname::text AS table_name FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
+         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+    )
+    .load::<TableName>(&mut owner)
+    .unwrap()
+    .into_iter()
+    .map(|t| t.table_name)
+    .collect();
+    let db = Db::open(&test_db_config(&server.db.url));
+    let mut covered = Vec::new();
+    for table in tables {
+        let sql = format!("SELECT count(*) AS n FROM {table} WHERE org_id = $1");
+        let count = move |conn: &mut diesel::PgConnection| {
+            diesel::sql_query(&sql).bind::<diesel::sql_types::Uuid, _>(org_b.uuid()).get_result::<Count>(conn)
+        };
+        let as_owner = count(&mut owner).unwrap().n;
+        // The same query, with the org filter pointing at B, from A's transaction.
+        let seen_by_a =
+            db.transaction(org_a, move |conn| count(conn).map_err(DbError::from)).await.unwrap().n;
+        assert_eq!(seen_by_a, 0, "{table}: A's transaction sees {seen_by_a} of B's {as_owner} rows");
+        if as_owner > 0 {
+            covered.push(table);
+        }
+    }
+    // Not vacuous: B has rows in nearly every tenant table.
+    assert!(covered.len() >= 20, "only {} tables had rows to hide: {covered:?}", covered.len());
+}
+
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+}

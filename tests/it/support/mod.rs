@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod fixtures;
+pub mod populate;
 pub mod private_pg;
 pub mod process;
 pub mod server;

@@ -153,8 +153,15 @@ async fn an_exhausted_pool_fails_the_excess_fast_and_health_still_answers() {
             })
         })
         .collect();
-    // While they queue, health answers within its own deadline.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Once both connections are taken (the calls queue behind them), health still
+    // answers within its own deadline.
+    for _ in 0..400 {
+        if server.app.db().pool_state().idle_connections == 0 && server.app.db().pool_state().connections == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut health = HealthClient::new(server.channel().await);
     let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
     req.set_timeout(Duration::from_secs(1));

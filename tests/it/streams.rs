@@ -8,6 +8,7 @@ use std::time::Duration;
 use billing::proto::v1 as pb;
 use billing::proto::v1::violation_service_client::ViolationServiceClient;
 use billing::proto::v1::watch_violations_request::Start;
+use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -188,15 +189,28 @@ async fn sigterm_ends_streams_refuses_new_calls_finishes_in_flight_ones_and_exit
     );
     let in_flight =
         tokio::spawn(async move { customers.list_customers(pb::ListCustomersRequest::default()).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the call is in the database, blocked on the lock.
+    let mut watcher = db.connect();
+    for _ in 0..500 {
+        let waiting: i64 = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<LockWaits>(&mut watcher)
+        .map(|r| r.n)
+        .unwrap_or(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let signalled = std::time::Instant::now();
     serve.signal_term();
     let update =
         tokio::time::timeout(Duration::from_secs(1), health.message()).await.expect("health changes at once");
-    if let Ok(Some(update)) = update {
-        assert_eq!(update.status, ServingStatus::NotServing as i32);
-    }
+    let update = update.expect("an update, not an error").expect("an update before the stream ends");
+    assert_eq!(update.status, ServingStatus::NotServing as i32);
     for stream in &mut streams {
         let end = tokio::time::timeout(Duration::from_secs(2), stream.message()).await.expect("stream ends");
         assert_eq!(end.expect_err("ends with a status").code(), Code::Unavailable);
@@ -213,4 +227,10 @@ async fn sigterm_ends_streams_refuses_new_calls_finishes_in_flight_ones_and_exit
     assert!(exit.success(), "clean exit: {exit:?}");
     assert!(signalled.elapsed() < Duration::from_secs(2 + 3), "within the grace period, plus slack");
     drop((streams, channel));
+}
+
+#[derive(diesel::QueryableByName)]
+struct LockWaits {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }

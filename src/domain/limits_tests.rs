@@ -283,3 +283,84 @@ fn amounts_in_another_currency_are_refused_where_an_amount_maximum_applies_and_n
         "no amount maximum: any currency counts toward usage"
     );
 }
+
+#[test]
+fn decisions_are_stored_under_the_names_the_database_accepts() {
+    // usage_events.decision is CHECKed against exactly these (migration 000400), and
+    // commitment evaluation filters on 'BLOCKED'.
+    let names: Vec<_> = [Decision::Allowed, Decision::AllowedOverLimit, Decision::Blocked]
+        .into_iter()
+        .map(Decision::as_str)
+        .collect();
+    assert_eq!(names, ["ALLOWED", "ALLOWED_OVER_LIMIT", "BLOCKED"]);
+}
+
+#[test]
+fn an_amount_in_another_currency_is_judged_by_usage_maxima_only() {
+    let p = product("CREED", "VOD");
+    let both = LimitSettings {
+        maxima: Maxima { amount_per_day: Some(d(100)), usage_per_day: Some(d(10)), ..Default::default() },
+        currency: "EUR".into(),
+        ..Default::default()
+    };
+    let u = usage(both);
+    let judged = u.evaluate(&event(&p, 3, 500, at(2, 10)));
+    let measures: Vec<_> = judged.checks.iter().map(|c| c.measure).collect();
+    assert_eq!(measures, [Measure::Usage], "the USD amount is not judged against the EUR maximum");
+    assert_eq!(judged.checks[0].used, d(3));
+}
+
+#[test]
+fn a_zero_maximum_with_thresholds_notifies_nothing_and_never_divides_by_zero() {
+    let p = product("CREED", "VOD");
+    let u = usage(LimitSettings {
+        maxima: Maxima { amount_per_day: Some(d(0)), ..Default::default() },
+        warning_thresholds: vec![d(50)],
+        soft: true,
+        ..Default::default()
+    });
+    let ev = u.evaluate(&event(&p, 1, 5, at(2, 1)));
+    assert!(ev.crossings.is_empty());
+    assert_eq!(ev.decision, Decision::AllowedOverLimit, "soft: past a zero maximum is notified, not blocked");
+}
+
+#[test]
+fn a_threshold_is_crossed_at_its_exact_percentage_of_the_maximum() {
+    let p = product("CREED", "VOD");
+    let u = usage(LimitSettings {
+        maxima: Maxima { amount_per_day: Some(d(200)), ..Default::default() },
+        warning_thresholds: vec![d(80)],
+        ..Default::default()
+    });
+    assert!(u.evaluate(&event(&p, 0, 159, at(2, 1))).crossings.is_empty(), "79.5 %");
+    let at_80 = u.evaluate(&event(&p, 0, 160, at(2, 1)));
+    assert_eq!(at_80.crossings.iter().map(|c| c.percent).collect::<Vec<_>>(), [d(80)], "exactly 80 %");
+}
+
+#[test]
+fn the_report_shows_each_daily_and_monthly_maximum_with_its_total_and_percentage() {
+    let p = product("CREED", "VOD");
+    let mut u = usage(LimitSettings {
+        maxima: Maxima {
+            amount_per_transaction: Some(d(1000)),
+            amount_per_day: Some(d(200)),
+            usage_per_month: Some(d(0)),
+            ..Default::default()
+        },
+        tolerance_percent: Some(d(10)),
+        // Soft, so the event past the zero maximum is still counted.
+        soft: true,
+        ..Default::default()
+    });
+    push(&mut u, &event(&p, 2, 150, at(2, 1)));
+    let lines: Vec<_> = u
+        .report(at(2, 1))
+        .into_iter()
+        .map(|l| (l.measure, l.used, l.maximum, l.tolerance_maximum, l.percent))
+        .collect();
+    assert_eq!(
+        lines,
+        [(Measure::RatedAmount, d(150), d(200), d(220), d(75)), (Measure::Usage, d(2), d(0), d(0), d(0)),],
+        "per-transaction maxima are not reported; a zero maximum reports 0 %"
+    );
+}

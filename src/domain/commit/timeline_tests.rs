@@ -21,6 +21,8 @@ fn late_usage_cannot_spend_credit_granted_after_it() {
     let later = vec![(day(10), dec(50))];
     assert_eq!(drawable_at(dec(150), &later, day(5)), dec(100));
     assert_eq!(drawable_at(dec(150), &later, day(10)), dec(150), "effective at the instant itself");
+    assert_eq!(balance_at(dec(150), &later, day(10)), dec(150), "an entry counts from its own instant");
+    assert_eq!(balance_at(dec(150), &later, day(9)), dec(100));
 }
 
 #[test]
@@ -54,6 +56,9 @@ fn a_negative_adjustment_on_an_upcoming_segment_is_checked_at_its_start() {
     let too_much =
         decide_adjustment((day(30), day(60)), false, dec(100), &[(day(30), dec(100))], dec(-120), day(1));
     assert_eq!(too_much, Err(AdjustmentRefusal::InsufficientBalance { drawable: dec(100) }));
+    let all_of_it =
+        decide_adjustment((day(30), day(60)), false, dec(100), &[(day(30), dec(100))], dec(-100), day(1));
+    assert_eq!(all_of_it, Ok(day(30)), "taking exactly what it holds leaves zero, which is allowed");
 }
 
 #[test]

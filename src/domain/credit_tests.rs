@@ -137,3 +137,30 @@ fn a_promotion_needs_an_amount_per_cycle_or_a_total() {
     assert!(validate_promotion(d, &[], at(1, 1), &mut v).is_none());
     assert_eq!(v.items()[0].field, "amount_per_cycle");
 }
+
+#[test]
+fn a_promotion_covers_the_products_and_tags_it_names() {
+    let (vod, fuel) = (ProductId(uuid::Uuid::from_u128(1)), ProductId(uuid::Uuid::from_u128(2)));
+    let d = CreditPromotionDraft {
+        name: "VOD credit".into(),
+        credit_type: "USD".into(),
+        amount_per_cycle: Parsed::Valid(Decimal::TEN),
+        total_amount: Parsed::Absent,
+        cycle: Cycle::Monthly,
+        product_ids: vec![Parsed::Valid(vod)],
+        product_tags: vec!["vod".into()],
+    };
+    let mut v = Violations::default();
+    let p = validate_promotion(d, &[vod], at(1, 1), &mut v).expect("valid");
+    assert_eq!(
+        (p.applicability.product_ids, p.applicability.product_tags),
+        (vec![vod], vec!["vod".to_string()])
+    );
+
+    // An application naming one product narrows the promotion to it.
+    let mut a = applied(at(1, 1), None);
+    let whole = promotion(Some(10), None);
+    assert_eq!(a.applicability(&whole), whole.applicability);
+    a.product = Some(fuel);
+    assert_eq!(a.applicability(&whole).product_ids, vec![fuel]);
+}

@@ -286,6 +286,11 @@ mod tests {
         assert!(validate_rated_usage(d.clone(), Some(at(5)), &mut v).is_none());
         assert_eq!(v.items()[0].field, "timestamp");
         let mut v = Violations::default();
+        assert!(
+            validate_rated_usage(d.clone(), Some(at(6)), &mut v).is_some(),
+            "the latest accepted instant itself"
+        );
+        let mut v = Violations::default();
         assert!(validate_rated_usage(d, None, &mut v).is_some());
     }
 

@@ -293,6 +293,24 @@ pub fn check_horizon(
     Err(AppError::Invalid(v))
 }
 
+/// Checks a usage of customer `c` the way preview and apply both must (backdating
+/// horizon, credit type, product) and loads the balances it can draw from, locked when
+/// `lock`: so the two accept and refuse exactly the same usage.
+fn admit(
+    conn: &mut Conn,
+    org: OrgId,
+    c: &crate::domain::customer::Customer,
+    usage: &RatedUsage,
+    (now, policy): (DateTime<Utc>, super::Policy),
+    lock: bool,
+) -> Result<(Product, Balances), AppError> {
+    check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
+    require_declared_type(conn, org, usage)?;
+    let product = usage_product(conn, org, usage, "usage.product_id")?;
+    let balances = Balances::load(conn, org, c.id, usage.timestamp, (now, policy.late_usage_grace), lock)?;
+    Ok((product, balances))
+}
+
 /// Refuses a usage whose credit type is custom and undeclared.
 fn require_declared_type(conn: &mut Conn, org: OrgId, usage: &RatedUsage) -> Result<(), AppError> {
     let mut v = Violations::default();
@@ -325,17 +343,7 @@ impl App {
                 let c = db::customers::get(conn, org, customer)?
                     .ok_or_else(|| AppError::not_found("customer", customer))?;
                 let now = clock::now();
-                check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
-                require_declared_type(conn, org, &usage)?;
-                let product = usage_product(conn, org, &usage, "usage.product_id")?;
-                let mut balances = Balances::load(
-                    conn,
-                    org,
-                    customer,
-                    usage.timestamp,
-                    (now, policy.late_usage_grace),
-                    false,
-                )?;
+                let (product, mut balances) = admit(conn, org, &c, &usage, (now, policy), false)?;
                 Ok(balances.allocate(&usage, &product))
             })
             .await
@@ -362,17 +370,7 @@ impl App {
                     return replay(previous, &fingerprint);
                 }
                 let now = clock::now();
-                check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
-                require_declared_type(conn, org, &usage)?;
-                let product = usage_product(conn, org, &usage, "usage.product_id")?;
-                let mut balances = Balances::load(
-                    conn,
-                    org,
-                    customer,
-                    usage.timestamp,
-                    (now, policy.late_usage_grace),
-                    true,
-                )?;
+                let (product, mut balances) = admit(conn, org, &c, &usage, (now, policy), true)?;
                 let allocation = balances.allocate(&usage, &product);
                 balances.persist(conn, org)?;
                 let id = Uuid::now_v7();

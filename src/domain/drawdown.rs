@@ -355,6 +355,16 @@ mod tests {
     }
 
     #[test]
+    fn within_one_batch_earlier_dated_usage_cannot_overdraw_what_later_usage_took() {
+        let mut s = vec![source(1, 12, 1, 100)];
+        // Usage dated March takes 80; then usage dated February (decided after it) may
+        // take only the 20 that leaves March's running balance at zero.
+        assert_eq!(drawn_from(&run(&mut s, 80, at(3))), [(1, 80)]);
+        let earlier = run(&mut s, 50, at(2));
+        assert_eq!((drawn_from(&earlier), earlier.overage), (vec![(1, 20)], Decimal::from(30)));
+    }
+
+    #[test]
     fn a_shared_pool_caps_the_sources_that_draw_on_it() {
         // Two cycles of 100 each, sharing a total of 150.
         let mut a = source(1, 6, 1, 100);

@@ -58,11 +58,9 @@ impl App {
                 Ok::<_, AppError>(t.clone())
             })
             .await
-            .map_err(|e| e.unique("credit_types_pkey", RESOURCE, "code"))
-            .map_err(|e| match e {
-                AppError::AlreadyExists { resource, field, .. } => {
-                    AppError::AlreadyExists { resource, field, existing: Some(code) }
-                }
+            // The code is the credit type's id: the answer names it.
+            .map_err(|e| match e.unique("credit_types_pkey", RESOURCE, "code") {
+                AppError::AlreadyExists { .. } => AppError::already_exists(RESOURCE, "code", &code),
                 other => other,
             })
     }

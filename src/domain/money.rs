@@ -135,6 +135,35 @@ mod tests {
     }
 
     #[test]
+    fn underscores_and_over_long_strings_are_rejected_before_parsing() {
+        // rust_decimal itself would read "1_000" as 1000.
+        assert!(parse("1_000").is_err());
+        let at_the_limit = format!("{}1.5", "0".repeat(61));
+        assert_eq!(at_the_limit.len(), 64);
+        assert_eq!(parse(&at_the_limit).unwrap(), Decimal::new(15, 1), "64 characters are accepted");
+        assert!(parse(&format!("0{at_the_limit}")).is_err(), "65 are not");
+    }
+
+    #[test]
+    fn an_optional_decimal_is_parsed_when_present() {
+        let mut v = Violations::default();
+        assert_eq!(parse_optional_decimal(&mut v, "x", Some("2.50")), Some(Decimal::new(25, 1)));
+        assert_eq!(parse_optional_decimal(&mut v, "x", None), None);
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn zero_is_non_negative_but_not_positive() {
+        let mut v = Violations::default();
+        check_non_negative(&mut v, "a", Decimal::ZERO);
+        assert!(v.is_empty());
+        check_positive(&mut v, "b", Decimal::ZERO);
+        check_non_negative(&mut v, "c", Decimal::NEGATIVE_ONE);
+        let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(fields, ["b", "c"]);
+    }
+
+    #[test]
     fn out_of_range_values_are_rejected() {
         assert!(parse("1000000000000001").is_err());
         assert!(parse("99999999999999999999999999999999").is_err());

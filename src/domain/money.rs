@@ -202,6 +202,16 @@ mod tests {
     }
 
     #[test]
+    fn a_credit_type_code_is_letters_digits_underscores_and_dashes() {
+        for ok in ["USD", "GPU_HOURS", "X-1", "a"] {
+            assert!(is_credit_type_code(ok), "{ok}");
+        }
+        for bad in ["", "US D", "€", "A.B", &"X".repeat(65)] {
+            assert!(!is_credit_type_code(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn credit_types_are_case_insensitive_and_kept_upper_case() {
         let mut v = Violations::default();
         assert_eq!(parse_credit_type(&mut v, "c", "usd"), "USD");

@@ -86,6 +86,27 @@ mod tests {
     }
 
     #[test]
+    fn a_name_refuses_control_characters_and_reports_nul_once() {
+        let mut v = Violations::default();
+        check_name(&mut v, "a", "Katerina", 200);
+        assert!(v.is_empty());
+        check_name(&mut v, "b", "Kate\u{7}rina", 200);
+        check_name(&mut v, "c", "Kate\u{0}rina", 200);
+        let d: Vec<_> = v.items().iter().map(|i| (i.field.as_str(), i.description.as_str())).collect();
+        assert_eq!(d, [("b", "must not contain control characters"), ("c", "must not contain NUL characters")]);
+    }
+
+    #[test]
+    fn a_filter_is_absent_when_empty_and_checked_when_given() {
+        let mut v = Violations::default();
+        assert_eq!(filter_text(&mut v, "f", String::new()), None);
+        assert_eq!(filter_text(&mut v, "f", "Europe/Athens".into()), Some("Europe/Athens".to_string()));
+        assert!(v.is_empty());
+        assert_eq!(filter_text(&mut v, "g", "a\u{0}b".into()), Some("a\u{0}b".to_string()));
+        assert_eq!(v.items()[0].field, "g", "the bad filter is reported");
+    }
+
+    #[test]
     fn code_rejects_padding_and_control_characters() {
         let mut v = Violations::default();
         check_code(&mut v, "code", " CREED", 128);

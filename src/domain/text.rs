@@ -93,7 +93,10 @@ mod tests {
         check_name(&mut v, "b", "Kate\u{7}rina", 200);
         check_name(&mut v, "c", "Kate\u{0}rina", 200);
         let d: Vec<_> = v.items().iter().map(|i| (i.field.as_str(), i.description.as_str())).collect();
-        assert_eq!(d, [("b", "must not contain control characters"), ("c", "must not contain NUL characters")]);
+        assert_eq!(
+            d,
+            [("b", "must not contain control characters"), ("c", "must not contain NUL characters")]
+        );
     }
 
     #[test]

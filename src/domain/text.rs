@@ -110,6 +110,31 @@ mod tests {
     }
 
     #[test]
+    fn a_map_is_bounded_in_entries_and_names_a_long_key_by_its_prefix() {
+        use std::collections::BTreeMap;
+        let two: BTreeMap<String, String> = [("a".into(), "1".into()), ("b".into(), "2".into())].into();
+        let mut v = Violations::default();
+        check_string_map(&mut v, "m", &two, 2, 10);
+        assert!(v.is_empty(), "exactly the most entries is fine");
+        check_string_map(&mut v, "m", &two, 1, 10);
+        assert_eq!(v.items()[0].description, "must have at most 1 entries");
+
+        let long_key = "k".repeat(40);
+        let one: BTreeMap<String, String> = [(long_key, "x".repeat(11))].into();
+        let mut v = Violations::default();
+        check_string_map(&mut v, "m", &one, 5, 10);
+        assert_eq!(
+            v.items()[0].field,
+            format!("m[{:?}…]", "k".repeat(32)),
+            "the path shows a 32-character prefix"
+        );
+        let short: BTreeMap<String, String> = [("key".into(), "x".repeat(11))].into();
+        let mut v = Violations::default();
+        check_string_map(&mut v, "m", &short, 5, 10);
+        assert_eq!(v.items()[0].field, "m[\"key\"]");
+    }
+
+    #[test]
     fn code_rejects_padding_and_control_characters() {
         let mut v = Violations::default();
         check_code(&mut v, "code", " CREED", 128);

@@ -286,6 +286,84 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_event_raises_a_block_with_every_detail_and_a_not_included_violation() {
+        use crate::domain::allowance::{Measure, Period};
+        use crate::domain::limits::LimitCheck;
+        use crate::domain::windows::{WindowKind, window_of};
+
+        let mut v = Violations::default();
+        let e = validate_event(draft(), true, latest(), &mut v).expect("valid");
+        let product = ProductId(uuid::Uuid::from_u128(7));
+        let day = window_of(WindowKind::Day, chrono_tz::Tz::UTC, e.timestamp);
+        let check = |outcome| LimitCheck {
+            scope: "customer".into(),
+            measure: Measure::RatedAmount,
+            period: Period::Day,
+            window: Some(day),
+            used: Decimal::from(130),
+            maximum: Decimal::ONE_HUNDRED,
+            tolerance_maximum: Decimal::from(120),
+            outcome,
+        };
+        let ev = Evaluation {
+            decision: Decision::Blocked,
+            checks: vec![check(Outcome::Exceeded), check(Outcome::OverLimit)],
+            service_not_included: true,
+            not_included_blocks: true,
+            soft: false,
+            crossings: Vec::new(),
+        };
+        let raised = limit_violations(&e, product, &ev);
+        let kinds: Vec<_> = raised.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [ViolationKind::ServiceNotIncluded, ViolationKind::LimitBlock],
+            "no warning for what a block kept from being recorded"
+        );
+        assert_eq!((raised[1].customer_id, raised[1].occurred_at), (Some(e.customer_id), e.timestamp));
+        assert_eq!(
+            raised[0].detail,
+            ViolationDetail {
+                message: "event evt-1 uses a service no allowance includes".into(),
+                event_id: Some("evt-1".into()),
+                product_id: Some(product),
+                blocked: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            raised[1].detail,
+            ViolationDetail {
+                message: "customer rated_amount per day of evt-1 is 130 against a maximum of 100 (past its tolerance)"
+                    .into(),
+                event_id: Some("evt-1".into()),
+                product_id: Some(product),
+                scope: Some("customer".into()),
+                measure: Some("rated_amount".into()),
+                period: Some("day".into()),
+                window_start: Some(day.start),
+                used: Some(Decimal::from(130)),
+                limit: Some(Decimal::ONE_HUNDRED),
+                tolerance_limit: Some(Decimal::from(120)),
+                blocked: true,
+                ..Default::default()
+            }
+        );
+
+        // Allowed over the limit: a warning, not blocked, "within its tolerance".
+        let warned = Evaluation {
+            decision: Decision::AllowedOverLimit,
+            checks: vec![check(Outcome::OverLimit)],
+            not_included_blocks: false,
+            ..ev
+        };
+        let raised = limit_violations(&e, product, &warned);
+        assert_eq!(raised.len(), 1);
+        assert_eq!((raised[0].kind, raised[0].detail.blocked), (ViolationKind::LimitWarning, false));
+        assert!(raised[0].detail.message.ends_with("(within its tolerance)"));
+    }
+
+    #[test]
     fn valid_event_passes_and_fingerprints_stably() {
         let mut v = Violations::default();
         let e = validate_event(draft(), true, latest(), &mut v).expect("valid");

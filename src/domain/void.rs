@@ -96,7 +96,12 @@ mod tests {
         }
     }
 
-    fn void(segments: &[Segment], now: DateTime<Utc>) -> Result<Vec<LedgerEntry>, SegmentClosed> {
+    /// Voids an event that drew 40 from segment `drawn_from` of commit 1.
+    fn void_of(
+        drawn_from: i32,
+        segments: &[Segment],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LedgerEntry>, SegmentClosed> {
         let e = Voided {
             id: Uuid::from_u128(9),
             product: ProductId(Uuid::nil()),
@@ -105,12 +110,16 @@ mod tests {
         };
         let draws = [SegmentDraw {
             commit_id: CommitId(Uuid::from_u128(1)),
-            segment_idx: 0,
+            segment_idx: drawn_from,
             amount: Decimal::from(40),
         }];
         reversal_entries(e, &draws, segments, (now, LateUsageGrace(Duration::hours(1))), || {
             Uuid::from_u128(7)
         })
+    }
+
+    fn void(segments: &[Segment], now: DateTime<Utc>) -> Result<Vec<LedgerEntry>, SegmentClosed> {
+        void_of(0, segments, now)
     }
 
     #[test]
@@ -130,22 +139,7 @@ mod tests {
         // Segment 0 of the commit has closed; the event drew from segment 1, still open.
         let mut open = segment(at(20), false);
         open.idx = 1;
-        let e = Voided {
-            id: Uuid::from_u128(9),
-            product: ProductId(Uuid::nil()),
-            occurred_at: at(5),
-            reason: "dup",
-        };
-        let draws = [SegmentDraw {
-            commit_id: CommitId(Uuid::from_u128(1)),
-            segment_idx: 1,
-            amount: Decimal::from(40),
-        }];
-        let grace = LateUsageGrace(Duration::hours(1));
-        let entries = reversal_entries(e, &draws, &[segment(at(4), true), open], (at(10), grace), || {
-            Uuid::from_u128(7)
-        })
-        .expect("segment 1 is open");
+        let entries = void_of(1, &[segment(at(4), true), open], at(10)).expect("segment 1 is open");
         assert_eq!(entries[0].segment_idx, 1);
     }
 

@@ -204,25 +204,23 @@ pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> 
         ));
     }
     for c in &ev.crossings {
+        let period = if c.window.kind == super::windows::WindowKind::Day { "day" } else { "month" };
         out.push(NewViolation::new(
             ViolationKind::ThresholdCrossed,
             customer,
             at,
             ViolationDetail {
                 message: format!(
-                    "{} {} per {} reached {}% of its maximum",
+                    "{} {} per {period} reached {}% of its maximum",
                     c.scope,
                     c.measure.as_str(),
-                    if c.window.kind == super::windows::WindowKind::Day { "day" } else { "month" },
                     c.percent.normalize()
                 ),
                 event_id: Some(e.event_id.clone()),
                 product_id: Some(product),
                 scope: Some(c.scope.clone()),
                 measure: Some(c.measure.as_str().to_owned()),
-                period: Some(
-                    if c.window.kind == super::windows::WindowKind::Day { "day" } else { "month" }.to_owned(),
-                ),
+                period: Some(period.to_owned()),
                 window_start: Some(c.window.start),
                 used: Some(c.used),
                 limit: Some(c.maximum),
@@ -361,6 +359,75 @@ mod tests {
         assert_eq!(raised.len(), 1);
         assert_eq!((raised[0].kind, raised[0].detail.blocked), (ViolationKind::LimitWarning, false));
         assert!(raised[0].detail.message.ends_with("(within its tolerance)"));
+    }
+
+    #[test]
+    fn a_crossed_threshold_names_its_window_and_every_figure() {
+        use crate::domain::allowance::Measure;
+        use crate::domain::limits::Crossing;
+        use crate::domain::windows::{WindowKind, window_of};
+
+        let mut v = Violations::default();
+        let e = validate_event(draft(), true, latest(), &mut v).expect("valid");
+        let product = ProductId(uuid::Uuid::from_u128(7));
+        let tz = chrono_tz::Asia::Tokyo;
+        // A day later in the month than the event's, so the two windows start apart.
+        let day = window_of(WindowKind::Day, tz, e.timestamp + chrono::Duration::days(3));
+        let month = window_of(WindowKind::Month, tz, e.timestamp);
+        let crossing = |window, measure, percent: u32, used: u32| Crossing {
+            scope: "service:CREED".into(),
+            measure,
+            window,
+            percent: Decimal::from(percent),
+            used: Decimal::from(used),
+            maximum: Decimal::from(200),
+        };
+        let ev = Evaluation {
+            decision: Decision::Allowed,
+            checks: Vec::new(),
+            service_not_included: false,
+            not_included_blocks: false,
+            soft: false,
+            crossings: vec![
+                crossing(day, Measure::Usage, 80, 160),
+                crossing(month, Measure::RatedAmount, 50, 100),
+            ],
+        };
+        let raised = limit_violations(&e, product, &ev);
+        assert!(raised.iter().all(|r| r.kind == ViolationKind::ThresholdCrossed));
+        assert!(raised.iter().all(|r| (r.customer_id, r.occurred_at) == (Some(e.customer_id), e.timestamp)));
+        let details: Vec<_> = raised.into_iter().map(|r| r.detail).collect();
+        assert_eq!(
+            details,
+            [
+                ViolationDetail {
+                    message: "service:CREED usage per day reached 80% of its maximum".into(),
+                    event_id: Some("evt-1".into()),
+                    product_id: Some(product),
+                    scope: Some("service:CREED".into()),
+                    measure: Some("usage".into()),
+                    period: Some("day".into()),
+                    window_start: Some(day.start),
+                    used: Some(Decimal::from(160)),
+                    limit: Some(Decimal::from(200)),
+                    threshold_percent: Some(Decimal::from(80)),
+                    ..Default::default()
+                },
+                ViolationDetail {
+                    message: "service:CREED rated_amount per month reached 50% of its maximum".into(),
+                    event_id: Some("evt-1".into()),
+                    product_id: Some(product),
+                    scope: Some("service:CREED".into()),
+                    measure: Some("rated_amount".into()),
+                    period: Some("month".into()),
+                    window_start: Some(month.start),
+                    used: Some(Decimal::from(100)),
+                    limit: Some(Decimal::from(200)),
+                    threshold_percent: Some(Decimal::from(50)),
+                    ..Default::default()
+                },
+            ]
+        );
     }
 
     #[test]

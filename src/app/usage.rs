@@ -66,6 +66,7 @@ pub struct UsageOutcome {
 pub type EventResult = Result<UsageOutcome, AppError>;
 
 /// Everything the decisions of one batch need, loaded once.
+#[derive(Default)]
 struct BatchState {
     usage: HashMap<CustomerId, CustomerUsage>,
     balances: HashMap<CustomerId, Balances>,
@@ -496,6 +497,12 @@ impl App {
         inputs: Arc<[EventInput]>,
     ) -> Result<Vec<EventResult>, AppError> {
         let policy = self.policy();
+        if valid_events(&inputs).next().is_none() {
+            // Nothing valid to decide: each answer is its own error, no transaction needed.
+            let results = decide(&mut BatchState::default(), &inputs, None, (clock::now(), policy))?;
+            count_outcomes(&results);
+            return Ok(results);
+        }
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();

@@ -107,6 +107,9 @@ pub fn get_many(
     org: OrgId,
     customers: &[CustomerId],
 ) -> Result<HashMap<CustomerId, AllowanceLimits>, DbError> {
+    if customers.is_empty() {
+        return Ok(HashMap::new());
+    }
     let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
     let rows: Vec<AllowanceRow> = allowance_limits::table
         .filter(allowance_limits::org_id.eq(org.uuid()))

@@ -9,28 +9,11 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::commit_ledger;
 use crate::domain::commit::balance::{KindTotal, LedgerEntry, LedgerKind};
 use crate::domain::commit::timeline::LaterEntries;
 use crate::domain::ids::{CommitId, OrgId, ProductId};
-
-#[derive(Insertable)]
-#[diesel(table_name = commit_ledger)]
-struct NewLedgerRow<'a> {
-    org_id: Uuid,
-    id: Uuid,
-    commit_id: Uuid,
-    segment_idx: i32,
-    kind: &'static str,
-    amount: Decimal,
-    effective_at: DateTime<Utc>,
-    source_id: Option<Uuid>,
-    product_id: Option<Uuid>,
-    reason: Option<&'a str>,
-    request_id: Option<&'a str>,
-    request_hash: Option<&'a [u8]>,
-    created_at: DateTime<Utc>,
-}
 
 #[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = commit_ledger)]
@@ -88,28 +71,38 @@ pub fn insert_with_key(
     if entries.is_empty() {
         return Ok(());
     }
-    let rows: Vec<NewLedgerRow> = entries
-        .iter()
-        .map(|e| NewLedgerRow {
-            org_id: org.uuid(),
-            id: e.id,
-            commit_id: e.commit_id.uuid(),
-            segment_idx: e.segment_idx,
-            kind: e.kind.as_str(),
-            amount: e.amount,
-            effective_at: e.effective_at,
-            source_id: e.source_id,
-            product_id: e.product_id.map(|p| p.uuid()),
-            reason: e.reason.as_deref(),
-            request_id: key.map(|k| k.id),
-            request_hash: key.map(|k| k.hash),
-            created_at: e.created_at,
-        })
-        .collect();
-    // Stay under PostgreSQL's bind-parameter limit (13 per row).
-    for chunk in rows.chunks(4000) {
-        diesel::insert_into(commit_ledger::table).values(chunk).execute(conn)?;
-    }
+    use diesel::sql_types::{Array, Bytea, Int4, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+    let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+    let commits: Vec<Uuid> = entries.iter().map(|e| e.commit_id.uuid()).collect();
+    let segments: Vec<i32> = entries.iter().map(|e| e.segment_idx).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let amounts: Vec<Decimal> = entries.iter().map(|e| e.amount).collect();
+    let effective: Vec<DateTime<Utc>> = entries.iter().map(|e| e.effective_at).collect();
+    let sources: Vec<Option<Uuid>> = entries.iter().map(|e| e.source_id).collect();
+    let products: Vec<Option<Uuid>> = entries.iter().map(|e| e.product_id.map(|p| p.uuid())).collect();
+    let reasons: Vec<Option<&str>> = entries.iter().map(|e| e.reason.as_deref()).collect();
+    let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.created_at).collect();
+    // One statement whatever the number of entries: arrays, not a bind per value.
+    prepared(
+        "INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, effective_at, \
+            source_id, product_id, reason, created_at, request_id, request_hash) \
+         SELECT $1, *, $12, $13 FROM unnest($2::uuid[], $3::uuid[], $4::int4[], $5::text[], \
+            $6::numeric[], $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::timestamptz[])",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<SqlUuid>, _>(commits)
+    .bind::<Array<Int4>, _>(segments)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Numeric>, _>(amounts)
+    .bind::<Array<Timestamptz>, _>(effective)
+    .bind::<Array<Nullable<SqlUuid>>, _>(sources)
+    .bind::<Array<Nullable<SqlUuid>>, _>(products)
+    .bind::<Array<Nullable<Text>>, _>(reasons)
+    .bind::<Array<Timestamptz>, _>(created)
+    .bind::<Nullable<Text>, _>(key.map(|k| k.id))
+    .bind::<Nullable<Bytea>, _>(key.map(|k| k.hash))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -145,7 +138,7 @@ pub fn totals_up_to(
     commit: CommitId,
     at: DateTime<Utc>,
 ) -> Result<Vec<KindTotal>, DbError> {
-    let rows: Vec<TotalRow> = diesel::sql_query(
+    let rows: Vec<TotalRow> = prepared(
         "SELECT segment_idx, kind, SUM(amount) AS amount FROM commit_ledger \
          WHERE org_id = $1 AND commit_id = $2 AND effective_at <= $3 \
          GROUP BY segment_idx, kind ORDER BY segment_idx, kind",
@@ -181,7 +174,7 @@ pub fn page(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<(LedgerEntry, Decimal)>, DbError> {
-    let rows: Vec<PagedRow> = diesel::sql_query(
+    let rows: Vec<PagedRow> = prepared(
         "SELECT * FROM ( \
             SELECT id, commit_id, segment_idx, kind, amount, effective_at, source_id, product_id, reason, created_at, \
                    SUM(amount) OVER (ORDER BY effective_at, id) AS running_balance \
@@ -228,7 +221,7 @@ pub fn effective_after(
     }
     let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
     let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
-    let rows: Vec<LaterRow> = diesel::sql_query(
+    let rows: Vec<LaterRow> = prepared(
         "SELECT l.commit_id, l.segment_idx, l.effective_at, l.amount \
          FROM unnest($2::uuid[], $3::int4[]) AS s(commit_id, idx) \
          JOIN commit_ledger l ON l.org_id = $1 AND l.commit_id = s.commit_id \
@@ -270,7 +263,7 @@ pub fn running_balance(conn: &mut PgConnection, org: OrgId, entry: &LedgerEntry)
         #[diesel(sql_type = Nullable<Numeric>)]
         total: Option<Decimal>,
     }
-    let row: Sum = diesel::sql_query(
+    let row: Sum = prepared(
         "SELECT SUM(amount) AS total FROM commit_ledger \
          WHERE org_id = $1 AND commit_id = $2 AND (effective_at, id) <= ($3, $4)",
     )

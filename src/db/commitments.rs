@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::{
     commitment_compensations, commitment_edits, commitment_periods, commitments, usage_events,
 };
@@ -185,7 +186,7 @@ pub fn due(
     limit: i64,
 ) -> Result<Vec<(OrgId, CommitmentId)>, DbError> {
     // Spans organizations: through the SECURITY DEFINER function, which returns only ids.
-    let rows = diesel::sql_query("SELECT org_id, id FROM billing_due_commitments($1, $2)")
+    let rows = prepared("SELECT org_id, id FROM billing_due_commitments($1, $2)")
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load::<super::OrgAndId>(conn)?;

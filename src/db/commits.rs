@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::{commit_segments, commits};
 use crate::domain::commit::balance::{CloseKind, Segment};
 use crate::domain::commit::timeline::LaterEntries;
@@ -397,10 +398,10 @@ pub fn open_segments(
     lock: bool,
 ) -> Result<Vec<OpenSegment>, DbError> {
     use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
-    const SQL: &str = include_str!("open_segments.sql");
+    const READ: &str = include_str!("open_segments.sql");
+    const LOCK: &str = concat!(include_str!("open_segments.sql"), " FOR UPDATE OF s");
     let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
-    let sql = if lock { format!("{SQL} FOR UPDATE OF s") } else { SQL.to_owned() };
-    let rows: Vec<OpenSegmentRow> = diesel::sql_query(sql)
+    let rows: Vec<OpenSegmentRow> = prepared(if lock { LOCK } else { READ })
         .bind::<SqlUuid, _>(org.uuid())
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Timestamptz, _>(ends_after)
@@ -452,7 +453,7 @@ pub fn set_remaining_many(
     let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
     let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
     let remaining: Vec<Decimal> = segments.iter().map(|s| s.2).collect();
-    diesel::sql_query(
+    prepared(
         "UPDATE commit_segments s SET remaining = v.remaining \
          FROM unnest($2::uuid[], $3::int4[], $4::numeric[]) AS v(commit_id, idx, remaining) \
          WHERE s.org_id = $1 AND s.commit_id = v.commit_id AND s.idx = v.idx",
@@ -506,7 +507,7 @@ pub fn customers_with_due_segments(
     limit: i64,
 ) -> Result<Vec<(OrgId, CustomerId)>, DbError> {
     // Spans organizations: through the SECURITY DEFINER function, which returns only ids.
-    let rows = diesel::sql_query("SELECT org_id, customer_id AS id FROM billing_due_segments($1, $2)")
+    let rows = prepared("SELECT org_id, customer_id AS id FROM billing_due_segments($1, $2)")
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load::<super::OrgAndId>(conn)?;

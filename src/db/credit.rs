@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::{
     applied_promotion_cycles, applied_promotion_drawdowns, applied_promotions, credit_promotions,
 };
@@ -316,7 +317,7 @@ fn change_uses(
     conn: &mut PgConnection,
     org: OrgId,
     uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
-    cycles_sql: &str,
+    cycles_sql: &'static str,
     sign: Decimal,
 ) -> Result<(), DbError> {
     use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
@@ -324,14 +325,14 @@ fn change_uses(
         return Ok(());
     }
     let (applied, cycles, amounts) = use_columns(uses);
-    diesel::sql_query(cycles_sql)
+    prepared(cycles_sql)
         .bind::<SqlUuid, _>(org.uuid())
         .bind::<Array<SqlUuid>, _>(&applied)
         .bind::<Array<Timestamptz>, _>(cycles)
         .bind::<Array<Numeric>, _>(&amounts)
         .execute(conn)?;
     let totals: Vec<Decimal> = amounts.iter().map(|a| *a * sign).collect();
-    diesel::sql_query(
+    prepared(
         "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
          FROM (SELECT applied_id, sum(used) AS used \
                FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \

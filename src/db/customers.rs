@@ -168,6 +168,9 @@ pub fn get_many(
     ids: &[CustomerId],
     lock: bool,
 ) -> Result<Vec<Customer>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
     let q = customers::table
         .filter(customers::org_id.eq(org.uuid()))

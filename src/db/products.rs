@@ -116,6 +116,9 @@ pub fn get_for_update(
 
 /// The products among `ids` that exist in the org.
 pub fn get_many(conn: &mut PgConnection, org: OrgId, ids: &[ProductId]) -> Result<Vec<Product>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
     load(scoped(org).filter(products::id.eq_any(ids)), conn)
 }
@@ -126,6 +129,9 @@ pub fn get_many_by_code(
     org: OrgId,
     codes: &[String],
 ) -> Result<Vec<Product>, DbError> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
     load(scoped(org).filter(products::code.eq_any(codes.to_vec())), conn)
 }
 

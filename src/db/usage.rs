@@ -4,12 +4,12 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea, Date, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::upsert::excluded;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
-use super::schema::{usage_alerts, usage_totals};
+use super::prepared::{BindNext, prepared};
+use super::schema::usage_alerts;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
 use crate::domain::windows::WindowKind;
 
@@ -51,9 +51,12 @@ pub fn find_events(
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     // A join on unnest, not `= ANY(...)`: with many ids the latter can turn into a
     // sequential scan comparing every row with every id.
-    Ok(diesel::sql_query(
+    Ok(prepared(
         "SELECT e.event_id, e.fingerprint, e.outcome \
          FROM unnest($2::text[]) AS wanted(event_id) \
          JOIN usage_events e ON e.org_id = $1 AND e.event_id = wanted.event_id",
@@ -105,7 +108,7 @@ pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(
         c.outcome.push(e.outcome);
         c.recorded_at.push(e.recorded_at);
     }
-    diesel::sql_query(
+    prepared(
         "INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
             credit_type, occurred_at, contract_id, decision, fingerprint, outcome, recorded_at) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[], \
@@ -190,8 +193,11 @@ pub fn load_totals(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     let (customers, kinds, days) = key_arrays(keys);
-    let rows: Vec<RawTotal> = diesel::sql_query(
+    let rows: Vec<RawTotal> = prepared(
         "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
          FROM usage_totals t \
          JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
@@ -218,52 +224,35 @@ pub fn load_totals(
         .collect()
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = usage_totals)]
-struct TotalDelta<'a> {
-    org_id: Uuid,
-    customer_id: Uuid,
-    window_kind: &'static str,
-    first_day: NaiveDate,
-    product_id: Uuid,
-    credit_type: &'a str,
-    amount: Decimal,
-    quantity: Decimal,
-}
-
 /// Adds each row's amount and quantity to its total (rows must have distinct keys).
 pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> Result<(), DbError> {
-    let rows: Vec<TotalDelta> = deltas
-        .iter()
-        .map(|d| TotalDelta {
-            org_id: org.uuid(),
-            customer_id: d.customer.uuid(),
-            window_kind: d.kind.as_str(),
-            first_day: d.first_day,
-            product_id: d.product.uuid(),
-            credit_type: &d.credit_type,
-            amount: d.amount,
-            quantity: d.quantity,
-        })
-        .collect();
-    for chunk in rows.chunks(5000) {
-        diesel::insert_into(usage_totals::table)
-            .values(chunk)
-            .on_conflict((
-                usage_totals::org_id,
-                usage_totals::customer_id,
-                usage_totals::window_kind,
-                usage_totals::first_day,
-                usage_totals::product_id,
-                usage_totals::credit_type,
-            ))
-            .do_update()
-            .set((
-                usage_totals::amount.eq(usage_totals::amount + excluded(usage_totals::amount)),
-                usage_totals::quantity.eq(usage_totals::quantity + excluded(usage_totals::quantity)),
-            ))
-            .execute(conn)?;
+    if deltas.is_empty() {
+        return Ok(());
     }
+    let customers: Vec<Uuid> = deltas.iter().map(|d| d.customer.uuid()).collect();
+    let kinds: Vec<&str> = deltas.iter().map(|d| d.kind.as_str()).collect();
+    let days: Vec<NaiveDate> = deltas.iter().map(|d| d.first_day).collect();
+    let products: Vec<Uuid> = deltas.iter().map(|d| d.product.uuid()).collect();
+    let credit_types: Vec<&str> = deltas.iter().map(|d| d.credit_type.as_str()).collect();
+    let amounts: Vec<Decimal> = deltas.iter().map(|d| d.amount).collect();
+    let quantities: Vec<Decimal> = deltas.iter().map(|d| d.quantity).collect();
+    prepared(
+        "INSERT INTO usage_totals \
+            (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity) \
+         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::date[], $5::uuid[], $6::text[], \
+            $7::numeric[], $8::numeric[]) \
+         ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type) DO UPDATE \
+         SET amount = usage_totals.amount + EXCLUDED.amount, quantity = usage_totals.quantity + EXCLUDED.quantity",
+    )
+    .bind::<SqlUuid, _>(org.uuid())
+    .bind::<Array<SqlUuid>, _>(customers)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Date>, _>(days)
+    .bind::<Array<SqlUuid>, _>(products)
+    .bind::<Array<Text>, _>(credit_types)
+    .bind::<Array<Numeric>, _>(amounts)
+    .bind::<Array<Numeric>, _>(quantities)
+    .execute(conn)?;
     Ok(())
 }
 
@@ -303,8 +292,11 @@ pub fn load_alerts(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     let (customers, kinds, days) = key_arrays(keys);
-    let rows: Vec<RawAlert> = diesel::sql_query(
+    let rows: Vec<RawAlert> = prepared(
         "SELECT a.customer_id, a.scope, a.measure, a.window_kind, a.first_day, a.percent \
          FROM usage_alerts a \
          JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \

@@ -6,6 +6,7 @@ use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::{violation_sequences, violations};
 use crate::domain::ids::{CustomerId, OrgId};
 use crate::domain::violation::{
@@ -49,7 +50,7 @@ pub fn append(
         return Ok(Vec::new());
     }
     let n = new.len() as i64;
-    let last: LastSeq = diesel::sql_query(
+    let last: LastSeq = prepared(
         "INSERT INTO violation_sequences (org_id, last_seq) VALUES ($1, $2) \
          ON CONFLICT (org_id) DO UPDATE SET last_seq = violation_sequences.last_seq + EXCLUDED.last_seq \
          RETURNING last_seq",
@@ -173,7 +174,7 @@ struct PositionRow {
 /// so it reads through `billing_feed_positions()`, which returns only counters.
 fn feed_positions(conn: &mut PgConnection, orgs: Option<&[OrgId]>) -> Result<Vec<PositionRow>, DbError> {
     let ids: Option<Vec<Uuid>> = orgs.map(|o| o.iter().map(|o| o.uuid()).collect());
-    Ok(diesel::sql_query("SELECT * FROM billing_feed_positions($1)")
+    Ok(prepared("SELECT * FROM billing_feed_positions($1)")
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Array<SqlUuid>>, _>(ids)
         .load::<PositionRow>(conn)?)
 }

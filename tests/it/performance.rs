@@ -149,3 +149,38 @@ fn benchmark_smoke_run_measures_every_phase() {
     assert_eq!(rows.len(), 2, "one row per concurrency:\n{stdout}");
     assert!(out_dir.path().join("report.md").exists(), "the report is written");
 }
+
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    n: i32,
+}
+
+/// Counts the connection's prepared statements with text `sql`.
+fn prepared_count(conn: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1")
+        .bind::<diesel::sql_types::Text, _>(sql)
+        .get_result::<Count>(conn)
+        .unwrap()
+        .n
+}
+
+#[test]
+fn hand_written_statements_are_prepared_once_per_connection_and_raw_ones_are_not() {
+    use billing::db::prepared::{BindNext, prepared};
+    let db = TestDb::create();
+    let mut conn = db.connect();
+    const SQL: &str = "SELECT $1::int4 + 1 AS n";
+    for i in 0..3 {
+        let row: Number =
+            prepared(SQL).bind::<diesel::sql_types::Integer, _>(i).get_result(&mut conn).unwrap();
+        assert_eq!(row.n, i + 1, "each run binds its own value");
+    }
+    assert_eq!(prepared_count(&mut conn, SQL), 1, "three runs, one prepared statement");
+
+    const RAW: &str = "SELECT $1::int4 + 2 AS n";
+    let row: Number =
+        diesel::sql_query(RAW).bind::<diesel::sql_types::Integer, _>(1).get_result(&mut conn).unwrap();
+    assert_eq!(row.n, 3);
+    assert_eq!(prepared_count(&mut conn, RAW), 0, "sql_query is sent unnamed every time");
+}

@@ -143,6 +143,15 @@ pub struct ServeArgs {
     /// previous calendar month in the customer's time zone.
     #[arg(long, env = "BACKDATING_HORIZON", value_parser = humantime::parse_duration)]
     pub backdating_horizon: Option<Duration>,
+
+    /// How long a resolved API key is trusted without asking the database (revocations
+    /// reach every instance at once regardless, by NOTIFY); 0 turns the cache off.
+    #[arg(long, env = "API_KEY_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub api_key_cache_ttl: Duration,
+
+    /// Most API keys cached per instance.
+    #[arg(long, env = "API_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub api_key_cache_capacity: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,6 +207,11 @@ impl ServeArgs {
             None => BackdatingHorizon::PreviousMonth,
         };
         Ok(crate::app::Policy { late_usage_grace: LateUsageGrace(grace), backdating })
+    }
+
+    /// How the instance caches resolved API keys.
+    pub fn key_cache(&self) -> crate::app::KeyCacheConfig {
+        crate::app::KeyCacheConfig { ttl: self.api_key_cache_ttl, capacity: self.api_key_cache_capacity }
     }
 
     /// The TLS identity from `--tls-cert` / `--tls-key`, read from disk.

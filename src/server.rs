@@ -208,8 +208,9 @@ impl Instance {
         let stop = CancellationToken::new();
         let reporter = HealthReporter::new();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let (feed, mut tasks) =
-            Feed::start(app.clone(), database_url.clone(), config.feed.clone(), stop.clone());
+        let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
+        let channels = vec![feed.channel(), app.key_cache().channel()];
+        tasks.push(tokio::spawn(crate::db::listen::run(database_url.clone(), channels, stop.clone())));
         tasks.push(tokio::spawn(monitor_health(
             database_url,
             config.health_check_interval,

@@ -10,6 +10,7 @@ pub mod credit_types;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
+pub mod key_cache;
 pub mod policy;
 pub mod products;
 pub mod promos;
@@ -21,6 +22,7 @@ pub mod usage_events;
 pub mod violations;
 
 pub use error::AppError;
+pub use key_cache::{KeyCache, KeyCacheConfig};
 pub use policy::Policy;
 pub use tenancy::Caller;
 
@@ -35,12 +37,23 @@ type FindByKey = fn(&mut Conn, OrgId, &str) -> Result<Option<uuid::Uuid>, DbErro
 pub struct App {
     db: Db,
     policy: Policy,
+    keys: KeyCache,
 }
 
 impl App {
     /// The application over `db` with the default policy.
     pub fn new(db: Db) -> Self {
-        Self { db, policy: Policy::default() }
+        Self { db, policy: Policy::default(), keys: KeyCache::new(KeyCacheConfig::default()) }
+    }
+
+    /// The same application with a key cache configured as `config`.
+    pub fn with_key_cache(self, config: KeyCacheConfig) -> Self {
+        Self { keys: KeyCache::new(config), ..self }
+    }
+
+    /// The instance's cache of resolved API keys.
+    pub fn key_cache(&self) -> &KeyCache {
+        &self.keys
     }
 
     /// The same application under `policy`.

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use rand::RngCore;
 
+use super::key_cache::KeyRecord;
 use super::{App, AppError};
 use crate::db::{self, DbError};
 use crate::domain::api_key::{SECRET_BYTES, format_key, hash_secret, parse_key, secret_matches};
@@ -87,6 +88,8 @@ impl App {
     pub async fn revoke_api_key(&self, id: ApiKeyId) -> Result<(), AppError> {
         let found =
             self.db().run(move |conn| db::tenancy::revoke_api_key(conn, id, super::clock::now())).await?;
+        // Other instances forget it when the revocation's notice reaches them.
+        self.keys.forget(id);
         if found { Ok(()) } else { Err(AppError::not_found("API key", id)) }
     }
 
@@ -105,15 +108,28 @@ impl App {
     }
 
     /// Resolves a presented key to its caller; UNAUTHENTICATED for anything but a live key.
+    /// Served from the instance's key cache when it can be (see `app::key_cache`).
     pub async fn authenticate(&self, key: &str) -> Result<Caller, AppError> {
         let (id, secret) = parse_key(key).ok_or(AppError::Unauthenticated)?;
-        let secret = secret.to_owned();
-        let row = self.db().run(move |conn| db::tenancy::resolve_api_key(conn, id)).await?;
-        match row {
-            Some(row) if row.revoked_at.is_none() && secret_matches(&secret, &row.secret_sha256) => {
-                Ok(Caller { org: OrgId(row.org_id), key: id })
+        let record = match self.keys.get(id) {
+            Some(record) => record,
+            None => {
+                let ticket = self.keys.ticket();
+                let row = self.db().run(move |conn| db::tenancy::resolve_api_key(conn, id)).await?;
+                let row = row.ok_or(AppError::Unauthenticated)?;
+                let record = KeyRecord {
+                    org: OrgId(row.org_id),
+                    secret_sha256: row.secret_sha256,
+                    revoked: row.revoked_at.is_some(),
+                };
+                self.keys.put(ticket, id, record.clone());
+                record
             }
-            _ => Err(AppError::Unauthenticated),
+        };
+        if !record.revoked && secret_matches(secret, &record.secret_sha256) {
+            Ok(Caller { org: record.org, key: id })
+        } else {
+            Err(AppError::Unauthenticated)
         }
     }
 }

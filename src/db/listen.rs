@@ -1,27 +1,45 @@
-//! The wake-up: a dedicated connection LISTENs on the feed channel and pokes the fetcher
-//! on every notification. Notifications carry nothing (the table is the truth), so one
-//! missed is harmless: after every (re)connect the fetcher is woken to catch up, and it
-//! also polls on a timer.
+//! LISTEN on PostgreSQL channels over one dedicated connection per instance, and hand
+//! each notification to the channel's owner: the violation feed's fetcher, and the API
+//! key cache. Notifications can be missed (while the connection is down), so every
+//! owner is also told when the link comes up and goes down, and must treat that as
+//! "anything may have changed".
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::poll_fn;
-use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::violations::NOTIFY_CHANNEL;
+/// Whether notifications are being received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Listening: from now on, every notification arrives.
+    Up,
+    /// The connection failed: notifications are missed until the next `Up`.
+    Down,
+}
 
-/// LISTENs until `stop`, reconnecting after any failure.
-pub async fn run(url: String, wake: Arc<Notify>, stop: CancellationToken) {
+/// One channel and what its owner does with it.
+#[derive(Clone)]
+pub struct Channel {
+    pub name: &'static str,
+    /// Called with each notification's payload.
+    pub on_notify: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Called when the link comes up (after every connect) and goes down.
+    pub on_link: Arc<dyn Fn(Link) + Send + Sync>,
+}
+
+/// LISTENs on `channels` until `stop`, reconnecting after any failure.
+pub async fn run(url: String, channels: Vec<Channel>, stop: CancellationToken) {
     loop {
-        match listen_once(&url, &wake, &stop).await {
+        match listen_once(&url, &channels, &stop).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "violation feed listener lost its connection; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, "notification listener lost its connection; reconnecting"),
         }
-        // Whatever was committed meanwhile is found by the fetcher's catch-up.
-        wake.notify_one();
+        for c in &channels {
+            (c.on_link)(Link::Down);
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -32,16 +50,20 @@ pub async fn run(url: String, wake: Arc<Notify>, stop: CancellationToken) {
 /// One connection's life: Ok when stopped, Err when the connection failed.
 async fn listen_once(
     url: &str,
-    wake: &Arc<Notify>,
+    channels: &[Channel],
     stop: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
-    let notify = Arc::clone(wake);
+    let handlers = channels.to_vec();
     let mut driver = tokio::spawn(async move {
         poll_fn(move |cx| {
             loop {
                 match std::task::ready!(connection.poll_message(cx)) {
-                    Some(Ok(AsyncMessage::Notification(_))) => notify.notify_one(),
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        if let Some(c) = handlers.iter().find(|c| c.name == n.channel()) {
+                            (c.on_notify)(n.payload());
+                        }
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return std::task::Poll::Ready(Err(e)),
                     None => return std::task::Poll::Ready(Ok(())),
@@ -50,9 +72,12 @@ async fn listen_once(
         })
         .await
     });
-    client.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}")).await?;
-    tracing::info!("violation feed listener connected");
-    wake.notify_one();
+    let listen: String = channels.iter().map(|c| format!("LISTEN {};", c.name)).collect();
+    client.batch_execute(&listen).await?;
+    tracing::info!(channels = channels.len(), "notification listener connected");
+    for c in channels {
+        (c.on_link)(Link::Up);
+    }
     tokio::select! {
         _ = stop.cancelled() => {
             driver.abort();

@@ -15,7 +15,9 @@ pub mod credit_types;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;
+pub mod listen;
 pub mod migrate;
+pub mod prepared;
 pub mod products;
 pub mod promos;
 pub mod schema;
@@ -30,7 +32,6 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
-use diesel::sql_types::Text;
 
 pub use error::{DbError, TxError};
 
@@ -192,10 +193,7 @@ impl Db {
         self.run(move |conn| {
             let mut attempt = 0;
             loop {
-                let outcome = conn.transaction::<T, TxFailure<E>, _>(|tx| {
-                    scope_to_org(tx, org)?;
-                    f(tx).map_err(TxFailure::App)
-                });
+                let outcome = org_transaction(conn, org, &mut f);
                 let error = match outcome {
                     Ok(value) => return Ok(value),
                     Err(TxFailure::App(e)) => e,
@@ -240,12 +238,34 @@ impl<E> From<diesel::result::Error> for TxFailure<E> {
     }
 }
 
-/// Makes `org` the transaction's tenant for row-level security.
-fn scope_to_org(conn: &mut PgConnection, org: OrgId) -> QueryResult<()> {
-    diesel::sql_query("SELECT set_config('app.org_id', $1, true)")
-        .bind::<Text, _>(org.to_string())
-        .execute(conn)
-        .map(|_| ())
+/// Runs `f` in one transaction whose tenant (for row-level security) is `org`, as
+/// Diesel's `Connection::transaction` would, but with `BEGIN` and the tenant setting
+/// sent in one round trip.
+fn org_transaction<T, E>(
+    conn: &mut PgConnection,
+    org: OrgId,
+    f: &mut impl FnMut(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, TxFailure<E>> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    // A UUID's text is hex digits and dashes, safe to write into the statement.
+    let begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());
+    if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
+        // Should BEGIN have run and the setting failed, leave no transaction open on a
+        // connection that goes back to the pool.
+        let _ = conn.batch_execute("ROLLBACK");
+        return Err(TxFailure::Db(e));
+    }
+    match f(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => match AnsiTransactionManager::rollback_transaction(conn) {
+            // A broken transaction manager is a consequence: the first error says why.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(TxFailure::App(e)),
+            Err(rollback) => Err(TxFailure::Db(rollback)),
+        },
+    }
 }
 
 #[cfg(test)]

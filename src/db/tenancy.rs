@@ -8,8 +8,12 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::{api_keys, organizations};
 use crate::domain::ids::{ApiKeyId, OrgId};
+
+/// The channel a key's revocation is announced on; the payload is the key's id.
+pub const REVOKED_CHANNEL: &str = "billing_api_keys";
 
 #[derive(Insertable)]
 #[diesel(table_name = organizations)]
@@ -78,7 +82,7 @@ struct KeyRow {
 
 /// The key with `id`, whatever its org: the lookup that authenticates a call.
 pub fn resolve_api_key(conn: &mut PgConnection, id: ApiKeyId) -> Result<Option<ApiKey>, DbError> {
-    let row = diesel::sql_query("SELECT * FROM billing_api_key($1)")
+    let row = prepared("SELECT * FROM billing_api_key($1)")
         .bind::<diesel::sql_types::Uuid, _>(id.uuid())
         .get_result::<KeyRow>(conn)
         .optional()?;
@@ -105,8 +109,15 @@ pub fn list_api_keys(conn: &mut PgConnection, org: OrgId) -> Result<Vec<ApiKey>,
 
 /// Marks a key revoked; false when no such key exists. Revoking twice keeps the first time.
 pub fn revoke_api_key(conn: &mut PgConnection, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool, DbError> {
-    let updated = diesel::update(api_keys::table.find(id.uuid()).filter(api_keys::revoked_at.is_null()))
-        .set(api_keys::revoked_at.eq(now))
-        .execute(conn)?;
-    Ok(updated > 0 || find_api_key(conn, id)?.is_some())
+    conn.transaction(|conn| {
+        let updated = diesel::update(api_keys::table.find(id.uuid()).filter(api_keys::revoked_at.is_null()))
+            .set(api_keys::revoked_at.eq(now))
+            .execute(conn)?;
+        // Delivered at commit: every instance forgets the key from its cache.
+        prepared("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(REVOKED_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(id.to_string())
+            .execute(conn)?;
+        Ok(updated > 0 || find_api_key(conn, id)?.is_some())
+    })
 }

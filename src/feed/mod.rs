@@ -1,12 +1,11 @@
 //! The violation feed: live delivery of violations to WatchViolations streams, on every
 //! instance. Writers append violations in their own transactions and NOTIFY; each
-//! instance's listener wakes its fetcher, which reads new rows once per org and
+//! instance's notification listener (`db::listen`) wakes its fetcher, which reads new rows once per org and
 //! broadcasts them to that org's subscribers through the registry. Subscribers fill any
 //! gap from the table, so delivery is in order and at least once, and a slow subscriber
 //! slows nobody else.
 
 pub mod fetcher;
-pub mod listener;
 pub mod registry;
 pub mod subscriber;
 
@@ -19,6 +18,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, AppError};
+use crate::db::listen::Channel;
+use crate::db::violations::NOTIFY_CHANNEL;
 use crate::domain::ids::OrgId;
 use crate::domain::violation::{StartAt, StartError, ViolationFilter};
 use registry::Registry;
@@ -73,29 +74,35 @@ pub struct Feed {
     config: FeedConfig,
     stats: Arc<FeedStats>,
     stop: CancellationToken,
+    wake: Arc<Notify>,
 }
 
 impl Feed {
-    /// Starts the listener (on `database_url`) and the fetcher; both end with `stop`.
-    pub fn start(
-        app: App,
-        database_url: String,
-        config: FeedConfig,
-        stop: CancellationToken,
-    ) -> (Self, Vec<JoinHandle<()>>) {
+    /// Starts the fetcher, which ends with `stop`. It is woken through [`Feed::channel`],
+    /// which the instance's notification listener must carry.
+    pub fn start(app: App, config: FeedConfig, stop: CancellationToken) -> (Self, Vec<JoinHandle<()>>) {
         let registry = Arc::new(Registry::with_capacity(config.live_capacity));
         let wake = Arc::new(Notify::new());
-        let tasks = vec![
-            tokio::spawn(listener::run(database_url, Arc::clone(&wake), stop.clone())),
-            tokio::spawn(fetcher::run(
-                app.clone(),
-                Arc::clone(&registry),
-                wake,
-                config.poll_interval,
-                stop.clone(),
-            )),
-        ];
-        (Self { app, registry, config, stats: Arc::default(), stop }, tasks)
+        let tasks = vec![tokio::spawn(fetcher::run(
+            app.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&wake),
+            config.poll_interval,
+            stop.clone(),
+        ))];
+        (Self { app, registry, config, stats: Arc::default(), stop, wake }, tasks)
+    }
+
+    /// The feed's notification channel: each notification, and each (re)connect or loss
+    /// of the listener (whatever was committed meanwhile is found by the fetcher's
+    /// catch-up), wakes the fetcher. Notifications carry nothing: the table is the truth.
+    pub fn channel(&self) -> Channel {
+        let (on_notify, on_link) = (Arc::clone(&self.wake), Arc::clone(&self.wake));
+        Channel {
+            name: NOTIFY_CHANNEL,
+            on_notify: Arc::new(move |_| on_notify.notify_one()),
+            on_link: Arc::new(move |_| on_link.notify_one()),
+        }
     }
 
     /// Live subscriptions on this instance.

@@ -1,12 +1,14 @@
 //! Authentication and organization isolation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use billing::app::KeyCacheConfig;
 use billing::proto::v1 as pb;
 use billing::proto::v1::customer_service_client::CustomerServiceClient;
 use tonic::Code;
 
-use crate::support::{Key, TestServer, expect_code, reason};
+use crate::support::{Key, TestServer, expect_code, reason, wait_until};
 
 fn new_customer(external_id: &str) -> pb::CreateCustomerRequest {
     pb::CreateCustomerRequest {
@@ -63,8 +65,65 @@ async fn revoked_key_is_unauthenticated_and_others_keep_working() {
     list_with(&server, Key::bearer(&key)).await.expect("live key works");
     let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
     server.admin.revoke_api_key(id).await.unwrap();
+    // The serving instance learns of the revocation by its notice (it may have cached
+    // the key), so the refusal is waited for; from then on it holds.
+    wait_until("the revoked key is refused", || async {
+        list_with(&server, Key::bearer(&key)).await.is_err_and(|s| s.code() == Code::Unauthenticated)
+    })
+    .await;
     expect_code(list_with(&server, Key::bearer(&key)).await, Code::Unauthenticated);
     list_with(&server, Key::bearer(&second)).await.expect("the org's other key still works");
+}
+
+/// Instance B caches keys for an hour, so only the revocation's notice can explain B
+/// refusing a key that instance A revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_instance_is_refused_by_another_that_cached_it() {
+    let a = TestServer::start().await;
+    let hour = KeyCacheConfig { ttl: Duration::from_secs(3600), ..KeyCacheConfig::default() };
+    let b = TestServer::start_with_key_cache(Arc::clone(&a.db), hour).await;
+    let (_, key) = a.org("Acme").await;
+    let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
+    // Cached once B's listener is up (until then B asks the database every time).
+    wait_until("B caches the key", || async {
+        list_with(&b, Key::bearer(&key)).await.expect("live key works on B");
+        b.app.key_cache().get(id).is_some()
+    })
+    .await;
+
+    a.admin.revoke_api_key(id).await.unwrap();
+    wait_until("B refuses the revoked key", || async {
+        list_with(&b, Key::bearer(&key)).await.is_err_and(|s| s.code() == Code::Unauthenticated)
+    })
+    .await;
+    assert!(b.app.key_cache().get(id).is_none_or(|r| r.revoked), "B no longer trusts it");
+    expect_code(list_with(&a, Key::bearer(&key)).await, Code::Unauthenticated);
+}
+
+/// A cached key is served without asking the database: removed behind the service's
+/// back (no notice), it keeps working on the instance that cached it until its time to
+/// live runs out, which a new instance's lookup shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_key_is_resolved_without_a_database_lookup() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
+    wait_until("the key is cached", || async {
+        list_with(&server, Key::bearer(&key)).await.expect("live key works");
+        server.app.key_cache().get(id).is_some()
+    })
+    .await;
+    {
+        use diesel::prelude::*;
+        let mut owner = server.db.connect();
+        diesel::sql_query("DELETE FROM api_keys WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(id.0)
+            .execute(&mut owner)
+            .unwrap();
+    }
+    list_with(&server, Key::bearer(&key)).await.expect("served from the cache");
+    let fresh = TestServer::start_on(Arc::clone(&server.db)).await;
+    expect_code(list_with(&fresh, Key::bearer(&key)).await, Code::Unauthenticated);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

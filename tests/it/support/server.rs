@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use billing::app::{App, Policy};
+use billing::app::{App, KeyCacheConfig, Policy};
 use billing::db::{Db, DbConfig};
 use billing::domain::backdating::BackdatingHorizon;
 use billing::domain::ids::OrgId;
@@ -101,7 +101,18 @@ impl TestServer {
     pub async fn start_with_policy(db: Arc<TestDb>, policy: Policy) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let db_config = test_db_config(&db.url);
-        let server = Self::serve(db, test_server_config(), db_config, listener, policy).await;
+        let server =
+            Self::serve(db, test_server_config(), db_config, listener, |a| a.with_policy(policy)).await;
+        server.wait_serving().await;
+        server
+    }
+
+    /// A server over `db` whose API key cache is configured as `keys`, once SERVING.
+    pub async fn start_with_key_cache(db: Arc<TestDb>, keys: KeyCacheConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let db_config = test_db_config(&db.url);
+        let server =
+            Self::serve(db, test_server_config(), db_config, listener, |a| a.with_key_cache(keys)).await;
         server.wait_serving().await;
         server
     }
@@ -120,14 +131,14 @@ impl TestServer {
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let db_config = db_config(test_db_config(&db.url));
-        Self::serve(db, config, db_config, listener, Policy::default()).await
+        Self::serve(db, config, db_config, listener, |a| a).await
     }
 
     /// Another server over the same database, listening on `addr` (to restart an instance).
     pub async fn restart_on(db: Arc<TestDb>, addr: SocketAddr) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the same address again");
         let db_config = test_db_config(&db.url);
-        let server = Self::serve(db, test_server_config(), db_config, listener, Policy::default()).await;
+        let server = Self::serve(db, test_server_config(), db_config, listener, |a| a).await;
         server.wait_serving().await;
         server
     }
@@ -137,9 +148,9 @@ impl TestServer {
         config: ServerConfig,
         db_config: DbConfig,
         listener: tokio::net::TcpListener,
-        policy: Policy,
+        configure: impl FnOnce(App) -> App,
     ) -> Self {
-        let app = App::new(Db::open(&db_config)).with_policy(policy);
+        let app = configure(App::new(Db::open(&db_config)));
         let admin = App::new(Db::open(&DbConfig { role: None, ..db_config.clone() }));
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();

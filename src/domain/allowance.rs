@@ -518,3 +518,7 @@ mod tests {
         assert_eq!(LimitSettings::default().with_tolerance(Decimal::from(100)), Decimal::from(100));
     }
 }
+
+#[cfg(test)]
+#[path = "allowance_tests.rs"]
+mod edge_tests;

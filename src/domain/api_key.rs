@@ -70,6 +70,16 @@ mod tests {
     }
 
     #[test]
+    fn a_key_of_the_longest_accepted_length_parses_and_one_longer_does_not() {
+        let id = ApiKeyId::generate();
+        let head = format!("{PREFIX}{}_", id.uuid().simple());
+        let longest = format!("{head}{}", "s".repeat(MAX_KEY_LEN - head.len()));
+        assert_eq!(longest.len(), MAX_KEY_LEN);
+        assert_eq!(parse_key(&longest).map(|(i, _)| i), Some(id));
+        assert_eq!(parse_key(&format!("{longest}s")), None);
+    }
+
+    #[test]
     fn malformed_keys_are_rejected() {
         for bad in [
             "",

@@ -164,3 +164,44 @@ fn a_promotion_covers_the_products_and_tags_it_names() {
     a.product = Some(fuel);
     assert_eq!(a.applicability(&whole).product_ids, vec![fuel]);
 }
+
+#[test]
+fn cycles_have_their_stored_names_and_lengths() {
+    for (c, name, months) in
+        [(Cycle::Monthly, "MONTHLY", 1), (Cycle::Quarterly, "QUARTERLY", 3), (Cycle::Annual, "ANNUAL", 12)]
+    {
+        assert_eq!((c.as_str(), Cycle::parse(name), c.months()), (name, Some(c), months));
+    }
+    assert_eq!(Cycle::parse("monthly"), None);
+}
+
+#[test]
+fn a_valid_application_is_made_and_a_missing_reference_is_reported_once() {
+    let refs = ApplicationRefs { customer_exists: true, promotion_exists: true, product_exists: true };
+    let d = ApplicationDraft {
+        customer: Parsed::Valid(CustomerId::generate()),
+        promotion: Parsed::Valid(CreditPromotionId::generate()),
+        product: Parsed::Valid(ProductId::generate()),
+        priority: Parsed::Valid(Decimal::ONE),
+        starts_at: Parsed::Valid(at(1, 1)),
+        ends_at: Parsed::Valid(at(2, 1)),
+        ..Default::default()
+    };
+    let mut v = Violations::default();
+    let made = validate_application(d.clone(), &refs, at(1, 1), &mut v);
+    assert!(v.is_empty(), "{:?}", v.items());
+    assert_eq!(made.map(|a| (a.starts_at, a.ends_at)), Some((at(1, 1), Some(at(2, 1)))));
+
+    // Absent references are "required", never also "no such ..."; an absent product is
+    // allowed and not looked for.
+    let absent = ApplicationDraft {
+        customer: Parsed::Absent,
+        promotion: Parsed::Absent,
+        product: Parsed::Absent,
+        ..d
+    };
+    let mut v = Violations::default();
+    assert!(validate_application(absent, &ApplicationRefs::default(), at(1, 1), &mut v).is_none());
+    let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(fields, ["customer_id", "promotion_id"]);
+}

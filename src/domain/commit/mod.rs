@@ -219,3 +219,7 @@ pub fn apply_changes(
     next.updated_at = now;
     (next, new_end)
 }
+
+#[cfg(test)]
+#[path = "changes_tests.rs"]
+mod changes_tests;

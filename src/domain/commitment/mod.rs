@@ -466,3 +466,7 @@ mod tests {
         assert_ne!(next.id, c.id);
     }
 }
+
+#[cfg(test)]
+#[path = "terms_tests.rs"]
+mod terms_tests;

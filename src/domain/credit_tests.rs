@@ -205,3 +205,11 @@ fn a_valid_application_is_made_and_a_missing_reference_is_reported_once() {
     let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
     assert_eq!(fields, ["customer_id", "promotion_id"]);
 }
+
+#[test]
+fn a_quarterly_cycle_spans_three_months_from_the_anchor() {
+    let p = CreditPromotion { cycle: Cycle::Quarterly, ..promotion(Some(10), None) };
+    let a = applied(at(1, 31), Some(at(12, 1)));
+    assert_eq!(a.cycle_at(&p, at(2, 15)), Some((at(1, 31), at(4, 30))));
+    assert_eq!(a.cycle_at(&p, at(5, 1)), Some((at(4, 30), at(7, 31))));
+}

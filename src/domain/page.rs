@@ -140,6 +140,23 @@ mod tests {
     }
 
     #[test]
+    fn one_row_more_than_the_page_is_fetched_to_know_whether_another_follows() {
+        assert_eq!(PageRequest::first(50).fetch_limit(), 51);
+        assert_eq!(PageRequest::first(1).fetch_limit(), 2);
+    }
+
+    #[test]
+    fn a_position_is_read_as_a_row_id_or_refused_as_another_lists() {
+        assert_eq!(PageRequest::first(5).after_uuid(), Ok(None));
+        let id = uuid::Uuid::from_u128(42);
+        let at_id = PageRequest { size: 5, after: Some(id.to_string()) };
+        assert_eq!(at_id.after_uuid(), Ok(Some(id)));
+        let other = PageRequest { size: 5, after: Some("2026-03-01T00:00:00Z|x".into()) };
+        let refused = other.after_uuid().unwrap_err();
+        assert_eq!(refused.items()[0].field, "page_token");
+    }
+
+    #[test]
     fn page_size_defaults_and_is_capped() {
         assert_eq!(parse(0, "", "").0.size, DEFAULT_PAGE_SIZE);
         assert_eq!(parse(5000, "", "").0.size, MAX_PAGE_SIZE);

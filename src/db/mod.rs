@@ -96,7 +96,14 @@ struct SessionSettings {
 
 impl SessionSettings {
     fn sql(&self) -> String {
-        let mut sql = format!("SET statement_timeout = {}; SET TIME ZONE 'UTC'", self.statement_timeout_ms);
+        // Prepared statements are planned for their parameters every time: a generic
+        // plan, cached per connection, is made from the statistics of the moment, and
+        // one made while a table was nearly empty (hash joins over sequential scans of
+        // usage_events) stayed in use as the table grew, until the next ANALYZE.
+        let mut sql = format!(
+            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan",
+            self.statement_timeout_ms
+        );
         if let Some(role) = &self.role {
             // An identifier cannot be a bind parameter; quote it as PostgreSQL does.
             sql.push_str(&format!("; SET ROLE \"{}\"", role.replace('"', "\"\"")));
@@ -275,7 +282,10 @@ mod tests {
     #[test]
     fn session_switches_to_the_quoted_role() {
         let settings = SessionSettings { statement_timeout_ms: 5, role: Some("a\"b".into()) };
-        assert_eq!(settings.sql(), "SET statement_timeout = 5; SET TIME ZONE 'UTC'; SET ROLE \"a\"\"b\"");
+        assert_eq!(
+            settings.sql(),
+            "SET statement_timeout = 5; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; SET ROLE \"a\"\"b\""
+        );
         let owner = SessionSettings { statement_timeout_ms: 5, role: None };
         assert!(!owner.sql().contains("ROLE"));
     }

@@ -11,7 +11,9 @@ pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod key_cache;
+pub mod notice_cache;
 pub mod policy;
+pub mod product_cache;
 pub mod products;
 pub mod promos;
 pub mod segments;
@@ -22,8 +24,10 @@ pub mod usage_events;
 pub mod violations;
 
 pub use error::AppError;
-pub use key_cache::{KeyCache, KeyCacheConfig};
+pub use key_cache::KeyCache;
+pub use notice_cache::CacheConfig;
 pub use policy::Policy;
+pub use product_cache::ProductCache;
 pub use tenancy::Caller;
 
 use crate::db::{Conn, Db, DbError};
@@ -38,17 +42,30 @@ pub struct App {
     db: Db,
     policy: Policy,
     keys: KeyCache,
+    products: ProductCache,
 }
 
 impl App {
     /// The application over `db` with the default policy.
     pub fn new(db: Db) -> Self {
-        Self { db, policy: Policy::default(), keys: KeyCache::new(KeyCacheConfig::default()) }
+        let (keys, products) =
+            (KeyCache::new(CacheConfig::default()), ProductCache::new(CacheConfig::default()));
+        Self { db, policy: Policy::default(), keys, products }
     }
 
     /// The same application with a key cache configured as `config`.
-    pub fn with_key_cache(self, config: KeyCacheConfig) -> Self {
+    pub fn with_key_cache(self, config: CacheConfig) -> Self {
         Self { keys: KeyCache::new(config), ..self }
+    }
+
+    /// The same application with a product cache configured as `config`.
+    pub fn with_product_cache(self, config: CacheConfig) -> Self {
+        Self { products: ProductCache::new(config), ..self }
+    }
+
+    /// The instance's cache of the catalog, as the usage path reads it.
+    pub fn product_cache(&self) -> &ProductCache {
+        &self.products
     }
 
     /// The instance's cache of resolved API keys.

@@ -186,3 +186,62 @@ async fn a_stale_etag_refuses_update_and_delete_and_changes_nothing() {
         c.get_product(pb::GetProductRequest { id: created.id.clone() }).await.unwrap().into_inner().product;
     assert_eq!(now.unwrap().name, "First", "neither the stale update nor the stale delete changed anything");
 }
+
+/// Instance B keeps products for an hour, so only the change's notice can explain B
+/// seeing a code renamed through instance A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_renamed_on_one_instance_is_seen_renamed_by_another_that_cached_it() {
+    use billing::domain::usage::ProductRef;
+    use std::sync::Arc;
+
+    use crate::support::fixtures::{Tenant, event, record, usage_client};
+    use crate::support::wait_until;
+
+    let a = TestServer::start().await;
+    let hour = billing::app::CacheConfig { ttl: std::time::Duration::from_secs(3600), capacity: 100 };
+    let b = TestServer::start_with_app(Arc::clone(&a.db), |app| app.with_product_cache(hour)).await;
+    let t = Tenant::create(&a, "Acme").await;
+    let org = b.org_of(&t.key).await;
+    let mut on_b = usage_client(&b, &t.key).await;
+    let cached = (org, ProductRef::Code("CREED".into()));
+    let mut n = 0;
+    wait_until("B caches CREED", || {
+        n += 1;
+        let (mut on_b, e) = (on_b.clone(), event(&t, &format!("warm-{n}"), "CREED", "1", "1"));
+        let b = &b;
+        let cached = cached.clone();
+        async move {
+            record(&mut on_b, e).await.expect("CREED is a product");
+            b.app.product_cache().get(&cached).is_some()
+        }
+    })
+    .await;
+
+    let mut products = a.products(&t.key).await;
+    let current = products
+        .get_product(pb::GetProductRequest { id: t.vod.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let rename = pb::UpdateProductRequest {
+        product: Some(pb::Product {
+            id: t.vod.clone(),
+            etag: current.etag,
+            code: "RENAMED".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask { paths: vec!["code".into()] }),
+    };
+    products.update_product(rename).await.expect("rename on A");
+
+    wait_until("B no longer knows CREED", || {
+        let (mut on_b, e) = (on_b.clone(), event(&t, "after-rename", "CREED", "1", "1"));
+        async move { record(&mut on_b, e).await.is_err_and(|s| s.code() == Code::InvalidArgument) }
+    })
+    .await;
+    let renamed =
+        record(&mut on_b, event(&t, "renamed", "RENAMED", "1", "1")).await.expect("the new code works on B");
+    assert!(!renamed.replayed);
+}

@@ -152,12 +152,6 @@ pub struct ServeArgs {
     /// Most API keys cached per instance.
     #[arg(long, env = "API_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
     pub api_key_cache_capacity: usize,
-
-    /// How long an instance trusts a cached product (id and code, as the usage path
-    /// reads them) without asking the database; updates and deletions reach every
-    /// instance at once by NOTIFY regardless; 0 turns the cache off.
-    #[arg(long, env = "CATALOG_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub catalog_cache_ttl: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,13 +210,8 @@ impl ServeArgs {
     }
 
     /// How the instance caches resolved API keys.
-    pub fn key_cache(&self) -> crate::app::CacheConfig {
-        crate::app::CacheConfig { ttl: self.api_key_cache_ttl, capacity: self.api_key_cache_capacity }
-    }
-
-    /// How the instance caches the catalog.
-    pub fn catalog_cache(&self) -> crate::app::CacheConfig {
-        crate::app::CacheConfig { ttl: self.catalog_cache_ttl, ..crate::app::CacheConfig::default() }
+    pub fn key_cache(&self) -> crate::app::KeyCacheConfig {
+        crate::app::KeyCacheConfig { ttl: self.api_key_cache_ttl, capacity: self.api_key_cache_capacity }
     }
 
     /// The TLS identity from `--tls-cert` / `--tls-key`, read from disk.

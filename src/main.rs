@@ -35,10 +35,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", args.listen))?;
             billing::server::run(
                 args.server_config()?,
-                App::new(db)
-                    .with_policy(args.policy()?)
-                    .with_key_cache(args.key_cache())
-                    .with_product_cache(args.catalog_cache()),
+                App::new(db).with_policy(args.policy()?).with_key_cache(args.key_cache()),
                 db_config.url.clone(),
                 listener,
                 billing::server::termination_signal(),

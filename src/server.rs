@@ -209,11 +209,7 @@ impl Instance {
         let reporter = HealthReporter::new();
         set_health(&reporter, ServingStatus::NotServing).await;
         let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
-        let channels = vec![
-            feed.channel(),
-            crate::app::key_cache::revocations(app.key_cache()),
-            crate::app::product_cache::changes(app.product_cache()),
-        ];
+        let channels = vec![feed.channel(), app.key_cache().channel()];
         tasks.push(tokio::spawn(crate::db::listen::run(database_url.clone(), channels, stop.clone())));
         tasks.push(tokio::spawn(monitor_health(
             database_url,

@@ -1,11 +1,36 @@
 //! API keys resolved recently, so that most calls are authenticated without a round
-//! trip to the database. Revoking a key NOTIFYs `billing_api_keys` with its id; see
-//! [`NoticeCache`] for how that keeps the cache correct.
+//! trip to the database.
+//!
+//! Correctness rests on the database's notifications: revoking a key NOTIFYs every
+//! instance, which forgets the key at once. Keys are cached only while this instance's
+//! listener is connected (a notification missed while it is down could otherwise leave
+//! a revoked key usable); when the link drops or comes back, everything is forgotten.
+//! A time to live bounds what any remaining race could leave behind, and a capacity
+//! bounds memory.
 
-use super::notice_cache::NoticeCache;
-use crate::db::listen::Channel;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::db::listen::{Channel, Link};
 use crate::db::tenancy::REVOKED_CHANNEL;
 use crate::domain::ids::{ApiKeyId, OrgId};
+
+/// How a key cache behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCacheConfig {
+    /// How long a resolved key is trusted without asking the database again; zero
+    /// turns the cache off.
+    pub ttl: Duration,
+    /// Most keys kept at once.
+    pub capacity: usize,
+}
+
+impl Default for KeyCacheConfig {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(30), capacity: 10_000 }
+    }
+}
 
 /// What the database said about a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,36 +41,196 @@ pub struct KeyRecord {
     pub revoked: bool,
 }
 
-/// The per-instance cache of resolved keys.
-pub type KeyCache = NoticeCache<ApiKeyId, KeyRecord>;
+/// A ticket taken before reading a key from the database: the read may be cached only
+/// if nothing was forgotten meanwhile (a revocation could have raced the read).
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket(u64);
 
-/// The revocation channel for the instance's notification listener.
-pub fn revocations(cache: &KeyCache) -> Channel {
-    cache.channel(REVOKED_CHANNEL, |payload| {
-        let id = ApiKeyId(payload.parse::<uuid::Uuid>().ok()?);
-        Some(move |k: &ApiKeyId| *k == id)
-    })
+#[derive(Default)]
+struct State {
+    keys: HashMap<ApiKeyId, (KeyRecord, Instant)>,
+    /// Bumped whenever anything is forgotten.
+    generation: u64,
+    /// Whether revocations are being received.
+    listening: bool,
+}
+
+/// The per-instance cache; cheap to share.
+#[derive(Clone)]
+pub struct KeyCache {
+    config: KeyCacheConfig,
+    state: Arc<Mutex<State>>,
+}
+
+impl KeyCache {
+    pub fn new(config: KeyCacheConfig) -> Self {
+        Self { config, state: Arc::default() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is valid after any panic elsewhere: every change is one assignment.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached record of `id`, if fresh.
+    pub fn get(&self, id: ApiKeyId) -> Option<KeyRecord> {
+        let state = self.state();
+        let (record, fetched) = state.keys.get(&id)?;
+        (fetched.elapsed() < self.config.ttl).then(|| record.clone())
+    }
+
+    /// Take before reading a key from the database.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.state().generation)
+    }
+
+    /// Keeps what the database said about `id`, unless anything was forgotten since
+    /// `ticket` was taken or revocations are not being received.
+    pub fn put(&self, ticket: Ticket, id: ApiKeyId, record: KeyRecord) {
+        if self.config.ttl.is_zero() {
+            return;
+        }
+        let mut state = self.state();
+        if !state.listening || state.generation != ticket.0 {
+            return;
+        }
+        if state.keys.len() >= self.config.capacity && !state.keys.contains_key(&id) {
+            let ttl = self.config.ttl;
+            state.keys.retain(|_, (_, fetched)| fetched.elapsed() < ttl);
+            if state.keys.len() >= self.config.capacity {
+                // Still full of live keys: start over rather than track recency.
+                state.keys.clear();
+            }
+        }
+        state.keys.insert(id, (record, Instant::now()));
+    }
+
+    /// Forgets `id` (it was revoked).
+    pub fn forget(&self, id: ApiKeyId) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.keys.remove(&id);
+    }
+
+    /// Forgets everything, and caches from now on only if `listening`.
+    fn reset(&self, listening: bool) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.keys.clear();
+        state.listening = listening;
+    }
+
+    /// Keys cached now, for tests and metrics.
+    pub fn len(&self) -> usize {
+        self.state().keys.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The revocation channel, for the instance's notification listener.
+    pub fn channel(&self) -> Channel {
+        let (notified, linked) = (self.clone(), self.clone());
+        Channel {
+            name: REVOKED_CHANNEL,
+            on_notify: Arc::new(move |payload| match payload.parse::<uuid::Uuid>() {
+                Ok(id) => notified.forget(ApiKeyId(id)),
+                // Not ours to interpret: forget everything to be safe.
+                Err(_) => notified.reset(true),
+            }),
+            on_link: Arc::new(move |link| linked.reset(link == Link::Up)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::notice_cache::CacheConfig;
-    use crate::db::listen::Link;
+
+    fn record(org: u128) -> KeyRecord {
+        KeyRecord { org: OrgId(uuid::Uuid::from_u128(org)), secret_sha256: vec![1, 2], revoked: false }
+    }
+
+    fn listening(config: KeyCacheConfig) -> KeyCache {
+        let cache = KeyCache::new(config);
+        (cache.channel().on_link)(Link::Up);
+        cache
+    }
+
+    fn key(n: u128) -> ApiKeyId {
+        ApiKeyId(uuid::Uuid::from_u128(n))
+    }
 
     #[test]
-    fn a_revocation_notice_forgets_only_the_key_it_names() {
-        let cache = KeyCache::new(CacheConfig::default());
-        let channel = revocations(&cache);
-        (channel.on_link)(Link::Up);
-        let record =
-            KeyRecord { org: OrgId(uuid::Uuid::from_u128(7)), secret_sha256: vec![1], revoked: false };
-        let (a, b) = (ApiKeyId(uuid::Uuid::from_u128(1)), ApiKeyId(uuid::Uuid::from_u128(2)));
-        cache.put(cache.ticket(), a, record.clone());
-        cache.put(cache.ticket(), b, record.clone());
-        (channel.on_notify)(&a.0.to_string());
-        assert_eq!((cache.get(&a), cache.get(&b)), (None, Some(record)));
-        (channel.on_notify)("garbage");
-        assert!(cache.is_empty(), "an unreadable notice forgets every key");
+    fn a_key_read_while_listening_is_served_from_the_cache() {
+        let cache = listening(KeyCacheConfig::default());
+        cache.put(cache.ticket(), key(1), record(7));
+        assert_eq!(cache.get(key(1)), Some(record(7)));
+        assert_eq!(cache.get(key(2)), None);
+    }
+
+    #[test]
+    fn nothing_is_cached_until_revocations_are_received_nor_after_the_link_drops() {
+        let cache = KeyCache::new(KeyCacheConfig::default());
+        cache.put(cache.ticket(), key(1), record(7));
+        assert_eq!(cache.get(key(1)), None, "not listening yet");
+
+        (cache.channel().on_link)(Link::Up);
+        cache.put(cache.ticket(), key(1), record(7));
+        assert!(cache.get(key(1)).is_some());
+
+        (cache.channel().on_link)(Link::Down);
+        assert_eq!(cache.get(key(1)), None, "forgotten when the link drops");
+        cache.put(cache.ticket(), key(1), record(7));
+        assert_eq!(cache.get(key(1)), None, "and not cached while it is down");
+    }
+
+    #[test]
+    fn a_revocation_notice_forgets_the_key_and_spoils_reads_that_raced_it() {
+        let cache = listening(KeyCacheConfig::default());
+        cache.put(cache.ticket(), key(1), record(7));
+        cache.put(cache.ticket(), key(2), record(7));
+        let before = cache.ticket();
+        (cache.channel().on_notify)(&key(1).0.to_string());
+        assert_eq!(cache.get(key(1)), None);
+        assert!(cache.get(key(2)).is_some(), "other keys stay");
+
+        // A read that started before the notice may have seen the key live.
+        cache.put(before, key(1), record(7));
+        assert_eq!(cache.get(key(1)), None);
+    }
+
+    #[test]
+    fn an_unreadable_notice_forgets_everything() {
+        let cache = listening(KeyCacheConfig::default());
+        cache.put(cache.ticket(), key(1), record(7));
+        (cache.channel().on_notify)("not-a-uuid");
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn an_entry_expires_after_its_time_to_live_and_zero_turns_caching_off() {
+        let cache = listening(KeyCacheConfig { ttl: Duration::ZERO, capacity: 10 });
+        cache.put(cache.ticket(), key(1), record(7));
+        assert!(cache.is_empty());
+
+        let cache = listening(KeyCacheConfig { ttl: Duration::from_nanos(1), capacity: 10 });
+        cache.put(cache.ticket(), key(1), record(7));
+        // Any measurable time is past a nanosecond's life.
+        let stored = Instant::now();
+        while stored.elapsed() < Duration::from_nanos(2) {}
+        assert_eq!(cache.get(key(1)), None);
+    }
+
+    #[test]
+    fn a_full_cache_makes_room_and_never_grows_past_its_capacity() {
+        let cache = listening(KeyCacheConfig { ttl: Duration::from_secs(60), capacity: 3 });
+        for n in 0..10 {
+            cache.put(cache.ticket(), key(n), record(7));
+            assert!(cache.len() <= 3);
+        }
+        assert_eq!(cache.get(key(9)), Some(record(7)), "the newest key is kept");
     }
 }

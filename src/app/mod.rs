@@ -11,9 +11,7 @@ pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod key_cache;
-pub mod notice_cache;
 pub mod policy;
-pub mod product_cache;
 pub mod products;
 pub mod promos;
 pub mod segments;
@@ -24,10 +22,8 @@ pub mod usage_events;
 pub mod violations;
 
 pub use error::AppError;
-pub use key_cache::KeyCache;
-pub use notice_cache::CacheConfig;
+pub use key_cache::{KeyCache, KeyCacheConfig};
 pub use policy::Policy;
-pub use product_cache::ProductCache;
 pub use tenancy::Caller;
 
 use crate::db::{Conn, Db, DbError};
@@ -42,30 +38,17 @@ pub struct App {
     db: Db,
     policy: Policy,
     keys: KeyCache,
-    products: ProductCache,
 }
 
 impl App {
     /// The application over `db` with the default policy.
     pub fn new(db: Db) -> Self {
-        let (keys, products) =
-            (KeyCache::new(CacheConfig::default()), ProductCache::new(CacheConfig::default()));
-        Self { db, policy: Policy::default(), keys, products }
+        Self { db, policy: Policy::default(), keys: KeyCache::new(KeyCacheConfig::default()) }
     }
 
     /// The same application with a key cache configured as `config`.
-    pub fn with_key_cache(self, config: CacheConfig) -> Self {
+    pub fn with_key_cache(self, config: KeyCacheConfig) -> Self {
         Self { keys: KeyCache::new(config), ..self }
-    }
-
-    /// The same application with a product cache configured as `config`.
-    pub fn with_product_cache(self, config: CacheConfig) -> Self {
-        Self { products: ProductCache::new(config), ..self }
-    }
-
-    /// The instance's cache of the catalog, as the usage path reads it.
-    pub fn product_cache(&self) -> &ProductCache {
-        &self.products
     }
 
     /// The instance's cache of resolved API keys.

@@ -89,7 +89,7 @@ impl App {
         let found =
             self.db().run(move |conn| db::tenancy::revoke_api_key(conn, id, super::clock::now())).await?;
         // Other instances forget it when the revocation's notice reaches them.
-        self.keys.forget_where(|k| *k == id);
+        self.keys.forget(id);
         if found { Ok(()) } else { Err(AppError::not_found("API key", id)) }
     }
 
@@ -111,7 +111,7 @@ impl App {
     /// Served from the instance's key cache when it can be (see `app::key_cache`).
     pub async fn authenticate(&self, key: &str) -> Result<Caller, AppError> {
         let (id, secret) = parse_key(key).ok_or(AppError::Unauthenticated)?;
-        let record = match self.keys.get(&id) {
+        let record = match self.keys.get(id) {
             Some(record) => record,
             None => {
                 let ticket = self.keys.ticket();

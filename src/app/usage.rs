@@ -17,7 +17,6 @@ use super::credit_types::undeclared;
 use super::drawdowns::{
     Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries, write_entries,
 };
-use super::product_cache::{self, ProductCache};
 use super::{App, AppError, Policy, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::usage::{AlertRow, NewEvent, StoredEvent, TotalRow, WindowKey};
@@ -101,7 +100,7 @@ fn load_state(
     org: OrgId,
     inputs: &[EventInput],
     record: bool,
-    (now, policy, catalog): (DateTime<Utc>, Policy, &ProductCache),
+    (now, policy): (DateTime<Utc>, Policy),
 ) -> Result<BatchState, AppError> {
     let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
     customer_ids.sort();
@@ -123,10 +122,17 @@ fn load_state(
             ProductRef::Code(code) => codes.insert(code.clone()),
         };
     }
-    let ids: Vec<ProductId> = ids.into_iter().collect();
-    let codes: Vec<String> = codes.into_iter().collect();
-    let mut products: HashMap<ProductId, Product> =
-        product_cache::find(conn, org, catalog, &ids, &codes)?.into_iter().map(|p| (p.id, p)).collect();
+    let mut products: HashMap<ProductId, Product> = HashMap::new();
+    products.extend(
+        db::products::get_many(conn, org, &ids.into_iter().collect::<Vec<_>>())?
+            .into_iter()
+            .map(|p| (p.id, p)),
+    );
+    products.extend(
+        db::products::get_many_by_code(conn, org, &codes.into_iter().collect::<Vec<_>>())?
+            .into_iter()
+            .map(|p| (p.id, p)),
+    );
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
     let limits: HashMap<CustomerId, AllowanceLimits> = db::allowances::get_many(conn, org, &customer_ids)?;
@@ -148,7 +154,7 @@ fn load_state(
     let alerts = db::usage::load_alerts(conn, org, &keys)?;
     let missing: Vec<ProductId> =
         totals.iter().map(|t| t.product).filter(|p| !products.contains_key(p)).collect();
-    products.extend(product_cache::find(conn, org, catalog, &missing, &[])?.into_iter().map(|p| (p.id, p)));
+    products.extend(db::products::get_many(conn, org, &missing)?.into_iter().map(|p| (p.id, p)));
 
     let mut usage: HashMap<CustomerId, CustomerUsage> = customers
         .iter()
@@ -490,7 +496,7 @@ impl App {
         org: OrgId,
         inputs: Arc<[EventInput]>,
     ) -> Result<Vec<EventResult>, AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let policy = self.policy();
         if valid_events(&inputs).next().is_none() {
             // Nothing valid to decide: each answer is its own error, no transaction needed.
             let results = decide(&mut BatchState::default(), &inputs, None, (clock::now(), policy))?;
@@ -500,7 +506,7 @@ impl App {
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, true, (now, policy, &catalog))?;
+                let mut state = load_state(conn, org, &inputs, true, (now, policy))?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
                 persist(conn, org, &state, writes, &mut results, now)?;
@@ -512,12 +518,12 @@ impl App {
 
     /// The decision recording `input` would take now, recording nothing.
     pub async fn check_usage(&self, org: OrgId, input: EventInput) -> Result<UsageOutcome, AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let policy = self.policy();
         self.db()
             .transaction(org, move |conn| {
                 let inputs = [input.clone()];
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, false, (now, policy, &catalog))?;
+                let mut state = load_state(conn, org, &inputs, false, (now, policy))?;
                 let mut results = decide(&mut state, &inputs, None, (now, policy))?;
                 results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
             })

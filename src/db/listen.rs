@@ -90,12 +90,3 @@ async fn listen_once(
         },
     }
 }
-
-/// Announces `payload` on `channel` when the caller's transaction commits.
-pub fn notify(conn: &mut diesel::PgConnection, channel: &str, payload: &str) -> Result<(), super::DbError> {
-    use super::prepared::{BindNext, prepared};
-    use diesel::RunQueryDsl;
-    use diesel::sql_types::Text;
-    prepared("SELECT pg_notify($1, $2)").bind::<Text, _>(channel).bind::<Text, _>(payload).execute(conn)?;
-    Ok(())
-}

@@ -78,10 +78,6 @@ impl TryFrom<ProductRow> for Product {
     }
 }
 
-/// The channel a product's update or deletion is announced on (when it commits); the
-/// payload is the organization's id.
-pub const CHANGED_CHANNEL: &str = "billing_products";
-
 pub fn insert(conn: &mut PgConnection, org: OrgId, p: &Product) -> Result<(), DbError> {
     diesel::insert_into(products::table).values(NewProductRow::of(org, p)).execute(conn)?;
     Ok(())
@@ -149,28 +145,13 @@ pub fn update(conn: &mut PgConnection, org: OrgId, p: &Product) -> Result<(), Db
     diesel::update(products::table.find((org.uuid(), p.id.uuid())))
         .set(NewProductRow::of(org, p))
         .execute(conn)?;
-    super::listen::notify(conn, CHANGED_CHANNEL, &org.to_string())
+    Ok(())
 }
 
 /// Deletes the product; false when it did not exist.
 pub fn delete(conn: &mut PgConnection, org: OrgId, id: ProductId) -> Result<bool, DbError> {
     let n = diesel::delete(products::table.find((org.uuid(), id.uuid()))).execute(conn)?;
-    super::listen::notify(conn, CHANGED_CHANNEL, &org.to_string())?;
     Ok(n > 0)
-}
-
-/// The products among `ids` and `codes`, in one statement.
-pub fn get_many_by_id_or_code(
-    conn: &mut PgConnection,
-    org: OrgId,
-    ids: &[ProductId],
-    codes: &[String],
-) -> Result<Vec<Product>, DbError> {
-    if ids.is_empty() && codes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
-    load(scoped(org).filter(products::id.eq_any(ids).or(products::code.eq_any(codes.to_vec()))), conn)
 }
 
 /// Up to `limit` products after `after` in id order (creation order).

@@ -114,7 +114,10 @@ pub fn revoke_api_key(conn: &mut PgConnection, id: ApiKeyId, now: DateTime<Utc>)
             .set(api_keys::revoked_at.eq(now))
             .execute(conn)?;
         // Delivered at commit: every instance forgets the key from its cache.
-        super::listen::notify(conn, REVOKED_CHANNEL, &id.to_string())?;
+        prepared("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(REVOKED_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(id.to_string())
+            .execute(conn)?;
         Ok(updated > 0 || find_api_key(conn, id)?.is_some())
     })
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use billing::app::CacheConfig;
+use billing::app::KeyCacheConfig;
 use billing::proto::v1 as pb;
 use billing::proto::v1::customer_service_client::CustomerServiceClient;
 use tonic::Code;
@@ -80,14 +80,14 @@ async fn revoked_key_is_unauthenticated_and_others_keep_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_instance_is_refused_by_another_that_cached_it() {
     let a = TestServer::start().await;
-    let hour = CacheConfig { ttl: Duration::from_secs(3600), ..CacheConfig::default() };
-    let b = TestServer::start_with_app(Arc::clone(&a.db), |app| app.with_key_cache(hour)).await;
+    let hour = KeyCacheConfig { ttl: Duration::from_secs(3600), ..KeyCacheConfig::default() };
+    let b = TestServer::start_with_key_cache(Arc::clone(&a.db), hour).await;
     let (_, key) = a.org("Acme").await;
     let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
     // Cached once B's listener is up (until then B asks the database every time).
     wait_until("B caches the key", || async {
         list_with(&b, Key::bearer(&key)).await.expect("live key works on B");
-        b.app.key_cache().get(&id).is_some()
+        b.app.key_cache().get(id).is_some()
     })
     .await;
 
@@ -96,7 +96,7 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_that_cached_it() {
         list_with(&b, Key::bearer(&key)).await.is_err_and(|s| s.code() == Code::Unauthenticated)
     })
     .await;
-    assert!(b.app.key_cache().get(&id).is_none_or(|r| r.revoked), "B no longer trusts it");
+    assert!(b.app.key_cache().get(id).is_none_or(|r| r.revoked), "B no longer trusts it");
     expect_code(list_with(&a, Key::bearer(&key)).await, Code::Unauthenticated);
 }
 
@@ -110,7 +110,7 @@ async fn a_cached_key_is_resolved_without_a_database_lookup() {
     let (id, _) = billing::domain::api_key::parse_key(&key).unwrap();
     wait_until("the key is cached", || async {
         list_with(&server, Key::bearer(&key)).await.expect("live key works");
-        server.app.key_cache().get(&id).is_some()
+        server.app.key_cache().get(id).is_some()
     })
     .await;
     {

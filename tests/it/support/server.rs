@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use billing::app::{App, Policy};
+use billing::app::{App, KeyCacheConfig, Policy};
 use billing::db::{Db, DbConfig};
 use billing::domain::backdating::BackdatingHorizon;
 use billing::domain::ids::OrgId;
@@ -107,11 +107,12 @@ impl TestServer {
         server
     }
 
-    /// A server over `db` whose application `configure` adjusts, once SERVING.
-    pub async fn start_with_app(db: Arc<TestDb>, configure: impl FnOnce(App) -> App) -> Self {
+    /// A server over `db` whose API key cache is configured as `keys`, once SERVING.
+    pub async fn start_with_key_cache(db: Arc<TestDb>, keys: KeyCacheConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let db_config = test_db_config(&db.url);
-        let server = Self::serve(db, test_server_config(), db_config, listener, configure).await;
+        let server =
+            Self::serve(db, test_server_config(), db_config, listener, |a| a.with_key_cache(keys)).await;
         server.wait_serving().await;
         server
     }

@@ -140,6 +140,18 @@ mod tests {
     }
 
     #[test]
+    fn a_token_of_up_to_1024_characters_is_read_and_a_longer_one_is_not() {
+        let token_of = |len: usize| {
+            (1..2000)
+                .map(|n| encode(&"p".repeat(n), "f"))
+                .find(|t| t.len() == len)
+                .expect("some position fits")
+        };
+        assert!(decode(&token_of(1024)).is_some());
+        assert!(decode(&token_of(1026)).is_none());
+    }
+
+    #[test]
     fn one_row_more_than_the_page_is_fetched_to_know_whether_another_follows() {
         assert_eq!(PageRequest::first(50).fetch_limit(), 51);
         assert_eq!(PageRequest::first(1).fetch_limit(), 2);

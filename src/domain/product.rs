@@ -215,6 +215,57 @@ impl Product {
 mod tests {
     use super::*;
 
+    #[test]
+    fn kinds_have_their_seed_names() {
+        for (k, name) in
+            [(ProductKind::Service, "SERVICE"), (ProductKind::InventoryVariant, "INVENTORY_VARIANT")]
+        {
+            assert_eq!((k.as_str(), ProductKind::parse(name)), (name, Some(k)));
+        }
+        assert_eq!(ProductKind::parse("service"), None);
+    }
+
+    #[test]
+    fn fifty_tags_are_allowed_and_a_service_type_is_checked_as_a_code() {
+        let draft = |tags: usize, service_type: &str| ProductDraft {
+            code: "CREED".into(),
+            name: "Creed".into(),
+            tags: (0..tags).map(|i| format!("t{i}")).collect(),
+            service_type: Some(service_type.into()),
+            service_family: None,
+            kind: Some(ProductKind::Service),
+        };
+        let fields = |d: ProductDraft| {
+            let mut v = Violations::default();
+            validate_new(d, &mut v);
+            v.items().iter().map(|i| i.field.clone()).collect::<Vec<_>>()
+        };
+        assert!(fields(draft(MAX_TAGS, "Usage")).is_empty());
+        assert_eq!(fields(draft(MAX_TAGS + 1, "Usage")), ["tags"]);
+        assert_eq!(fields(draft(0, " padded")), ["service_type"]);
+    }
+
+    #[test]
+    fn a_change_advances_the_version_and_tags_are_matched_all_together() {
+        let mut v = Violations::default();
+        let new = validate_new(
+            ProductDraft {
+                code: "CREED".into(),
+                name: "Creed".into(),
+                tags: vec!["vod".into(), "hd".into()],
+                kind: Some(ProductKind::Service),
+                ..Default::default()
+            },
+            &mut v,
+        );
+        let p = Product::create(ProductId(uuid::Uuid::from_u128(1)), new, DateTime::UNIX_EPOCH);
+        let next = p.apply(ProductChanges::default(), DateTime::UNIX_EPOCH);
+        assert_eq!(next.version, p.version + 1);
+        assert!(p.has_all_tags(&["vod".into(), "hd".into()]));
+        assert!(p.has_all_tags(&[]));
+        assert!(!p.has_all_tags(&["vod".into(), "sd".into()]));
+    }
+
     fn service(code: &str) -> ProductDraft {
         ProductDraft {
             code: code.into(),

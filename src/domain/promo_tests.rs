@@ -224,3 +224,41 @@ fn basket_lines_are_checked() {
     check_lines(&mut v, &[]);
     assert_eq!(v.items()[0].field, "lines");
 }
+
+#[test]
+fn promo_types_have_their_seed_names() {
+    for (t, name) in [(PromoType::Rewards, "REWARDS"), (PromoType::BuyNTakeM, "BUY_N_TAKE_M")] {
+        assert_eq!((t.as_str(), PromoType::parse(name)), (name, Some(t)));
+    }
+    assert_eq!(PromoType::parse("rewards"), None);
+}
+
+#[test]
+fn a_promo_is_valid_from_its_start_until_just_before_its_end() {
+    let mut p = promo(1, PromoType::BuyNTakeM, 1, 1, 1, 1);
+    let (start, end) = (p.validity_start, p.validity_end.expect("the fixture ends"));
+    assert!(!p.valid_at(start - chrono::Duration::nanoseconds(1)));
+    assert!(p.valid_at(start));
+    assert!(p.valid_at(end - chrono::Duration::nanoseconds(1)));
+    assert!(!p.valid_at(end));
+    p.validity_end = None;
+    assert!(p.valid_at(end + chrono::Duration::days(10_000)), "no end: valid ever after");
+}
+
+#[test]
+fn a_thousand_basket_lines_are_allowed_and_one_more_is_not() {
+    let lines: Vec<_> = (0..=MAX_BASKET_LINES as u128)
+        .map(|i| Parsed::Valid(BasketLine { product: pid(i + 1), quantity: 1 }))
+        .collect();
+    let mut v = Violations::default();
+    check_lines(&mut v, &lines[..MAX_BASKET_LINES]);
+    assert!(v.is_empty());
+    check_lines(&mut v, &lines);
+    assert_eq!(v.items().iter().map(|i| i.field.as_str()).collect::<Vec<_>>(), ["lines"]);
+}
+
+#[test]
+fn buy_three_take_one_counts_groups_of_four() {
+    // 9 units: two full groups (8 units, 2 free) and one unit short of another group.
+    assert_eq!(same_product(9, 3, 1), (2, 2, 8));
+}

@@ -261,4 +261,7 @@ fn a_thousand_basket_lines_are_allowed_and_one_more_is_not() {
 fn buy_three_take_one_counts_groups_of_four() {
     // 9 units: two full groups (8 units, 2 free) and one unit short of another group.
     assert_eq!(same_product(9, 3, 1), (2, 2, 8));
+    // Buy 3 take 2 over 9 units: one full group of 5, then a partial group of 4 that
+    // holds one unit beyond its 3 qualifiers: that unit is free, all 9 are used.
+    assert_eq!(same_product(9, 3, 2), (2, 3, 9));
 }

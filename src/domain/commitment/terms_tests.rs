@@ -118,6 +118,9 @@ fn a_range_must_end_after_it_starts_and_account_spend_needs_a_subscription() {
     let mut t = terms();
     t.time_range.end_time = t.time_range.start_time;
     assert_eq!(fields(&t), ["time_range.end_time"]);
+    // Reversed: still one problem, not also a minimum term (there is none) too long.
+    t.time_range.end_time = at(2025, 12);
+    assert_eq!(fields(&t), ["time_range.end_time"]);
 
     let mut t = terms();
     t.account_obligations.minimum_spend.push(MinimumSpend { period: PeriodKind::Term, amount: Decimal::ONE });

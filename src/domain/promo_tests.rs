@@ -265,3 +265,11 @@ fn buy_three_take_one_counts_groups_of_four() {
     // holds one unit beyond its 3 qualifiers: that unit is free, all 9 are used.
     assert_eq!(same_product(9, 3, 2), (2, 3, 9));
 }
+
+#[test]
+fn a_change_advances_the_version_once_and_stamps_the_time() {
+    let current = promo(1, PromoType::BuyNTakeM, 2, 1, 3, 1);
+    let mut v = Violations::default();
+    let next = apply_changes(&current, PromoChanges::default(), &ProductKinds::new(), at(2), &mut v);
+    assert_eq!((next.version, next.updated_at), (current.version + 1, at(2)));
+}

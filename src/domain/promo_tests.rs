@@ -273,3 +273,29 @@ fn a_change_advances_the_version_once_and_stamps_the_time() {
     let next = apply_changes(&current, PromoChanges::default(), &ProductKinds::new(), at(2), &mut v);
     assert_eq!((next.version, next.updated_at), (current.version + 1, at(2)));
 }
+
+/// N and M apart (3 and 2), so no sum can pass for a product or a quotient.
+#[test]
+fn buy_three_take_two_counts_groups_and_units_for_every_promo_type() {
+    let groups_units = |o: &BasketOutcome| o.applied.iter().map(|a| (a.groups, a.units)).collect::<Vec<_>>();
+    // Rewards: 7 bought give floor(7 / 3) = 2 groups of 2 reward units.
+    let o = evaluate_basket(&[promo(1, PromoType::Rewards, 1, 3, 2, 2)], &basket(&[(1, 7)]), at(2));
+    assert_eq!(groups_units(&o), [(2, 4)]);
+    // Another product: 2 groups could make 4 free, the basket holds 5 of it.
+    let o = evaluate_basket(&[promo(1, PromoType::BuyNTakeM, 1, 3, 2, 2)], &basket(&[(1, 7), (2, 5)]), at(2));
+    assert_eq!((groups_units(&o), free(&o, 2)), (vec![(2, 4)], 4));
+    // ... and only 3 of it: 3 free, from 2 groups (the second one partly).
+    let o = evaluate_basket(&[promo(1, PromoType::BuyNTakeM, 1, 3, 2, 2)], &basket(&[(1, 7), (2, 3)]), at(2));
+    assert_eq!((groups_units(&o), free(&o, 2)), (vec![(2, 3)], 3));
+    // The same product, 9 units: a group of 5 (2 free) and a partial one (1 free).
+    let o = evaluate_basket(&[promo(1, PromoType::BuyNTakeM, 1, 3, 1, 2)], &basket(&[(1, 9)]), at(2));
+    assert_eq!((groups_units(&o), free(&o, 1)), (vec![(2, 3)], 3));
+    // A second promo on the same product sees only what the first left unused: none.
+    let two = [promo(1, PromoType::BuyNTakeM, 1, 3, 1, 2), promo(2, PromoType::BuyNTakeM, 1, 3, 1, 2)];
+    let o = evaluate_basket(&two, &basket(&[(1, 9)]), at(2));
+    assert_eq!((o.applied.len(), o.skipped.len()), (1, 1));
+    // Exactly N units of the same product make nothing free: N + 1 are needed.
+    let o = evaluate_basket(&[promo(1, PromoType::BuyNTakeM, 1, 3, 1, 2)], &basket(&[(1, 3)]), at(2));
+    assert_eq!(o.skipped[0].reason, SkipReason::QuantityTooLow);
+    assert!(o.skipped[0].message.contains("needs 4 units"), "{}", o.skipped[0].message);
+}

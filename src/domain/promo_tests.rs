@@ -299,3 +299,18 @@ fn buy_three_take_two_counts_groups_and_units_for_every_promo_type() {
     assert_eq!(o.skipped[0].reason, SkipReason::QuantityTooLow);
     assert!(o.skipped[0].message.contains("needs 4 units"), "{}", o.skipped[0].message);
 }
+
+#[test]
+fn a_reward_has_its_units_less_what_was_redeemed_available() {
+    let r = Reward {
+        id: RewardId(uuid::Uuid::from_u128(1)),
+        customer: CustomerId(uuid::Uuid::from_u128(2)),
+        promo: PromoId(uuid::Uuid::from_u128(3)),
+        product: pid(4),
+        units: 5,
+        redeemed_units: 2,
+        basket_id: "b-1".into(),
+        granted_at: at(2),
+    };
+    assert_eq!(r.available(), 3);
+}

@@ -99,20 +99,19 @@ impl TestServer {
 
     /// A server whose application runs under `policy` (over `db`), once SERVING.
     pub async fn start_with_policy(db: Arc<TestDb>, policy: Policy) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let db_config = test_db_config(&db.url);
-        let server =
-            Self::serve(db, test_server_config(), db_config, listener, |a| a.with_policy(policy)).await;
-        server.wait_serving().await;
-        server
+        Self::start_with_app(db, |a| a.with_policy(policy)).await
     }
 
     /// A server over `db` whose API key cache is configured as `keys`, once SERVING.
     pub async fn start_with_key_cache(db: Arc<TestDb>, keys: KeyCacheConfig) -> Self {
+        Self::start_with_app(db, |a| a.with_key_cache(keys)).await
+    }
+
+    /// A server over `db` whose application `configure` adjusts, once SERVING.
+    pub async fn start_with_app(db: Arc<TestDb>, configure: impl FnOnce(App) -> App) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let db_config = test_db_config(&db.url);
-        let server =
-            Self::serve(db, test_server_config(), db_config, listener, |a| a.with_key_cache(keys)).await;
+        let server = Self::serve(db, test_server_config(), db_config, listener, configure).await;
         server.wait_serving().await;
         server
     }

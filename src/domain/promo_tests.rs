@@ -314,3 +314,29 @@ fn a_reward_has_its_units_less_what_was_redeemed_available() {
     };
     assert_eq!(r.available(), 3);
 }
+
+/// Buy 2 take 3: products and sums of N and M differ, and what a promo uses up shows in
+/// what the next promo on the same product can count.
+#[test]
+fn buy_two_take_three_uses_up_exactly_its_qualifiers_and_free_units() {
+    let units = |o: &BasketOutcome| o.applied.iter().map(|a| (a.groups, a.units)).collect::<Vec<_>>();
+    // Rewards: 7 bought give 3 groups of 3 units.
+    let o = evaluate_basket(&[promo(1, PromoType::Rewards, 1, 2, 2, 3)], &basket(&[(1, 7)]), at(2));
+    assert_eq!(units(&o), [(3, 9)]);
+    // Another product: 3 groups make 9 of its 10 free and use 6 qualifiers, so a later
+    // rewards promo (buy 1 get 1) counts the 1 unit left.
+    let promos = [promo(1, PromoType::BuyNTakeM, 1, 2, 2, 3), promo(2, PromoType::Rewards, 1, 1, 3, 1)];
+    let o = evaluate_basket(&promos, &basket(&[(1, 7), (2, 10)]), at(2));
+    assert_eq!((units(&o), free(&o, 2)), (vec![(3, 9), (1, 1)], 9));
+    // Only 4 of the other product: 4 free from 2 groups.
+    let o = evaluate_basket(&promos[..1], &basket(&[(1, 7), (2, 4)]), at(2));
+    assert_eq!(units(&o), [(2, 4)]);
+    // The same product, 9 units: a group of 5 and a partial one of 4 (2 free); all 9
+    // are used, so a second such promo finds none left.
+    let same = [promo(1, PromoType::BuyNTakeM, 1, 2, 1, 3), promo(2, PromoType::BuyNTakeM, 1, 2, 1, 3)];
+    let o = evaluate_basket(&same, &basket(&[(1, 9)]), at(2));
+    assert_eq!((units(&o), free(&o, 1), o.skipped.len()), (vec![(2, 5)], 5, 1));
+    // N + 1 units of the same product are enough for one free unit.
+    let o = evaluate_basket(&same[..1], &basket(&[(1, 3)]), at(2));
+    assert_eq!(units(&o), [(1, 1)]);
+}

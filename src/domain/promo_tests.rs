@@ -340,3 +340,15 @@ fn buy_two_take_three_uses_up_exactly_its_qualifiers_and_free_units() {
     let o = evaluate_basket(&same[..1], &basket(&[(1, 3)]), at(2));
     assert_eq!(units(&o), [(1, 1)]);
 }
+
+#[test]
+fn a_rewards_promo_uses_up_n_units_per_group_it_grants() {
+    // Buy 3 get 1 reward over 7 units: 2 groups use 6 units, so a later buy-1-take-1 of
+    // another product counts the 1 unit left and makes 1 free (not 2: 2 x 3 is not 2 + 3).
+    let rewards = promo(1, PromoType::Rewards, 1, 3, 7, 1);
+    let mut other = promo(2, PromoType::BuyNTakeM, 1, 1, 2, 1);
+    other.validity_start = at(2);
+    let o = evaluate_basket(&[rewards, other], &basket(&[(1, 7), (2, 5)]), at(5));
+    let applied: Vec<_> = o.applied.iter().map(|a| (a.groups, a.units)).collect();
+    assert_eq!((applied, free(&o, 2)), (vec![(2, 2), (1, 1)], 1));
+}

@@ -130,6 +130,11 @@ pub struct ServeArgs {
     #[arg(long, env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 4)]
     pub usage_group_transactions: usize,
 
+    /// Most RecordUsage calls of one org waiting for a shared transaction; past it a
+    /// call is answered RESOURCE_EXHAUSTED with a retry delay at once.
+    #[arg(long, env = "USAGE_QUEUE_PER_ORG", default_value_t = 1024)]
+    pub usage_queue_per_org: usize,
+
     /// How often the feed polls the table when no notification arrives.
     #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
@@ -249,6 +254,7 @@ impl ServeArgs {
             usage_batching: crate::app::usage_batcher::BatcherConfig {
                 max_group: self.usage_group_max_events,
                 max_in_flight: self.usage_group_transactions,
+                max_queued: self.usage_queue_per_org,
                 ..Default::default()
             },
             tls: self.tls()?,

@@ -29,6 +29,10 @@ pub enum AppError {
     /// A quota or capacity limit was hit; retrying later may work.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The service is past its capacity for this caller now; retrying after
+    /// `retry_after` may work.
+    #[error("{message}")]
+    Overloaded { reason: &'static str, message: String, retry_after: std::time::Duration },
     /// Missing, malformed, unknown or revoked API key.
     #[error("missing or invalid API key")]
     Unauthenticated,

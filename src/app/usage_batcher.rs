@@ -8,6 +8,10 @@
 //! shared transaction fails for a reason of its data, every event is run again on its
 //! own so one bad event cannot fail the others; when it fails for a reason of the
 //! database (down, timed out, conflicting), every event gets that error.
+//!
+//! An org's queue is bounded: past `max_queued` waiting calls, a call is refused at once
+//! with RESOURCE_EXHAUSTED (and a retry delay) instead of waiting behind work the
+//! database cannot finish in time, so latency stays bounded past capacity.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,15 +31,20 @@ pub struct BatcherConfig {
     pub max_group: usize,
     /// Most shared transactions of one org running at once.
     pub max_in_flight: usize,
+    /// Most calls of one org waiting for a transaction; past it calls are refused.
+    pub max_queued: usize,
     /// An org's worker stops after this long without calls.
     pub idle: Duration,
 }
 
 impl Default for BatcherConfig {
     fn default() -> Self {
-        Self { max_group: 256, max_in_flight: 4, idle: Duration::from_secs(30) }
+        Self { max_group: 256, max_in_flight: 4, max_queued: 1024, idle: Duration::from_secs(30) }
     }
 }
+
+/// What a refused caller is told to wait before retrying: about one shared transaction.
+const RETRY_AFTER: Duration = Duration::from_millis(50);
 
 struct Pending {
     input: EventInput,
@@ -51,7 +60,7 @@ pub struct UsageBatcher {
 struct Inner {
     app: App,
     config: BatcherConfig,
-    queues: Mutex<HashMap<OrgId, mpsc::UnboundedSender<Pending>>>,
+    queues: Mutex<HashMap<OrgId, mpsc::Sender<Pending>>>,
 }
 
 impl UsageBatcher {
@@ -59,45 +68,66 @@ impl UsageBatcher {
         let config = BatcherConfig {
             max_group: config.max_group.max(1),
             max_in_flight: config.max_in_flight.max(1),
+            max_queued: config.max_queued.max(1),
             ..config
         };
         Self { inner: Arc::new(Inner { app, config, queues: Mutex::new(HashMap::new()) }) }
     }
 
-    /// Records one event, in a transaction shared with whatever else `org` records now.
+    /// Records one event, in a transaction shared with whatever else `org` records now;
+    /// RESOURCE_EXHAUSTED when `org`'s queue is full.
     pub async fn record(&self, org: OrgId, input: EventInput) -> EventResult {
         let (reply, answer) = oneshot::channel();
-        self.inner.enqueue(org, Pending { input, reply });
+        if !self.inner.enqueue(org, Pending { input, reply }) {
+            return Err(AppError::Overloaded {
+                reason: "USAGE_QUEUE_FULL",
+                message: format!(
+                    "too many usage events of this organization are waiting (at most {}); retry shortly",
+                    self.inner.config.max_queued
+                ),
+                retry_after: RETRY_AFTER,
+            });
+        }
         answer.await.unwrap_or_else(|_| Err(DbError::Other("usage worker stopped".into()).into()))
+    }
+
+    /// How many calls of `org` wait for a transaction now.
+    pub fn queued(&self, org: OrgId) -> usize {
+        self.inner.lock().get(&org).map_or(0, |tx| tx.max_capacity() - tx.capacity())
     }
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, mpsc::UnboundedSender<Pending>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, mpsc::Sender<Pending>>> {
         self.queues.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends under the map's lock, so a worker that retires (also under it) can never
-    /// leave a call behind in its queue.
-    fn enqueue(self: &Arc<Self>, org: OrgId, pending: Pending) {
+    /// leave a call behind in its queue. False when the queue is full.
+    fn enqueue(self: &Arc<Self>, org: OrgId, pending: Pending) -> bool {
         let mut queues = self.lock();
         let tx = queues.entry(org).or_insert_with(|| self.spawn_worker(org));
-        if let Err(mpsc::error::SendError(pending)) = tx.send(pending) {
-            // The worker is gone (its task panicked): start a fresh one.
-            let tx = self.spawn_worker(org);
-            let _ = tx.send(pending);
-            queues.insert(org, tx);
+        match tx.try_send(pending) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(pending)) => {
+                // The worker is gone (its task panicked): start a fresh one.
+                let tx = self.spawn_worker(org);
+                let sent = tx.try_send(pending).is_ok();
+                queues.insert(org, tx);
+                sent
+            }
         }
     }
 
     /// Starts `org`'s worker and returns its queue.
-    fn spawn_worker(self: &Arc<Self>, org: OrgId) -> mpsc::UnboundedSender<Pending> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn spawn_worker(self: &Arc<Self>, org: OrgId) -> mpsc::Sender<Pending> {
+        let (tx, rx) = mpsc::channel(self.config.max_queued);
         tokio::spawn(Arc::clone(self).work(org, rx));
         tx
     }
 
-    async fn work(self: Arc<Self>, org: OrgId, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    async fn work(self: Arc<Self>, org: OrgId, mut rx: mpsc::Receiver<Pending>) {
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
         loop {
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };

@@ -124,6 +124,11 @@ impl From<AppError> for Status {
             AppError::ResourceExhausted(message) => {
                 status(Code::ResourceExhausted, "RESOURCE_EXHAUSTED", message, ErrorDetails::new())
             }
+            AppError::Overloaded { reason, message, retry_after } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                status(Code::ResourceExhausted, reason, message, details)
+            }
             AppError::Unauthenticated => unauthenticated(),
             AppError::Db(e) => from_db(e),
         }

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use billing::app::usage_batcher::BatcherConfig;
 use billing::proto::v1 as pb;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::support::db::server_url;
 use crate::support::fixtures::{Tenant, event, record, usage_client};
@@ -183,4 +185,78 @@ fn hand_written_statements_are_prepared_once_per_connection_and_raw_ones_are_not
         diesel::sql_query(RAW).bind::<diesel::sql_types::Integer, _>(1).get_result(&mut conn).unwrap();
     assert_eq!(row.n, 3);
     assert_eq!(prepared_count(&mut conn, RAW), 0, "sql_query is sent unnamed every time");
+}
+
+#[tokio::test]
+async fn a_full_usage_queue_answers_resource_exhausted_at_once_and_loses_nothing() {
+    // One transaction at a time, one event each, one call allowed to wait.
+    let config = billing::server::ServerConfig {
+        usage_batching: BatcherConfig {
+            max_in_flight: 1,
+            max_group: 1,
+            max_queued: 1,
+            ..BatcherConfig::default()
+        },
+        ..test_server_config()
+    };
+    let server = TestServer::start_with(Arc::new(TestDb::create()), config, |c| c).await;
+    server.wait_serving().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let client = usage_client(&server, &t.key).await;
+
+    // The first call runs and waits on the customer's row, which the test holds.
+    let mut blocker = server.db.connect();
+    blocker.batch_execute("BEGIN").unwrap();
+    diesel::sql_query("SELECT 1 AS n FROM customers WHERE id = $1::uuid FOR UPDATE")
+        .bind::<diesel::sql_types::Text, _>(&t.customer_id)
+        .execute(&mut blocker)
+        .unwrap();
+    let send = |id: String| {
+        let mut c = client.clone();
+        let e = event(&t, &id, "CREED", "1", "2");
+        tokio::spawn(async move { record(&mut c, e).await })
+    };
+    let running = send("running".into());
+    let watcher = std::sync::Mutex::new(server.db.connect());
+    crate::support::wait_until("the first call waits on the row lock", || {
+        let waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Count>(&mut *watcher.lock().unwrap())
+        .map_or(0, |c| c.n);
+        async move { waiting > 0 }
+    })
+    .await;
+
+    // Four more: one fits in the queue, three are refused without waiting for the lock.
+    let mut more: Vec<_> = (0..4).map(|i| send(format!("more{i}"))).collect();
+    let mut refused = Vec::new();
+    while refused.len() < 3 {
+        // The limit is for a broken bound (the calls would wait for the lock), not a pace.
+        let (done, i, rest) =
+            tokio::time::timeout(Duration::from_secs(60), futures::future::select_all(more))
+                .await
+                .expect("calls past the queue's bound are answered without waiting");
+        more = rest;
+        let status = done.unwrap().expect_err(&format!("call {i} cannot finish while the row is locked"));
+        refused.push(status);
+    }
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert_eq!(crate::support::reason(status), "USAGE_QUEUE_FULL");
+        let retry = status.get_error_details().retry_info().and_then(|r| r.retry_delay);
+        assert!(retry.is_some_and(|d| d > Duration::ZERO), "a retry delay is given: {retry:?}");
+    }
+
+    // Released, the running and the queued call both record; the queue takes calls again.
+    blocker.batch_execute("COMMIT").unwrap();
+    assert!(!running.await.unwrap().expect("the running call records").replayed);
+    let queued = more.pop().expect("one call was queued");
+    assert!(!queued.await.unwrap().expect("the queued call records").replayed);
+    send("after".into()).await.unwrap().expect("a call after the queue drained records");
+    let mut conn = server.db.connect();
+    let rows: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM usage_events").get_result(&mut conn).unwrap();
+    assert_eq!(rows.n, 3, "the two accepted calls and the later one are stored, the refused ones are not");
 }

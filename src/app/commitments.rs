@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::credit::{AppliedView, apply_in};
+use super::customers::require_customer;
 use super::{App, AppError, Caller, clock};
 use crate::db::commitments::{ClosedPeriod, CommitmentFilter, Compensation, Edit, MeasureQuery};
 use crate::db::{self, Conn};
@@ -177,6 +178,9 @@ impl App {
         let rows = self
             .db()
             .transaction(org, move |conn| {
+                if let Some(customer) = filter.customer {
+                    require_customer(conn, org, customer)?;
+                }
                 Ok::<_, AppError>(db::commitments::list(conn, org, &filter, after, limit)?)
             })
             .await?;

@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::credit_types::check_declared;
+use super::customers::require_customer;
 use super::segments::{close_due_for_customer, write_off};
 use super::{App, AppError, clock};
 use crate::db::commit_ledger::RequestKey;
@@ -144,6 +145,9 @@ impl App {
         let rows = self
             .db()
             .transaction(org, move |conn| {
+                if let Some(customer) = filter.customer_id {
+                    require_customer(conn, org, customer)?;
+                }
                 Ok::<_, AppError>(db::commits::list(conn, org, &filter, after, limit)?)
             })
             .await?;

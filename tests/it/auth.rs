@@ -189,3 +189,35 @@ async fn keys_never_appear_in_the_logs_even_at_trace_level() {
         assert!(!logs.contains(leaked), "a key's secret was logged: {leaked}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_filtered_by_another_orgs_customer_are_not_found() {
+    let server = TestServer::start().await;
+    let owner = crate::support::fixtures::Tenant::create(&server, "A").await;
+    let intruder = crate::support::fixtures::Tenant::create(&server, "B").await;
+    let foreign = owner.customer_id.clone();
+
+    let mut commits = crate::support::fixtures::commits(&server, &intruder.key).await;
+    let status = expect_code(
+        commits
+            .list_commits(pb::ListCommitsRequest { customer_id: foreign.clone(), ..Default::default() })
+            .await,
+        Code::NotFound,
+    );
+    assert_eq!(reason(&status), "NOT_FOUND");
+    let mut commitments = crate::support::fixtures::commitments_client(&server, &intruder.key).await;
+    expect_code(
+        commitments
+            .list_commitments(pb::ListCommitmentsRequest {
+                customer_id: foreign.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+    // The owner filters by the same id and gets an (empty) page.
+    let mut own = crate::support::fixtures::commits(&server, &owner.key).await;
+    own.list_commits(pb::ListCommitsRequest { customer_id: foreign, ..Default::default() })
+        .await
+        .expect("the owner lists its customer's commits");
+}

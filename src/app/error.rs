@@ -23,9 +23,10 @@ pub enum AppError {
     /// The resource is not in a state that allows the call.
     #[error("{message}")]
     FailedPrecondition { reason: &'static str, message: String },
-    /// A position (cursor, time) outside what the service can serve.
-    #[error("{0}")]
-    OutOfRange(String),
+    /// A position (cursor, time) outside what the service can serve; `reason` says which
+    /// side of the range it fell off.
+    #[error("{message}")]
+    OutOfRange { reason: &'static str, message: String },
     /// A quota or capacity limit was hit; retrying later may work.
     #[error("{0}")]
     ResourceExhausted(String),

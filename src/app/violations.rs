@@ -8,29 +8,48 @@ use crate::db;
 use crate::domain::ids::OrgId;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::Violations;
-use crate::domain::violation::{FeedPosition, Violation, ViolationFilter};
+use crate::domain::violation::{FeedPosition, StartAt, StartError, Violation, ViolationFilter};
+
+impl From<StartError> for AppError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::NotRetained => AppError::OutOfRange {
+                reason: "CURSOR_NOT_RETAINED",
+                message: "the violations after this cursor are no longer retained".into(),
+            },
+            StartError::Ahead => AppError::OutOfRange {
+                reason: "CURSOR_AHEAD",
+                message: "this cursor is ahead of the organization's feed".into(),
+            },
+        }
+    }
+}
 
 impl App {
-    /// One page of the org's violations after sequence `after`, oldest first.
+    /// One page of the org's violations from `start` (or the page token's position),
+    /// oldest first. OUT_OF_RANGE when violations right after that position were pruned
+    /// (the page would silently skip them) or it is ahead of the feed.
     pub async fn list_violations(
         &self,
         org: OrgId,
         filter: ViolationFilter,
-        after: i64,
+        start: StartAt,
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<Violation>, AppError> {
-        let after = match page.after.as_deref() {
-            None => after,
-            Some(p) => p
-                .parse::<i64>()
-                .map_err(|_| Violations::single("page_token", "was issued for another list"))?,
+        let start = match page.after.as_deref() {
+            None => start,
+            Some(p) => StartAt::After(
+                p.parse::<i64>()
+                    .map_err(|_| Violations::single("page_token", "was issued for another list"))?,
+            ),
         };
         let limit = page.fetch_limit();
         let rows = self
             .db()
             .transaction(org, move |conn| {
                 self::check_customer(conn, org, &filter)?;
+                let after = db::violations::position(conn, org)?.resolve(start)?;
                 Ok::<_, AppError>(db::violations::page(conn, org, &filter, after, None, limit)?)
             })
             .await?;

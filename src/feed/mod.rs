@@ -21,7 +21,7 @@ use crate::app::{App, AppError};
 use crate::db::listen::Channel;
 use crate::db::violations::NOTIFY_CHANNEL;
 use crate::domain::ids::OrgId;
-use crate::domain::violation::{StartAt, StartError, ViolationFilter};
+use crate::domain::violation::{StartAt, ViolationFilter};
 use registry::Registry;
 use subscriber::{Item, Subscriber};
 
@@ -138,14 +138,7 @@ impl Feed {
         // Live delivery starts after this head (unless an earlier subscriber started it);
         // everything up to the head this stream reads from the table.
         self.registry.start_at(org, position.last_seq);
-        let seen = position.resolve(start).map_err(|e| match e {
-            StartError::NotRetained => {
-                AppError::OutOfRange("the violations after this cursor are no longer retained".into())
-            }
-            StartError::Ahead => {
-                AppError::OutOfRange("this cursor is ahead of the organization's feed".into())
-            }
-        })?;
+        let seen = position.resolve(start)?;
         let (tx, rx) = mpsc::channel(self.config.stream_buffer);
         let subscriber = Subscriber {
             app: self.app.clone(),

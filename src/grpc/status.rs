@@ -118,8 +118,8 @@ impl From<AppError> for Status {
                 details.add_precondition_failure_violation(reason, "", message.clone());
                 status(Code::FailedPrecondition, reason, message, details)
             }
-            AppError::OutOfRange(message) => {
-                status(Code::OutOfRange, "OUT_OF_RANGE", message, ErrorDetails::new())
+            AppError::OutOfRange { reason, message } => {
+                status(Code::OutOfRange, reason, message, ErrorDetails::new())
             }
             AppError::ResourceExhausted(message) => {
                 status(Code::ResourceExhausted, "RESOURCE_EXHAUSTED", message, ErrorDetails::new())

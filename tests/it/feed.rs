@@ -199,7 +199,7 @@ async fn a_stalled_subscriber_blocks_neither_writers_nor_other_subscribers_and_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range() {
+async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range_with_its_reason_for_watch_and_list() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     block_everything(&server, &t).await;
@@ -214,16 +214,38 @@ async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range() {
         ..Default::default()
     };
     let status = expect_code(c.watch_violations(stale).await, Code::OutOfRange);
-    assert_eq!(reason(&status), "OUT_OF_RANGE");
+    assert_eq!(reason(&status), "CURSOR_NOT_RETAINED");
     let ahead = pb::WatchViolationsRequest {
         start: Some(Start::AfterCursor(billing::domain::violation::cursor_of(99))),
         ..Default::default()
     };
-    expect_code(c.watch_violations(ahead).await, Code::OutOfRange);
+    let status = expect_code(c.watch_violations(ahead).await, Code::OutOfRange);
+    assert_eq!(reason(&status), "CURSOR_AHEAD");
+    // ListViolations judges its cursor the same way instead of paging from what is left.
+    let list = |after: i64| pb::ListViolationsRequest {
+        after_cursor: billing::domain::violation::cursor_of(after),
+        ..Default::default()
+    };
+    let status = expect_code(c.list_violations(list(2)).await, Code::OutOfRange);
+    assert_eq!(reason(&status), "CURSOR_NOT_RETAINED");
+    let status = expect_code(c.list_violations(list(99)).await, Code::OutOfRange);
+    assert_eq!(reason(&status), "CURSOR_AHEAD");
+    let listed = c.list_violations(list(5)).await.expect("right before what is retained").into_inner();
+    assert_eq!(listed.violations.iter().map(|v| v.sequence).collect::<Vec<_>>(), [6, 7]);
+    let first = pb::ListViolationsRequest { page_size: 1, ..Default::default() };
+    let first = c.list_violations(first).await.unwrap().into_inner();
+    assert_eq!(first.violations[0].sequence, 6, "without a cursor the list starts at what is retained");
     let mut from_start = watch(&server, &t.key, Start::FromBeginning(true)).await;
     assert_eq!(seqs(&take(&mut from_start, 2).await), [6, 7], "the beginning is what is retained");
     let exact = watch(&server, &t.key, Start::AfterCursor(billing::domain::violation::cursor_of(5))).await;
     drop(exact);
+    // Pruned between two pages: the next page is OUT_OF_RANGE, not a silent skip to 8.
+    server.app.prune_violations(billing::app::clock::now() + chrono::Duration::seconds(1)).await.unwrap();
+    raise(&server, &t, "newer", 1).await;
+    let next =
+        pb::ListViolationsRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() };
+    let status = expect_code(c.list_violations(next).await, Code::OutOfRange);
+    assert_eq!(reason(&status), "CURSOR_NOT_RETAINED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

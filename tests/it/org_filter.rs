@@ -47,7 +47,20 @@ async fn every_query_filters_by_org_in_code_even_with_row_security_off() {
     assert!(owner.list_billing_promos(a, Default::default(), page(), key()).await.unwrap().items.is_empty());
     assert!(owner.list_credit_promotions(a, page(), key()).await.unwrap().items.is_empty());
     assert!(owner.list_credit_types(a, page(), key()).await.unwrap().items.is_empty());
-    assert!(owner.list_violations(a, Default::default(), 0, page(), key()).await.unwrap().items.is_empty());
+    assert!(
+        owner
+            .list_violations(
+                a,
+                Default::default(),
+                billing::domain::violation::StartAt::Beginning,
+                page(),
+                key()
+            )
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     assert!(is_not_found(owner.get_customer(a, customer).await));
     assert!(is_not_found(owner.get_product(a, id::<ProductId>(&b.vod)).await));

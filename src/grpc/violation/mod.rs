@@ -123,10 +123,12 @@ impl ViolationService for ViolationApi {
         let key = format!("after={}|customer={}|kinds={:?}", req.after_cursor, req.customer_id, req.kinds);
         let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
         let filter = filter(&mut v, &req.customer_id, &req.kinds);
-        let after =
-            if req.after_cursor.is_empty() { 0 } else { cursor(&mut v, "after_cursor", &req.after_cursor) };
+        let start = match req.after_cursor.as_str() {
+            "" => StartAt::Beginning,
+            c => StartAt::After(cursor(&mut v, "after_cursor", c)),
+        };
         v.finish(())?;
-        let page = self.app.list_violations(org, filter, after, page, key).await?;
+        let page = self.app.list_violations(org, filter, start, page, key).await?;
         Ok(Response::new(pb::ListViolationsResponse {
             violations: page
                 .items

@@ -118,6 +118,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VIOLATION_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
     pub violation_retention: Duration,
 
+    /// How often violations past their retention are pruned.
+    #[arg(long, env = "VIOLATION_PRUNE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub violation_prune_interval: Duration,
+
     /// How often commitment periods that have ended are closed.
     #[arg(long, env = "COMMITMENT_EVALUATION_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub commitment_evaluation_interval: Duration,
@@ -244,8 +248,8 @@ impl ServeArgs {
             jobs: crate::jobs::JobsConfig {
                 segment_close_interval: self.segment_close_interval,
                 violation_retention: self.violation_retention,
+                violation_prune_interval: self.violation_prune_interval,
                 commitment_evaluation_interval: self.commitment_evaluation_interval,
-                ..crate::jobs::JobsConfig::default()
             },
             feed: crate::feed::FeedConfig {
                 poll_interval: self.feed_poll_interval,

@@ -8,6 +8,7 @@ use diesel::Connection as _;
 use diesel::connection::SimpleConnection as _;
 use diesel::pg::PgConnection;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -114,8 +115,9 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Creates the database and runs migrations, retrying until the database answers.
-async fn wait_for_database(url: String, shutdown: CancellationToken) -> bool {
+/// Creates the database and runs migrations, retrying until the database answers;
+/// then says so on `migrated`.
+async fn wait_for_database(url: String, migrated: watch::Sender<bool>, shutdown: CancellationToken) -> bool {
     loop {
         let attempt_url = url.clone();
         let outcome = tokio::task::spawn_blocking(move || prepare_database(&attempt_url)).await;
@@ -124,6 +126,7 @@ async fn wait_for_database(url: String, shutdown: CancellationToken) -> bool {
                 if !applied.is_empty() {
                     tracing::info!(migrations = ?applied, "migrations applied");
                 }
+                migrated.send_replace(true);
                 return true;
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "database not ready; retrying"),
@@ -142,9 +145,10 @@ async fn monitor_health(
     url: String,
     interval: Duration,
     reporter: HealthReporter,
+    migrated: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    if !wait_for_database(url.clone(), shutdown.clone()).await {
+    if !wait_for_database(url.clone(), migrated, shutdown.clone()).await {
         return;
     }
     let mut conn: Option<PgConnection> = None;
@@ -211,13 +215,15 @@ impl Instance {
         let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
         let channels = vec![feed.channel(), app.key_cache().channel()];
         tasks.push(tokio::spawn(crate::db::listen::run(database_url.clone(), channels, stop.clone())));
+        let (migrated, migrated_rx) = watch::channel(false);
         tasks.push(tokio::spawn(monitor_health(
             database_url,
             config.health_check_interval,
             reporter.clone(),
+            migrated,
             stop.clone(),
         )));
-        tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), stop.clone()));
+        tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), migrated_rx, stop.clone()));
         tasks.push(tokio::spawn(crate::metrics::sample(
             app.db().clone(),
             Duration::from_secs(1),

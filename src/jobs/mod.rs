@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -33,15 +34,22 @@ impl Default for JobsConfig {
     }
 }
 
-/// Starts every background task; they stop when `stop` is cancelled.
-pub fn spawn(app: App, config: JobsConfig, stop: CancellationToken) -> Vec<JoinHandle<()>> {
+/// Starts every background task; each first waits until `migrated` says the schema is
+/// in place (a job run against a half-made schema would fail and wait a whole interval),
+/// and they stop when `stop` is cancelled.
+pub fn spawn(
+    app: App,
+    config: JobsConfig,
+    migrated: watch::Receiver<bool>,
+    stop: CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let closer = app.clone();
     let evaluator = app.clone();
     let pruner = app;
     let retention =
         chrono::Duration::from_std(config.violation_retention).unwrap_or(chrono::Duration::days(30));
     vec![
-        tokio::spawn(every(config.segment_close_interval, stop.clone(), move || {
+        tokio::spawn(every(config.segment_close_interval, migrated.clone(), stop.clone(), move || {
             let app = closer.clone();
             async move {
                 match app.close_due_segments().await {
@@ -51,21 +59,25 @@ pub fn spawn(app: App, config: JobsConfig, stop: CancellationToken) -> Vec<JoinH
                 }
             }
         })),
-        tokio::spawn(every(config.commitment_evaluation_interval, stop.clone(), move || {
-            let app = evaluator.clone();
-            async move {
-                match app.evaluate_due_commitments().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(periods = n, "closed commitment periods"),
-                    Err(e) => tracing::warn!(error = %e, "closing commitment periods failed"),
+        tokio::spawn(every(
+            config.commitment_evaluation_interval,
+            migrated.clone(),
+            stop.clone(),
+            move || {
+                let app = evaluator.clone();
+                async move {
+                    match app.evaluate_due_commitments().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(periods = n, "closed commitment periods"),
+                        Err(e) => tracing::warn!(error = %e, "closing commitment periods failed"),
+                    }
                 }
-            }
-        })),
-        tokio::spawn(every(config.violation_prune_interval, stop, move || {
+            },
+        )),
+        tokio::spawn(every(config.violation_prune_interval, migrated, stop, move || {
             let app = pruner.clone();
             async move {
                 match app.prune_violations(crate::app::clock::now() - retention).await {
-                    Ok(0) => {}
                     Ok(n) => tracing::info!(violations = n, "pruned violations past their retention"),
                     Err(e) => tracing::warn!(error = %e, "pruning violations failed"),
                 }
@@ -74,12 +86,21 @@ pub fn spawn(app: App, config: JobsConfig, stop: CancellationToken) -> Vec<JoinH
     ]
 }
 
-/// Runs `task` every `interval` until `stop` is cancelled.
-async fn every<F, Fut>(interval: Duration, stop: CancellationToken, mut task: F)
-where
+/// Runs `task` every `interval`, from when `migrated` turns true until `stop` is
+/// cancelled.
+async fn every<F, Fut>(
+    interval: Duration,
+    mut migrated: watch::Receiver<bool>,
+    stop: CancellationToken,
+    mut task: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        ready = migrated.wait_for(|m| *m) => if ready.is_err() { return },
+    }
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -120,3 +120,20 @@ async fn shutdown_reports_not_serving_and_returns() {
         .expect("server exits within its grace period")
         .expect("clean exit");
 }
+
+#[tokio::test]
+async fn background_jobs_start_once_the_new_database_is_migrated() {
+    // The service creates and migrates this database itself; the prune job's first run
+    // must come after that, not fail on a missing schema and wait an hour.
+    let db = TestDb::unmigrated();
+    let serve = crate::support::process::ServeProcess::start(&db.url, &["--violation-prune-interval", "1h"]);
+    let logs = std::sync::Arc::clone(&serve.logs);
+    crate::support::wait_until("the first prune runs", || {
+        let ran = logs.lock().unwrap().iter().any(|l| l.contains("pruned violations past their retention"));
+        async move { ran }
+    })
+    .await;
+    let failures: Vec<String> =
+        serve.logs.lock().unwrap().iter().filter(|l| l.contains("failed")).cloned().collect();
+    assert!(failures.is_empty(), "no background job failed: {failures:#?}");
+}

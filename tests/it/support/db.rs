@@ -105,6 +105,14 @@ impl TestDb {
         Self { name, url }
     }
 
+    /// The name and URL of a database that does not exist yet (the service creates and
+    /// migrates it); dropped like the others.
+    pub fn unmigrated() -> Self {
+        let name = format!("billing_test_{}", uuid::Uuid::now_v7().simple());
+        let url = format!("{}/{name}", server_url());
+        Self { name, url }
+    }
+
     /// A direct connection, for assertions on stored rows.
     pub fn connect(&self) -> PgConnection {
         PgConnection::establish(&self.url).expect("connect to test database")

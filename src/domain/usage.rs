@@ -467,4 +467,58 @@ mod tests {
         let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
         assert_eq!(fields, ["quantity", "timestamp"]);
     }
+
+    #[test]
+    fn an_event_dated_exactly_at_the_latest_accepted_instant_is_valid() {
+        let mut v = Violations::default();
+        let d = UsageEventDraft { timestamp: Parsed::Valid(latest()), ..draft() };
+        assert!(validate_event(d, true, latest(), &mut v).is_some(), "{v:?}");
+    }
+
+    #[test]
+    fn only_commit_segments_an_event_emptied_raise_commit_exhausted_with_every_detail() {
+        use crate::domain::drawdown::Draw;
+        use crate::domain::ids::{AppliedPromotionId, CommitId};
+        let (emptied, partly, already_empty) =
+            (CommitId::generate(), CommitId::generate(), CommitId::generate());
+        let draw = |source, amount: i64, remaining_after: i64| Draw {
+            source,
+            amount: Decimal::from(amount),
+            remaining_after: Decimal::from(remaining_after),
+        };
+        let allocation = Allocation {
+            draws: vec![
+                draw(SourceRef::CommitSegment { commit_id: partly, idx: 0 }, 2, 3),
+                draw(SourceRef::CommitSegment { commit_id: already_empty, idx: 0 }, 0, 0),
+                draw(
+                    SourceRef::CreditPromotion {
+                        applied: AppliedPromotionId::generate(),
+                        cycle_start: latest(),
+                    },
+                    4,
+                    0,
+                ),
+                draw(SourceRef::CommitSegment { commit_id: emptied, idx: 1 }, 5, 0),
+            ],
+            overage: Decimal::ONE,
+        };
+        let customer = CustomerId::generate();
+        let raised = exhaustion_violations(&allocation, customer, latest(), Some("evt-9"));
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        let v = &raised[0];
+        assert_eq!(
+            (v.kind, v.customer_id, v.occurred_at),
+            (ViolationKind::CommitExhausted, Some(customer), latest())
+        );
+        assert_eq!(
+            v.detail,
+            ViolationDetail {
+                message: format!("commit {emptied} access segment 1 is used up"),
+                event_id: Some("evt-9".into()),
+                commit_id: Some(emptied),
+                amount: Some(Decimal::from(5)),
+                ..Default::default()
+            }
+        );
+    }
 }

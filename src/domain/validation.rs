@@ -116,6 +116,23 @@ mod tests {
         v.add("y", "bad");
         assert!(v.finish(1).is_err());
     }
+
+    #[test]
+    fn extend_keeps_every_violation_and_extend_unreported_skips_fields_already_blamed() {
+        let parsing = Violations::single("start", "is not a timestamp");
+        let mut rules = Violations::single("start", "must be before end");
+        rules.add("end", "must be after start");
+        let descriptions =
+            |v: &Violations| v.items().iter().map(|i| i.description.clone()).collect::<Vec<_>>();
+
+        let mut all = parsing.clone();
+        all.extend(rules.clone());
+        assert_eq!(descriptions(&all), ["is not a timestamp", "must be before end", "must be after start"]);
+
+        let mut unreported = parsing;
+        unreported.extend_unreported(rules);
+        assert_eq!(descriptions(&unreported), ["is not a timestamp", "must be after start"]);
+    }
 }
 
 /// A value read from the wire: absent, present but malformed (already recorded as a

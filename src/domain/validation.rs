@@ -118,6 +118,14 @@ mod tests {
     }
 
     #[test]
+    fn violations_display_as_field_and_reason_separated_by_semicolons() {
+        let mut v = Violations::single("start", "is not a timestamp");
+        assert_eq!(v.to_string(), "start: is not a timestamp");
+        v.add("end", "must be after start");
+        assert_eq!(v.to_string(), "start: is not a timestamp; end: must be after start");
+    }
+
+    #[test]
     fn extend_keeps_every_violation_and_extend_unreported_skips_fields_already_blamed() {
         let parsing = Violations::single("start", "is not a timestamp");
         let mut rules = Violations::single("start", "must be before end");

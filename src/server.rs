@@ -27,6 +27,7 @@ use crate::grpc::commit::CommitApi;
 use crate::grpc::commitment::CommitmentApi;
 use crate::grpc::credit_type::CreditTypeApi;
 use crate::grpc::customer::CustomerApi;
+use crate::grpc::message_limit::MessageLimitLayer;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
 use crate::grpc::promo::PromoApi;
@@ -272,6 +273,7 @@ impl Instance {
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
             .layer(ObserveLayer)
             .layer(AuthLayer::new(app.clone()))
+            .layer(MessageLimitLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -114,6 +114,10 @@ pub struct Violation {
     pub violation: NewViolation,
 }
 
+/// Most `kinds` values a filter may carry (there are far fewer kinds; the bound keeps a
+/// hostile filter from costing a query parameter per value).
+pub const MAX_KIND_FILTERS: usize = 64;
+
 /// Which violations a reader wants; empty fields do not filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ViolationFilter {

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod credit_type;
 pub mod customer;
 pub mod json_value;
+pub mod message_limit;
 pub mod observe;
 pub mod product;
 pub mod promo;

@@ -141,6 +141,17 @@ impl From<Violations> for Status {
     }
 }
 
+/// The answer to a request larger than the message size limit; `sizes` is the decoder's
+/// account of them.
+pub fn message_too_large(sizes: &str) -> Status {
+    status(
+        Code::ResourceExhausted,
+        "MESSAGE_TOO_LARGE",
+        format!("the request is larger than this server accepts: {sizes}"),
+        ErrorDetails::new(),
+    )
+}
+
 /// The answer to a call without a valid API key.
 pub fn unauthenticated() -> Status {
     status(

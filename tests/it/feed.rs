@@ -341,3 +341,26 @@ async fn a_subscriber_that_lags_repairs_from_the_table_and_crosses_the_seam_with
     raise(&server, &t, "after", 1).await;
     assert_eq!(seqs(&take(&mut stalled, 1).await), [1501]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_filters_are_capped_and_repeats_filter_like_one() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    raise(&server, &t, "b", 2).await;
+    let mut c = violations(&server, &t.key).await;
+    let block: i32 = pb::ViolationKind::LimitBlock.into();
+    // 500,000 values (half a megabyte on the wire) are refused with one violation.
+    let flood = pb::ListViolationsRequest { kinds: vec![block; 500_000], ..Default::default() };
+    let status = expect_code(c.list_violations(flood).await, Code::InvalidArgument);
+    assert_eq!(crate::support::bad_fields(&status), ["kinds"]);
+    let watch_flood = pb::WatchViolationsRequest { kinds: vec![block; 65], ..Default::default() };
+    expect_code(c.watch_violations(watch_flood).await, Code::InvalidArgument);
+    // Up to the cap, a repeated kind filters exactly like the kind once.
+    let once = pb::ListViolationsRequest { kinds: vec![block], ..Default::default() };
+    let repeated = pb::ListViolationsRequest { kinds: vec![block; 64], ..Default::default() };
+    let once = c.list_violations(once).await.unwrap().into_inner().violations;
+    let repeated = c.list_violations(repeated).await.unwrap().into_inner().violations;
+    assert!(!once.is_empty());
+    assert_eq!(seqs(&once), seqs(&repeated));
+}

@@ -86,7 +86,7 @@ async fn unreachable_database_means_not_serving_and_unavailable_fast() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_request_is_refused_without_state_change() {
+async fn oversized_request_is_resource_exhausted_and_changes_nothing() {
     let server = TestServer::start().await;
     let (_, key) = server.org("Acme").await;
     let mut c = server.customers(&key).await;
@@ -97,8 +97,9 @@ async fn oversized_request_is_refused_without_state_change() {
             ..Default::default()
         }),
     };
-    let status = c.create_customer(huge).await.expect_err("over the 4 MiB limit");
-    assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange), "{status:?}");
+    let status = expect_code(c.create_customer(huge).await, Code::ResourceExhausted);
+    assert_eq!(crate::support::reason(&status), "MESSAGE_TOO_LARGE");
+    assert!(status.message().contains("the limit is: 4194304 bytes"), "{status:?}");
     let listed = c.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
     assert!(listed.customers.is_empty());
 }

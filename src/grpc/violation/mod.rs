@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::domain::ids::CustomerId;
 use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
-use crate::domain::violation::{StartAt, ViolationFilter, parse_cursor};
+use crate::domain::violation::{MAX_KIND_FILTERS, StartAt, ViolationFilter, parse_cursor};
 use crate::feed::Feed;
 use crate::feed::subscriber::StreamEnd;
 use crate::grpc::auth::caller;
@@ -37,8 +37,14 @@ impl ViolationApi {
 fn filter(v: &mut Violations, customer_id: &str, kinds: &[i32]) -> ViolationFilter {
     let customer_id: Option<CustomerId> = parsed_id(v, "customer_id", customer_id).into_valid();
     let mut parsed = Vec::new();
+    if kinds.len() > MAX_KIND_FILTERS {
+        v.add("kinds", format!("at most {MAX_KIND_FILTERS} values"));
+        return ViolationFilter { customer_id, kinds: parsed };
+    }
     for (i, k) in kinds.iter().enumerate() {
         match mapping::kind_from_wire(*k) {
+            // A repeated kind filters nothing more: the query gets each once.
+            Some(kind) if parsed.contains(&kind) => {}
             Some(kind) => parsed.push(kind),
             None => v.add(format!("kinds[{i}]"), "is not a violation kind"),
         }

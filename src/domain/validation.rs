@@ -126,6 +126,25 @@ mod tests {
     }
 
     #[test]
+    fn an_index_joins_its_list_without_a_dot() {
+        let mut v = Violations::at("events");
+        v.add("[3]", "is not an event");
+        v.nested("[4]", |v| v.add("quantity", "must not be negative"));
+        let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(fields, ["events[3]", "events[4].quantity"]);
+    }
+
+    #[test]
+    fn a_parse_is_absent_invalid_or_valid_and_maps_only_a_valid_value() {
+        assert_eq!(Parsed::from_parse(false, Some(1)), Parsed::Absent);
+        assert_eq!(Parsed::<i32>::from_parse(true, None), Parsed::Invalid);
+        assert_eq!(Parsed::from_parse(true, Some(1)), Parsed::Valid(1));
+        assert_eq!(Parsed::Valid(2).map(|x| x * 10), Parsed::Valid(20));
+        assert_eq!(Parsed::<i32>::Invalid.map(|x| x * 10), Parsed::Invalid);
+        assert_eq!(Parsed::<i32>::Absent.map(|x| x * 10), Parsed::Absent);
+    }
+
+    #[test]
     fn extend_keeps_every_violation_and_extend_unreported_skips_fields_already_blamed() {
         let parsing = Violations::single("start", "is not a timestamp");
         let mut rules = Violations::single("start", "must be before end");

@@ -7,10 +7,15 @@
 //! a revoked key usable); when the link drops or comes back, everything is forgotten.
 //! A time to live bounds what any remaining race could leave behind, and a capacity
 //! bounds memory.
+//!
+//! The cache also tells long-lived work (violation streams) about revocations, so a
+//! stream opened with a key ends when the key is revoked on any instance.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
 
 use crate::db::listen::{Channel, Link};
 use crate::db::tenancy::REVOKED_CHANNEL;
@@ -41,6 +46,20 @@ pub struct KeyRecord {
     pub revoked: bool,
 }
 
+/// What the cache learned about revocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// This key was revoked.
+    Key(ApiKeyId),
+    /// Revocations may have been missed (the listener's link dropped or came back, or
+    /// a notice could not be read): whoever holds a key must ask the database.
+    Unsure,
+}
+
+/// Revocations buffered for a slow receiver; one that falls further behind is told
+/// `Lagged` and must ask the database, like for [`Revocation::Unsure`].
+const REVOCATIONS_BUFFERED: usize = 256;
+
 /// A ticket taken before reading a key from the database: the read may be cached only
 /// if nothing was forgotten meanwhile (a revocation could have raced the read).
 #[derive(Clone, Copy, Debug)]
@@ -60,11 +79,17 @@ struct State {
 pub struct KeyCache {
     config: KeyCacheConfig,
     state: Arc<Mutex<State>>,
+    revocations: broadcast::Sender<Revocation>,
 }
 
 impl KeyCache {
     pub fn new(config: KeyCacheConfig) -> Self {
-        Self { config, state: Arc::default() }
+        Self { config, state: Arc::default(), revocations: broadcast::channel(REVOCATIONS_BUFFERED).0 }
+    }
+
+    /// Revocations from now on.
+    pub fn revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.revocations.subscribe()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -107,17 +132,24 @@ impl KeyCache {
 
     /// Forgets `id` (it was revoked).
     pub fn forget(&self, id: ApiKeyId) {
-        let mut state = self.state();
-        state.generation += 1;
-        state.keys.remove(&id);
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            state.keys.remove(&id);
+        }
+        // No receiver is not an error: no stream is open.
+        let _ = self.revocations.send(Revocation::Key(id));
     }
 
     /// Forgets everything, and caches from now on only if `listening`.
     fn reset(&self, listening: bool) {
-        let mut state = self.state();
-        state.generation += 1;
-        state.keys.clear();
-        state.listening = listening;
+        {
+            let mut state = self.state();
+            state.generation += 1;
+            state.keys.clear();
+            state.listening = listening;
+        }
+        let _ = self.revocations.send(Revocation::Unsure);
     }
 
     /// Keys cached now, for tests and metrics.

@@ -22,7 +22,7 @@ pub mod usage_events;
 pub mod violations;
 
 pub use error::AppError;
-pub use key_cache::{KeyCache, KeyCacheConfig};
+pub use key_cache::{KeyCache, KeyCacheConfig, Revocation};
 pub use policy::Policy;
 pub use tenancy::Caller;
 

@@ -93,6 +93,12 @@ impl App {
         if found { Ok(()) } else { Err(AppError::not_found("API key", id)) }
     }
 
+    /// Whether `id` is a key that exists and is not revoked, asked of the database.
+    pub async fn api_key_is_live(&self, id: ApiKeyId) -> Result<bool, AppError> {
+        let row = self.db().run(move |conn| db::tenancy::resolve_api_key(conn, id)).await?;
+        Ok(row.is_some_and(|r| r.revoked_at.is_none()))
+    }
+
     /// The keys of `org`, for operators.
     pub async fn list_api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyInfo>, AppError> {
         let rows = self.db().run(move |conn| db::tenancy::list_api_keys(conn, org)).await?;

@@ -13,17 +13,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use futures::Stream;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, Caller};
 use crate::db::listen::Channel;
 use crate::db::violations::NOTIFY_CHANNEL;
-use crate::domain::ids::OrgId;
-use crate::domain::violation::{StartAt, ViolationFilter};
+use crate::domain::violation::{StartAt, Violation, ViolationFilter};
 use registry::Registry;
-use subscriber::{Item, Subscriber};
+pub use subscriber::StreamEnd;
+use subscriber::Subscriber;
 
 /// How the feed runs.
 #[derive(Clone, Debug)]
@@ -120,37 +121,130 @@ impl Feed {
         }
     }
 
-    /// Opens a stream of `org`'s violations matching `filter` from `start`. Problems
-    /// with the request (unknown customer, cursor not retained or ahead) fail here, before
-    /// any message.
+    /// Opens a stream of the caller's org's violations matching `filter` from `start`;
+    /// it ends when the caller's key is revoked. Problems with the request (unknown
+    /// customer, cursor not retained or ahead) fail here, before any message.
     pub async fn watch(
         &self,
-        org: OrgId,
+        caller: Caller,
         start: StartAt,
         filter: ViolationFilter,
-    ) -> Result<mpsc::Receiver<Item>, AppError> {
+    ) -> Result<Watch, AppError> {
+        let org = caller.org;
         if self.stop.is_cancelled() {
             return Err(AppError::Db(crate::db::DbError::Unavailable("server is shutting down".into())));
         }
-        // Subscribe before reading the position, so nothing committed after it is missed.
+        // Subscribe before reading the position, so nothing committed after it is missed;
+        // likewise for revocations before the key is trusted for the stream.
         let subscription = self.registry.subscribe(org);
+        let revocations = self.app.key_cache().revocations();
         let position = self.app.feed_position(org, filter.clone()).await?;
         // Live delivery starts after this head (unless an earlier subscriber started it);
         // everything up to the head this stream reads from the table.
         self.registry.start_at(org, position.last_seq);
         let seen = position.resolve(start)?;
         let (tx, rx) = mpsc::channel(self.config.stream_buffer);
+        let (end_tx, end) = oneshot::channel();
         let subscriber = Subscriber {
             app: self.app.clone(),
             org,
+            key: caller.key,
             filter,
             subscription,
+            revocations: Some(revocations),
             seen,
             tx,
+            end: Some(end_tx),
             stop: self.stop.clone(),
             stats: Arc::clone(&self.stats),
         };
         tokio::spawn(subscriber.run());
-        Ok(rx)
+        Ok(Watch { rx, end })
+    }
+}
+
+/// One open stream, as its reader sees it.
+pub struct Watch {
+    rx: mpsc::Receiver<Violation>,
+    end: oneshot::Receiver<StreamEnd>,
+}
+
+impl Watch {
+    /// Violations in order, then always exactly one end, never a silent finish. The end
+    /// goes out as soon as it is known, ahead of violations still buffered for a slow
+    /// client: those are dropped, which loses nothing, since the client's last cursor
+    /// comes before them and resuming from it delivers them again.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Violation, StreamEnd>> + Send {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut w = state?;
+            let ended = |r: Result<StreamEnd, oneshot::error::RecvError>| {
+                r.unwrap_or_else(|_| StreamEnd::Unavailable("the stream's task ended".into()))
+            };
+            tokio::select! {
+                biased;
+                why = &mut w.end => Some((Err(ended(why)), None)),
+                next = w.rx.recv() => match next {
+                    Some(v) => Some((Ok(v), Some(w))),
+                    None => {
+                        let why = (&mut w.end).await;
+                        Some((Err(ended(why)), None))
+                    }
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::domain::ids::CustomerId;
+    use crate::domain::violation::{NewViolation, ViolationDetail, ViolationKind};
+
+    fn violation(seq: i64) -> Violation {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        Violation {
+            seq,
+            recorded_at: at,
+            violation: NewViolation::new(
+                ViolationKind::LimitBlock,
+                Some(CustomerId::generate()),
+                at,
+                ViolationDetail::default(),
+            ),
+        }
+    }
+
+    fn watch(buffer: usize) -> (mpsc::Sender<Violation>, oneshot::Sender<StreamEnd>, Watch) {
+        let (tx, rx) = mpsc::channel(buffer);
+        let (end_tx, end) = oneshot::channel();
+        (tx, end_tx, Watch { rx, end })
+    }
+
+    #[tokio::test]
+    async fn the_end_goes_out_ahead_of_a_full_buffer_and_nothing_follows_it() {
+        let (tx, end, w) = watch(1);
+        tx.try_send(violation(7)).unwrap();
+        assert!(tx.try_send(violation(8)).is_err(), "the buffer is full");
+        end.send(StreamEnd::Shutdown).unwrap();
+        let items: Vec<_> = w.into_stream().collect().await;
+        assert_eq!(items.len(), 1, "the end, then nothing: {items:?}");
+        assert_eq!(items[0].as_ref().unwrap_err(), &StreamEnd::Shutdown);
+    }
+
+    #[tokio::test]
+    async fn violations_flow_until_the_end_and_a_vanished_task_is_an_error_not_a_finish() {
+        let (tx, end, w) = watch(4);
+        tx.try_send(violation(1)).unwrap();
+        tx.try_send(violation(2)).unwrap();
+        let mut stream = Box::pin(w.into_stream());
+        assert_eq!(stream.next().await.unwrap().unwrap().seq, 1);
+        assert_eq!(stream.next().await.unwrap().unwrap().seq, 2);
+        // The task ends without saying why (it panicked): the reader is told to resume.
+        drop((tx, end));
+        assert!(matches!(stream.next().await, Some(Err(StreamEnd::Unavailable(_)))));
+        assert!(stream.next().await.is_none());
     }
 }

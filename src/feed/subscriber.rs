@@ -2,17 +2,19 @@
 //! is stored after its start position, then forwards live ones, skipping what it has
 //! already sent. Whenever the live channel shows a gap or lagged, it reads the missing
 //! violations from the table: the table is the truth, so nothing is ever dropped.
+//! Whatever ends a stream (shutdown, pruning, a database error, its key revoked) is
+//! told to the reader through its own channel, which a full buffer cannot block.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::FeedStats;
 use super::registry::Subscription;
-use crate::app::App;
-use crate::domain::ids::OrgId;
+use crate::app::{App, Revocation};
+use crate::domain::ids::{ApiKeyId, OrgId};
 use crate::domain::violation::{Violation, ViolationFilter};
 
 /// Most violations read from the table per query.
@@ -27,20 +29,25 @@ pub enum StreamEnd {
     NotRetained,
     /// The database could not be read.
     Unavailable(String),
+    /// The key the stream was opened with was revoked.
+    KeyRevoked,
 }
-
-/// What a stream yields.
-pub type Item = Result<Violation, StreamEnd>;
 
 /// The state of one stream's task.
 pub struct Subscriber {
     pub app: App,
     pub org: OrgId,
+    /// The key the stream was opened with.
+    pub key: ApiKeyId,
     pub filter: ViolationFilter,
     pub subscription: Subscription,
+    /// Revocations of keys; `None` once the cache is gone.
+    pub revocations: Option<broadcast::Receiver<Revocation>>,
     /// The org sequence number this stream has accounted for (sent, or filtered out).
     pub seen: i64,
-    pub tx: mpsc::Sender<Item>,
+    pub tx: mpsc::Sender<Violation>,
+    /// Where the reason the stream ended goes; taken when sent.
+    pub end: Option<oneshot::Sender<StreamEnd>>,
     pub stop: CancellationToken,
     pub stats: Arc<FeedStats>,
 }
@@ -59,10 +66,16 @@ impl Subscriber {
         loop {
             let received = tokio::select! {
                 _ = self.stop.cancelled() => {
-                    self.end(StreamEnd::Shutdown).await;
+                    self.end(StreamEnd::Shutdown);
                     return;
                 }
                 _ = self.tx.closed() => return,
+                revocation = next_revocation(&mut self.revocations) => {
+                    if let Flow::End = self.on_revocation(revocation).await {
+                        return;
+                    }
+                    continue;
+                }
                 received = self.subscription.rx.recv() => received,
             };
             let flow = match received {
@@ -71,12 +84,31 @@ impl Subscriber {
                     self.stats.lagged.fetch_add(1, Ordering::Relaxed);
                     self.catch_up().await
                 }
-                Err(broadcast::error::RecvError::Closed) => self.end(StreamEnd::Shutdown).await,
+                Err(broadcast::error::RecvError::Closed) => self.end(StreamEnd::Shutdown),
             };
             if let Flow::End = flow {
                 return;
             }
         }
+    }
+
+    /// Ends the stream if its key was revoked; asks the database when revocations may
+    /// have been missed (a database error then leaves the stream open: the next
+    /// revocation or doubt asks again).
+    async fn on_revocation(&mut self, revocation: Result<Revocation, broadcast::error::RecvError>) -> Flow {
+        let unsure = match revocation {
+            Ok(Revocation::Key(id)) if id == self.key => return self.end(StreamEnd::KeyRevoked),
+            Ok(Revocation::Key(_)) => false,
+            Ok(Revocation::Unsure) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Closed) => {
+                self.revocations = None;
+                false
+            }
+        };
+        if unsure && matches!(self.app.api_key_is_live(self.key).await, Ok(false)) {
+            return self.end(StreamEnd::KeyRevoked);
+        }
+        Flow::Continue
     }
 
     async fn on_live(&mut self, v: Arc<Violation>) -> Flow {
@@ -91,7 +123,7 @@ impl Subscriber {
             return self.catch_up().await;
         }
         self.seen = v.seq;
-        if self.filter.matches(&v) { self.send(Ok((*v).clone())).await } else { Flow::Continue }
+        if self.filter.matches(&v) { self.send((*v).clone()).await } else { Flow::Continue }
     }
 
     /// Reads and sends everything stored after `seen`, up to where the feed stands.
@@ -102,16 +134,16 @@ impl Subscriber {
                 self.app.violations_between(self.org, self.filter.clone(), self.seen, head, PAGE).await;
             let (batch, position) = match read {
                 Ok(r) => r,
-                Err(e) => return self.end(StreamEnd::Unavailable(e.to_string())).await,
+                Err(e) => return self.end(StreamEnd::Unavailable(e.to_string())),
             };
             if !position.retains_after(self.seen) {
-                return self.end(StreamEnd::NotRetained).await;
+                return self.end(StreamEnd::NotRetained);
             }
             let head = *head.get_or_insert(position.last_seq);
             let full = batch.len() as i64 == PAGE;
             for v in batch {
                 self.seen = v.seq;
-                if let Flow::End = self.send(Ok(v)).await {
+                if let Flow::End = self.send(v).await {
                     return Flow::End;
                 }
             }
@@ -124,19 +156,31 @@ impl Subscriber {
     }
 
     /// Sends one item, waiting for a slow client but not past shutdown or its leaving.
-    async fn send(&mut self, item: Item) -> Flow {
+    async fn send(&mut self, item: Violation) -> Flow {
         tokio::select! {
             sent = self.tx.send(item) => if sent.is_ok() { Flow::Continue } else { Flow::End },
             _ = self.stop.cancelled() => {
-                self.end(StreamEnd::Shutdown).await;
+                self.end(StreamEnd::Shutdown);
                 Flow::End
             }
         }
     }
 
-    async fn end(&mut self, why: StreamEnd) -> Flow {
-        // Best effort: a client that is not reading will not get it, and need not.
-        let _ = self.tx.try_send(Err(why));
+    fn end(&mut self, why: StreamEnd) -> Flow {
+        if let Some(end) = self.end.take() {
+            // The reader may be gone already; then nobody needs to know.
+            let _ = end.send(why);
+        }
         Flow::End
+    }
+}
+
+/// The next revocation, or never once there are none to receive.
+async fn next_revocation(
+    revocations: &mut Option<broadcast::Receiver<Revocation>>,
+) -> Result<Revocation, broadcast::error::RecvError> {
+    match revocations {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

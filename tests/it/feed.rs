@@ -364,3 +364,60 @@ async fn kind_filters_are_capped_and_repeats_filter_like_one() {
     assert!(!once.is_empty());
     assert_eq!(seqs(&once), seqs(&repeated));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_far_behind_at_shutdown_still_ends_with_unavailable_never_ok() {
+    // A one-message stream buffer and a client that does not read while 600 violations
+    // are written: at shutdown the buffer is full, and the end must not wait behind it.
+    let mut config = crate::support::server::test_server_config();
+    config.feed.stream_buffer = 1;
+    let db = Arc::new(crate::support::db::TestDb::create());
+    let server = TestServer::start_with(db, config, |c| c).await;
+    server.wait_serving().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    let mut behind = watch(&server, &t.key, Start::FromNow(true)).await;
+    raise(&server, &t, "r", 600).await;
+    server.stop().await.expect("clean stop");
+    let mut received = 0;
+    let end = loop {
+        match behind.message().await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("the stream finished with OK after {received} violations"),
+            Err(status) => break status,
+        }
+    };
+    assert!(received < 600, "the server did not deliver everything before its end ({received})");
+    assert_eq!((end.code(), reason(&end)), (Code::Unavailable, "SHUTTING_DOWN".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_ends_its_streams_on_every_instance_and_spares_the_others() {
+    let a = TestServer::start().await;
+    let b = TestServer::start_on(Arc::clone(&a.db)).await;
+    let t = Tenant::create(&a, "Acme").await;
+    block_everything(&a, &t).await;
+    let org = a.org_of(&t.key).await;
+    let other_key = a.admin.create_api_key(org).await.unwrap();
+    let mut doomed = watch(&b, &t.key, Start::FromNow(true)).await;
+    let mut spared = watch(&b, &other_key, Start::FromNow(true)).await;
+
+    let (id, _) = billing::domain::api_key::parse_key(&t.key).unwrap();
+    a.admin.revoke_api_key(id).await.unwrap();
+    // The limit is for a stream that never ends, not a pace.
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match doomed.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream of a revoked key finished with OK"),
+                Err(status) => break status,
+            }
+        }
+    })
+    .await
+    .expect("the stream of a revoked key ends");
+    assert_eq!((end.code(), reason(&end)), (Code::Unauthenticated, "API_KEY_REVOKED".to_owned()));
+    let other = Tenant { key: other_key.clone(), ..t };
+    raise(&a, &other, "after", 1).await;
+    assert_eq!(take(&mut spared, 1).await.len(), 1, "a stream of another key keeps delivering");
+}

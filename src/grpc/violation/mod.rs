@@ -5,7 +5,6 @@ pub mod mapping;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -15,7 +14,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
 use crate::domain::violation::{MAX_KIND_FILTERS, StartAt, ViolationFilter, parse_cursor};
 use crate::feed::Feed;
-use crate::feed::subscriber::StreamEnd;
+use crate::feed::StreamEnd;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::parsed_id;
 use crate::grpc::status::ERROR_DOMAIN;
@@ -71,6 +70,11 @@ fn stream_end(why: StreamEnd) -> Status {
             "CURSOR_NOT_RETAINED",
             "violations after your position were pruned while you lagged".to_owned(),
         ),
+        StreamEnd::KeyRevoked => (
+            Code::Unauthenticated,
+            "API_KEY_REVOKED",
+            "the API key this stream was opened with was revoked".to_owned(),
+        ),
         StreamEnd::Unavailable(cause) => {
             tracing::warn!(error = %cause, "violation stream failed");
             (
@@ -95,7 +99,7 @@ impl ViolationService for ViolationApi {
         &self,
         req: Request<pb::WatchViolationsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let org = caller(&req)?.org;
+        let caller = caller(&req)?;
         let req = req.into_inner();
         let mut v = Violations::default();
         let filter = filter(&mut v, &req.customer_id, &req.kinds);
@@ -105,8 +109,8 @@ impl ViolationService for ViolationApi {
             Some(Start::AfterCursor(c)) => StartAt::After(cursor(&mut v, "after_cursor", c)),
         };
         v.finish(())?;
-        let rx = self.feed.watch(org, start, filter).await?;
-        let stream = ReceiverStream::new(rx).map(|item| match item {
+        let watch = self.feed.watch(caller, start, filter).await?;
+        let stream = watch.into_stream().map(|item| match item {
             Ok(violation) => Ok(pb::WatchViolationsResponse {
                 violation: Some(mapping::violation(
                     Some(violation.seq),

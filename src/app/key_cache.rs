@@ -265,4 +265,23 @@ mod tests {
         }
         assert_eq!(cache.get(key(9)), Some(record(7)), "the newest key is kept");
     }
+
+    #[test]
+    fn receivers_hear_each_revoked_key_and_doubt_when_the_link_changes_or_a_notice_is_unreadable() {
+        let cache = listening(KeyCacheConfig::default());
+        let mut heard = cache.revocations();
+        let channel = cache.channel();
+        (channel.on_notify)(&key(3).0.to_string());
+        (channel.on_notify)("not a key id");
+        (channel.on_link)(Link::Down);
+        cache.forget(key(4));
+        let mut all = Vec::new();
+        while let Ok(r) = heard.try_recv() {
+            all.push(r);
+        }
+        assert_eq!(
+            all,
+            [Revocation::Key(key(3)), Revocation::Unsure, Revocation::Unsure, Revocation::Key(key(4))]
+        );
+    }
 }

@@ -249,4 +249,25 @@ mod tests {
             assert_eq!(ViolationKind::parse(k.as_str()), Some(k));
         }
     }
+
+    #[test]
+    fn a_cursor_of_up_to_64_characters_is_read_and_a_longer_one_is_refused_unread() {
+        use base64::Engine as _;
+        let encode = |digits: usize| {
+            let raw = format!("v1:{:0>digits$}", 5);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        };
+        let longest = encode(45);
+        assert_eq!((longest.len(), parse_cursor(&longest)), (64, Some(5)));
+        let longer = encode(46);
+        assert_eq!((longer.len(), parse_cursor(&longer)), (66, None));
+    }
+
+    #[test]
+    fn what_follows_a_position_is_retained_from_the_first_kept_violation() {
+        let p = FeedPosition { last_seq: 10, retained_from: 6 };
+        assert!(p.retains_after(5), "6 is the first kept");
+        assert!(p.retains_after(9));
+        assert!(!p.retains_after(4), "5 was pruned");
+    }
 }

@@ -110,4 +110,13 @@ mod tests {
         let w = window_of(WindowKind::Day, havana, utc(2026, 3, 8, 12, 0));
         assert_eq!(w.start.with_timezone(&havana).time(), chrono::NaiveTime::from_hms_opt(1, 0, 0).unwrap());
     }
+
+    #[test]
+    fn window_kinds_are_stored_under_their_names() {
+        assert_eq!((WindowKind::Day.as_str(), WindowKind::Month.as_str()), ("DAY", "MONTH"));
+        for kind in [WindowKind::Day, WindowKind::Month] {
+            assert_eq!(WindowKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(WindowKind::parse("day"), None);
+    }
 }

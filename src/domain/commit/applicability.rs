@@ -179,4 +179,13 @@ mod tests {
         assert!(!a.applies_to(&facts(p, &[], &g, Some("c-2"))));
         assert!(!a.applies_to(&facts(p, &[], &g, None)));
     }
+
+    #[test]
+    fn product_ids_alone_select_only_those_products() {
+        let p = ProductId::generate();
+        let a = Applicability { product_ids: vec![p], ..Default::default() };
+        let g = BTreeMap::new();
+        assert!(a.applies_to(&facts(p, &[], &g, None)));
+        assert!(!a.applies_to(&facts(ProductId::generate(), &tags(&["vod"]), &g, None)));
+    }
 }

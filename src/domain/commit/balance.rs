@@ -311,4 +311,55 @@ mod tests {
         assert!(!s.accepts_usage_at(at(1, 15)));
         assert!(!s.is_due(at(3, 1)));
     }
+
+    #[test]
+    fn ledger_and_close_kinds_are_stored_under_their_names() {
+        use LedgerKind::*;
+        let ledger = [Grant, Drawdown, Expiry, Adjustment, TrueUp, Void];
+        let names: Vec<_> = ledger.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["GRANT", "DRAWDOWN", "EXPIRY", "ADJUSTMENT", "TRUE_UP", "VOID"]);
+        for k in ledger {
+            assert_eq!(LedgerKind::parse(k.as_str()), Some(k));
+        }
+        let closes = [CloseKind::Expired, CloseKind::TruedUp, CloseKind::Voided];
+        let names: Vec<_> = closes.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["EXPIRED", "TRUED_UP", "VOIDED"]);
+        for k in closes {
+            assert_eq!(CloseKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!((LedgerKind::parse("grant"), CloseKind::parse("")), (None, None));
+    }
+
+    #[test]
+    fn a_segment_is_active_from_its_first_instant() {
+        let s = segment(0, at(1, 1), at(2, 1));
+        assert_eq!(phase_at(&s, CommitType::Prepaid, at(1, 1)), SegmentPhase::Active);
+        assert_eq!(
+            phase_at(&s, CommitType::Prepaid, at(1, 1) - chrono::Duration::seconds(1)),
+            SegmentPhase::Upcoming
+        );
+    }
+
+    #[test]
+    fn totals_are_kept_per_segment_and_kind() {
+        let entries = [
+            entry(0, LedgerKind::Grant, 100, at(1, 1)),
+            entry(0, LedgerKind::Drawdown, -30, at(1, 2)),
+            entry(1, LedgerKind::Grant, 50, at(1, 3)),
+            entry(1, LedgerKind::Drawdown, -5, at(1, 3)),
+            entry(0, LedgerKind::Drawdown, -20, at(1, 4)),
+        ];
+        let totals: Vec<_> =
+            totals_up_to(&entries, at(2, 1)).into_iter().map(|t| (t.segment_idx, t.kind, t.amount)).collect();
+        let d = Decimal::from;
+        assert_eq!(
+            totals,
+            [
+                (0, LedgerKind::Grant, d(100)),
+                (0, LedgerKind::Drawdown, d(-50)),
+                (1, LedgerKind::Grant, d(50)),
+                (1, LedgerKind::Drawdown, d(-5)),
+            ]
+        );
+    }
 }

@@ -287,4 +287,12 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_charge_has_its_unit_price_or_its_amount_as_one() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(ChargeAmount::Amount(d("12.5")).unit_price(), d("12.5"));
+        let per_unit = ChargeAmount::UnitPrice { unit_price: d("2.5"), quantity: d("4") };
+        assert_eq!((per_unit.unit_price(), per_unit.total()), (d("2.5"), d("10")));
+    }
 }

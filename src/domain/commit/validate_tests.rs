@@ -428,3 +428,108 @@ fn every_breach_is_reported_at_once() {
         ]
     );
 }
+
+#[test]
+fn lists_are_bounded_at_their_limit_exactly() {
+    let f = fixture();
+    let access_items = |n: usize| vec![access("1", at(2026, 1, 1), at(2027, 1, 1)); n];
+    assert!(
+        fields(CommitDraft { access_items: access_items(MAX_ACCESS_ITEMS), ..prepaid(&f) }, &f.refs)
+            .is_empty()
+    );
+    assert_eq!(
+        fields(CommitDraft { access_items: access_items(MAX_ACCESS_ITEMS + 1), ..prepaid(&f) }, &f.refs),
+        ["access_schedule.schedule_items"]
+    );
+
+    let invoiced = |n: usize| CommitDraft {
+        invoice_schedule: Some(InvoiceScheduleDraft {
+            credit_type: "USD".into(),
+            do_not_invoice: true,
+            items: vec![
+                InvoiceItemDraft {
+                    timestamp: Parsed::Valid(at(2026, 2, 1)),
+                    charge: amount_charge("1")
+                };
+                n
+            ],
+            ..Default::default()
+        }),
+        ..prepaid(&f)
+    };
+    assert!(fields(invoiced(MAX_INVOICE_ITEMS), &f.refs).is_empty());
+    assert_eq!(fields(invoiced(MAX_INVOICE_ITEMS + 1), &f.refs), ["invoice_schedule.schedule_items"]);
+
+    let tags = |n: usize| (0..n).map(|i| format!("tag-{i}")).collect::<Vec<_>>();
+    assert!(fields(CommitDraft { applicable_product_tags: tags(100), ..prepaid(&f) }, &f.refs).is_empty());
+    assert_eq!(
+        fields(CommitDraft { applicable_product_tags: tags(101), ..prepaid(&f) }, &f.refs),
+        ["applicable_product_tags"]
+    );
+
+    let products: Vec<ProductId> = (0..101).map(|_| ProductId::generate()).collect();
+    let refs =
+        CommitRefs { customer_exists: true, products: products.iter().copied().chain([f.product]).collect() };
+    let ids = |n: usize| products[..n].iter().map(|p| Parsed::Valid(*p)).collect::<Vec<_>>();
+    assert!(fields(CommitDraft { applicable_product_ids: ids(100), ..prepaid(&f) }, &refs).is_empty());
+    assert_eq!(
+        fields(CommitDraft { applicable_product_ids: ids(101), ..prepaid(&f) }, &refs),
+        ["applicable_product_ids"]
+    );
+
+    let specifiers =
+        |n: usize| vec![SpecifierDraft { product_tags: vec!["vod".into()], ..Default::default() }; n];
+    assert!(fields(CommitDraft { specifiers: specifiers(100), ..prepaid(&f) }, &f.refs).is_empty());
+    assert_eq!(fields(CommitDraft { specifiers: specifiers(101), ..prepaid(&f) }, &f.refs), ["specifiers"]);
+}
+
+#[test]
+fn tags_are_codes_and_descriptions_are_bounded() {
+    let f = fixture();
+    let d = CommitDraft { applicable_product_tags: vec![" padded".into()], ..prepaid(&f) };
+    assert_eq!(fields(d, &f.refs), ["applicable_product_tags[0]"]);
+    let d = CommitDraft { description: Some("d".repeat(2000)), ..prepaid(&f) };
+    assert!(fields(d, &f.refs).is_empty());
+    let d = CommitDraft { description: Some("d".repeat(2001)), ..prepaid(&f) };
+    assert_eq!(fields(d, &f.refs), ["description"]);
+}
+
+#[test]
+fn a_recurring_schedule_may_make_exactly_the_most_charges_and_round_its_last_to_zero() {
+    let f = fixture();
+    let with = |charge: &str, from: DateTime<Utc>, to: DateTime<Utc>| {
+        let d = CommitDraft {
+            invoice_schedule: Some(InvoiceScheduleDraft {
+                credit_type: "USD".into(),
+                do_not_invoice: true,
+                recurring: Some(RecurringDraft {
+                    distribution: Parsed::Valid(Distribution::DividedRounded),
+                    frequency: Parsed::Valid(Frequency::Monthly),
+                    starting_at: Parsed::Valid(from),
+                    ending_before: Parsed::Valid(to),
+                    charge: amount_charge(charge),
+                }),
+                ..Default::default()
+            }),
+            ..prepaid(&f)
+        };
+        fields(d, &f.refs)
+    };
+    // 1,000 monthly charges: January 1970 up to May 2053.
+    assert!(with("1000", at(1970, 1, 1), at(2053, 5, 1)).is_empty());
+    assert_eq!(
+        with("1000", at(1970, 1, 1), at(2053, 5, 2)),
+        ["invoice_schedule.recurring_schedule.ending_before"]
+    );
+    // 0.09 over ten months: nine charges of 0.01 and a last one of exactly zero.
+    assert!(with("0.09", at(2026, 1, 1), at(2026, 11, 1)).is_empty());
+}
+
+#[test]
+fn a_malformed_invoice_charge_is_reported_once_not_also_as_a_total_mismatch() {
+    let f = fixture();
+    let mut d = postpaid(&f);
+    d.invoice_schedule.as_mut().unwrap().items[0].charge =
+        ChargeDraft { amount: dec("999"), unit_price: dec("1"), ..Default::default() };
+    assert_eq!(fields(d, &f.refs), ["invoice_schedule.schedule_items[0].unit_price"]);
+}

@@ -185,3 +185,14 @@ fn rule_breaches_are_blamed_on_the_last_operation_touching_them() {
         Violations::single("customer_obligations.minimum_spend[0].amount", "must be greater than zero");
     assert_eq!(blame(&ops, &found).items()[0].field, "operations", "no operation touched it");
 }
+
+#[test]
+fn a_breach_in_an_appended_element_is_blamed_on_the_append() {
+    let ops = [
+        op("replace", "/device_id", Some(json!(null))),
+        op("add", "/customer_obligations/minimum_spend/-", Some(json!({"amount": "0"}))),
+    ];
+    let found =
+        Violations::single("customer_obligations.minimum_spend[3].amount", "must be greater than zero");
+    assert_eq!(blame(&ops, &found).items()[0].field, "operations[1]");
+}

@@ -346,8 +346,9 @@ pub fn evaluate_basket(promos: &[BillingPromo], lines: &[BasketLine], at: DateTi
         let bought = left(&used, p.product);
         let (n, m) = (i64::from(p.product_n), i64::from(p.reward_product_m));
         let same = p.promo_type == PromoType::BuyNTakeM && p.reward_product == p.product;
-        // Groups the bought units allow (same product: groups of N + M, judged below).
-        let eligible = if same { bought / (n + m) + i64::from(bought % (n + m) > n) } else { bought / n };
+        // Groups the bought units allow. On the same product only whether there is one
+        // matters here (more than N bought): `same_product` counts its groups of N + M.
+        let eligible = if same { i64::from(bought > n) } else { bought / n };
         if eligible == 0 {
             let needed = if same { n + 1 } else { n };
             out.skipped

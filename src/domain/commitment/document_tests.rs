@@ -196,3 +196,11 @@ fn a_breach_in_an_appended_element_is_blamed_on_the_append() {
         Violations::single("customer_obligations.minimum_spend[3].amount", "must be greater than zero");
     assert_eq!(blame(&ops, &found).items()[0].field, "operations[1]");
 }
+
+#[test]
+fn a_patch_holds_at_most_the_most_operations() {
+    let c = commitment();
+    let ops = |n: usize| vec![op("test", "/status", Some(json!("ACTIVE"))); n];
+    assert!(apply(&c, &ops(MAX_OPERATIONS)).is_ok(), "{MAX_OPERATIONS} operations are allowed");
+    assert_eq!(invalid_fields(apply(&c, &ops(MAX_OPERATIONS + 1))), ["operations"]);
+}

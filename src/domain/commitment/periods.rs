@@ -318,4 +318,33 @@ mod tests {
             "March never closes"
         );
     }
+
+    #[test]
+    fn quarters_are_anchored_on_the_start_with_their_full_ends() {
+        let p = periods(PeriodKind::Quarter, at(2026, 1, 1), at(2026, 5, 15));
+        let bounds: Vec<_> = p.iter().map(|p| (p.start, p.end, p.full_end)).collect();
+        assert_eq!(
+            bounds,
+            [(at(2026, 1, 1), at(2026, 4, 1), at(2026, 4, 1)), (at(2026, 4, 1), at(2026, 5, 15), at(2026, 7, 1))]
+        );
+    }
+
+    #[test]
+    fn a_closed_period_is_met_from_exactly_its_stored_minimum() {
+        let p = Period { start: at(2026, 1, 1), end: at(2026, 2, 1), full_end: at(2026, 2, 1) };
+        let o = obligation(PeriodKind::Month);
+        let closed = |measured: i64| as_closed(o, p, Decimal::from(50), Decimal::from(measured)).outcome;
+        assert_eq!((closed(50), closed(49)), (PeriodOutcome::Met, PeriodOutcome::Shortfall));
+    }
+
+    #[test]
+    fn a_period_starting_at_as_of_is_judged_and_one_ending_at_the_stop_is_kept() {
+        let t = crate::domain::commitment::tests::terms();
+        assert_eq!(periods_to_judge(&t, at(2026, 3, 1), None).len(), 3, "March starts at as_of");
+        assert_eq!(
+            periods_to_judge(&t, at(2026, 3, 15), Some(at(2026, 3, 1))).len(),
+            2,
+            "February ends exactly at the stop"
+        );
+    }
 }

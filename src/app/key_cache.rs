@@ -99,9 +99,18 @@ impl KeyCache {
 
     /// The cached record of `id`, if fresh.
     pub fn get(&self, id: ApiKeyId) -> Option<KeyRecord> {
+        self.get_at(id, Instant::now())
+    }
+
+    /// [`KeyCache::get`] at `now` (tests choose the instant).
+    fn get_at(&self, id: ApiKeyId, now: Instant) -> Option<KeyRecord> {
         let state = self.state();
         let (record, fetched) = state.keys.get(&id)?;
-        (fetched.elapsed() < self.config.ttl).then(|| record.clone())
+        self.fresh(*fetched, now).then(|| record.clone())
+    }
+
+    fn fresh(&self, fetched: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(fetched) < self.config.ttl
     }
 
     /// Take before reading a key from the database.
@@ -112,6 +121,12 @@ impl KeyCache {
     /// Keeps what the database said about `id`, unless anything was forgotten since
     /// `ticket` was taken or revocations are not being received.
     pub fn put(&self, ticket: Ticket, id: ApiKeyId, record: KeyRecord) {
+        self.put_at(ticket, id, record, Instant::now());
+    }
+
+    /// [`KeyCache::put`] at `now` (tests choose the instant). Expired entries are
+    /// dropped only when the cache is full: while there is room, a put does no more.
+    fn put_at(&self, ticket: Ticket, id: ApiKeyId, record: KeyRecord, now: Instant) {
         if self.config.ttl.is_zero() {
             return;
         }
@@ -120,14 +135,13 @@ impl KeyCache {
             return;
         }
         if state.keys.len() >= self.config.capacity && !state.keys.contains_key(&id) {
-            let ttl = self.config.ttl;
-            state.keys.retain(|_, (_, fetched)| fetched.elapsed() < ttl);
+            state.keys.retain(|_, (_, fetched)| self.fresh(*fetched, now));
             if state.keys.len() >= self.config.capacity {
                 // Still full of live keys: start over rather than track recency.
                 state.keys.clear();
             }
         }
-        state.keys.insert(id, (record, Instant::now()));
+        state.keys.insert(id, (record, now));
     }
 
     /// Forgets `id` (it was revoked).
@@ -249,11 +263,9 @@ mod tests {
         assert!(cache.is_empty());
 
         let cache = listening(KeyCacheConfig { ttl: Duration::from_nanos(1), capacity: 10 });
-        cache.put(cache.ticket(), key(1), record(7));
-        // Any measurable time is past a nanosecond's life.
         let stored = Instant::now();
-        while stored.elapsed() < Duration::from_nanos(2) {}
-        assert_eq!(cache.get(key(1)), None);
+        cache.put_at(cache.ticket(), key(1), record(7), stored);
+        assert_eq!(cache.get_at(key(1), stored + Duration::from_nanos(1)), None);
     }
 
     #[test]
@@ -283,5 +295,36 @@ mod tests {
             all,
             [Revocation::Key(key(3)), Revocation::Unsure, Revocation::Unsure, Revocation::Key(key(4))]
         );
+    }
+
+    #[test]
+    fn an_entry_lives_exactly_its_time_to_live() {
+        let ttl = Duration::from_secs(30);
+        let cache = listening(KeyCacheConfig { ttl, capacity: 10 });
+        let t0 = Instant::now();
+        cache.put_at(cache.ticket(), key(1), record(7), t0);
+        assert_eq!(cache.get_at(key(1), t0 + ttl - Duration::from_nanos(1)), Some(record(7)));
+        assert_eq!(cache.get_at(key(1), t0 + ttl), None);
+    }
+
+    #[test]
+    fn a_full_cache_drops_its_expired_entries_and_keeps_the_fresh_ones() {
+        let cache = listening(KeyCacheConfig { ttl: Duration::from_secs(60), capacity: 2 });
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        cache.put_at(cache.ticket(), key(1), record(7), at(0));
+        cache.put_at(cache.ticket(), key(2), record(7), at(50));
+        // Full at 70 s: key 1 (70 s old) has expired, key 2 (20 s) has not.
+        cache.put_at(cache.ticket(), key(3), record(7), at(70));
+        assert_eq!((cache.get_at(key(2), at(70)), cache.len()), (Some(record(7)), 2));
+    }
+
+    #[test]
+    fn a_cache_with_room_keeps_expired_entries_until_it_is_full() {
+        let cache = listening(KeyCacheConfig { ttl: Duration::from_secs(60), capacity: 10 });
+        let t0 = Instant::now();
+        cache.put_at(cache.ticket(), key(1), record(7), t0);
+        cache.put_at(cache.ticket(), key(2), record(7), t0 + Duration::from_secs(70));
+        assert_eq!(cache.len(), 2, "no sweep while there is room");
     }
 }

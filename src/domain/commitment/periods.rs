@@ -325,7 +325,10 @@ mod tests {
         let bounds: Vec<_> = p.iter().map(|p| (p.start, p.end, p.full_end)).collect();
         assert_eq!(
             bounds,
-            [(at(2026, 1, 1), at(2026, 4, 1), at(2026, 4, 1)), (at(2026, 4, 1), at(2026, 5, 15), at(2026, 7, 1))]
+            [
+                (at(2026, 1, 1), at(2026, 4, 1), at(2026, 4, 1)),
+                (at(2026, 4, 1), at(2026, 5, 15), at(2026, 7, 1))
+            ]
         );
     }
 

@@ -327,4 +327,17 @@ mod tests {
         cache.put_at(cache.ticket(), key(2), record(7), t0 + Duration::from_secs(70));
         assert_eq!(cache.len(), 2, "no sweep while there is room");
     }
+
+    #[test]
+    fn a_read_that_raced_a_reconnect_is_not_cached_and_emptiness_is_reported() {
+        let cache = listening(KeyCacheConfig::default());
+        assert!(cache.is_empty());
+        let before = cache.ticket();
+        // The link came back: notices may have been missed while the read was running.
+        (cache.channel().on_link)(Link::Up);
+        cache.put(before, key(1), record(7));
+        assert!(cache.is_empty(), "the raced read is not kept");
+        cache.put(cache.ticket(), key(1), record(7));
+        assert!(!cache.is_empty());
+    }
 }

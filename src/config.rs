@@ -139,6 +139,14 @@ pub struct ServeArgs {
     #[arg(long, env = "USAGE_QUEUE_PER_ORG", default_value_t = 1024)]
     pub usage_queue_per_org: usize,
 
+    /// Most connections open at once; past it a new connection is closed at once.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// How long a new connection may take to send its first bytes before it is closed.
+    #[arg(long, env = "HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
     /// How often the feed polls the table when no notification arrives.
     #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
@@ -260,6 +268,10 @@ impl ServeArgs {
                 max_in_flight: self.usage_group_transactions,
                 max_queued: self.usage_queue_per_org,
                 ..Default::default()
+            },
+            connections: crate::listener::ConnectionLimits {
+                max_connections: self.max_connections,
+                handshake_timeout: self.handshake_timeout,
             },
             tls: self.tls()?,
         })

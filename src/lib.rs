@@ -11,6 +11,7 @@ pub mod domain;
 pub mod feed;
 pub mod grpc;
 pub mod jobs;
+pub mod listener;
 pub mod metrics;
 pub mod proto;
 pub mod server;

@@ -26,6 +26,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db_config = cli.db_config();
     match cli.command {
         Command::Serve(args) => {
+            billing::listener::raise_open_file_limit();
             let db = Db::open(&db_config);
             if let Some(addr) = args.metrics_listen {
                 billing::metrics::install(addr).context("starting the metrics endpoint")?;

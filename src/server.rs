@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -58,6 +57,8 @@ pub struct ServerConfig {
     pub jobs: JobsConfig,
     pub feed: crate::feed::FeedConfig,
     pub usage_batching: crate::app::usage_batcher::BatcherConfig,
+    /// Open connections and the deadline of a new one's first bytes.
+    pub connections: crate::listener::ConnectionLimits,
     /// Serve over TLS with this identity; plaintext when `None`.
     pub tls: Option<TlsPem>,
 }
@@ -89,6 +90,7 @@ impl Default for ServerConfig {
             jobs: JobsConfig::default(),
             feed: crate::feed::FeedConfig::default(),
             usage_batching: Default::default(),
+            connections: Default::default(),
             tls: None,
         }
     }
@@ -301,10 +303,9 @@ impl Instance {
 
         let local = listener.local_addr()?;
         tracing::info!(address = %local, tls = config.tls.is_some(), "serving gRPC");
-        // Without TCP_NODELAY small responses wait for the client's delayed ACK (~40 ms);
-        // `Server::tcp_nodelay` applies only to listeners tonic binds itself.
-        let incoming =
-            ClosingIncoming::new(TcpIncoming::from(listener).with_nodelay(Some(true)), stop.clone());
+        // The listener closes at `stop`, so new clients are refused while in-flight calls
+        // drain.
+        let incoming = crate::listener::incoming(listener, config.connections, stop.clone());
         let serve = router.serve_with_incoming_shutdown(incoming, signal);
         let grace = config.shutdown_grace;
         let grace_stop = stop.clone();
@@ -320,40 +321,6 @@ impl Instance {
             task.abort();
         }
         result
-    }
-}
-
-/// Accepted connections until `stop`, when the listener is closed at once: new clients
-/// are refused while in-flight calls drain. (tonic keeps its incoming stream, and so the
-/// listening socket, until every connection has drained.)
-struct ClosingIncoming {
-    slot: std::sync::Arc<std::sync::Mutex<Option<TcpIncoming>>>,
-}
-
-impl ClosingIncoming {
-    fn new(incoming: TcpIncoming, stop: CancellationToken) -> Self {
-        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(incoming)));
-        let closer = std::sync::Arc::clone(&slot);
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            closer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        });
-        Self { slot }
-    }
-}
-
-impl futures::Stream for ClosingIncoming {
-    type Item = <TcpIncoming as futures::Stream>::Item;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match slot.as_mut() {
-            Some(incoming) => std::pin::Pin::new(incoming).poll_next(cx),
-            None => std::task::Poll::Ready(None),
-        }
     }
 }
 

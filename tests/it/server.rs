@@ -138,3 +138,41 @@ async fn background_jobs_start_once_the_new_database_is_migrated() {
         serve.logs.lock().unwrap().iter().filter(|l| l.contains("failed")).cloned().collect();
     assert!(failures.is_empty(), "no background job failed: {failures:#?}");
 }
+
+/// Reads from a raw connection until the server closes it (EOF or reset); the limit is
+/// for a server that never does.
+async fn closed_by_server(mut socket: tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(limit, socket.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_speaks_is_closed_at_the_handshake_deadline() {
+    let mut config = test_server_config();
+    config.connections.handshake_timeout = Duration::from_millis(200);
+    let server = TestServer::start_with(Arc::new(TestDb::create()), config, |c| c).await;
+    let silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    assert!(closed_by_server(silent, Duration::from_secs(60)).await, "the silent connection is closed");
+    // A client that speaks is served as usual.
+    server.wait_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_at_once_and_their_places_come_back() {
+    let mut config = test_server_config();
+    config.connections = billing::listener::ConnectionLimits {
+        max_connections: 2,
+        handshake_timeout: Duration::from_secs(600),
+    };
+    let server = TestServer::start_with(Arc::new(TestDb::create()), config, |c| c).await;
+    // Two silent connections take both places (accepted in order: the third comes last).
+    let first = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let second = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let third = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Closed long before the 600 s handshake deadline could explain it.
+    assert!(closed_by_server(third, Duration::from_secs(60)).await, "the third connection is refused");
+    // Their clients leave: the places come back and a real client is served.
+    drop((first, second));
+    server.wait_serving().await;
+}

@@ -176,3 +176,35 @@ async fn connections_past_the_cap_are_closed_at_once_and_their_places_come_back(
     drop((first, second));
     server.wait_serving().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_server_backs_off_warns_and_serves_again() {
+    // 48 descriptors in all: a few dozen silent connections exhaust them.
+    let db = TestDb::create();
+    let serve = crate::support::process::ServeProcess::start_under(
+        &["prlimit", "--nofile=48:48"],
+        &db.url,
+        &["--db-pool-size", "2", "--handshake-timeout", "600s"],
+    );
+    let address = serve.address.clone();
+    let mut silent = Vec::new();
+    for _ in 0..80 {
+        silent.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let logs = Arc::clone(&serve.logs);
+    crate::support::wait_until("accepting fails and backs off with a warning", || {
+        let warned =
+            logs.lock().unwrap().iter().any(|l| l.contains("accepting a connection failed; backing off"));
+        async move { warned }
+    })
+    .await;
+    let limit = serve.logs.lock().unwrap().iter().any(|l| l.contains("open-file limit") && l.contains("48"));
+    assert!(limit, "the open-file limit is logged at start");
+    // The clients leave: the server serves again without a restart.
+    drop(silent);
+    crate::support::wait_until("health answers again", || {
+        let address = address.clone();
+        async move { crate::support::process::grpcurl(&address, &["grpc.health.v1.Health/Check"]).0 }
+    })
+    .await;
+}

@@ -45,7 +45,19 @@ impl ServeProcess {
 
     /// Like `start`, with `RUST_LOG` set to `filter`.
     pub fn start_logging(database_url: &str, extra: &[&str], filter: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_billing-commitments"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_billing-commitments")), database_url, extra, filter)
+    }
+
+    /// Like `start`, run by `wrapper` (e.g. `prlimit --nofile=48:48`), which execs the
+    /// service with the arguments that follow its own.
+    pub fn start_under(wrapper: &[&str], database_url: &str, extra: &[&str]) -> Self {
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_billing-commitments"));
+        Self::spawn(command, database_url, extra, "info")
+    }
+
+    fn spawn(mut command: Command, database_url: &str, extra: &[&str], filter: &str) -> Self {
+        let mut child = command
             .args([
                 "serve",
                 "--listen",

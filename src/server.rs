@@ -26,6 +26,7 @@ use crate::grpc::commit::CommitApi;
 use crate::grpc::commitment::CommitmentApi;
 use crate::grpc::credit_type::CreditTypeApi;
 use crate::grpc::customer::CustomerApi;
+use crate::grpc::deadline::DeadlineLayer;
 use crate::grpc::message_limit::MessageLimitLayer;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
@@ -274,6 +275,7 @@ impl Instance {
             .http2_keepalive_interval(Some(config.keepalive_interval))
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
             .layer(ObserveLayer)
+            .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthLayer::new(app.clone()))
             .layer(MessageLimitLayer)
             .add_service(health_service)

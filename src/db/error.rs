@@ -29,6 +29,9 @@ pub enum DbError {
     /// The statement ran past the statement timeout.
     #[error("statement timed out")]
     Timeout,
+    /// The caller's deadline passed before the work could start; nothing was done.
+    #[error("the caller's deadline passed before the database work started")]
+    DeadlineExceeded,
     /// Anything else: a bug or an unexpected database state.
     #[error("database error: {0}")]
     Other(String),

@@ -13,6 +13,7 @@ pub mod commits;
 pub mod credit;
 pub mod credit_types;
 pub mod customers;
+pub mod deadline;
 pub mod drawdowns;
 pub mod error;
 pub mod listen;
@@ -26,6 +27,8 @@ pub mod usage;
 pub mod usage_events;
 pub mod violations;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -85,6 +88,8 @@ pub type Conn = PgConnection;
 pub struct Db {
     pool: PgPool,
     max_retries: u32,
+    statement_timeout: Duration,
+    expired: Arc<AtomicU64>,
 }
 
 /// Session settings applied to every new pooled connection.
@@ -154,7 +159,18 @@ impl Db {
                 role: config.role.clone(),
             }))
             .build_unchecked(manager);
-        Self { pool, max_retries: config.max_retries }
+        Self {
+            pool,
+            max_retries: config.max_retries,
+            statement_timeout: config.statement_timeout,
+            expired: Arc::default(),
+        }
+    }
+
+    /// How many pieces of work were not started because their caller's deadline had
+    /// passed when a connection became free (for metrics and tests).
+    pub fn expired_before_start(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
     }
 
     /// Connections open and idle, for metrics.
@@ -171,6 +187,8 @@ impl Db {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
+        let deadline = deadline::current();
+        let expired = Arc::clone(&self.expired);
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let waiting = metrics::gauge!("db_pool_waiting");
@@ -180,6 +198,11 @@ impl Db {
             waiting.decrement(1.0);
             metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
             let mut conn = got.map_err(DbError::from)?;
+            if deadline.is_some_and(|d| deadline::left(d, std::time::Instant::now()).is_none()) {
+                expired.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("db_work_expired_before_start_total").increment(1);
+                return Err(DbError::DeadlineExceeded.into());
+            }
             f(&mut conn)
         });
         match task.await {
@@ -197,10 +220,15 @@ impl Db {
         E: TxError,
     {
         let max_retries = self.max_retries;
+        let (deadline, statement_timeout) = (deadline::current(), self.statement_timeout);
         self.run(move |conn| {
             let mut attempt = 0;
             loop {
-                let outcome = org_transaction(conn, org, &mut f);
+                // What is left of the caller's deadline, if less than the usual timeout.
+                let timeout = deadline
+                    .map(|d| deadline::left(d, std::time::Instant::now()).unwrap_or(Duration::from_millis(1)))
+                    .filter(|left| *left < statement_timeout);
+                let outcome = org_transaction(conn, org, timeout, &mut f);
                 let error = match outcome {
                     Ok(value) => return Ok(value),
                     Err(TxFailure::App(e)) => e,
@@ -251,11 +279,16 @@ impl<E> From<diesel::result::Error> for TxFailure<E> {
 fn org_transaction<T, E>(
     conn: &mut PgConnection,
     org: OrgId,
+    statement_timeout: Option<Duration>,
     f: &mut impl FnMut(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, TxFailure<E>> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     // A UUID's text is hex digits and dashes, safe to write into the statement.
-    let begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());
+    let mut begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());
+    if let Some(t) = statement_timeout {
+        // For this transaction only: the caller's deadline is nearer than the usual one.
+        begin.push_str(&format!(", set_config('statement_timeout', '{}', true)", t.as_millis().max(1)));
+    }
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
         // Should BEGIN have run and the setting failed, leave no transaction open on a
         // connection that goes back to the pool.

@@ -81,6 +81,12 @@ fn from_db(e: DbError) -> Status {
             )
         }
         DbError::NotFound => status(Code::NotFound, "NOT_FOUND", "not found", ErrorDetails::new()),
+        DbError::DeadlineExceeded => status(
+            Code::DeadlineExceeded,
+            "DEADLINE_EXCEEDED",
+            "the call's deadline passed before its work started; nothing was changed",
+            ErrorDetails::new(),
+        ),
         other => {
             tracing::error!(error = %other, "internal error");
             status(Code::Internal, "INTERNAL", "internal error", ErrorDetails::new())

@@ -266,3 +266,64 @@ async fn conflicts_past_the_retry_budget_are_aborted() {
     let status = tonic::Status::from(billing::app::AppError::from(outcome.unwrap_err()));
     assert_eq!(status.code(), Code::Aborted);
 }
+
+#[derive(QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_nothing() {
+    let db = Arc::new(TestDb::create());
+    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+        pool_size: 1,
+        acquire_timeout: Duration::from_secs(60),
+        ..c
+    })
+    .await;
+    server.wait_serving().await;
+    let (_, key) = server.org("Acme").await;
+
+    // The only connection is taken by a call that waits on a lock the test holds.
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    let mut holder = server.customers(&key).await;
+    let holding =
+        tokio::spawn(async move { holder.list_customers(pb::ListCustomersRequest::default()).await });
+    let watcher = std::sync::Mutex::new(db.connect());
+    crate::support::wait_until("the call holding the connection waits on the lock", || {
+        let waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Waiting>(&mut *watcher.lock().unwrap())
+        .map_or(0, |w| w.n);
+        async move { waiting > 0 }
+    })
+    .await;
+
+    // A create whose 200 ms deadline passes while it waits for that connection.
+    let mut late = server.customers(&key).await;
+    let mut req = tonic::Request::new(pb::CreateCustomerRequest {
+        customer: Some(pb::Customer {
+            external_id: "LATE".into(),
+            name: "Late".into(),
+            ..Default::default()
+        }),
+    });
+    req.set_timeout(Duration::from_millis(200));
+    let status = late.create_customer(req).await.expect_err("its deadline passes first");
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+
+    // The connection comes free: the late work is dropped, not run after its caller left.
+    blocker.batch_execute("COMMIT").unwrap();
+    holding.await.unwrap().expect("the holding call finishes");
+    crate::support::wait_until("the late call's work is dropped", || {
+        let dropped = server.app.db().expired_before_start() >= 1;
+        async move { dropped }
+    })
+    .await;
+    let listed = late.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
+    assert!(listed.customers.is_empty(), "nothing was created: {:?}", listed.customers);
+}

@@ -327,3 +327,33 @@ async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_no
     let listed = late.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
     assert!(listed.customers.is_empty(), "nothing was created: {:?}", listed.customers);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_is_cancelled_at_its_callers_deadline_and_frees_the_connection() {
+    // One connection and a statement timeout of ten minutes: only the caller's deadline
+    // can end a statement blocked on the lock the test holds.
+    let db = Arc::new(TestDb::create());
+    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+        pool_size: 1,
+        acquire_timeout: Duration::from_secs(60),
+        statement_timeout: Duration::from_secs(600),
+        ..c
+    })
+    .await;
+    server.wait_serving().await;
+    let (_, key) = server.org("Acme").await;
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+
+    let mut c = server.customers(&key).await;
+    let mut req = tonic::Request::new(pb::ListCustomersRequest::default());
+    req.set_timeout(Duration::from_millis(300));
+    let status = c.list_customers(req).await.expect_err("blocked past its deadline");
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+
+    // With the lock still held, the connection serves another call: the blocked
+    // statement was cancelled at its caller's deadline, not at the ten-minute timeout.
+    let mut products = server.products(&key).await;
+    products.list_products(pb::ListProductsRequest::default()).await.expect("the connection is free again");
+    blocker.batch_execute("ROLLBACK").unwrap();
+}

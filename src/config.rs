@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub db_acquire_timeout: Duration,
 
+    /// Most calls waiting for a database connection at once; past it a call is answered
+    /// UNAVAILABLE (reason OVERLOADED, with a retry delay) at once.
+    #[arg(long, env = "DB_MAX_WAITING", default_value_t = 1024, global = true)]
+    pub db_max_waiting: usize,
+
     /// Server-side limit on any single SQL statement.
     #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub db_statement_timeout: Duration,
@@ -207,6 +212,7 @@ impl Cli {
             pool_size: self.db_pool_size,
             acquire_timeout: self.db_acquire_timeout,
             statement_timeout: self.db_statement_timeout,
+            max_waiting: self.db_max_waiting,
             role: Some(self.database_role.clone()),
             ..DbConfig::new(self.database_url.clone())
         }

@@ -29,6 +29,9 @@ pub enum DbError {
     /// The statement ran past the statement timeout.
     #[error("statement timed out")]
     Timeout,
+    /// Too much work is already waiting for a connection; nothing was done.
+    #[error("too much work is waiting for a database connection")]
+    Overloaded,
     /// The caller's deadline passed before the work could start; nothing was done.
     #[error("the caller's deadline passed before the database work started")]
     DeadlineExceeded,
@@ -45,7 +48,7 @@ impl DbError {
 
     /// About the database rather than the data: every transaction would fail alike.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Conflict(_) | Self::Unavailable(_) | Self::Timeout)
+        matches!(self, Self::Conflict(_) | Self::Unavailable(_) | Self::Timeout | Self::Overloaded)
     }
 }
 

@@ -52,6 +52,9 @@ pub struct DbConfig {
     pub acquire_timeout: Duration,
     /// Server-side limit on any one statement.
     pub statement_timeout: Duration,
+    /// Most pieces of work waiting for a connection at once; past it work is refused at
+    /// once (UNAVAILABLE with a retry delay) instead of queueing toward its deadline.
+    pub max_waiting: usize,
     /// Times a transaction that hit a serialization failure or deadlock is run again.
     pub max_retries: u32,
     /// Role every pooled connection switches to (`SET ROLE`) so row-level security
@@ -68,6 +71,7 @@ impl DbConfig {
             pool_size: 16,
             acquire_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(10),
+            max_waiting: 1024,
             max_retries: 3,
             role: Some(APP_ROLE.to_owned()),
         }
@@ -90,6 +94,8 @@ pub struct Db {
     max_retries: u32,
     statement_timeout: Duration,
     expired: Arc<AtomicU64>,
+    /// One permit per piece of work allowed to wait for a connection.
+    waiting: Arc<tokio::sync::Semaphore>,
 }
 
 /// Session settings applied to every new pooled connection.
@@ -164,6 +170,7 @@ impl Db {
             max_retries: config.max_retries,
             statement_timeout: config.statement_timeout,
             expired: Arc::default(),
+            waiting: Arc::new(tokio::sync::Semaphore::new(config.max_waiting.max(1))),
         }
     }
 
@@ -189,12 +196,18 @@ impl Db {
         let span = tracing::Span::current();
         let deadline = deadline::current();
         let expired = Arc::clone(&self.expired);
+        // Admission: shed work at once rather than let it wait past its deadline.
+        let Ok(admitted) = Arc::clone(&self.waiting).try_acquire_owned() else {
+            metrics::counter!("db_work_shed_total").increment(1);
+            return Err(DbError::Overloaded.into());
+        };
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let waiting = metrics::gauge!("db_pool_waiting");
             waiting.increment(1.0);
             let started = std::time::Instant::now();
             let got = pool.get();
+            drop(admitted);
             waiting.decrement(1.0);
             metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
             let mut conn = got.map_err(DbError::from)?;

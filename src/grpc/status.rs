@@ -81,6 +81,16 @@ fn from_db(e: DbError) -> Status {
             )
         }
         DbError::NotFound => status(Code::NotFound, "NOT_FOUND", "not found", ErrorDetails::new()),
+        DbError::Overloaded => {
+            let mut details = ErrorDetails::new();
+            details.set_retry_info(Some(std::time::Duration::from_millis(100)));
+            status(
+                Code::Unavailable,
+                "OVERLOADED",
+                "too many calls are waiting for the database; retry shortly",
+                details,
+            )
+        }
         DbError::DeadlineExceeded => status(
             Code::DeadlineExceeded,
             "DEADLINE_EXCEEDED",

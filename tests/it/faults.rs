@@ -14,6 +14,7 @@ use diesel::sql_types::{BigInt, Numeric};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
 
 use crate::support::fixtures::{Tenant, commits, create_commit, day, event, prepaid, record, usage_client};
 use crate::support::server::{test_db_config, test_server_config};
@@ -356,4 +357,57 @@ async fn a_statement_is_cancelled_at_its_callers_deadline_and_frees_the_connecti
     let mut products = server.products(&key).await;
     products.list_products(pb::ListProductsRequest::default()).await.expect("the connection is free again");
     blocker.batch_execute("ROLLBACK").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_waiting_bound_are_shed_at_once_with_a_retry_delay() {
+    // One connection, one call allowed to wait for it.
+    let db = Arc::new(TestDb::create());
+    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+        pool_size: 1,
+        max_waiting: 1,
+        acquire_timeout: Duration::from_secs(60),
+        ..c
+    })
+    .await;
+    server.wait_serving().await;
+    let (_, key) = server.org("Acme").await;
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    let list = |c: &mut billing::proto::v1::customer_service_client::CustomerServiceClient<_>| {
+        let mut c = c.clone();
+        tokio::spawn(async move { c.list_customers(pb::ListCustomersRequest::default()).await })
+    };
+    let mut client = server.customers(&key).await;
+    let holding = list(&mut client);
+    let watcher = std::sync::Mutex::new(db.connect());
+    crate::support::wait_until("the first call holds the connection, waiting on the lock", || {
+        let waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Waiting>(&mut *watcher.lock().unwrap())
+        .map_or(0, |w| w.n);
+        async move { waiting > 0 }
+    })
+    .await;
+
+    // Two more: one may wait, the other is answered at once.
+    let mut more = vec![list(&mut client), list(&mut client)];
+    // The limit is for a bound that does not hold (both would wait for the lock).
+    let (first, _, rest) = tokio::time::timeout(Duration::from_secs(60), futures::future::select_all(more))
+        .await
+        .expect("one of them is answered without waiting");
+    more = rest;
+    let status = first.unwrap().expect_err("shed");
+    assert_eq!(
+        (status.code(), crate::support::reason(&status)),
+        (Code::Unavailable, "OVERLOADED".to_owned())
+    );
+    let retry = status.get_error_details().retry_info().and_then(|r| r.retry_delay);
+    assert!(retry.is_some_and(|d| d > Duration::ZERO), "{retry:?}");
+
+    blocker.batch_execute("COMMIT").unwrap();
+    holding.await.unwrap().expect("the holding call finishes");
+    more.pop().unwrap().await.unwrap().expect("the waiting call is served");
 }

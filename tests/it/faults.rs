@@ -411,3 +411,68 @@ async fn calls_past_the_waiting_bound_are_shed_at_once_with_a_retry_delay() {
     holding.await.unwrap().expect("the holding call finishes");
     more.pop().unwrap().await.unwrap().expect("the waiting call is served");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_calls_against_a_stalled_database_are_shed_at_once_not_at_their_deadlines() {
+    // Four connections, all held by calls blocked on a lock; 64 calls may wait.
+    let db = Arc::new(TestDb::create());
+    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+        pool_size: 4,
+        max_waiting: 64,
+        acquire_timeout: Duration::from_secs(60),
+        ..c
+    })
+    .await;
+    server.wait_serving().await;
+    let (_, key) = server.org("Acme").await;
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(server.customers(&key).await);
+    }
+    let call = |i: usize| {
+        let mut c = clients[i % clients.len()].clone();
+        tokio::spawn(async move {
+            let mut req = tonic::Request::new(pb::ListCustomersRequest::default());
+            req.set_timeout(Duration::from_secs(120));
+            c.list_customers(req).await
+        })
+    };
+    let holders: Vec<_> = (0..4).map(call).collect();
+    let watcher = std::sync::Mutex::new(db.connect());
+    crate::support::wait_until("four calls hold the four connections, waiting on the lock", || {
+        let waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Waiting>(&mut *watcher.lock().unwrap())
+        .map_or(0, |w| w.n);
+        async move { waiting >= 4 }
+    })
+    .await;
+
+    let mut pending: Vec<_> = (0..2000).map(call).collect();
+    let mut shed = 0;
+    // All but the 64 allowed to wait are answered while the database is still stalled.
+    while pending.len() > 64 {
+        let (done, _, rest) =
+            tokio::time::timeout(Duration::from_secs(60), futures::future::select_all(pending))
+                .await
+                .expect("calls past the waiting bound are answered without waiting");
+        pending = rest;
+        let status = done.unwrap().expect_err("nothing is served while the database is stalled");
+        assert_eq!(
+            (status.code(), crate::support::reason(&status)),
+            (Code::Unavailable, "OVERLOADED".to_owned())
+        );
+        assert!(status.get_error_details().retry_info().is_some(), "a retry delay is given");
+        shed += 1;
+    }
+    assert_eq!(shed, 1936);
+
+    blocker.batch_execute("COMMIT").unwrap();
+    for call in holders.into_iter().chain(pending) {
+        call.await.unwrap().expect("the holders and the waiting calls are served once the lock goes");
+    }
+}

@@ -79,8 +79,7 @@ impl Cluster {
         let org = run_admin(bin, &database_url, &["admin", "create-org", "Benchmark Org"])?;
         let key = run_admin(bin, &database_url, &["admin", "create-api-key", "--org", &org])?;
         std::fs::create_dir_all(log_dir)?;
-        let mut instances = Vec::new();
-        for i in 0..count {
+        let spawn = |i: usize| -> anyhow::Result<Instance> {
             let (grpc, metrics) = (free_port()?, free_port()?);
             let log = std::fs::File::create(log_dir.join(format!("instance-{i}.log")))?;
             let child = Command::new(bin)
@@ -92,10 +91,25 @@ impl Cluster {
                 .stderr(log)
                 .spawn()
                 .with_context(|| format!("starting {}", bin.display()))?;
-            instances.push(Instance { grpc, metrics, child });
-        }
-        for instance in &instances {
-            wait_serving(instance.grpc).await?;
+            Ok(Instance { grpc, metrics, child })
+        };
+        let mut instances = (0..count).map(spawn).collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, instance) in instances.iter_mut().enumerate() {
+            // A port found free can be taken by another process before the instance
+            // binds it; an instance that exits while starting gets fresh ports.
+            let mut attempt = 1;
+            while let Err(e) = wait_serving(instance).await {
+                let log =
+                    std::fs::read_to_string(log_dir.join(format!("instance-{i}.log"))).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                if attempt == 3 || instance.child.try_wait()?.is_none() {
+                    bail!("{e}; its log ends with:\n{tail}");
+                }
+                eprintln!("instance {i} exited while starting ({e}); starting it again on other ports");
+                attempt += 1;
+                *instance = spawn(i)?;
+            }
         }
         Ok(Self { instances, key, database_url })
     }
@@ -121,9 +135,14 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
         .await?)
 }
 
-async fn wait_serving(addr: SocketAddr) -> anyhow::Result<()> {
+/// Waits until `instance` reports SERVING; fails when it exits or after a minute.
+async fn wait_serving(instance: &mut Instance) -> anyhow::Result<()> {
+    let addr = instance.grpc;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        if let Some(status) = instance.child.try_wait()? {
+            bail!("instance at {addr} exited while starting ({status})");
+        }
         if let Ok(channel) = connect(addr).await {
             let status = HealthClient::new(channel)
                 .check(HealthCheckRequest { service: String::new() })

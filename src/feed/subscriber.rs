@@ -155,13 +155,30 @@ impl Subscriber {
         }
     }
 
-    /// Sends one item, waiting for a slow client but not past shutdown or its leaving.
+    /// Sends one item, waiting for a slow client but not past shutdown, its leaving, or
+    /// the revocation of its key.
     async fn send(&mut self, item: Violation) -> Flow {
-        tokio::select! {
-            sent = self.tx.send(item) => if sent.is_ok() { Flow::Continue } else { Flow::End },
-            _ = self.stop.cancelled() => {
-                self.end(StreamEnd::Shutdown);
-                Flow::End
+        loop {
+            // `None`: the server is stopping.
+            let revocation = tokio::select! {
+                room = self.tx.reserve() => {
+                    return match room {
+                        Ok(room) => {
+                            room.send(item);
+                            Flow::Continue
+                        }
+                        Err(_) => Flow::End,
+                    };
+                }
+                _ = self.stop.cancelled() => None,
+                revocation = next_revocation(&mut self.revocations) => Some(revocation),
+            };
+            let flow = match revocation {
+                None => self.end(StreamEnd::Shutdown),
+                Some(revocation) => self.on_revocation(revocation).await,
+            };
+            if let Flow::End = flow {
+                return Flow::End;
             }
         }
     }

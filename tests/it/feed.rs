@@ -421,3 +421,30 @@ async fn revoking_a_key_ends_its_streams_on_every_instance_and_spares_the_others
     raise(&a, &other, "after", 1).await;
     assert_eq!(take(&mut spared, 1).await.len(), 1, "a stream of another key keeps delivering");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_ends_a_stream_whose_client_is_not_reading() {
+    // A one-message buffer and 600 violations: the stream's task is blocked sending when
+    // the key is revoked, and must not wait for the client to read them all first.
+    let mut config = crate::support::server::test_server_config();
+    config.feed.stream_buffer = 1;
+    let db = Arc::new(crate::support::db::TestDb::create());
+    let server = TestServer::start_with(db, config, |c| c).await;
+    server.wait_serving().await;
+    let t = Tenant::create(&server, "Acme").await;
+    block_everything(&server, &t).await;
+    let mut behind = watch(&server, &t.key, Start::FromNow(true)).await;
+    raise(&server, &t, "r", 600).await;
+    let (id, _) = billing::domain::api_key::parse_key(&t.key).unwrap();
+    server.admin.revoke_api_key(id).await.unwrap();
+    let mut received = 0;
+    let end = loop {
+        match behind.message().await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("the stream finished with OK after {received} violations"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!((end.code(), reason(&end)), (Code::Unauthenticated, "API_KEY_REVOKED".to_owned()));
+    assert!(received < 600, "the stream ended before delivering everything ({received})");
+}

@@ -268,12 +268,6 @@ async fn conflicts_past_the_retry_budget_are_aborted() {
     assert_eq!(status.code(), Code::Aborted);
 }
 
-#[derive(QueryableByName)]
-struct Waiting {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_nothing() {
     let db = Arc::new(TestDb::create());
@@ -292,17 +286,7 @@ async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_no
     let mut holder = server.customers(&key).await;
     let holding =
         tokio::spawn(async move { holder.list_customers(pb::ListCustomersRequest::default()).await });
-    let watcher = std::sync::Mutex::new(db.connect());
-    crate::support::wait_until("the call holding the connection waits on the lock", || {
-        let waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result::<Waiting>(&mut *watcher.lock().unwrap())
-        .map_or(0, |w| w.n);
-        async move { waiting > 0 }
-    })
-    .await;
+    db.wait_for_lock_waiters(1, "the call holding the connection waits on the lock").await;
 
     // A create whose 200 ms deadline passes while it waits for that connection.
     let mut late = server.customers(&key).await;
@@ -380,17 +364,7 @@ async fn calls_past_the_waiting_bound_are_shed_at_once_with_a_retry_delay() {
     };
     let mut client = server.customers(&key).await;
     let holding = list(&mut client);
-    let watcher = std::sync::Mutex::new(db.connect());
-    crate::support::wait_until("the first call holds the connection, waiting on the lock", || {
-        let waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result::<Waiting>(&mut *watcher.lock().unwrap())
-        .map_or(0, |w| w.n);
-        async move { waiting > 0 }
-    })
-    .await;
+    db.wait_for_lock_waiters(1, "the first call holds the connection, waiting on the lock").await;
 
     // Two more: one may wait, the other is answered at once.
     let mut more = vec![list(&mut client), list(&mut client)];
@@ -440,17 +414,7 @@ async fn two_thousand_calls_against_a_stalled_database_are_shed_at_once_not_at_t
         })
     };
     let holders: Vec<_> = (0..4).map(call).collect();
-    let watcher = std::sync::Mutex::new(db.connect());
-    crate::support::wait_until("four calls hold the four connections, waiting on the lock", || {
-        let waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result::<Waiting>(&mut *watcher.lock().unwrap())
-        .map_or(0, |w| w.n);
-        async move { waiting >= 4 }
-    })
-    .await;
+    db.wait_for_lock_waiters(4, "four calls hold the four connections, waiting on the lock").await;
 
     let mut pending: Vec<_> = (0..2000).map(call).collect();
     let mut shed = 0;

@@ -30,6 +30,24 @@ async fn take(stream: &mut Streaming<pb::WatchViolationsResponse>, n: usize) -> 
     out
 }
 
+/// Reads a stream to its end: how many violations came, and the status that ended it.
+/// Panics if it ends with OK; the limit is for a stream that never ends, not a pace.
+async fn read_to_end(stream: &mut Streaming<pb::WatchViolationsResponse>) -> (usize, tonic::Status) {
+    let mut received = 0;
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => received += 1,
+                Ok(None) => panic!("the stream finished with OK after {received} violations"),
+                Err(status) => break status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    (received, end)
+}
+
 fn seqs(v: &[pb::Violation]) -> Vec<i64> {
     v.iter().map(|x| x.sequence).collect()
 }
@@ -379,14 +397,7 @@ async fn a_subscriber_far_behind_at_shutdown_still_ends_with_unavailable_never_o
     let mut behind = watch(&server, &t.key, Start::FromNow(true)).await;
     raise(&server, &t, "r", 600).await;
     server.stop().await.expect("clean stop");
-    let mut received = 0;
-    let end = loop {
-        match behind.message().await {
-            Ok(Some(_)) => received += 1,
-            Ok(None) => panic!("the stream finished with OK after {received} violations"),
-            Err(status) => break status,
-        }
-    };
+    let (received, end) = read_to_end(&mut behind).await;
     assert!(received < 600, "the server did not deliver everything before its end ({received})");
     assert_eq!((end.code(), reason(&end)), (Code::Unavailable, "SHUTTING_DOWN".to_owned()));
 }
@@ -404,18 +415,7 @@ async fn revoking_a_key_ends_its_streams_on_every_instance_and_spares_the_others
 
     let (id, _) = billing::domain::api_key::parse_key(&t.key).unwrap();
     a.admin.revoke_api_key(id).await.unwrap();
-    // The limit is for a stream that never ends, not a pace.
-    let end = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match doomed.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the stream of a revoked key finished with OK"),
-                Err(status) => break status,
-            }
-        }
-    })
-    .await
-    .expect("the stream of a revoked key ends");
+    let (_, end) = read_to_end(&mut doomed).await;
     assert_eq!((end.code(), reason(&end)), (Code::Unauthenticated, "API_KEY_REVOKED".to_owned()));
     let other = Tenant { key: other_key.clone(), ..t };
     raise(&a, &other, "after", 1).await;
@@ -437,14 +437,7 @@ async fn a_revoked_key_ends_a_stream_whose_client_is_not_reading() {
     raise(&server, &t, "r", 600).await;
     let (id, _) = billing::domain::api_key::parse_key(&t.key).unwrap();
     server.admin.revoke_api_key(id).await.unwrap();
-    let mut received = 0;
-    let end = loop {
-        match behind.message().await {
-            Ok(Some(_)) => received += 1,
-            Ok(None) => panic!("the stream finished with OK after {received} violations"),
-            Err(status) => break status,
-        }
-    };
+    let (received, end) = read_to_end(&mut behind).await;
     assert_eq!((end.code(), reason(&end)), (Code::Unauthenticated, "API_KEY_REVOKED".to_owned()));
     assert!(received < 600, "the stream ended before delivering everything ({received})");
 }

@@ -217,17 +217,7 @@ async fn a_full_usage_queue_answers_resource_exhausted_at_once_and_loses_nothing
         tokio::spawn(async move { record(&mut c, e).await })
     };
     let running = send("running".into());
-    let watcher = std::sync::Mutex::new(server.db.connect());
-    crate::support::wait_until("the first call waits on the row lock", || {
-        let waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result::<Count>(&mut *watcher.lock().unwrap())
-        .map_or(0, |c| c.n);
-        async move { waiting > 0 }
-    })
-    .await;
+    server.db.wait_for_lock_waiters(1, "the first call waits on the row lock").await;
 
     // Four more: one fits in the queue, three are refused without waiting for the lock.
     let mut more: Vec<_> = (0..4).map(|i| send(format!("more{i}"))).collect();

@@ -113,6 +113,27 @@ impl TestDb {
         Self { name, url }
     }
 
+    /// Waits until at least `n` sessions of this database wait on a lock (calls the
+    /// test has blocked behind a lock it holds).
+    pub async fn wait_for_lock_waiters(&self, n: i64, what: &str) {
+        #[derive(QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let watcher = std::sync::Mutex::new(self.connect());
+        super::wait_until(what, || {
+            let waiting = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .get_result::<Waiting>(&mut *watcher.lock().unwrap())
+            .map_or(0, |w| w.n);
+            async move { waiting >= n }
+        })
+        .await;
+    }
+
     /// A direct connection, for assertions on stored rows.
     pub fn connect(&self) -> PgConnection {
         PgConnection::establish(&self.url).expect("connect to test database")

@@ -19,7 +19,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli))
+    let result = runtime.block_on(run(cli));
+    // Work the shutdown could not cancel (a database that stopped answering) must not
+    // hold the exit: blocking tasks are left to the operating system after this.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -308,13 +308,25 @@ impl Instance {
         // The listener closes at `stop`, so new clients are refused while in-flight calls
         // drain.
         let incoming = crate::listener::incoming(listener, config.connections, stop.clone());
-        let serve = router.serve_with_incoming_shutdown(incoming, signal);
+        let mut serve = std::pin::pin!(router.serve_with_incoming_shutdown(incoming, signal));
         let grace = config.shutdown_grace;
         let grace_stop = stop.clone();
         let result = tokio::select! {
-            result = serve => result.map_err(anyhow::Error::from),
+            result = &mut serve => result.map_err(anyhow::Error::from),
             _ = async move { grace_stop.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; closing remaining connections");
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; cancelling in-flight database work");
+                // Serving goes on while the work is cancelled, so the calls it belonged
+                // to are answered (UNAVAILABLE, nothing written) before connections close.
+                let (served, closed) = tokio::join!(
+                    tokio::time::timeout(SHUTDOWN_MARGIN, &mut serve),
+                    app.db().close(SHUTDOWN_MARGIN),
+                );
+                tracing::warn!(
+                    cancelled = closed.cancelled,
+                    still_running = closed.still_running,
+                    answered = served.is_ok(),
+                    "in-flight database work ended; closing remaining connections"
+                );
                 Ok(())
             }
         };
@@ -325,6 +337,10 @@ impl Instance {
         result
     }
 }
+
+/// What a shutdown may take past its grace period: cancelling the database work still
+/// running and answering its calls. The process exits within grace plus this margin.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(2);
 
 /// Starts an instance and serves on `listener` until `shutdown` resolves.
 pub async fn run(

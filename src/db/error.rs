@@ -35,6 +35,10 @@ pub enum DbError {
     /// The caller's deadline passed before the work could start; nothing was done.
     #[error("the caller's deadline passed before the database work started")]
     DeadlineExceeded,
+    /// The instance is shutting down: the work was not started, or its transaction was
+    /// cancelled and rolled back at the end of the grace period; nothing was written.
+    #[error("the instance is shutting down; the work was not done")]
+    ShuttingDown,
     /// Anything else: a bug or an unexpected database state.
     #[error("database error: {0}")]
     Other(String),
@@ -48,7 +52,10 @@ impl DbError {
 
     /// About the database rather than the data: every transaction would fail alike.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Conflict(_) | Self::Unavailable(_) | Self::Timeout | Self::Overloaded)
+        matches!(
+            self,
+            Self::Conflict(_) | Self::Unavailable(_) | Self::Timeout | Self::Overloaded | Self::ShuttingDown
+        )
     }
 }
 

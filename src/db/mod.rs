@@ -22,6 +22,7 @@ pub mod prepared;
 pub mod products;
 pub mod promos;
 pub mod schema;
+pub mod shutdown;
 pub mod tenancy;
 pub mod usage;
 pub mod usage_events;
@@ -96,6 +97,10 @@ pub struct Db {
     expired: Arc<AtomicU64>,
     /// One permit per piece of work allowed to wait for a connection.
     waiting: Arc<tokio::sync::Semaphore>,
+    /// Work running now, and the switch that stops it at the end of a shutdown.
+    in_flight: Arc<shutdown::InFlight>,
+    /// The URL connections are made with (for the connection that cancels work).
+    url: Arc<str>,
 }
 
 /// Session settings applied to every new pooled connection.
@@ -103,6 +108,8 @@ pub struct Db {
 struct SessionSettings {
     statement_timeout_ms: u128,
     role: Option<String>,
+    /// Names the pool's sessions in `pg_stat_activity` (see `shutdown`).
+    application_name: String,
 }
 
 impl SessionSettings {
@@ -111,9 +118,11 @@ impl SessionSettings {
         // plan, cached per connection, is made from the statistics of the moment, and
         // one made while a table was nearly empty (hash joins over sequential scans of
         // usage_events) stayed in use as the table grew, until the next ANALYZE.
+        // The name is made by `shutdown::InFlight`: letters, digits and a space.
         let mut sql = format!(
-            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan",
-            self.statement_timeout_ms
+            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; \
+             SET application_name = '{}'",
+            self.statement_timeout_ms, self.application_name
         );
         if let Some(role) = &self.role {
             // An identifier cannot be a bind parameter; quote it as PostgreSQL does.
@@ -152,8 +161,9 @@ impl Db {
     /// A pool for `config`. No connection is made yet, so the service can start (and
     /// report NOT_SERVING) while the database is down.
     pub fn open(config: &DbConfig) -> Self {
-        let manager =
-            ConnectionManager::<PgConnection>::new(with_connect_timeout(&config.url, config.acquire_timeout));
+        let url = with_connect_timeout(&config.url, config.acquire_timeout);
+        let in_flight = Arc::new(shutdown::InFlight::new());
+        let manager = ConnectionManager::<PgConnection>::new(url.clone());
         let pool = Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
@@ -163,6 +173,7 @@ impl Db {
             .connection_customizer(Box::new(SessionSettings {
                 statement_timeout_ms: config.statement_timeout.as_millis(),
                 role: config.role.clone(),
+                application_name: in_flight.application_name().to_owned(),
             }))
             .build_unchecked(manager);
         Self {
@@ -171,7 +182,20 @@ impl Db {
             statement_timeout: config.statement_timeout,
             expired: Arc::default(),
             waiting: Arc::new(tokio::sync::Semaphore::new(config.max_waiting.max(1))),
+            in_flight,
+            url: url.into(),
         }
+    }
+
+    /// Ends the pool's work for a shutdown whose grace period is over: no work starts
+    /// and no transaction commits from now on, and running statements are cancelled
+    /// (their transactions roll back and answer `DbError::ShuttingDown`) until nothing
+    /// runs or `margin` has passed.
+    pub async fn close(&self, margin: Duration) -> shutdown::Closed {
+        let (in_flight, url) = (Arc::clone(&self.in_flight), Arc::clone(&self.url));
+        tokio::task::spawn_blocking(move || shutdown::close(&in_flight, &url, margin))
+            .await
+            .unwrap_or_default()
     }
 
     /// How many pieces of work were not started because their caller's deadline had
@@ -196,6 +220,7 @@ impl Db {
         let span = tracing::Span::current();
         let deadline = deadline::current();
         let expired = Arc::clone(&self.expired);
+        let in_flight = Arc::clone(&self.in_flight);
         // Admission: shed work at once rather than let it wait past its deadline.
         let Ok(admitted) = Arc::clone(&self.waiting).try_acquire_owned() else {
             metrics::counter!("db_work_shed_total").increment(1);
@@ -216,6 +241,7 @@ impl Db {
                 metrics::counter!("db_work_expired_before_start_total").increment(1);
                 return Err(DbError::DeadlineExceeded.into());
             }
+            let Some(_running) = in_flight.enter() else { return Err(DbError::ShuttingDown.into()) };
             f(&mut conn)
         });
         match task.await {
@@ -234,6 +260,7 @@ impl Db {
     {
         let max_retries = self.max_retries;
         let (deadline, statement_timeout) = (deadline::current(), self.statement_timeout);
+        let in_flight = Arc::clone(&self.in_flight);
         self.run(move |conn| {
             let mut attempt = 0;
             loop {
@@ -241,12 +268,16 @@ impl Db {
                 let timeout = deadline
                     .map(|d| deadline::left(d, std::time::Instant::now()).unwrap_or(Duration::from_millis(1)))
                     .filter(|left| *left < statement_timeout);
-                let outcome = org_transaction(conn, org, timeout, &mut f);
+                let outcome = org_transaction(conn, org, (timeout, &in_flight), &mut f);
                 let error = match outcome {
                     Ok(value) => return Ok(value),
                     Err(TxFailure::App(e)) => e,
                     Err(TxFailure::Db(e)) => E::from(DbError::from(e)),
                 };
+                // Rolled back, most likely by the cancel that closing sent.
+                if in_flight.is_closing() && error.as_db_error().is_some() {
+                    return Err(DbError::ShuttingDown.into());
+                }
                 let retryable = error.as_db_error().is_some_and(DbError::is_retryable);
                 if !retryable || attempt >= max_retries {
                     return Err(error);
@@ -289,10 +320,10 @@ impl<E> From<diesel::result::Error> for TxFailure<E> {
 /// Runs `f` in one transaction whose tenant (for row-level security) is `org`, as
 /// Diesel's `Connection::transaction` would, but with `BEGIN` and the tenant setting
 /// sent in one round trip.
-fn org_transaction<T, E>(
+fn org_transaction<T, E: From<DbError>>(
     conn: &mut PgConnection,
     org: OrgId,
-    statement_timeout: Option<Duration>,
+    (statement_timeout, in_flight): (Option<Duration>, &shutdown::InFlight),
     f: &mut impl FnMut(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, TxFailure<E>> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -309,6 +340,12 @@ fn org_transaction<T, E>(
         return Err(TxFailure::Db(e));
     }
     match f(conn) {
+        // The grace period of a shutdown ended while the work ran: its caller is told
+        // nothing was written, so nothing may be.
+        Ok(_) if in_flight.is_closing() => {
+            AnsiTransactionManager::rollback_transaction(conn)?;
+            Err(TxFailure::App(DbError::ShuttingDown.into()))
+        }
         Ok(value) => {
             AnsiTransactionManager::commit_transaction(conn)?;
             Ok(value)
@@ -327,12 +364,18 @@ mod tests {
 
     #[test]
     fn session_switches_to_the_quoted_role() {
-        let settings = SessionSettings { statement_timeout_ms: 5, role: Some("a\"b".into()) };
+        let name = "billing-commitments 01".to_owned();
+        let settings = SessionSettings {
+            statement_timeout_ms: 5,
+            role: Some("a\"b".into()),
+            application_name: name.clone(),
+        };
         assert_eq!(
             settings.sql(),
-            "SET statement_timeout = 5; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; SET ROLE \"a\"\"b\""
+            "SET statement_timeout = 5; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; \
+             SET application_name = 'billing-commitments 01'; SET ROLE \"a\"\"b\""
         );
-        let owner = SessionSettings { statement_timeout_ms: 5, role: None };
+        let owner = SessionSettings { statement_timeout_ms: 5, role: None, application_name: name };
         assert!(!owner.sql().contains("ROLE"));
     }
 

@@ -91,6 +91,17 @@ fn from_db(e: DbError) -> Status {
                 details,
             )
         }
+        DbError::ShuttingDown => {
+            // Another instance can take the call at once: nothing of it was written.
+            let mut details = ErrorDetails::new();
+            details.set_retry_info(Some(std::time::Duration::ZERO));
+            status(
+                Code::Unavailable,
+                "SHUTTING_DOWN",
+                "the instance is shutting down; nothing was changed, retry the call",
+                details,
+            )
+        }
         DbError::DeadlineExceeded => status(
             Code::DeadlineExceeded,
             "DEADLINE_EXCEEDED",

@@ -1,5 +1,5 @@
 //! Streaming clients under stress: clients that vanish behind a dead network, and a
-//! SIGTERM with streams open and calls in flight.
+//! SIGTERM with streams open and calls in flight, some past the grace period.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::process::{ServeProcess, admin, free_port, gauge, scrape};
-use crate::support::{Key, TestDb};
+use crate::support::{Key, TestDb, reason};
 
 /// A TCP relay in front of the server that can go silent: it then forwards nothing in
 /// either direction but keeps every socket open, as when a client's network dies.
@@ -199,7 +199,7 @@ async fn sigterm_ends_streams_refuses_new_calls_finishes_in_flight_ones_and_exit
             "SELECT count(*) AS n FROM pg_stat_activity \
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
-        .get_result::<LockWaits>(&mut watcher)
+        .get_result::<Count>(&mut watcher)
         .map(|r| r.n)
         .unwrap_or(0);
         if waiting > 0 {
@@ -232,8 +232,56 @@ async fn sigterm_ends_streams_refuses_new_calls_finishes_in_flight_ones_and_exit
     drop((streams, channel));
 }
 
+/// The end of the grace period: a write still blocked on a lock is cancelled and rolled
+/// back, its caller is told so, and the process exits while the lock is still held.
+/// Before, the call's connection was closed at the grace period, the process exited
+/// only when the statement timeout ended the wait, and the write committed if the lock
+/// was released first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_blocked_past_the_grace_period_is_rolled_back_answered_and_the_process_exits() {
+    let db = TestDb::create();
+    let org = admin(&db.url, &["admin", "create-org", "Acme"]);
+    let key = admin(&db.url, &["admin", "create-api-key", "--org", org.trim()]).trim().to_owned();
+    // Timeouts far beyond the test's bounds: only the grace period may end the call.
+    let mut serve = ServeProcess::start(
+        &db.url,
+        &["--shutdown-grace", "300ms", "--db-statement-timeout", "10min", "--request-timeout", "10min"],
+    );
+    let channel =
+        Endpoint::from_shared(format!("http://{}", serve.address)).unwrap().connect().await.unwrap();
+    let mut blocker = db.connect();
+    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    let mut customers =
+        pb::customer_service_client::CustomerServiceClient::with_interceptor(channel, Key::bearer(&key));
+    let create = pb::CreateCustomerRequest {
+        customer: Some(pb::Customer {
+            external_id: "blocked-at-shutdown".into(),
+            name: "Blocked".into(),
+            ..Default::default()
+        }),
+    };
+    let call = tokio::spawn(async move { customers.create_customer(create).await });
+    db.wait_for_lock_waiters(1, "the create waits on the test's lock").await;
+
+    serve.signal_term();
+    let status = call.await.unwrap().expect_err("the blocked create cannot succeed");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(reason(&status), "SHUTTING_DOWN", "answered by the service, not a dropped connection");
+    let (exit, _serve) =
+        tokio::task::spawn_blocking(move || (serve.wait_exit(Duration::from_secs(60)), serve)).await.unwrap();
+    assert!(exit.expect("exits while the lock is still held").success());
+
+    blocker.batch_execute("COMMIT").unwrap();
+    let stored: i64 =
+        diesel::sql_query("SELECT count(*) AS n FROM customers WHERE external_id = 'blocked-at-shutdown'")
+            .get_result::<Count>(&mut blocker)
+            .unwrap()
+            .n;
+    assert_eq!(stored, 0, "the cancelled create wrote nothing");
+}
+
 #[derive(diesel::QueryableByName)]
-struct LockWaits {
+struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
 }

@@ -26,5 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_with_config(config, &protos, &includes)?;
 
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
+    // `embed_migrations!` reads the directory: a new migration must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

@@ -19,7 +19,7 @@ use super::drawdowns::{
 };
 use super::{App, AppError, Policy, clock};
 use crate::db::credit::PromotionDrawdown;
-use crate::db::usage::{AlertRow, NewEvent, StoredEvent, TotalRow, WindowKey};
+use crate::db::usage::{AlertRow, NewEvent, StoredAnswer, StoredEvent, TotalRow, WindowKey};
 use crate::db::{self, Conn, DbError};
 use crate::domain::allowance::AllowanceLimits;
 use crate::domain::commit::balance::LedgerEntry;
@@ -227,10 +227,19 @@ fn unreachable_replay() -> EventResult {
     Err(DbError::Other("replay of an event that has no outcome".into()).into())
 }
 
-/// The answer stored with an event.
-pub(crate) fn stored_outcome(outcome: &serde_json::Value) -> Result<UsageOutcome, AppError> {
-    serde_json::from_value(outcome.clone())
-        .map_err(|e| DbError::Other(format!("stored usage outcome: {e}")).into())
+/// Packs an answer for storage: MessagePack with field names, so that, as with the JSON
+/// it replaced, fields can be added (with serde defaults) and older answers still read.
+pub(crate) fn pack_outcome(outcome: &UsageOutcome) -> Result<Vec<u8>, AppError> {
+    rmp_serde::to_vec_named(outcome).map_err(|e| DbError::Other(format!("packing usage outcome: {e}")).into())
+}
+
+/// The answer stored with an event, packed or (recorded before packing) JSON.
+pub(crate) fn stored_outcome(answer: &StoredAnswer) -> Result<UsageOutcome, AppError> {
+    let decoded = match answer {
+        StoredAnswer::Packed(bytes) => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+        StoredAnswer::Json(value) => UsageOutcome::deserialize(value).map_err(|e| e.to_string()),
+    };
+    decoded.map_err(|e| DbError::Other(format!("stored usage outcome: {e}")).into())
 }
 
 /// Decides every event of a batch in order; with `writes`, records what was decided.
@@ -262,7 +271,7 @@ fn decide(
         }
         if let Some(stored) = state.stored.get(&e.event_id) {
             results.push(
-                stored_outcome(&stored.outcome).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)),
+                stored_outcome(&stored.answer).and_then(|o| replay(&stored.fingerprint, &o, &fingerprint)),
             );
             continue;
         }
@@ -380,7 +389,7 @@ fn decide(
                 contract_id: e.contract_id.clone(),
                 decision: outcome.decision.as_str(),
                 fingerprint: fingerprint.to_vec(),
-                outcome: serde_json::Value::Null,
+                outcome: Vec::new(),
                 recorded_at: now,
             };
             w.events.push((row, start, w.violations.len()));
@@ -448,8 +457,7 @@ fn persist(
             reported.recorded_at = Some(stored.recorded_at);
         }
         row.org_id = org.uuid();
-        row.outcome = serde_json::to_value(&*outcome)
-            .map_err(|e| DbError::Other(format!("serializing outcome: {e}")))?;
+        row.outcome = pack_outcome(outcome)?;
         rows.push(row);
     }
     // A repeat of an event of this same batch answers as its original now does.

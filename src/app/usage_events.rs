@@ -41,7 +41,7 @@ pub struct RecordedEvent {
 }
 
 fn recorded(r: EventRecord) -> Result<RecordedEvent, AppError> {
-    let outcome = stored_outcome(&r.outcome)?;
+    let outcome = stored_outcome(&r.answer())?;
     Ok(RecordedEvent {
         id: r.id,
         customer: r.customer(),
@@ -179,7 +179,7 @@ impl App {
                 if e.voided_at.is_some() {
                     return Ok((recorded(e)?, true));
                 }
-                let outcome = stored_outcome(&e.outcome)?;
+                let outcome = stored_outcome(&e.answer())?;
                 let now = clock::now();
                 if outcome.decision != Decision::Blocked {
                     reverse_commit_draws(conn, org, &e, &outcome, (now, grace, &reason))?;

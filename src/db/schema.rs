@@ -358,12 +358,13 @@ diesel::table! {
         occurred_at -> Timestamptz,
         decision -> Text,
         fingerprint -> Bytea,
-        outcome -> Jsonb,
+        outcome -> Nullable<Jsonb>,
         recorded_at -> Timestamptz,
         contract_id -> Nullable<Text>,
         voided_at -> Nullable<Timestamptz>,
         voided_by -> Nullable<Uuid>,
         void_reason -> Nullable<Text>,
+        outcome_packed -> Nullable<Bytea>,
     }
 }
 

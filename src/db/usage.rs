@@ -13,15 +13,43 @@ use super::schema::usage_alerts;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
 use crate::domain::windows::WindowKind;
 
-/// A decided event as stored: its fingerprint and the answer it got.
+/// The answer stored with an event, as the app encoded it: packed since migration
+/// 2026-12-02-001100, JSON before.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoredAnswer {
+    Packed(Vec<u8>),
+    Json(serde_json::Value),
+}
+
+impl StoredAnswer {
+    /// The answer of a row's two columns (a check constraint keeps exactly one set).
+    pub fn of(packed: Option<Vec<u8>>, json: Option<serde_json::Value>) -> Self {
+        match (packed, json) {
+            (Some(p), _) => Self::Packed(p),
+            (None, Some(j)) => Self::Json(j),
+            (None, None) => Self::Packed(Vec::new()),
+        }
+    }
+}
+
 #[derive(QueryableByName, Debug)]
-pub struct StoredEvent {
+struct RawStoredEvent {
     #[diesel(sql_type = Text)]
-    pub event_id: String,
+    event_id: String,
     #[diesel(sql_type = Bytea)]
+    fingerprint: Vec<u8>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    outcome_packed: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    outcome: Option<serde_json::Value>,
+}
+
+/// A decided event as stored: its fingerprint and the answer it got.
+#[derive(Debug)]
+pub struct StoredEvent {
+    pub event_id: String,
     pub fingerprint: Vec<u8>,
-    #[diesel(sql_type = Jsonb)]
-    pub outcome: serde_json::Value,
+    pub answer: StoredAnswer,
 }
 
 #[derive(Debug)]
@@ -38,7 +66,8 @@ pub struct NewEvent {
     pub contract_id: Option<String>,
     pub decision: &'static str,
     pub fingerprint: Vec<u8>,
-    pub outcome: serde_json::Value,
+    /// The answer, packed by the app.
+    pub outcome: Vec<u8>,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -51,19 +80,24 @@ pub fn find_events(
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
-    if event_ids.is_empty() {
-        return Ok(Vec::new());
-    }
     // A join on unnest, not `= ANY(...)`: with many ids the latter can turn into a
     // sequential scan comparing every row with every id.
-    Ok(prepared(
-        "SELECT e.event_id, e.fingerprint, e.outcome \
+    let rows: Vec<RawStoredEvent> = prepared(
+        "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
          FROM unnest($2::text[]) AS wanted(event_id) \
          JOIN usage_events e ON e.org_id = $1 AND e.event_id = wanted.event_id",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<Text>, _>(event_ids)
-    .load(conn)?)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredEvent {
+            event_id: r.event_id,
+            fingerprint: r.fingerprint,
+            answer: StoredAnswer::of(r.outcome_packed, r.outcome),
+        })
+        .collect())
 }
 
 /// The rows of `insert_events`, column by column.
@@ -81,7 +115,7 @@ struct EventColumns {
     contract_id: Vec<Option<String>>,
     decision: Vec<&'static str>,
     fingerprint: Vec<Vec<u8>>,
-    outcome: Vec<serde_json::Value>,
+    outcome: Vec<Vec<u8>>,
     recorded_at: Vec<DateTime<Utc>>,
 }
 
@@ -110,10 +144,10 @@ pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(
     }
     prepared(
         "INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
-            credit_type, occurred_at, contract_id, decision, fingerprint, outcome, recorded_at) \
+            credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, recorded_at) \
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[], \
             $7::numeric[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::bytea[], \
-            $13::jsonb[], $14::timestamptz[])",
+            $13::bytea[], $14::timestamptz[])",
     )
     .bind::<Array<SqlUuid>, _>(c.org_id)
     .bind::<Array<Text>, _>(c.event_id)
@@ -127,7 +161,7 @@ pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(
     .bind::<Array<Nullable<Text>>, _>(c.contract_id)
     .bind::<Array<Text>, _>(c.decision)
     .bind::<Array<Bytea>, _>(c.fingerprint)
-    .bind::<Array<Jsonb>, _>(c.outcome)
+    .bind::<Array<Bytea>, _>(c.outcome)
     .bind::<Array<Timestamptz>, _>(c.recorded_at)
     .execute(conn)?;
     Ok(())
@@ -190,9 +224,6 @@ pub fn load_totals(
     org: OrgId,
     keys: &[WindowKey],
 ) -> Result<Vec<TotalRow>, DbError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -289,9 +320,6 @@ pub fn load_alerts(
     org: OrgId,
     keys: &[WindowKey],
 ) -> Result<Vec<AlertRow>, DbError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
     if keys.is_empty() {
         return Ok(Vec::new());
     }

@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::schema::usage_events;
+use super::usage::StoredAnswer;
 use crate::domain::ids::{ApiKeyId, CustomerId, OrgId, ProductId};
 
-/// A recorded event with its stored answer (serde JSON of the app's outcome).
+/// A recorded event with its stored answer (see `StoredAnswer`).
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = usage_events)]
 pub struct EventRecord {
@@ -24,11 +25,12 @@ pub struct EventRecord {
     pub occurred_at: DateTime<Utc>,
     pub contract_id: Option<String>,
     pub decision: String,
-    pub outcome: serde_json::Value,
+    pub outcome: Option<serde_json::Value>,
     pub recorded_at: DateTime<Utc>,
     pub voided_at: Option<DateTime<Utc>>,
     pub voided_by: Option<Uuid>,
     pub void_reason: Option<String>,
+    pub outcome_packed: Option<Vec<u8>>,
 }
 
 impl EventRecord {
@@ -38,6 +40,10 @@ impl EventRecord {
 
     pub fn product(&self) -> ProductId {
         ProductId(self.product_id)
+    }
+
+    pub fn answer(&self) -> StoredAnswer {
+        StoredAnswer::of(self.outcome_packed.clone(), self.outcome.clone())
     }
 }
 

@@ -216,6 +216,59 @@ async fn replays_return_the_first_answer_and_conflicting_payloads_are_refused() 
     assert!(!theirs.replayed);
 }
 
+#[derive(QueryableByName)]
+struct PackedAnswer {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bytea>)]
+    outcome_packed: Option<Vec<u8>>,
+}
+
+/// Answers are stored packed; events recorded before that keep a JSON answer, and both
+/// replay and list alike. The blocked event carries a violation, whose optional detail
+/// fields are left out of the stored form when empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stored_packed_or_as_json_from_before_replay_and_list_alike() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    record(&mut u, event(&t, "e1", "CREED", "1", "60")).await.unwrap();
+    let blocked = event(&t, "e2", "CREED", "1", "50");
+    let first = record(&mut u, blocked.clone()).await.unwrap();
+    assert_eq!(first.decision, pb::UsageDecision::Blocked as i32);
+    assert!(!first.violations.is_empty(), "a violation to store");
+    let listed = |u: &mut pb::usage_service_client::UsageServiceClient<_>| {
+        let req = pb::ListUsageEventsRequest { customer_id: t.customer_id.clone(), ..Default::default() };
+        let mut u = u.clone();
+        async move {
+            let events = u.list_usage_events(req).await.unwrap().into_inner().events;
+            events.into_iter().find(|e| e.event_id == "e2").and_then(|e| e.outcome).unwrap()
+        }
+    };
+    let again = record(&mut u, blocked.clone()).await.unwrap();
+    assert_eq!(pb::UsageOutcome { replayed: false, ..again }, first, "packed answer replayed");
+    assert_eq!(listed(&mut u).await, first, "packed answer listed");
+
+    // The same answer as an event recorded before packing holds it.
+    let mut conn = server.db.connect();
+    let packed = diesel::sql_query("SELECT outcome_packed FROM usage_events WHERE event_id = 'e2'")
+        .get_result::<PackedAnswer>(&mut conn)
+        .unwrap()
+        .outcome_packed
+        .expect("new answers are packed");
+    let answer: billing::app::usage::UsageOutcome = rmp_serde::from_slice(&packed).unwrap();
+    let json = serde_json::to_string(&answer).unwrap();
+    assert!(packed.len() < json.len(), "packed {} bytes, JSON {}", packed.len(), json.len());
+    diesel::sql_query(
+        "UPDATE usage_events SET outcome = $1::jsonb, outcome_packed = NULL WHERE event_id = 'e2'",
+    )
+    .bind::<diesel::sql_types::Text, _>(&json)
+    .execute(&mut conn)
+    .unwrap();
+    let from_json = record(&mut u, blocked).await.unwrap();
+    assert_eq!(pb::UsageOutcome { replayed: false, ..from_json }, first, "JSON answer replayed");
+    assert_eq!(listed(&mut u).await, first, "JSON answer listed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_decides_each_event_in_order_and_isolates_bad_ones() {
     let server = TestServer::start().await;

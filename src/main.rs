@@ -8,6 +8,23 @@ use billing::domain::api_key::parse_key_or_id;
 use billing::domain::ids::OrgId;
 use clap::Parser;
 
+// jemalloc hands freed memory back to the system: glibc's malloc kept what waves of
+// streams had used (RSS grew wave after wave and never came down).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its start: background threads return pages freed for a
+/// second (`dirty_decay_ms`) straight to the system (`muzzy_decay_ms:0` skips the lazy
+/// MADV_FREE stage, whose pages still count in RSS until the kernel needs them).
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+// SAFETY: a pointer to a static, never written, read by jemalloc alone.
+unsafe impl Sync for MallocConf {}
+
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let level = match cli.command {

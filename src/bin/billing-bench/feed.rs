@@ -132,15 +132,42 @@ async fn rss(metrics: SocketAddr) -> anyhow::Result<f64> {
     Ok(Scrape::from(metrics).await?.sum("process_resident_memory_bytes", &[]))
 }
 
-/// Opens `count` WatchViolations streams on the instance at `grpc`, over connections of
-/// at most 500 streams each, and reads its memory before, while they are open, and after.
-pub async fn idle_subscribers(
-    grpc: SocketAddr,
+/// Opened subscribers: dropping them closes their streams and connections.
+struct Opened {
+    _streams: Vec<tonic::Response<tonic::Streaming<pb::WatchViolationsResponse>>>,
+    _channels: Vec<Channel>,
+}
+
+/// The subscribers the instance reports.
+async fn subscribers(metrics: SocketAddr) -> anyhow::Result<f64> {
+    Ok(Scrape::from(metrics).await?.sum("violation_feed_subscribers", &[]))
+}
+
+/// Waits until the instance's subscriber count satisfies `reached`.
+async fn wait_for_subscribers(
     metrics: SocketAddr,
+    what: &str,
+    reached: impl Fn(f64) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached(subscribers(metrics).await?) {
+        if Instant::now() > deadline {
+            bail!("the server did not report {what} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// Opens `count` WatchViolations streams on the instance at `grpc`, over connections of
+/// at most 500 streams each, once the instance reports them all (beyond the `baseline`
+/// it had).
+async fn open_subscribers(
+    (grpc, metrics): (SocketAddr, SocketAddr),
     key: &str,
     count: usize,
-) -> anyhow::Result<IdleSubscribers> {
-    let rss_before = rss(metrics).await?;
+    baseline: usize,
+) -> anyhow::Result<Opened> {
     let mut channels = Vec::new();
     for _ in 0..count.div_ceil(500) {
         channels.push(connect(grpc).await?);
@@ -159,17 +186,54 @@ pub async fn idle_subscribers(
         .collect()
         .await;
     let streams = streams.into_iter().collect::<Result<Vec<_>, _>>().context("opening a subscriber")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Scrape::from(metrics).await?.sum("violation_feed_subscribers", &[]) < count as f64 {
-        if Instant::now() > deadline {
-            bail!("the server did not report {count} subscribers within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let all = (baseline + count) as f64;
+    wait_for_subscribers(metrics, &format!("{count} more subscribers"), |n| n >= all).await?;
+    Ok(Opened { _streams: streams, _channels: channels })
+}
+
+/// Opens `count` idle subscribers on the instance at `grpc` and reads its memory before,
+/// while they are open, and after.
+pub async fn idle_subscribers(
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+    key: &str,
+    count: usize,
+) -> anyhow::Result<IdleSubscribers> {
+    let rss_before = rss(metrics).await?;
+    let baseline = subscribers(metrics).await?;
+    let opened = open_subscribers((grpc, metrics), key, count, baseline as usize).await?;
     let rss_with = rss(metrics).await?;
-    drop(streams);
-    drop(channels);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(opened);
+    wait_for_subscribers(metrics, "its subscribers gone", |n| n <= baseline).await?;
     let rss_after_close = rss(metrics).await?;
     Ok(IdleSubscribers { count, rss_before, rss_with, rss_after_close })
+}
+
+/// Server memory over waves of streams opened and closed, in bytes.
+pub struct StreamWaves {
+    pub per_wave: usize,
+    pub rss_before: f64,
+    /// Memory at each wave's peak, and once its streams are gone.
+    pub waves: Vec<(f64, f64)>,
+}
+
+/// Opens `per_wave` streams and closes them, `waves` times: memory that is not given
+/// back after a wave (a leak, or an allocator that keeps it) shows as growth here.
+pub async fn stream_waves(
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+    key: &str,
+    (waves, per_wave): (usize, usize),
+) -> anyhow::Result<StreamWaves> {
+    let rss_before = rss(metrics).await?;
+    let baseline = subscribers(metrics).await?;
+    let mut figures = Vec::with_capacity(waves);
+    for _ in 0..waves {
+        let opened = open_subscribers((grpc, metrics), key, per_wave, baseline as usize).await?;
+        let peak = rss(metrics).await?;
+        drop(opened);
+        wait_for_subscribers(metrics, "the wave's subscribers gone", |n| n <= baseline).await?;
+        figures.push((peak, rss(metrics).await?));
+    }
+    Ok(StreamWaves { per_wave, rss_before, waves: figures })
 }

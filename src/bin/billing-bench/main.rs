@@ -8,6 +8,7 @@
 //! `--smoke` runs every phase on tiny data in seconds; the test suite runs it.
 
 mod cluster;
+mod cpu;
 mod feed;
 mod load;
 mod pgbench;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use crate::cluster::{Cluster, Scrape, connect, sibling_binary};
+use crate::cpu::CpuSample;
 use crate::load::{Measured, Target};
 
 #[derive(Parser, Debug)]
@@ -64,6 +66,12 @@ struct Args {
     /// Idle WatchViolations subscribers opened.
     #[arg(long, default_value_t = 10_000)]
     subscribers: usize,
+    /// Waves of streams opened and closed, to see whether memory comes back.
+    #[arg(long, default_value_t = 6)]
+    stream_waves: usize,
+    /// Streams of each wave.
+    #[arg(long, default_value_t = 5_000)]
+    wave_streams: usize,
     /// Connection pool size of each instance.
     #[arg(long, default_value_t = 16)]
     pool_size: u32,
@@ -84,6 +92,8 @@ impl Args {
             self.connections = 2;
             self.violations = 10;
             self.subscribers = 50;
+            self.stream_waves = 2;
+            self.wave_streams = 20;
         }
         self
     }
@@ -95,6 +105,8 @@ struct SingleRow {
     measured: Measured,
     cpu_percent: f64,
     peak_rss: f64,
+    /// CPU of the service and PostgreSQL per 1,000 events, in milliseconds.
+    cpu_per_1000: f64,
 }
 
 fn mb(bytes: f64) -> f64 {
@@ -133,18 +145,22 @@ async fn main() -> anyhow::Result<()> {
         codes: seeded.codes,
     };
 
+    let instances = [a.metrics, b.metrics];
     let mut singles = Vec::new();
     for &callers in &args.concurrency {
         eprintln!("RecordUsage, {callers} callers");
         let cpu_before = server_cpu(a.metrics).await?;
+        let both_before = CpuSample::take(&instances).await?;
         let measured = load::closed_loop(&target, callers, 0, args.warmup, args.duration).await;
         let wall = (args.warmup + args.duration).as_secs_f64();
         // The sampler runs every second: let it catch the phase's end.
         tokio::time::sleep(Duration::from_millis(1100)).await;
+        let used = both_before.used_until(&CpuSample::take(&instances).await?);
         let scrape = Scrape::from(a.metrics).await?;
         let cpu_percent = (scrape.sum("process_cpu_seconds_total", &[]) - cpu_before) / (wall + 1.1) * 100.0;
         let peak_rss = scrape.sum("process_resident_memory_peak_bytes", &[]);
-        singles.push(SingleRow { callers, measured, cpu_percent, peak_rss });
+        let cpu_per_1000 = used.ms_per_1000(measured.events_per_second(), wall);
+        singles.push(SingleRow { callers, measured, cpu_percent, peak_rss, cpu_per_1000 });
     }
     let best = singles.iter().map(|r| r.measured.events_per_second()).fold(0.0, f64::max);
     eprintln!("RecordUsage, open loop at half of {best:.0} events/s");
@@ -153,10 +169,13 @@ async fn main() -> anyhow::Result<()> {
     let mut batches = Vec::new();
     for &size in &args.batch_sizes {
         eprintln!("RecordUsageBatch of {size}, {} callers", args.batch_callers);
-        batches.push((
-            size,
-            load::closed_loop(&target, args.batch_callers, size, args.warmup, args.duration).await,
-        ));
+        let before = CpuSample::take(&instances).await?;
+        let measured = load::closed_loop(&target, args.batch_callers, size, args.warmup, args.duration).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let used = before.used_until(&CpuSample::take(&instances).await?);
+        let wall = (args.warmup + args.duration).as_secs_f64();
+        let cpu_per_1000 = used.ms_per_1000(measured.events_per_second(), wall);
+        batches.push((size, measured, cpu_per_1000));
     }
 
     eprintln!("pgbench with the per-event SQL");
@@ -174,19 +193,23 @@ async fn main() -> anyhow::Result<()> {
         feed::violation_latency(&target, a.grpc, b.grpc, args.violations, Duration::from_millis(20)).await?;
     eprintln!("{} idle subscribers", args.subscribers);
     let idle = feed::idle_subscribers(b.grpc, b.metrics, &cluster.key, args.subscribers).await?;
+    eprintln!("{} waves of {} streams", args.stream_waves, args.wave_streams);
+    let waves =
+        feed::stream_waves(b.grpc, b.metrics, &cluster.key, (args.stream_waves, args.wave_streams)).await?;
 
-    let report = report(&args, &singles, &half, best, &batches, &pg, &latency, &idle, run_started.elapsed());
+    let report =
+        report(&args, &singles, &half, best, &batches, &pg, &latency, (&idle, &waves), run_started.elapsed());
     println!("{report}");
     std::fs::write(args.out.join("report.md"), &report)?;
     let errors: u64 = singles.iter().map(|r| r.measured.errors).sum::<u64>()
         + half.errors
-        + batches.iter().map(|(_, m)| m.errors).sum::<u64>();
+        + batches.iter().map(|(_, m, _)| m.errors).sum::<u64>();
     if errors > 0 {
         let first = singles
             .iter()
             .map(|r| &r.measured)
             .chain([&half])
-            .chain(batches.iter().map(|(_, m)| m))
+            .chain(batches.iter().map(|(_, m, _)| m))
             .find_map(|m| m.first_error.clone());
         anyhow::bail!("{errors} calls failed; first: {}", first.unwrap_or_default());
     }
@@ -199,10 +222,10 @@ fn report(
     singles: &[SingleRow],
     half: &Measured,
     best: f64,
-    batches: &[(usize, Measured)],
+    batches: &[(usize, Measured, f64)],
     pg: &[pgbench::PgbenchRun],
     latency: &feed::FeedLatency,
-    idle: &feed::IdleSubscribers,
+    (idle, waves): (&feed::IdleSubscribers, &feed::StreamWaves),
     took: Duration,
 ) -> String {
     let mut s = String::new();
@@ -222,14 +245,14 @@ fn report(
     let _ = writeln!(s, "## RecordUsage, one event per call (closed loop) vs pgbench (same per-event SQL)\n");
     let _ = writeln!(
         s,
-        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % | server peak RSS MB | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
+        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % | CPU ms per 1,000 events (service + PostgreSQL) | server peak RSS MB | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (r, p) in singles.iter().zip(pg) {
         let m = &r.measured;
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.2} |",
             r.callers,
             m.events_per_second(),
             m.ms(0.5),
@@ -237,6 +260,7 @@ fn report(
             m.ms(0.999),
             m.errors,
             r.cpu_percent,
+            r.cpu_per_1000,
             mb(r.peak_rss),
             p.clients,
             p.tps,
@@ -256,12 +280,15 @@ fn report(
         half.errors,
     );
     let _ = writeln!(s, "## RecordUsageBatch ({} callers)\n", args.batch_callers);
-    let _ = writeln!(s, "| batch size | events/s | p50 ms per call | p99 ms per call | errors |");
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
-    for (size, m) in batches {
+    let _ = writeln!(
+        s,
+        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | CPU ms per 1,000 events (service + PostgreSQL) |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
+    for (size, m, cpu) in batches {
         let _ = writeln!(
             s,
-            "| {size} | {:.0} | {:.1} | {:.1} | {} |",
+            "| {size} | {:.0} | {:.1} | {:.1} | {} | {cpu:.0} |",
             m.events_per_second(),
             m.ms(0.5),
             m.ms(0.99),
@@ -287,5 +314,20 @@ fn report(
         mb(idle.rss_after_close),
         per,
     );
+    let last = waves.waves.last().map_or(waves.rss_before, |w| w.1);
+    let _ = writeln!(
+        s,
+        "\n## Waves of {} streams opened and closed (instance B)\n\n\
+         RSS before: {:.1} MB; after the last of {} waves: {:.1} MB ({:.2}x).\n\n\
+         | wave | RSS at peak MB | RSS after close MB |\n|---:|---:|---:|",
+        waves.per_wave,
+        mb(waves.rss_before),
+        waves.waves.len(),
+        mb(last),
+        last / waves.rss_before.max(1.0),
+    );
+    for (i, (peak, after)) in waves.waves.iter().enumerate() {
+        let _ = writeln!(s, "| {} | {:.1} | {:.1} |", i + 1, mb(*peak), mb(*after));
+    }
     s
 }

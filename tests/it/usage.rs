@@ -255,7 +255,7 @@ async fn answers_stored_packed_or_as_json_from_before_replay_and_list_alike() {
         .unwrap()
         .outcome_packed
         .expect("new answers are packed");
-    let answer: billing::app::usage::UsageOutcome = rmp_serde::from_slice(&packed).unwrap();
+    let answer = billing::app::usage::unpack_outcome(&packed).unwrap();
     let json = serde_json::to_string(&answer).unwrap();
     assert!(packed.len() < json.len(), "packed {} bytes, JSON {}", packed.len(), json.len());
     diesel::sql_query(

@@ -148,7 +148,8 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// How long a new connection may take to send its first bytes before it is closed.
+    /// How long a new connection may take to send its whole opening (HTTP/2 preface and
+    /// SETTINGS, or the TLS ClientHello) before it is closed.
     #[arg(long, env = "HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 

@@ -158,6 +158,24 @@ async fn a_connection_that_never_speaks_is_closed_at_the_handshake_deadline() {
     server.wait_serving().await;
 }
 
+/// A client that starts its opening and stalls is dropped like a silent one (before,
+/// one byte was enough to be handed to HTTP/2, which waited for the rest forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_stalls_inside_its_opening_is_closed_at_the_handshake_deadline() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut config = test_server_config();
+    config.connections.handshake_timeout = Duration::from_millis(200);
+    let server = TestServer::start_with(Arc::new(TestDb::create()), config, |c| c).await;
+    let mut preface_only = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    preface_only.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let mut half_tls = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    half_tls.write_all(&[0x16, 3, 1, 0x02, 0x00, 1, 0, 1]).await.unwrap();
+    assert!(closed_by_server(preface_only, Duration::from_secs(60)).await, "no SETTINGS after the preface");
+    assert!(closed_by_server(half_tls, Duration::from_secs(60)).await, "a ClientHello cut short");
+    // Whole openings are served as usual.
+    server.wait_serving().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_are_closed_at_once_and_their_places_come_back() {
     let mut config = test_server_config();

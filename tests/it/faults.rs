@@ -128,22 +128,25 @@ async fn connections_killed_mid_burst_lose_nothing_and_count_nothing_twice() {
     eprintln!("{killed} backends terminated; {} calls failed and were retried", failed.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exhausted_pool_fails_the_excess_fast_and_health_still_answers() {
+/// A serving server whose pool `pool` shapes (its database is `server.db`), a key of its
+/// org, and the test's own connection holding the customers table locked: calls that
+/// touch it wait.
+async fn server_behind_a_lock(pool: impl FnOnce(DbConfig) -> DbConfig) -> (TestServer, String, PgConnection) {
     let db = Arc::new(TestDb::create());
-    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
-        pool_size: 2,
-        acquire_timeout: Duration::from_millis(300),
-        ..c
-    })
-    .await;
+    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), pool).await;
     server.wait_serving().await;
     let (_, key) = server.org("Acme").await;
-
-    // Hold every customer row hostage so calls that get a connection keep it.
     let mut blocker = db.connect();
     blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    (server, key, blocker)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_fails_the_excess_fast_and_health_still_answers() {
+    let (server, key, mut blocker) =
+        server_behind_a_lock(|c| DbConfig { pool_size: 2, acquire_timeout: Duration::from_millis(300), ..c })
+            .await;
+    // Every customer row is held hostage, so calls that get a connection keep it.
     let calls: Vec<_> = (0..10)
         .map(|_| {
             let mut c = futures::executor::block_on(server.customers(&key));
@@ -270,23 +273,15 @@ async fn conflicts_past_the_retry_budget_are_aborted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_nothing() {
-    let db = Arc::new(TestDb::create());
-    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
-        pool_size: 1,
-        acquire_timeout: Duration::from_secs(60),
-        ..c
-    })
-    .await;
-    server.wait_serving().await;
-    let (_, key) = server.org("Acme").await;
+    let (server, key, mut blocker) =
+        server_behind_a_lock(|c| DbConfig { pool_size: 1, acquire_timeout: Duration::from_secs(60), ..c })
+            .await;
 
     // The only connection is taken by a call that waits on a lock the test holds.
-    let mut blocker = db.connect();
-    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
     let mut holder = server.customers(&key).await;
     let holding =
         tokio::spawn(async move { holder.list_customers(pb::ListCustomersRequest::default()).await });
-    db.wait_for_lock_waiters(1, "the call holding the connection waits on the lock").await;
+    server.db.wait_for_lock_waiters(1, "the call holding the connection waits on the lock").await;
 
     // A create whose 200 ms deadline passes while it waits for that connection.
     let mut late = server.customers(&key).await;
@@ -317,18 +312,13 @@ async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_no
 async fn a_statement_is_cancelled_at_its_callers_deadline_and_frees_the_connection() {
     // One connection and a statement timeout of ten minutes: only the caller's deadline
     // can end a statement blocked on the lock the test holds.
-    let db = Arc::new(TestDb::create());
-    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+    let (server, key, mut blocker) = server_behind_a_lock(|c| DbConfig {
         pool_size: 1,
         acquire_timeout: Duration::from_secs(60),
         statement_timeout: Duration::from_secs(600),
         ..c
     })
     .await;
-    server.wait_serving().await;
-    let (_, key) = server.org("Acme").await;
-    let mut blocker = db.connect();
-    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
 
     let mut c = server.customers(&key).await;
     let mut req = tonic::Request::new(pb::ListCustomersRequest::default());
@@ -346,25 +336,20 @@ async fn a_statement_is_cancelled_at_its_callers_deadline_and_frees_the_connecti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_waiting_bound_are_shed_at_once_with_a_retry_delay() {
     // One connection, one call allowed to wait for it.
-    let db = Arc::new(TestDb::create());
-    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+    let (server, key, mut blocker) = server_behind_a_lock(|c| DbConfig {
         pool_size: 1,
         max_waiting: 1,
         acquire_timeout: Duration::from_secs(60),
         ..c
     })
     .await;
-    server.wait_serving().await;
-    let (_, key) = server.org("Acme").await;
-    let mut blocker = db.connect();
-    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
     let list = |c: &mut billing::proto::v1::customer_service_client::CustomerServiceClient<_>| {
         let mut c = c.clone();
         tokio::spawn(async move { c.list_customers(pb::ListCustomersRequest::default()).await })
     };
     let mut client = server.customers(&key).await;
     let holding = list(&mut client);
-    db.wait_for_lock_waiters(1, "the first call holds the connection, waiting on the lock").await;
+    server.db.wait_for_lock_waiters(1, "the first call holds the connection, waiting on the lock").await;
 
     // Two more: one may wait, the other is answered at once.
     let mut more = vec![list(&mut client), list(&mut client)];
@@ -389,18 +374,13 @@ async fn calls_past_the_waiting_bound_are_shed_at_once_with_a_retry_delay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_calls_against_a_stalled_database_are_shed_at_once_not_at_their_deadlines() {
     // Four connections, all held by calls blocked on a lock; 64 calls may wait.
-    let db = Arc::new(TestDb::create());
-    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), |c| DbConfig {
+    let (server, key, mut blocker) = server_behind_a_lock(|c| DbConfig {
         pool_size: 4,
         max_waiting: 64,
         acquire_timeout: Duration::from_secs(60),
         ..c
     })
     .await;
-    server.wait_serving().await;
-    let (_, key) = server.org("Acme").await;
-    let mut blocker = db.connect();
-    blocker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE").unwrap();
     let mut clients = Vec::new();
     for _ in 0..8 {
         clients.push(server.customers(&key).await);
@@ -414,7 +394,7 @@ async fn two_thousand_calls_against_a_stalled_database_are_shed_at_once_not_at_t
         })
     };
     let holders: Vec<_> = (0..4).map(call).collect();
-    db.wait_for_lock_waiters(4, "four calls hold the four connections, waiting on the lock").await;
+    server.db.wait_for_lock_waiters(4, "four calls hold the four connections, waiting on the lock").await;
 
     let mut pending: Vec<_> = (0..2000).map(call).collect();
     let mut shed = 0;

@@ -383,10 +383,9 @@ async fn kind_filters_are_capped_and_repeats_filter_like_one() {
     assert_eq!(seqs(&once), seqs(&repeated));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_far_behind_at_shutdown_still_ends_with_unavailable_never_ok() {
-    // A one-message stream buffer and a client that does not read while 600 violations
-    // are written: at shutdown the buffer is full, and the end must not wait behind it.
+/// A server with a one-message stream buffer, and a stream of its tenant's key whose
+/// client has not read while 600 violations were written: the stream's buffer is full.
+async fn a_subscriber_that_does_not_read() -> (TestServer, Tenant, Streaming<pb::WatchViolationsResponse>) {
     let mut config = crate::support::server::test_server_config();
     config.feed.stream_buffer = 1;
     let db = Arc::new(crate::support::db::TestDb::create());
@@ -394,8 +393,15 @@ async fn a_subscriber_far_behind_at_shutdown_still_ends_with_unavailable_never_o
     server.wait_serving().await;
     let t = Tenant::create(&server, "Acme").await;
     block_everything(&server, &t).await;
-    let mut behind = watch(&server, &t.key, Start::FromNow(true)).await;
+    let behind = watch(&server, &t.key, Start::FromNow(true)).await;
     raise(&server, &t, "r", 600).await;
+    (server, t, behind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_far_behind_at_shutdown_still_ends_with_unavailable_never_ok() {
+    // At shutdown the buffer is full, and the end must not wait behind it.
+    let (server, _, mut behind) = a_subscriber_that_does_not_read().await;
     server.stop().await.expect("clean stop");
     let (received, end) = read_to_end(&mut behind).await;
     assert!(received < 600, "the server did not deliver everything before its end ({received})");
@@ -424,17 +430,9 @@ async fn revoking_a_key_ends_its_streams_on_every_instance_and_spares_the_others
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_ends_a_stream_whose_client_is_not_reading() {
-    // A one-message buffer and 600 violations: the stream's task is blocked sending when
-    // the key is revoked, and must not wait for the client to read them all first.
-    let mut config = crate::support::server::test_server_config();
-    config.feed.stream_buffer = 1;
-    let db = Arc::new(crate::support::db::TestDb::create());
-    let server = TestServer::start_with(db, config, |c| c).await;
-    server.wait_serving().await;
-    let t = Tenant::create(&server, "Acme").await;
-    block_everything(&server, &t).await;
-    let mut behind = watch(&server, &t.key, Start::FromNow(true)).await;
-    raise(&server, &t, "r", 600).await;
+    // The stream's task is blocked sending when the key is revoked, and must not wait
+    // for the client to read them all first.
+    let (server, t, mut behind) = a_subscriber_that_does_not_read().await;
     let (id, _) = billing::domain::api_key::parse_key(&t.key).unwrap();
     server.admin.revoke_api_key(id).await.unwrap();
     let (received, end) = read_to_end(&mut behind).await;

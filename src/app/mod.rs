@@ -26,8 +26,11 @@ pub use key_cache::{KeyCache, KeyCacheConfig, Revocation};
 pub use policy::Policy;
 pub use tenancy::Caller;
 
+use std::sync::Arc;
+
 use crate::db::{Conn, Db, DbError};
 use crate::domain::ids::OrgId;
+use crate::domain::seal::TokenSecret;
 
 /// Finds the id of the resource holding a unique key.
 type FindByKey = fn(&mut Conn, OrgId, &str) -> Result<Option<uuid::Uuid>, DbError>;
@@ -38,12 +41,19 @@ pub struct App {
     db: Db,
     policy: Policy,
     keys: KeyCache,
+    /// The deployment's token secret, read from the database once.
+    token_secret: Arc<tokio::sync::OnceCell<TokenSecret>>,
 }
 
 impl App {
     /// The application over `db` with the default policy.
     pub fn new(db: Db) -> Self {
-        Self { db, policy: Policy::default(), keys: KeyCache::new(KeyCacheConfig::default()) }
+        Self {
+            db,
+            policy: Policy::default(),
+            keys: KeyCache::new(KeyCacheConfig::default()),
+            token_secret: Arc::default(),
+        }
     }
 
     /// The same application with a key cache configured as `config`.

@@ -8,14 +8,17 @@ use super::{App, AppError};
 use crate::db::{self, DbError};
 use crate::domain::api_key::{SECRET_BYTES, format_key, hash_secret, parse_key, secret_matches};
 use crate::domain::ids::{ApiKeyId, OrgId};
+use crate::domain::seal::{TokenKey, TokenSecret};
 use crate::domain::text::check_name;
 use crate::domain::validation::Violations;
 
-/// Who is calling: the organization the key belongs to, and the key itself.
+/// Who is calling: the organization the key belongs to, the key itself, and the key
+/// that seals the organization's page tokens and cursors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub org: OrgId,
     pub key: ApiKeyId,
+    pub tokens: TokenKey,
 }
 
 /// An API key as listed to operators (never with its secret).
@@ -133,9 +136,22 @@ impl App {
             }
         };
         if !record.revoked && secret_matches(secret, &record.secret_sha256) {
-            Ok(Caller { org: record.org, key: id })
+            let tokens = self.token_secret().await?.for_org(record.org);
+            Ok(Caller { org: record.org, key: id, tokens })
         } else {
             Err(AppError::Unauthenticated)
         }
+    }
+
+    /// The deployment's token secret: read once, then held for the life of the process.
+    pub async fn token_secret(&self) -> Result<TokenSecret, AppError> {
+        let secret = self
+            .token_secret
+            .get_or_try_init(|| async {
+                let bytes = self.db().run(db::tenancy::token_secret).await?;
+                Ok::<_, AppError>(TokenSecret::new(bytes))
+            })
+            .await?;
+        Ok(*secret)
     }
 }

@@ -334,6 +334,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    token_secrets (id) {
+        id -> Int2,
+        secret -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     usage_alerts (org_id, customer_id, scope, measure, window_kind, first_day) {
         org_id -> Uuid,
         customer_id -> Uuid,
@@ -431,6 +439,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     promo_baskets,
     promo_rewards,
     reward_redemptions,
+    token_secrets,
     usage_alerts,
     usage_events,
     usage_totals,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::prepared::{BindNext, prepared};
-use super::schema::{api_keys, organizations};
+use super::schema::{api_keys, organizations, token_secrets};
 use crate::domain::ids::{ApiKeyId, OrgId};
 
 /// The channel a key's revocation is announced on; the payload is the key's id.
@@ -120,4 +120,11 @@ pub fn revoke_api_key(conn: &mut PgConnection, id: ApiKeyId, now: DateTime<Utc>)
             .execute(conn)?;
         Ok(updated > 0 || find_api_key(conn, id)?.is_some())
     })
+}
+
+/// The deployment's secret for sealing tokens (`domain::seal`), made by the migrations.
+pub fn token_secret(conn: &mut PgConnection) -> Result<[u8; 32], DbError> {
+    let bytes: Vec<u8> = token_secrets::table.find(1i16).select(token_secrets::secret).first(conn)?;
+    // The table's check constraint holds it to 32 bytes.
+    bytes.try_into().map_err(|_| DbError::Other("the stored token secret is not 32 bytes".into()))
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ids::{CommitId, CustomerId, ProductId};
+use super::seal::{TokenKey, TokenKind};
 
 /// What a violation is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -182,34 +183,96 @@ impl FeedPosition {
     }
 }
 
-/// The opaque cursor of a feed position (the organization's sequence number).
-pub fn cursor_of(seq: i64) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{seq}"))
+/// First byte of a cursor's payload: the format, so a later one can be told apart.
+const CURSOR_FORMAT: u8 = 2;
+
+/// The opaque cursor of a feed position (the organization's sequence number), sealed
+/// for the organization whose feed it is.
+pub fn cursor_of(seq: i64, key: &TokenKey) -> String {
+    let mut payload = [0u8; 9];
+    payload[0] = CURSOR_FORMAT;
+    payload[1..].copy_from_slice(&seq.to_be_bytes());
+    key.seal(TokenKind::FeedCursor, &payload)
 }
 
-/// The sequence number of a cursor; `None` when it is not one this service issued.
-pub fn parse_cursor(cursor: &str) -> Option<i64> {
-    use base64::Engine as _;
+/// Why a cursor cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorError {
+    /// A cursor of the first format, issued before cursors were sealed.
+    Unsealed,
+    /// Not a cursor this service issued to the organization (forged, altered, another
+    /// organization's or another deployment's).
+    NotIssued,
+}
+
+/// The sequence number of a cursor sealed by `key`.
+pub fn parse_cursor(cursor: &str, key: &TokenKey) -> Result<i64, CursorError> {
+    // Sealed cursors are 34 characters; anything much longer is refused unread.
     if cursor.len() > 64 {
-        return None;
+        return Err(CursorError::NotIssued);
     }
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let seq: i64 = std::str::from_utf8(&raw).ok()?.strip_prefix("v1:")?.parse().ok()?;
-    (seq >= 0).then_some(seq)
+    let Some(payload) = key.open(TokenKind::FeedCursor, cursor) else {
+        return Err(if is_unsealed_cursor(cursor) { CursorError::Unsealed } else { CursorError::NotIssued });
+    };
+    match payload.split_first() {
+        Some((&CURSOR_FORMAT, seq)) => match <[u8; 8]>::try_from(seq).map(i64::from_be_bytes) {
+            Ok(seq) if seq >= 0 => Ok(seq),
+            _ => Err(CursorError::NotIssued),
+        },
+        _ => Err(CursorError::NotIssued),
+    }
+}
+
+/// Whether `cursor` has the first, unsealed format: `base64url("v1:<seq>")`.
+fn is_unsealed_cursor(cursor: &str) -> bool {
+    use base64::Engine as _;
+    let Ok(raw) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor) else { return false };
+    std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|s| s.strip_prefix("v1:"))
+        .is_some_and(|n| n.parse::<u64>().is_ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::domain::seal::test_key;
+
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        assert_eq!(parse_cursor(&cursor_of(42)), Some(42));
-        assert_eq!(parse_cursor(&cursor_of(0)), Some(0));
-        for bad in ["", "42", "djE6LTE", "!!", &"A".repeat(100)] {
-            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        let key = test_key(1);
+        assert_eq!(parse_cursor(&cursor_of(42, &key), &key), Ok(42));
+        assert_eq!(parse_cursor(&cursor_of(0, &key), &key), Ok(0));
+        assert_eq!(cursor_of(i64::MAX, &key).len(), 34);
+        for bad in ["", "42", "!!", &"A".repeat(100)] {
+            assert_eq!(parse_cursor(bad, &key), Err(CursorError::NotIssued), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn another_organizations_cursor_is_refused() {
+        let theirs = cursor_of(42, &test_key(2));
+        assert_eq!(parse_cursor(&theirs, &test_key(1)), Err(CursorError::NotIssued));
+    }
+
+    #[test]
+    fn a_sealed_payload_that_is_not_a_position_is_refused() {
+        let key = test_key(1);
+        let mut negative = vec![CURSOR_FORMAT];
+        negative.extend_from_slice(&(-1i64).to_be_bytes());
+        let other_format = [9u8; 9];
+        for payload in [&negative[..], &other_format[..], &[CURSOR_FORMAT][..]] {
+            let cursor = key.seal(TokenKind::FeedCursor, payload);
+            assert_eq!(parse_cursor(&cursor, &key), Err(CursorError::NotIssued), "{payload:?}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_from_before_sealing_is_named_as_such() {
+        // base64url("v1:7"), as cursors were first issued; "v1:-1" was never one.
+        assert_eq!(parse_cursor("djE6Nw", &test_key(1)), Err(CursorError::Unsealed));
+        assert_eq!(parse_cursor("djE6LTE", &test_key(1)), Err(CursorError::NotIssued));
     }
 
     #[test]
@@ -248,19 +311,6 @@ mod tests {
         for k in ViolationKind::ALL {
             assert_eq!(ViolationKind::parse(k.as_str()), Some(k));
         }
-    }
-
-    #[test]
-    fn a_cursor_of_up_to_64_characters_is_read_and_a_longer_one_is_refused_unread() {
-        use base64::Engine as _;
-        let encode = |digits: usize| {
-            let raw = format!("v1:{:0>digits$}", 5);
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-        };
-        let longest = encode(45);
-        assert_eq!((longest.len(), parse_cursor(&longest)), (64, Some(5)));
-        let longer = encode(46);
-        assert_eq!((longer.len(), parse_cursor(&longer)), (66, None));
     }
 
     #[test]

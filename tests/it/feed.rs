@@ -67,7 +67,7 @@ async fn replay_then_live_has_no_gap_or_duplicate_at_the_seam() {
     let (received, ()) = tokio::join!(take(&mut stream, 60), writer);
     assert_eq!(seqs(&received), (1..=60).collect::<Vec<_>>());
     assert!(received.iter().all(|v| v.kind == pb::ViolationKind::LimitBlock as i32));
-    assert_eq!(received[59].cursor, billing::domain::violation::cursor_of(60));
+    assert_eq!(received[59].cursor, server.cursor(&t.key, 60).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,20 +228,21 @@ async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range_with_its_reason_fo
     raise(&server, &t, "new", 2).await;
     let mut c = violations(&server, &t.key).await;
     let stale = pb::WatchViolationsRequest {
-        start: Some(Start::AfterCursor(billing::domain::violation::cursor_of(2))),
+        start: Some(Start::AfterCursor(server.cursor(&t.key, 2).await)),
         ..Default::default()
     };
     let status = expect_code(c.watch_violations(stale).await, Code::OutOfRange);
     assert_eq!(reason(&status), "CURSOR_NOT_RETAINED");
     let ahead = pb::WatchViolationsRequest {
-        start: Some(Start::AfterCursor(billing::domain::violation::cursor_of(99))),
+        start: Some(Start::AfterCursor(server.cursor(&t.key, 99).await)),
         ..Default::default()
     };
     let status = expect_code(c.watch_violations(ahead).await, Code::OutOfRange);
     assert_eq!(reason(&status), "CURSOR_AHEAD");
     // ListViolations judges its cursor the same way instead of paging from what is left.
+    let tokens = server.app.authenticate(&t.key).await.unwrap().tokens;
     let list = |after: i64| pb::ListViolationsRequest {
-        after_cursor: billing::domain::violation::cursor_of(after),
+        after_cursor: billing::domain::violation::cursor_of(after, &tokens),
         ..Default::default()
     };
     let status = expect_code(c.list_violations(list(2)).await, Code::OutOfRange);
@@ -255,7 +256,7 @@ async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range_with_its_reason_fo
     assert_eq!(first.violations[0].sequence, 6, "without a cursor the list starts at what is retained");
     let mut from_start = watch(&server, &t.key, Start::FromBeginning(true)).await;
     assert_eq!(seqs(&take(&mut from_start, 2).await), [6, 7], "the beginning is what is retained");
-    let exact = watch(&server, &t.key, Start::AfterCursor(billing::domain::violation::cursor_of(5))).await;
+    let exact = watch(&server, &t.key, Start::AfterCursor(server.cursor(&t.key, 5).await)).await;
     drop(exact);
     // Pruned between two pages: the next page is OUT_OF_RANGE, not a silent skip to 8.
     server.app.prune_violations(billing::app::clock::now() + chrono::Duration::seconds(1)).await.unwrap();

@@ -8,14 +8,16 @@ use std::str::FromStr;
 use billing::app::AppError;
 use billing::domain::ids::{CommitId, CommitmentId, CustomerId, OrgId, ProductId, PromoId};
 use billing::domain::page::PageRequest;
+use billing::domain::seal::TokenSecret;
 use chrono::Utc;
 
 use crate::support::TestServer;
 use crate::support::fixtures::Tenant;
 use crate::support::populate::{Everything, one_of_everything};
 
+/// A first page; its key only seals the next page's token, which these tests do not use.
 fn page() -> PageRequest {
-    PageRequest::first(100)
+    PageRequest::first(100, TokenSecret::new([0; 32]).for_org(OrgId(uuid::Uuid::nil())))
 }
 
 fn id<T: FromStr>(s: &str) -> T

@@ -19,6 +19,7 @@ use crate::domain::etag::etag;
 use crate::domain::ids::{CommitId, CustomerId};
 use crate::domain::money::{parse_credit_type, parse_decimal};
 use crate::domain::page::PageRequest;
+use crate::domain::seal::TokenKey;
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{
     decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
@@ -276,7 +277,10 @@ pub fn update(
 }
 
 /// Filters, their fingerprint, and the page of a list request.
-pub fn list(req: pb::ListCommitsRequest) -> Result<(CommitFilter, String, PageRequest), Violations> {
+pub fn list(
+    req: pb::ListCommitsRequest,
+    tokens: TokenKey,
+) -> Result<(CommitFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
     let key = format!(
         "customer={}|type={}|active_at={:?}",
@@ -284,7 +288,7 @@ pub fn list(req: pb::ListCommitsRequest) -> Result<(CommitFilter, String, PageRe
         req.r#type,
         req.active_at.as_ref().map(|t| (t.seconds, t.nanos))
     );
-    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let filter = CommitFilter {
         customer_id: parsed_id(&mut v, "customer_id", &req.customer_id).into_valid(),
         commit_type: parsed_enum(&mut v, "type", req.r#type, commit_type).into_valid(),

@@ -4,7 +4,7 @@ pub mod mapping;
 
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, clock};
+use crate::app::{App, Caller, clock};
 use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
@@ -48,8 +48,8 @@ impl CommitService for CommitApi {
         &self,
         req: Request<pb::ListCommitsRequest>,
     ) -> Result<Response<pb::ListCommitsResponse>, Status> {
-        let org = caller(&req)?.org;
-        let (filter, key, page) = mapping::list(req.into_inner())?;
+        let Caller { org, tokens, .. } = caller(&req)?;
+        let (filter, key, page) = mapping::list(req.into_inner(), tokens)?;
         let page = self.app.list_commits(org, filter, page, key).await?;
         Ok(Response::new(pb::ListCommitsResponse {
             commits: page.items.into_iter().map(mapping::commit).collect(),
@@ -95,12 +95,12 @@ impl CommitService for CommitApi {
         &self,
         req: Request<pb::ListCommitLedgerRequest>,
     ) -> Result<Response<pb::ListCommitLedgerResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let id = require_id("commit_id", &req.commit_id)?;
         let mut v = Violations::default();
         let key = format!("commit={}|kind={}", req.commit_id, req.kind);
-        let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+        let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         let kind =
             crate::grpc::convert::parsed_enum(&mut v, "kind", req.kind, mapping::ledger_kind).into_valid();
         v.finish(())?;

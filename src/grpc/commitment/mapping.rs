@@ -15,6 +15,7 @@ use crate::domain::etag::etag;
 use crate::domain::ids::CommitmentId;
 use crate::domain::money::parse_credit_type;
 use crate::domain::page::PageRequest;
+use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{
     decimal, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id, parsed_timestamp,
@@ -183,13 +184,16 @@ pub fn create(req: pb::CreateCommitmentRequest) -> (NewCommitment, Violations) {
     (NewCommitment { customer, terms, apply_promotion }, v)
 }
 
-pub fn list(req: pb::ListCommitmentsRequest) -> Result<(CommitmentFilter, String, PageRequest), Violations> {
+pub fn list(
+    req: pb::ListCommitmentsRequest,
+    tokens: TokenKey,
+) -> Result<(CommitmentFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
     let key = format!(
         "customer={}|subscription={}|device={}|promotion={}|status={}",
         req.customer_id, req.subscription_id, req.device_id, req.promotion_id, req.status
     );
-    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let filter = CommitmentFilter {
         customer: parsed_id(&mut v, "customer_id", &req.customer_id).into_valid(),
         subscription: parsed_id(&mut v, "subscription_id", &req.subscription_id).into_valid(),

@@ -4,8 +4,9 @@ pub mod mapping;
 
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, clock};
+use crate::app::{App, Caller, clock};
 use crate::domain::page::PageRequest;
+use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{non_empty, parsed_timestamp, require_id};
@@ -24,10 +25,15 @@ impl CommitmentApi {
 }
 
 /// The page of a list request scoped to one commitment.
-fn page_of(id: &str, page_size: i32, page_token: &str) -> Result<(String, PageRequest), Status> {
+fn page_of(
+    id: &str,
+    page_size: i32,
+    page_token: &str,
+    tokens: TokenKey,
+) -> Result<(String, PageRequest), Status> {
     let mut v = Violations::default();
     let key = format!("commitment={id}");
-    let page = PageRequest::parse(page_size, page_token, &key, &mut v);
+    let page = PageRequest::parse(page_size, page_token, &key, tokens, &mut v);
     Ok(v.finish((key, page))?)
 }
 
@@ -60,8 +66,8 @@ impl CommitmentService for CommitmentApi {
         &self,
         req: Request<pb::ListCommitmentsRequest>,
     ) -> Result<Response<pb::ListCommitmentsResponse>, Status> {
-        let org = caller(&req)?.org;
-        let (filter, key, page) = mapping::list(req.into_inner())?;
+        let Caller { org, tokens, .. } = caller(&req)?;
+        let (filter, key, page) = mapping::list(req.into_inner(), tokens)?;
         let page = self.app.list_commitments(org, filter, page, key).await?;
         Ok(Response::new(pb::ListCommitmentsResponse {
             commitments: page.items.into_iter().map(mapping::commitment).collect(),
@@ -83,10 +89,10 @@ impl CommitmentService for CommitmentApi {
         &self,
         req: Request<pb::ListCommitmentEditsRequest>,
     ) -> Result<Response<pb::ListCommitmentEditsResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let id = require_id("commitment_id", &req.commitment_id)?;
-        let (key, page) = page_of(&req.commitment_id, req.page_size, &req.page_token)?;
+        let (key, page) = page_of(&req.commitment_id, req.page_size, &req.page_token, tokens)?;
         let page = self.app.list_commitment_edits(org, id, page, key).await?;
         Ok(Response::new(pb::ListCommitmentEditsResponse {
             edits: page.items.into_iter().map(mapping::edit).collect(),
@@ -129,10 +135,10 @@ impl CommitmentService for CommitmentApi {
         &self,
         req: Request<pb::ListCompensationsRequest>,
     ) -> Result<Response<pb::ListCompensationsResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let id = require_id("commitment_id", &req.commitment_id)?;
-        let (key, page) = page_of(&req.commitment_id, req.page_size, &req.page_token)?;
+        let (key, page) = page_of(&req.commitment_id, req.page_size, &req.page_token, tokens)?;
         let page = self.app.list_compensations(org, id, page, key).await?;
         Ok(Response::new(pb::ListCompensationsResponse {
             compensations: page.items.into_iter().map(mapping::compensation).collect(),

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::app::App;
+use crate::app::{App, Caller};
 use crate::domain::money::parse_credit_type;
 use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
@@ -51,10 +51,10 @@ impl CreditTypeService for CreditTypeApi {
         &self,
         req: Request<pb::ListCreditTypesRequest>,
     ) -> Result<Response<pb::ListCreditTypesResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let mut v = Violations::default();
-        let page = PageRequest::parse(req.page_size, &req.page_token, "", &mut v);
+        let page = PageRequest::parse(req.page_size, &req.page_token, "", tokens, &mut v);
         v.finish(()).map_err(crate::app::AppError::Invalid)?;
         let page = self.app.list_credit_types(org, page, String::new()).await?;
         Ok(Response::new(pb::ListCreditTypesResponse {

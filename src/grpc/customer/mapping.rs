@@ -4,6 +4,7 @@ use crate::domain::customer::{self, Customer, CustomerChanges, CustomerDraft, Cu
 use crate::domain::etag::etag;
 use crate::domain::ids::CustomerId;
 use crate::domain::page::PageRequest;
+use crate::domain::seal::TokenKey;
 use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{mask_paths, parse_id, timestamp};
@@ -41,10 +42,13 @@ pub fn update(req: pb::UpdateCustomerRequest) -> Result<(CustomerId, String, Cus
 }
 
 /// Filters, their fingerprint for page tokens, and the page of a list request.
-pub fn list(req: pb::ListCustomersRequest) -> Result<(CustomerFilter, String, PageRequest), Violations> {
+pub fn list(
+    req: pb::ListCustomersRequest,
+    tokens: TokenKey,
+) -> Result<(CustomerFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
     let key = format!("external_id={}|time_zone={}", req.external_id, req.time_zone);
-    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let filter = CustomerFilter {
         external_id: filter_text(&mut v, "external_id", req.external_id),
         time_zone: filter_text(&mut v, "time_zone", req.time_zone),

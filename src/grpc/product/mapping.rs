@@ -6,6 +6,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::product::{
     self, NewProduct, Product, ProductChanges, ProductDraft, ProductFilter, ProductKind,
 };
+use crate::domain::seal::TokenKey;
 use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{mask_paths, non_empty, parse_id, timestamp};
@@ -66,13 +67,16 @@ pub fn update(req: pb::UpdateProductRequest) -> Result<(ProductId, String, Produ
 }
 
 /// Filters, their fingerprint for page tokens, and the page of a list request.
-pub fn list(req: pb::ListProductsRequest) -> Result<(ProductFilter, String, PageRequest), Violations> {
+pub fn list(
+    req: pb::ListProductsRequest,
+    tokens: TokenKey,
+) -> Result<(ProductFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
     let key = format!(
         "code={}|kind={}|tag={}|type={}|family={}",
         req.code, req.kind, req.tag, req.service_type, req.service_family
     );
-    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let kind = match req.kind {
         0 => None,
         k => {

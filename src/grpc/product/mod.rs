@@ -4,7 +4,7 @@ pub mod mapping;
 
 use tonic::{Request, Response, Status};
 
-use crate::app::App;
+use crate::app::{App, Caller};
 use crate::grpc::auth::caller;
 use crate::grpc::convert::require_id;
 use crate::proto::v1 as pb;
@@ -46,8 +46,8 @@ impl ProductService for ProductApi {
         &self,
         req: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        let org = caller(&req)?.org;
-        let (filter, key, page) = mapping::list(req.into_inner())?;
+        let Caller { org, tokens, .. } = caller(&req)?;
+        let (filter, key, page) = mapping::list(req.into_inner(), tokens)?;
         let page = self.app.list_products(org, filter, page, key).await?;
         Ok(Response::new(pb::ListProductsResponse {
             products: page.items.into_iter().map(mapping::product).collect(),

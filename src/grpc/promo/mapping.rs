@@ -11,6 +11,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::promo::{
     self, BasketLine, BillingPromo, PromoChanges, PromoDraft, PromoType, Reward, SkipReason, check_lines,
 };
+use crate::domain::seal::TokenKey;
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{
     decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
@@ -111,7 +112,10 @@ pub fn update(
     }
 }
 
-pub fn list(req: pb::ListBillingPromosRequest) -> Result<(PromoFilter, String, PageRequest), Violations> {
+pub fn list(
+    req: pb::ListBillingPromosRequest,
+    tokens: TokenKey,
+) -> Result<(PromoFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
     let key = format!(
         "type={}|product={}|active={:?}",
@@ -119,7 +123,7 @@ pub fn list(req: pb::ListBillingPromosRequest) -> Result<(PromoFilter, String, P
         req.product,
         req.active_at.as_ref().map(|t| (t.seconds, t.nanos))
     );
-    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let filter = PromoFilter {
         promo_type: parsed_enum(&mut v, "type", req.r#type, promo_type).into_valid(),
         product: parsed_id(&mut v, "product", &req.product).into_valid(),

@@ -4,7 +4,7 @@ pub mod mapping;
 
 use tonic::{Request, Response, Status};
 
-use crate::app::App;
+use crate::app::{App, Caller};
 use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
@@ -48,8 +48,8 @@ impl PromoService for PromoApi {
         &self,
         req: Request<pb::ListBillingPromosRequest>,
     ) -> Result<Response<pb::ListBillingPromosResponse>, Status> {
-        let org = caller(&req)?.org;
-        let (filter, key, page) = mapping::list(req.into_inner())?;
+        let Caller { org, tokens, .. } = caller(&req)?;
+        let (filter, key, page) = mapping::list(req.into_inner(), tokens)?;
         let page = self.app.list_billing_promos(org, filter, page, key).await?;
         Ok(Response::new(pb::ListBillingPromosResponse {
             promos: page.items.into_iter().map(mapping::promo).collect(),
@@ -92,12 +92,12 @@ impl PromoService for PromoApi {
         &self,
         req: Request<pb::ListRewardsRequest>,
     ) -> Result<Response<pb::ListRewardsResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let customer = require_id("customer_id", &req.customer_id)?;
         let mut v = Violations::default();
         let key = format!("customer={}|available={}", req.customer_id, req.available_only);
-        let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+        let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         v.finish(())?;
         let page = self.app.list_rewards(org, customer, req.available_only, page, key).await?;
         Ok(Response::new(pb::ListRewardsResponse {
@@ -132,10 +132,10 @@ impl PromoService for PromoApi {
         &self,
         req: Request<pb::ListCreditPromotionsRequest>,
     ) -> Result<Response<pb::ListCreditPromotionsResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let mut v = Violations::default();
-        let page = PageRequest::parse(req.page_size, &req.page_token, "", &mut v);
+        let page = PageRequest::parse(req.page_size, &req.page_token, "", tokens, &mut v);
         v.finish(())?;
         let page = self.app.list_credit_promotions(org, page, String::new()).await?;
         Ok(Response::new(pb::ListCreditPromotionsResponse {
@@ -160,12 +160,12 @@ impl PromoService for PromoApi {
         &self,
         req: Request<pb::ListAppliedPromotionsRequest>,
     ) -> Result<Response<pb::ListAppliedPromotionsResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let customer = require_id("customer_id", &req.customer_id)?;
         let mut v = Violations::default();
         let key = format!("customer={}|removed={}", req.customer_id, req.include_removed);
-        let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+        let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         v.finish(())?;
         let page = self.app.list_applied_promotions(org, customer, req.include_removed, page, key).await?;
         Ok(Response::new(pb::ListAppliedPromotionsResponse {

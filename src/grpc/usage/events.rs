@@ -4,13 +4,14 @@ use crate::app::usage_events::RecordedEvent;
 use crate::db::usage_events::EventFilter;
 use crate::domain::limits::Decision;
 use crate::domain::page::PageRequest;
+use crate::domain::seal::TokenKey;
 use crate::domain::text::check_length;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{decimal, parse_id, parsed_enum, parsed_id, parsed_timestamp, timestamp};
 use crate::grpc::usage::mapping::{decision_to_wire, outcome};
 use crate::proto::v1 as pb;
 
-pub fn recorded(e: RecordedEvent) -> pb::RecordedUsageEvent {
+pub fn recorded(e: RecordedEvent, tokens: &TokenKey) -> pb::RecordedUsageEvent {
     let (void_time, voided_by, void_reason) = match e.voided {
         Some((at, by, reason)) => {
             (Some(timestamp(at)), by.map(|k| k.to_string()).unwrap_or_default(), reason)
@@ -29,7 +30,7 @@ pub fn recorded(e: RecordedEvent) -> pb::RecordedUsageEvent {
         contract_id: e.contract_id.unwrap_or_default(),
         decision: decision_to_wire(e.decision).into(),
         record_time: Some(timestamp(e.recorded_at)),
-        outcome: Some(outcome(e.outcome)),
+        outcome: Some(outcome(e.outcome, tokens)),
         void_time,
         voided_by,
         void_reason,
@@ -54,7 +55,10 @@ fn decision(n: i32) -> Option<&'static str> {
 }
 
 /// Filter, filters key and page of a list request.
-pub fn list(req: pb::ListUsageEventsRequest) -> Result<(EventFilter, String, PageRequest), Violations> {
+pub fn list(
+    req: pb::ListUsageEventsRequest,
+    tokens: TokenKey,
+) -> Result<(EventFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
     let customer = parse_id(&mut v, "customer_id", &req.customer_id);
     let filter = EventFilter {
@@ -69,6 +73,6 @@ pub fn list(req: pb::ListUsageEventsRequest) -> Result<(EventFilter, String, Pag
         "customer={}|product={}|from={:?}|until={:?}|decision={}|voided={}",
         req.customer_id, req.product_id, filter.from, filter.until, req.decision, req.include_voided
     );
-    let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+    let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     v.finish((filter, key, page))
 }

@@ -9,6 +9,7 @@ use crate::domain::allowance::Period;
 use crate::domain::drawdown::MAX_FUTURE_SKEW;
 use crate::domain::limits::{Decision, Outcome, UsageLine};
 use crate::domain::money::parse_credit_type;
+use crate::domain::seal::TokenKey;
 use crate::domain::usage::{MAX_BATCH, ProductRef, UsageEventDraft, validate_event};
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{decimal, non_empty, parsed_decimal, parsed_id, parsed_timestamp, timestamp};
@@ -77,7 +78,8 @@ fn outcome_to_wire(o: Outcome) -> pb::LimitOutcome {
     }
 }
 
-pub fn outcome(o: UsageOutcome) -> pb::UsageOutcome {
+/// The outcome on the wire; `tokens` seals the cursors of its violations.
+pub fn outcome(o: UsageOutcome, tokens: &TokenKey) -> pb::UsageOutcome {
     pb::UsageOutcome {
         event_id: o.event_id,
         decision: decision_to_wire(o.decision).into(),
@@ -99,16 +101,20 @@ pub fn outcome(o: UsageOutcome) -> pb::UsageOutcome {
         service_not_included: o.service_not_included,
         drawdowns: o.draws.iter().map(crate::grpc::commit::mapping::draw_record).collect(),
         overage: decimal(o.overage),
-        violations: o.violations.iter().map(|r| violation(r.seq, r.recorded_at, &r.violation)).collect(),
+        violations: o
+            .violations
+            .iter()
+            .map(|r| violation(r.seq, r.recorded_at, &r.violation, tokens))
+            .collect(),
         replayed: o.replayed,
     }
 }
 
 /// One batch result: the outcome, or the error a single call would have returned.
-pub fn batch_result(r: Result<UsageOutcome, AppError>) -> pb::UsageBatchResult {
+pub fn batch_result(r: Result<UsageOutcome, AppError>, tokens: &TokenKey) -> pb::UsageBatchResult {
     use pb::usage_batch_result::Result as R;
     let result = match r {
-        Ok(o) => R::Outcome(outcome(o)),
+        Ok(o) => R::Outcome(outcome(o, tokens)),
         Err(e) => {
             let status = tonic::Status::from(e);
             let decoded = tonic_types::pb::Status::decode(status.details()).ok().filter(|s| s.code != 0);

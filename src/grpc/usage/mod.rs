@@ -6,7 +6,7 @@ pub mod mapping;
 use tonic::{Request, Response, Status};
 
 use crate::app::usage_batcher::{BatcherConfig, UsageBatcher};
-use crate::app::{App, clock};
+use crate::app::{App, Caller, clock};
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{parsed_timestamp, require_id};
@@ -30,21 +30,21 @@ impl UsageService for UsageApi {
         &self,
         req: Request<pb::RecordUsageRequest>,
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let input = mapping::event("event".into(), req.into_inner().event, true, clock::now());
         let outcome = self.batcher.record(org, input).await?;
-        Ok(Response::new(pb::RecordUsageResponse { outcome: Some(mapping::outcome(outcome)) }))
+        Ok(Response::new(pb::RecordUsageResponse { outcome: Some(mapping::outcome(outcome, &tokens)) }))
     }
 
     async fn record_usage_batch(
         &self,
         req: Request<pb::RecordUsageBatchRequest>,
     ) -> Result<Response<pb::RecordUsageBatchResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let inputs = mapping::batch(req.into_inner(), clock::now())?;
         let results = self.app.record_usage(org, inputs.into()).await?;
         Ok(Response::new(pb::RecordUsageBatchResponse {
-            results: results.into_iter().map(mapping::batch_result).collect(),
+            results: results.into_iter().map(|r| mapping::batch_result(r, &tokens)).collect(),
         }))
     }
 
@@ -52,10 +52,10 @@ impl UsageService for UsageApi {
         &self,
         req: Request<pb::CheckUsageRequest>,
     ) -> Result<Response<pb::CheckUsageResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let input = mapping::event("event".into(), req.into_inner().event, false, clock::now());
         let outcome = self.app.check_usage(org, input).await?;
-        Ok(Response::new(pb::CheckUsageResponse { outcome: Some(mapping::outcome(outcome)) }))
+        Ok(Response::new(pb::CheckUsageResponse { outcome: Some(mapping::outcome(outcome, &tokens)) }))
     }
 
     async fn get_allowance_usage(
@@ -82,18 +82,19 @@ impl UsageService for UsageApi {
         let caller = caller(&req)?;
         let (event_id, reason) = events::void(req.into_inner())?;
         let (event, already_voided) = self.app.void_usage_event(caller, event_id, reason).await?;
-        Ok(Response::new(pb::VoidUsageEventResponse { event: Some(events::recorded(event)), already_voided }))
+        let event = events::recorded(event, &caller.tokens);
+        Ok(Response::new(pb::VoidUsageEventResponse { event: Some(event), already_voided }))
     }
 
     async fn list_usage_events(
         &self,
         req: Request<pb::ListUsageEventsRequest>,
     ) -> Result<Response<pb::ListUsageEventsResponse>, Status> {
-        let org = caller(&req)?.org;
-        let (filter, key, page) = events::list(req.into_inner())?;
+        let Caller { org, tokens, .. } = caller(&req)?;
+        let (filter, key, page) = events::list(req.into_inner(), tokens)?;
         let page = self.app.list_usage_events(org, filter, page, key).await?;
         Ok(Response::new(pb::ListUsageEventsResponse {
-            events: page.items.into_iter().map(events::recorded).collect(),
+            events: page.items.into_iter().map(|e| events::recorded(e, &tokens)).collect(),
             next_page_token: page.next_page_token,
         }))
     }

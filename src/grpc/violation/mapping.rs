@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::seal::TokenKey;
 use crate::domain::violation::{NewViolation, ViolationKind, cursor_of};
 use crate::grpc::convert::{decimal, opt_timestamp};
 use crate::proto::v1 as pb;
@@ -24,12 +25,18 @@ pub fn kind_from_wire(k: i32) -> Option<ViolationKind> {
     ViolationKind::ALL.into_iter().find(|d| kind_to_wire(*d) == k)
 }
 
-/// A violation on the wire; `seq` and `recorded_at` are unset for one not written.
-pub fn violation(seq: Option<i64>, recorded_at: Option<DateTime<Utc>>, v: &NewViolation) -> pb::Violation {
+/// A violation on the wire, its cursor sealed by `tokens`; `seq` and `recorded_at` are
+/// unset for one not written.
+pub fn violation(
+    seq: Option<i64>,
+    recorded_at: Option<DateTime<Utc>>,
+    v: &NewViolation,
+    tokens: &TokenKey,
+) -> pb::Violation {
     let d = &v.detail;
     let dec = |x: Option<rust_decimal::Decimal>| x.map(decimal).unwrap_or_default();
     pb::Violation {
-        cursor: seq.map(cursor_of).unwrap_or_default(),
+        cursor: seq.map(|s| cursor_of(s, tokens)).unwrap_or_default(),
         sequence: seq.unwrap_or_default(),
         id: v.id.to_string(),
         kind: kind_to_wire(v.kind).into(),

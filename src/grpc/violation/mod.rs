@@ -8,11 +8,12 @@ use futures::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::app::App;
+use crate::app::{App, Caller};
 use crate::domain::ids::CustomerId;
 use crate::domain::page::PageRequest;
+use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
-use crate::domain::violation::{MAX_KIND_FILTERS, StartAt, ViolationFilter, parse_cursor};
+use crate::domain::violation::{CursorError, MAX_KIND_FILTERS, StartAt, ViolationFilter, parse_cursor};
 use crate::feed::Feed;
 use crate::feed::StreamEnd;
 use crate::grpc::auth::caller;
@@ -51,9 +52,18 @@ fn filter(v: &mut Violations, customer_id: &str, kinds: &[i32]) -> ViolationFilt
     ViolationFilter { customer_id, kinds: parsed }
 }
 
-fn cursor(v: &mut Violations, field: &str, c: &str) -> i64 {
-    parse_cursor(c).unwrap_or_else(|| {
-        v.add(field, "is not a cursor of this feed");
+fn cursor(v: &mut Violations, field: &str, c: &str, tokens: &TokenKey) -> i64 {
+    parse_cursor(c, tokens).unwrap_or_else(|e| {
+        v.add(
+            field,
+            match e {
+                CursorError::NotIssued => "is not a cursor of your organization's feed",
+                CursorError::Unsealed => {
+                    "is a cursor from before cursors were sealed; start once from_beginning \
+                     (violation ids tell the ones already seen)"
+                }
+            },
+        );
         0
     })
 }
@@ -106,16 +116,18 @@ impl ViolationService for ViolationApi {
         let start = match &req.start {
             None | Some(Start::FromNow(_)) => StartAt::Now,
             Some(Start::FromBeginning(_)) => StartAt::Beginning,
-            Some(Start::AfterCursor(c)) => StartAt::After(cursor(&mut v, "after_cursor", c)),
+            Some(Start::AfterCursor(c)) => StartAt::After(cursor(&mut v, "after_cursor", c, &caller.tokens)),
         };
         v.finish(())?;
         let watch = self.feed.watch(caller, start, filter).await?;
-        let stream = watch.into_stream().map(|item| match item {
+        let tokens = caller.tokens;
+        let stream = watch.into_stream().map(move |item| match item {
             Ok(violation) => Ok(pb::WatchViolationsResponse {
                 violation: Some(mapping::violation(
                     Some(violation.seq),
                     Some(violation.recorded_at),
                     &violation.violation,
+                    &tokens,
                 )),
             }),
             Err(why) => Err(stream_end(why)),
@@ -127,15 +139,15 @@ impl ViolationService for ViolationApi {
         &self,
         req: Request<pb::ListViolationsRequest>,
     ) -> Result<Response<pb::ListViolationsResponse>, Status> {
-        let org = caller(&req)?.org;
+        let Caller { org, tokens, .. } = caller(&req)?;
         let req = req.into_inner();
         let mut v = Violations::default();
         let key = format!("after={}|customer={}|kinds={:?}", req.after_cursor, req.customer_id, req.kinds);
-        let page = PageRequest::parse(req.page_size, &req.page_token, &key, &mut v);
+        let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         let filter = filter(&mut v, &req.customer_id, &req.kinds);
         let start = match req.after_cursor.as_str() {
             "" => StartAt::Beginning,
-            c => StartAt::After(cursor(&mut v, "after_cursor", c)),
+            c => StartAt::After(cursor(&mut v, "after_cursor", c, &tokens)),
         };
         v.finish(())?;
         let page = self.app.list_violations(org, filter, start, page, key).await?;
@@ -143,7 +155,7 @@ impl ViolationService for ViolationApi {
             violations: page
                 .items
                 .iter()
-                .map(|x| mapping::violation(Some(x.seq), Some(x.recorded_at), &x.violation))
+                .map(|x| mapping::violation(Some(x.seq), Some(x.recorded_at), &x.violation, &tokens))
                 .collect(),
             next_page_token: page.next_page_token,
         }))

@@ -198,6 +198,13 @@ impl TestServer {
         self.app.authenticate(key).await.expect("a valid key").org
     }
 
+    /// The feed cursor of position `seq` in the feed of the organization `key` acts for,
+    /// as the service seals it.
+    pub async fn cursor(&self, key: &str, seq: i64) -> String {
+        let tokens = self.app.authenticate(key).await.expect("a valid key").tokens;
+        billing::domain::violation::cursor_of(seq, &tokens)
+    }
+
     pub async fn customers(&self, key: &str) -> CustomerServiceClient<Authed> {
         CustomerServiceClient::with_interceptor(self.channel().await, Key::bearer(key))
     }

@@ -42,11 +42,19 @@ pub struct Cli {
     #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub db_statement_timeout: Duration,
 
-    /// Role the service's connections switch to, so PostgreSQL's row-level security
-    /// applies to every query; the migrations create it. The connecting user must be
-    /// a member (the migrating user is made one).
+    /// Role the service's connections log in as, so PostgreSQL's row-level security
+    /// applies to every query; the migrations create it (it cannot switch roles, owns
+    /// nothing, cannot bypass row security). Without APP_DATABASE_URL it logs in at
+    /// DATABASE_URL's server and database with no password (trust, peer or certificate
+    /// authentication). DATABASE_URL's own user (the owner) only migrates.
     #[arg(long, env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE, global = true)]
     pub database_role: String,
+
+    /// URL the service's role logs in with, e.g.
+    /// postgres://billing_app:PASSWORD@host/billing, when DATABASE_URL with its user
+    /// replaced will not do (password authentication).
+    #[arg(long, env = "APP_DATABASE_URL", global = true)]
+    pub app_database_url: Option<String>,
 
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
@@ -215,6 +223,7 @@ impl Cli {
             statement_timeout: self.db_statement_timeout,
             max_waiting: self.db_max_waiting,
             role: Some(self.database_role.clone()),
+            login_url: self.app_database_url.clone(),
             ..DbConfig::new(self.database_url.clone())
         }
     }

@@ -48,7 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             billing::listener::raise_open_file_limit();
-            let db = Db::open(&db_config);
+            let db = Db::open(&db_config)?;
             if let Some(addr) = args.metrics_listen {
                 billing::metrics::install(addr).context("starting the metrics endpoint")?;
             }
@@ -75,7 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Operator commands span organizations (list, create), so they run as the
             // connecting role, which owns the schema, not as the service's role.
             let owner = DbConfig { role: None, ..db_config };
-            admin(App::new(Db::open(&owner)), owner.url, cmd).await
+            admin(App::new(Db::open(&owner)?), owner.url, cmd).await
         }
     }
 }

@@ -144,21 +144,23 @@ async fn wait_for_database(url: String, migrated: watch::Sender<bool>, shutdown:
 }
 
 /// Keeps health in step with database reachability, on a connection of its own so a
-/// busy pool is not mistaken for a dead database.
+/// busy pool is not mistaken for a dead database; `owner_url` migrates, `probe_url`
+/// probes.
 async fn monitor_health(
-    url: String,
+    owner_url: String,
+    probe_url: String,
     interval: Duration,
     reporter: HealthReporter,
     migrated: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    if !wait_for_database(url.clone(), migrated, shutdown.clone()).await {
+    if !wait_for_database(owner_url, migrated, shutdown.clone()).await {
         return;
     }
     let mut conn: Option<PgConnection> = None;
     let mut last: Option<ServingStatus> = None;
     loop {
-        let probe_url = url.clone();
+        let probe_url = probe_url.clone();
         let (returned, reachable) = tokio::task::spawn_blocking(move || {
             let mut c = match conn {
                 Some(c) => c,
@@ -218,10 +220,14 @@ impl Instance {
         set_health(&reporter, ServingStatus::NotServing).await;
         let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
         let channels = vec![feed.channel(), app.key_cache().channel()];
-        tasks.push(tokio::spawn(crate::db::listen::run(database_url.clone(), channels, stop.clone())));
+        // The service's own connections log in as its role, like the pool's; only the
+        // migrations use `database_url`, the owner's.
+        let login_url = app.db().login_url().to_owned();
+        tasks.push(tokio::spawn(crate::db::listen::run(login_url.clone(), channels, stop.clone())));
         let (migrated, migrated_rx) = watch::channel(false);
         tasks.push(tokio::spawn(monitor_health(
             database_url,
+            login_url,
             config.health_check_interval,
             reporter.clone(),
             migrated,

@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod drawdowns;
 pub mod error;
 pub mod listen;
+pub mod login;
 pub mod migrate;
 pub mod prepared;
 pub mod products;
@@ -58,10 +59,14 @@ pub struct DbConfig {
     pub max_waiting: usize,
     /// Times a transaction that hit a serialization failure or deadlock is run again.
     pub max_retries: u32,
-    /// Role every pooled connection switches to (`SET ROLE`) so row-level security
-    /// applies; `None` keeps the connecting role (operator commands, which own the
-    /// schema).
+    /// Role the pooled connections log in as, so row-level security applies to every
+    /// query: at `login_url` when set, otherwise at `url` with its user replaced (see
+    /// `login::as_role`). `None` logs in as `url`'s own user (operator commands, which
+    /// own the schema).
     pub role: Option<String>,
+    /// The URL the service's role logs in with, when it cannot be made from `url`
+    /// (password authentication).
+    pub login_url: Option<String>,
 }
 
 impl DbConfig {
@@ -75,12 +80,22 @@ impl DbConfig {
             max_waiting: 1024,
             max_retries: 3,
             role: Some(APP_ROLE.to_owned()),
+            login_url: None,
+        }
+    }
+
+    /// The URL pooled connections log in with.
+    pub fn pool_url(&self) -> Result<String, login::NotAUrl> {
+        match (&self.role, &self.login_url) {
+            (None, _) => Ok(self.url.clone()),
+            (Some(_), Some(url)) => Ok(url.clone()),
+            (Some(role), None) => login::as_role(&self.url, role),
         }
     }
 }
 
-/// The role the migrations create for the service: it owns nothing and cannot bypass
-/// row-level security.
+/// The role the migrations create for the service: it owns nothing, cannot switch to
+/// another role and cannot bypass row-level security.
 pub const APP_ROLE: &str = "billing_app";
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
@@ -99,7 +114,7 @@ pub struct Db {
     waiting: Arc<tokio::sync::Semaphore>,
     /// Work running now, and the switch that stops it at the end of a shutdown.
     in_flight: Arc<shutdown::InFlight>,
-    /// The URL connections are made with (for the connection that cancels work).
+    /// The URL connections log in with (also for the connections outside the pool).
     url: Arc<str>,
 }
 
@@ -107,7 +122,6 @@ pub struct Db {
 #[derive(Debug)]
 struct SessionSettings {
     statement_timeout_ms: u128,
-    role: Option<String>,
     /// Names the pool's sessions in `pg_stat_activity` (see `shutdown`).
     application_name: String,
 }
@@ -119,16 +133,11 @@ impl SessionSettings {
         // one made while a table was nearly empty (hash joins over sequential scans of
         // usage_events) stayed in use as the table grew, until the next ANALYZE.
         // The name is made by `shutdown::InFlight`: letters, digits and a space.
-        let mut sql = format!(
+        format!(
             "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; \
              SET application_name = '{}'",
             self.statement_timeout_ms, self.application_name
-        );
-        if let Some(role) = &self.role {
-            // An identifier cannot be a bind parameter; quote it as PostgreSQL does.
-            sql.push_str(&format!("; SET ROLE \"{}\"", role.replace('"', "\"\"")));
-        }
-        sql
+        )
     }
 }
 
@@ -159,9 +168,10 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
 
 impl Db {
     /// A pool for `config`. No connection is made yet, so the service can start (and
-    /// report NOT_SERVING) while the database is down.
-    pub fn open(config: &DbConfig) -> Self {
-        let url = with_connect_timeout(&config.url, config.acquire_timeout);
+    /// report NOT_SERVING) while the database is down; the error is a URL the service's
+    /// role cannot be given.
+    pub fn open(config: &DbConfig) -> Result<Self, login::NotAUrl> {
+        let url = with_connect_timeout(&config.pool_url()?, config.acquire_timeout);
         let in_flight = Arc::new(shutdown::InFlight::new());
         let manager = ConnectionManager::<PgConnection>::new(url.clone());
         let pool = Pool::builder()
@@ -172,11 +182,10 @@ impl Db {
             .error_handler(Box::new(TracingErrorHandler))
             .connection_customizer(Box::new(SessionSettings {
                 statement_timeout_ms: config.statement_timeout.as_millis(),
-                role: config.role.clone(),
                 application_name: in_flight.application_name().to_owned(),
             }))
             .build_unchecked(manager);
-        Self {
+        Ok(Self {
             pool,
             max_retries: config.max_retries,
             statement_timeout: config.statement_timeout,
@@ -184,7 +193,13 @@ impl Db {
             waiting: Arc::new(tokio::sync::Semaphore::new(config.max_waiting.max(1))),
             in_flight,
             url: url.into(),
-        }
+        })
+    }
+
+    /// The URL the pool's connections log in with: the service's other connections (the
+    /// feed's listener, the health probe, the canceller) log in the same way.
+    pub fn login_url(&self) -> &str {
+        &self.url
     }
 
     /// Ends the pool's work for a shutdown whose grace period is over: no work starts
@@ -363,20 +378,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_switches_to_the_quoted_role() {
-        let name = "billing-commitments 01".to_owned();
-        let settings = SessionSettings {
-            statement_timeout_ms: 5,
-            role: Some("a\"b".into()),
-            application_name: name.clone(),
-        };
-        assert_eq!(
-            settings.sql(),
-            "SET statement_timeout = 5; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; \
-             SET application_name = 'billing-commitments 01'; SET ROLE \"a\"\"b\""
-        );
-        let owner = SessionSettings { statement_timeout_ms: 5, role: None, application_name: name };
-        assert!(!owner.sql().contains("ROLE"));
+    fn the_pool_logs_in_as_the_service_role_unless_it_is_the_owners() {
+        let service = DbConfig::new("postgres://owner@h/b");
+        assert_eq!(service.pool_url().unwrap(), "postgres://billing_app@h/b");
+        let explicit =
+            DbConfig { login_url: Some("postgres://billing_app:pw@h/b".into()), ..service.clone() };
+        assert_eq!(explicit.pool_url().unwrap(), "postgres://billing_app:pw@h/b");
+        let owner = DbConfig { role: None, ..service };
+        assert_eq!(owner.pool_url().unwrap(), "postgres://owner@h/b");
     }
 
     #[test]

@@ -234,7 +234,7 @@ async fn a_deadlock_is_retried_and_both_transactions_commit_once() {
     let other = t.another_customer(&server, "ACR2").await;
     let org = server.app.authenticate(&t.key).await.unwrap().org;
     let ids = [t.customer_id.parse().unwrap(), other.parse().unwrap()];
-    let db = Db::open(&test_db_config(&server.db.url));
+    let db = Db::open(&test_db_config(&server.db.url)).expect("a pool");
 
     let [a, b] = deadlock(&db, org, ids).await;
     a.expect("first transaction commits");
@@ -252,7 +252,7 @@ async fn conflicts_past_the_retry_budget_are_aborted() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let org = server.app.authenticate(&t.key).await.unwrap().org;
-    let db = Db::open(&DbConfig { max_retries: 2, ..test_db_config(&server.db.url) });
+    let db = Db::open(&DbConfig { max_retries: 2, ..test_db_config(&server.db.url) }).expect("a pool");
     let attempts = Arc::new(AtomicU32::new(0));
     let seen = Arc::clone(&attempts);
     // A transaction that always fails to serialize, as PostgreSQL reports it (40001).

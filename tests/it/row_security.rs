@@ -3,6 +3,7 @@
 
 use billing::db::schema::customers;
 use billing::db::{Db, DbError};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
@@ -74,42 +75,123 @@ async fn every_policy_reads_the_current_org_once_per_statement() {
     .unwrap();
     assert!(policies.len() >= 20, "found only {policies:?}");
     let once = "(org_id = ( SELECT billing_current_org() AS billing_current_org))";
+    let own_org = "(id = ( SELECT billing_current_org() AS billing_current_org))";
     for p in &policies {
-        assert_eq!((p.qual.as_str(), p.with_check.as_str()), (once, once), "{}", p.tablename);
+        let expected = if p.tablename == "organizations" { own_org } else { once };
+        assert_eq!((p.qual.as_str(), p.with_check.as_str()), (expected, expected), "{}", p.tablename);
     }
 }
 
-#[derive(QueryableByName)]
+#[derive(QueryableByName, Debug)]
 struct Role {
     #[diesel(sql_type = Text)]
     name: String,
+    #[diesel(sql_type = Text)]
+    logged_in_as: String,
     #[diesel(sql_type = Bool)]
     superuser: bool,
     #[diesel(sql_type = Bool)]
     bypass: bool,
     #[diesel(sql_type = Bool)]
     owns_tables: bool,
+    #[diesel(sql_type = Bool)]
+    member_of_a_role: bool,
 }
 
+const WHO_AM_I: &str = "SELECT current_user::text AS name, session_user::text AS logged_in_as,
+        r.rolsuper AS superuser, r.rolbypassrls AS bypass,
+        EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid) AS owns_tables,
+        EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS member_of_a_role
+    FROM pg_roles r WHERE r.rolname = current_user";
+
+/// A pooled session logs in as the service's role, not as the owner switched with SET
+/// ROLE: an injected `RESET ROLE` or `SET ROLE` cannot reach the owner's rights.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_connections_run_as_a_role_that_owns_nothing_and_cannot_bypass() {
+async fn service_connections_log_in_as_a_role_that_owns_nothing_cannot_bypass_and_cannot_switch() {
     let server = TestServer::start().await;
-    let role: Role = server
+    let (role, after_reset, switch) = server
         .app
         .db()
         .run(|conn| {
-            diesel::sql_query(
-                "SELECT current_user::text AS name, r.rolsuper AS superuser, r.rolbypassrls AS bypass,
-                        EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid) AS owns_tables
-                 FROM pg_roles r WHERE r.rolname = current_user",
-            )
-            .get_result(conn)
-            .map_err(DbError::from)
+            let role: Role = diesel::sql_query(WHO_AM_I).get_result(conn)?;
+            conn.batch_execute("RESET ROLE")?;
+            let after_reset: Role = diesel::sql_query(WHO_AM_I).get_result(conn)?;
+            let switch = conn.batch_execute("SET ROLE postgres");
+            Ok::<_, DbError>((role, after_reset, switch))
         })
         .await
         .unwrap();
-    assert_eq!(role.name, "billing_app");
-    assert!(!role.superuser && !role.bypass && !role.owns_tables);
+    assert_eq!((role.name.as_str(), role.logged_in_as.as_str()), ("billing_app", "billing_app"));
+    assert!(!role.superuser && !role.bypass && !role.owns_tables && !role.member_of_a_role, "{role:?}");
+    assert_eq!(after_reset.name, "billing_app", "RESET ROLE leaves the service's role");
+    let refused = switch.expect_err("the service's role cannot switch to the owner");
+    assert!(refused.to_string().contains("permission denied"), "{refused}");
+}
+
+#[derive(QueryableByName)]
+struct Session {
+    #[diesel(sql_type = Text)]
+    user_name: String,
+    #[diesel(sql_type = Text)]
+    query: String,
+}
+
+/// Every connection the service opens (pool, feed listener, health probe) logs in as
+/// its role; only the migrations log in as the owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_of_the_service_logs_in_as_its_role() {
+    let server = TestServer::start().await;
+    server.wait_serving().await;
+    server.app.db().run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await.unwrap();
+    let mut owner = server.db.connect();
+    let sessions = |owner: &mut diesel::PgConnection| -> Vec<(String, String)> {
+        diesel::sql_query(
+            "SELECT usename::text AS user_name, coalesce(query, '') AS query \
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .load::<Session>(owner)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.user_name, s.query))
+        .collect()
+    };
+    // The listener connects on its own schedule: wait until it has.
+    let mut seen = sessions(&mut owner);
+    for _ in 0..400 {
+        if seen.iter().any(|(_, query)| query.starts_with("LISTEN")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        seen = sessions(&mut owner);
+    }
+    assert!(seen.iter().any(|(_, query)| query.starts_with("LISTEN")), "no listener among {seen:?}");
+    assert!(seen.len() >= 3, "pool, listener and probe: {seen:?}");
+    for (user, query) in &seen {
+        assert_eq!(user, "billing_app", "a session logged in as {user}, last running {query:?}");
+    }
+}
+
+#[derive(QueryableByName)]
+struct OrgRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: uuid::Uuid,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_role_reads_only_its_own_organizations_row() {
+    let server = TestServer::start().await;
+    let a = Tenant::create(&server, "A").await;
+    Tenant::create(&server, "B").await;
+    let org_a = server.org_of(&a.key).await;
+    let visible = |conn: &mut diesel::PgConnection| {
+        diesel::sql_query("SELECT id FROM organizations").load::<OrgRow>(conn).map_err(DbError::from)
+    };
+    let in_a = server.app.db().transaction(org_a, move |conn| visible(conn)).await.unwrap();
+    assert_eq!(in_a.iter().map(|o| o.id).collect::<Vec<_>>(), [org_a.uuid()]);
+    let outside = server.app.db().run(visible).await.unwrap();
+    assert!(outside.is_empty(), "outside an org's transaction no organization is visible");
+    let mut owner = server.db.connect();
+    assert_eq!(visible(&mut owner).unwrap().len(), 2, "the owner sees both");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +201,7 @@ async fn a_query_that_forgot_its_org_filter_sees_only_its_own_org() {
     Tenant::create(&server, "B").await;
     a.another_customer(&server, "A2").await;
     let org_a = server.app.authenticate(&a.key).await.unwrap().org;
-    let db = Db::open(&test_db_config(&server.db.url));
+    let db = Db::open(&test_db_config(&server.db.url)).expect("a pool");
 
     // No filter at all, inside A's transaction: only A's two customers.
     let seen: i64 = db
@@ -145,7 +227,7 @@ async fn a_write_into_another_org_is_refused_by_the_database() {
     let b = Tenant::create(&server, "B").await;
     let org_a = server.app.authenticate(&a.key).await.unwrap().org;
     let b_customer: uuid::Uuid = b.customer_id.parse().unwrap();
-    let db = Db::open(&test_db_config(&server.db.url));
+    let db = Db::open(&test_db_config(&server.db.url)).expect("a pool");
 
     // An update of B's customer from A's transaction, without an org filter, touches nothing.
     let updated = db
@@ -200,7 +282,7 @@ async fn row_security_hides_another_orgs_rows_in_every_tenant_table() {
     .into_iter()
     .map(|t| t.table_name)
     .collect();
-    let db = Db::open(&test_db_config(&server.db.url));
+    let db = Db::open(&test_db_config(&server.db.url)).expect("a pool");
     let mut covered = Vec::new();
     for table in tables {
         let sql = format!("SELECT count(*) AS n FROM {table} WHERE org_id = $1");

@@ -149,8 +149,8 @@ impl TestServer {
         listener: tokio::net::TcpListener,
         configure: impl FnOnce(App) -> App,
     ) -> Self {
-        let app = configure(App::new(Db::open(&db_config)));
-        let admin = App::new(Db::open(&DbConfig { role: None, ..db_config.clone() }));
+        let app = configure(App::new(Db::open(&db_config).expect("a pool")));
+        let admin = App::new(Db::open(&DbConfig { role: None, ..db_config.clone() }).expect("a pool"));
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let instance = billing::server::Instance::start(config, app.clone(), db_config.url.clone()).await;

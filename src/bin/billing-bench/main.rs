@@ -2,7 +2,8 @@
 //!
 //! It starts two release instances on a fresh database, seeds a realistic org through
 //! the public API, drives RecordUsage (single and batched) from its own tonic clients,
-//! runs pgbench with the per-event SQL at the same concurrencies, times violations to
+//! runs pgbench with the per-event SQL at the same concurrencies (and in set-based form
+//! at the batch sizes), times violations to
 //! subscribers on both instances, and measures idle subscribers' memory. Server-side
 //! figures (CPU, RSS, subscribers) come from the instances' Prometheus endpoints.
 //! `--smoke` runs every phase on tiny data in seconds; the test suite runs it.
@@ -179,13 +180,26 @@ async fn main() -> anyhow::Result<()> {
     }
 
     eprintln!("pgbench with the per-event SQL");
-    let script = pgbench::prepare(&cluster.database_url, &args.out).await?;
+    let scripts = pgbench::prepare(&cluster.database_url, &args.out).await?;
+    let seconds = args.duration.as_secs();
     let mut pg = Vec::new();
     for &callers in &args.concurrency {
         let clients = callers.min(pgbench::free_connections(&cluster.database_url).await?);
+        pg.push(pgbench::run(
+            &cluster.database_url,
+            &scripts.per_event,
+            (args.customers, 1),
+            clients,
+            seconds,
+        )?);
+    }
+    eprintln!("pgbench with the batch SQL");
+    let mut pg_batches = Vec::new();
+    for &size in &args.batch_sizes {
+        let script = &scripts.batch;
         let run =
-            pgbench::run(&cluster.database_url, &script, args.customers, clients, args.duration.as_secs())?;
-        pg.push(run);
+            pgbench::run(&cluster.database_url, script, (args.customers, size), args.batch_callers, seconds)?;
+        pg_batches.push(run.tps * size as f64);
     }
 
     eprintln!("violation latency, {} violations", args.violations);
@@ -197,8 +211,17 @@ async fn main() -> anyhow::Result<()> {
     let waves =
         feed::stream_waves(b.grpc, b.metrics, &cluster.key, (args.stream_waves, args.wave_streams)).await?;
 
-    let report =
-        report(&args, &singles, &half, best, &batches, &pg, &latency, (&idle, &waves), run_started.elapsed());
+    let report = report(
+        &args,
+        &singles,
+        &half,
+        best,
+        (&batches, &pg_batches),
+        &pg,
+        &latency,
+        (&idle, &waves),
+        run_started.elapsed(),
+    );
     println!("{report}");
     std::fs::write(args.out.join("report.md"), &report)?;
     let errors: u64 = singles.iter().map(|r| r.measured.errors).sum::<u64>()
@@ -222,7 +245,7 @@ fn report(
     singles: &[SingleRow],
     half: &Measured,
     best: f64,
-    batches: &[(usize, Measured, f64)],
+    (batches, pg_batches): (&[(usize, Measured, f64)], &[f64]),
     pg: &[pgbench::PgbenchRun],
     latency: &feed::FeedLatency,
     (idle, waves): (&feed::IdleSubscribers, &feed::StreamWaves),
@@ -279,20 +302,25 @@ fn report(
         half.ms(0.999),
         half.errors,
     );
-    let _ = writeln!(s, "## RecordUsageBatch ({} callers)\n", args.batch_callers);
     let _ = writeln!(
         s,
-        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | CPU ms per 1,000 events (service + PostgreSQL) |"
+        "## RecordUsageBatch ({} callers) vs pgbench (same clients, the per-event SQL set-based per batch)\n",
+        args.batch_callers
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|");
-    for (size, m, cpu) in batches {
+    let _ = writeln!(
+        s,
+        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | CPU ms per 1,000 events (service + PostgreSQL) | pgbench events/s | service / pgbench |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for ((size, m, cpu), pg) in batches.iter().zip(pg_batches) {
         let _ = writeln!(
             s,
-            "| {size} | {:.0} | {:.1} | {:.1} | {} | {cpu:.0} |",
+            "| {size} | {:.0} | {:.1} | {:.1} | {} | {cpu:.0} | {pg:.0} | {:.2} |",
             m.events_per_second(),
             m.ms(0.5),
             m.ms(0.99),
-            m.errors
+            m.errors,
+            m.events_per_second() / pg,
         );
     }
     let _ = writeln!(

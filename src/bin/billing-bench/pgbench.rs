@@ -1,7 +1,8 @@
 //! The Postgres limit: `pgbench` running, per transaction, the SQL one usage event
 //! costs at least (a dedupe lookup, the day and month totals upserts, the read of the
 //! ledger entries effective after the event, a commit balance update and the event
-//! insert) on the service's own tables and data.
+//! insert) on the service's own tables and data; and the same work in set-based form
+//! for a batch of events per transaction, the limit of RecordUsageBatch.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,6 +27,50 @@ UPDATE commit_segments SET remaining = remaining - 0.05 WHERE org_id = :org AND 
 INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
                           occurred_at, decision, fingerprint, outcome, recorded_at)
   VALUES (:org, :ev, gen_random_uuid(), :cust, :prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', '{}', now())
+  ON CONFLICT DO NOTHING;
+END;
+"#;
+
+/// The per-event work for `:batch` events per transaction, set-based: one statement per
+/// step over all of the batch's events. Every statement draws the same batch from
+/// `:seed` (a hash of the seed and the event's place picks its customer), so no temporary
+/// table is needed and statements stay prepared. Rows are locked in key order, as the
+/// service does, so concurrent batches wait instead of deadlocking.
+const BATCH_SCRIPT: &str = r#"\set seed random(1, 2000000000)
+BEGIN;
+SELECT count(*) FROM usage_events e JOIN (
+  SELECT m.org, :seed || '-' || g AS ev FROM generate_series(1, :batch) g
+  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers) b
+  ON e.org_id = b.org AND e.event_id = b.ev;
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
+  SELECT m.org, m.cust, 'DAY', current_date, m.prod, 'USD', 0.05 * count(*), count(*)
+  FROM generate_series(1, :batch) g JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers
+  GROUP BY m.org, m.cust, m.prod ORDER BY m.org, m.cust, m.prod
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
+  DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
+  SELECT m.org, m.cust, 'MONTH', date_trunc('month', current_date)::date, m.prod, 'USD', 0.05 * count(*), count(*)
+  FROM generate_series(1, :batch) g JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers
+  GROUP BY m.org, m.cust, m.prod ORDER BY m.org, m.cust, m.prod
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
+  DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
+SELECT count(*) FROM commit_ledger l JOIN (
+  SELECT DISTINCT m.org, m.cmt FROM generate_series(1, :batch) g
+  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers) b
+  ON l.org_id = b.org AND l.commit_id = b.cmt AND l.segment_idx = 0 AND l.effective_at > now();
+SELECT 1 FROM commit_segments s JOIN (
+  SELECT DISTINCT m.org, m.cmt FROM generate_series(1, :batch) g
+  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers) b
+  ON s.org_id = b.org AND s.commit_id = b.cmt AND s.idx = 0
+  ORDER BY s.org_id, s.commit_id FOR UPDATE OF s;
+UPDATE commit_segments s SET remaining = remaining - d.amount FROM (
+  SELECT m.org, m.cmt, 0.05 * count(*) AS amount FROM generate_series(1, :batch) g
+  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers GROUP BY m.org, m.cmt) d
+  WHERE s.org_id = d.org AND s.commit_id = d.cmt AND s.idx = 0;
+INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
+                          occurred_at, decision, fingerprint, outcome, recorded_at)
+  SELECT m.org, :seed || '-' || g, gen_random_uuid(), m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', '{}', now()
+  FROM generate_series(1, :batch) g JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers
   ON CONFLICT DO NOTHING;
 END;
 "#;
@@ -66,14 +111,23 @@ fn pgbench_binary() -> anyhow::Result<PathBuf> {
     on_path.or(versioned).context("pgbench not found (install postgresql-client, or set PGBENCH)")
 }
 
-/// Prepares the mapping table and the script; returns the script's path.
-pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+/// The scripts pgbench runs.
+pub struct Scripts {
+    /// One event per transaction.
+    pub per_event: PathBuf,
+    /// `batch` events per transaction, set-based.
+    pub batch: PathBuf,
+}
+
+/// Prepares the mapping table and writes the scripts.
+pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<Scripts> {
     let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     client.batch_execute(MAP).await.context("creating bench_map")?;
-    let path = dir.join("usage_event.sql");
-    std::fs::write(&path, SCRIPT)?;
-    Ok(path)
+    let scripts = Scripts { per_event: dir.join("usage_event.sql"), batch: dir.join("usage_batch.sql") };
+    std::fs::write(&scripts.per_event, SCRIPT)?;
+    std::fs::write(&scripts.batch, BATCH_SCRIPT)?;
+    Ok(scripts)
 }
 
 /// Connections pgbench may open without starving the running service of its own.
@@ -91,17 +145,19 @@ pub async fn free_connections(database_url: &str) -> anyhow::Result<usize> {
     Ok(usize::try_from(free - 40).unwrap_or(1).max(1))
 }
 
-/// Runs the script with `clients` connections for `seconds`.
+/// Runs the script with `clients` connections for `seconds`; `batch` is the batch
+/// script's events per transaction.
 pub fn run(
     database_url: &str,
     script: &Path,
-    customers: usize,
+    (customers, batch): (usize, usize),
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<PgbenchRun> {
     let out = Command::new(pgbench_binary()?)
         .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
         .args(["-T", &seconds.max(1).to_string(), "-D", &format!("customers={customers}")])
+        .args(["-D", &format!("batch={batch}")])
         .arg("-f")
         .arg(script)
         .arg(database_url)

@@ -314,6 +314,19 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_longer_than_64_characters_is_refused_unread() {
+        use base64::Engine as _;
+        // Unsealed cursors are read only far enough to name them; past 64 characters
+        // nothing is decoded at all.
+        let unsealed = |digits: usize| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{:0>digits$}", 5))
+        };
+        let (longest, longer) = (unsealed(45), unsealed(46));
+        assert_eq!((longest.len(), parse_cursor(&longest, &test_key(1))), (64, Err(CursorError::Unsealed)));
+        assert_eq!((longer.len(), parse_cursor(&longer, &test_key(1))), (66, Err(CursorError::NotIssued)));
+    }
+
+    #[test]
     fn what_follows_a_position_is_retained_from_the_first_kept_violation() {
         let p = FeedPosition { last_seq: 10, retained_from: 6 };
         assert!(p.retains_after(5), "6 is the first kept");

@@ -17,6 +17,7 @@ pub mod promos;
 pub mod segments;
 pub mod tenancy;
 pub mod usage;
+pub mod usage_batch;
 pub mod usage_batcher;
 pub mod usage_events;
 pub mod violations;

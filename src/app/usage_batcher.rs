@@ -171,16 +171,9 @@ async fn run_group(app: &App, org: OrgId, group: Vec<Pending>) {
         }
         Err(e) => {
             tracing::warn!(error = %e, events = inputs.len(), "shared usage transaction failed; recording its events one by one");
-            let singles = inputs.iter().map(|input| async move {
-                app.record_usage(org, Arc::new([input.clone()])).await.and_then(only_result)
-            });
-            answer(replies, futures::future::join_all(singles).await);
+            answer(replies, app.record_each(org, &inputs).await);
         }
     }
-}
-
-fn only_result(mut results: Vec<EventResult>) -> EventResult {
-    results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
 }
 
 fn answer(replies: Vec<oneshot::Sender<EventResult>>, results: Vec<EventResult>) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use billing::proto::v1 as pb;
 use chrono::{Duration, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use tonic::Code;
@@ -446,4 +447,137 @@ async fn concurrent_callers_across_a_daily_maximum_get_exactly_what_fits() {
     .get_result(&mut conn)
     .unwrap();
     assert_eq!(gaps.n, 0, "violation sequence numbers run from 1 without gaps");
+}
+
+#[derive(QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// 100 events of the tenant's customer, then 100 of customer `b`, as in their ids.
+fn a_then_b(t: &Tenant, b: &str) -> Vec<pb::UsageEvent> {
+    let a = (0..100).map(|i| event(t, &format!("a-{i}"), "CREED", "1", "1"));
+    let b = (0..100).map(|i| pb::UsageEvent {
+        customer_id: b.to_owned(),
+        ..event(t, &format!("b-{i}"), "CREED", "1", "1")
+    });
+    a.chain(b).collect()
+}
+
+/// A connection holding customer `id`'s row locked until it rolls back.
+fn lock_customer(server: &TestServer, id: &str) -> diesel::PgConnection {
+    let mut holder = server.db.connect();
+    holder.batch_execute("BEGIN").unwrap();
+    diesel::sql_query("SELECT 1::bigint AS n FROM customers WHERE id = $1::uuid FOR UPDATE")
+        .bind::<diesel::sql_types::Text, _>(id.to_owned())
+        .load::<Recorded>(&mut holder)
+        .unwrap();
+    holder
+}
+
+/// Events recorded for `customer`.
+fn recorded(conn: &mut diesel::PgConnection, customer: &str) -> i64 {
+    diesel::sql_query("SELECT count(*) AS n FROM usage_events WHERE customer_id = $1::uuid")
+        .bind::<diesel::sql_types::Text, _>(customer.to_owned())
+        .get_result::<Recorded>(conn)
+        .unwrap()
+        .n
+}
+
+/// A long batch is decided in chunks of whole customers, each its own transaction: a
+/// customer locked by someone else holds back only the chunk holding it, so concurrent
+/// batches that share a few customers queue on those chunks instead of on each other's
+/// whole batch. Here the first 100 events (customer A) are recorded and visible while
+/// customer B's row is locked; once it is released, B's 100 follow, every answer in
+/// request order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_batch_commits_chunk_by_chunk_so_a_locked_customer_holds_back_only_its_chunk() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let b = t.another_customer(&server, "ACR2").await;
+    let events = a_then_b(&t, &b);
+    let mut holder = lock_customer(&server, &b);
+    let mut u = usage_client(&server, &t.key).await;
+    let call =
+        tokio::spawn(async move { u.record_usage_batch(pb::RecordUsageBatchRequest { events }).await });
+
+    let mut watcher = server.db.connect();
+    let mut seen = recorded(&mut watcher, &t.customer_id);
+    for _ in 0..600 {
+        if seen == 100 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        seen = recorded(&mut watcher, &t.customer_id);
+    }
+    assert_eq!(seen, 100, "A's chunk is committed while B is locked");
+    assert_eq!(recorded(&mut watcher, &b), 0, "B's chunk waits for its lock");
+    assert!(!call.is_finished());
+
+    holder.batch_execute("ROLLBACK").unwrap();
+    let results = call.await.unwrap().expect("the batch is answered").into_inner().results;
+    use pb::usage_batch_result::Result as R;
+    let ids: Vec<String> = results
+        .iter()
+        .map(|r| match r.result.as_ref().unwrap() {
+            R::Outcome(o) => o.event_id.clone(),
+            R::Error(e) => panic!("an event failed: {e:?}"),
+        })
+        .collect();
+    let expected: Vec<String> =
+        (0..100).map(|i| format!("a-{i}")).chain((0..100).map(|i| format!("b-{i}"))).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(recorded(&mut watcher, &b), 100);
+}
+
+/// When the database fails a chunk after an earlier one was recorded (here B's chunk
+/// outwaits the statement timeout on B's locked row), the call still answers: the
+/// recorded events with their outcomes, the others with the error, and sending those
+/// again once the database is well records them, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_fails_after_others_were_recorded_answers_its_events_with_the_error() {
+    use billing::db::DbConfig;
+    let db = Arc::new(crate::support::TestDb::create());
+    let short = |c: DbConfig| DbConfig { statement_timeout: std::time::Duration::from_millis(300), ..c };
+    let server = TestServer::start_with(db, crate::support::server::test_server_config(), short).await;
+    server.wait_serving().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let b = t.another_customer(&server, "ACR2").await;
+    let events = a_then_b(&t, &b);
+    let mut holder = lock_customer(&server, &b);
+    let mut u = usage_client(&server, &t.key).await;
+    let results = u
+        .record_usage_batch(pb::RecordUsageBatchRequest { events: events.clone() })
+        .await
+        .expect("part of the batch was recorded: the call answers")
+        .into_inner()
+        .results;
+    holder.batch_execute("ROLLBACK").unwrap();
+    use pb::usage_batch_result::Result as R;
+    let (outcomes, errors): (Vec<_>, Vec<_>) =
+        results.iter().map(|r| r.result.as_ref().unwrap()).partition(|r| matches!(r, R::Outcome(_)));
+    assert_eq!((outcomes.len(), errors.len()), (100, 100));
+    assert!(
+        results[..100].iter().all(|r| matches!(r.result, Some(R::Outcome(_)))),
+        "A's events are recorded"
+    );
+    for e in &errors {
+        let R::Error(e) = e else { unreachable!() };
+        assert_eq!(e.code, Code::Unavailable as i32, "{e:?}");
+    }
+    let mut watcher = server.db.connect();
+    assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (100, 0));
+
+    let again =
+        u.record_usage_batch(pb::RecordUsageBatchRequest { events }).await.unwrap().into_inner().results;
+    let replayed: Vec<bool> = again
+        .iter()
+        .map(|r| match r.result.as_ref().unwrap() {
+            R::Outcome(o) => o.replayed,
+            R::Error(e) => panic!("the repeat failed: {e:?}"),
+        })
+        .collect();
+    assert!(replayed[..100].iter().all(|r| *r) && replayed[100..].iter().all(|r| !*r));
+    assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (100, 100));
 }

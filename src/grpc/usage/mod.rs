@@ -42,7 +42,7 @@ impl UsageService for UsageApi {
     ) -> Result<Response<pb::RecordUsageBatchResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
         let inputs = mapping::batch(req.into_inner(), clock::now())?;
-        let results = self.app.record_usage(org, inputs.into()).await?;
+        let results = self.app.record_usage_batch(org, inputs.into()).await?;
         Ok(Response::new(pb::RecordUsageBatchResponse {
             results: results.into_iter().map(|r| mapping::batch_result(r, &tokens)).collect(),
         }))

@@ -1,0 +1,167 @@
+//! RecordUsageBatch in chunks. A batch's events are decided in transactions of about
+//! [`CHUNK_EVENTS`] events, one after another; each chunk holds every event of its
+//! customers, so a customer's events are still decided in order, in one transaction.
+//! Concurrent batches then wait for the one chunk holding a customer they share, not for
+//! the whole of another batch: batches of 1,000 random customers from 4 callers spent
+//! most of their time waiting on each other's customer locks, and were slower than
+//! batches of 100.
+//!
+//! Nothing is lost or doubled between chunks: events are idempotent by id, and a chunk
+//! that fails after others committed answers its events (and the ones after it) with
+//! their own errors, so the caller knows exactly which were recorded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::usage::{EventInput, EventResult};
+use super::{App, AppError};
+use crate::db::DbError;
+use crate::domain::ids::{CustomerId, OrgId};
+
+/// Events a chunk takes before it closes (it always ends with a whole customer).
+pub const CHUNK_EVENTS: usize = 100;
+
+/// Indices of `inputs` in chunks: the events of each customer together, customers in
+/// order of their first event, each chunk closed once it has at least `size` events.
+/// Events that failed validation (no customer) go with the first chunk.
+pub fn chunks(inputs: &[EventInput], size: usize) -> Vec<Vec<usize>> {
+    let mut invalid = Vec::new();
+    let mut customers: Vec<CustomerId> = Vec::new();
+    let mut events_of: HashMap<CustomerId, Vec<usize>> = HashMap::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match &input.event {
+            Ok(event) => events_of
+                .entry(event.customer_id)
+                .or_insert_with(|| {
+                    customers.push(event.customer_id);
+                    Vec::new()
+                })
+                .push(i),
+            Err(_) => invalid.push(i),
+        }
+    }
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    for customer in customers {
+        let events = events_of.remove(&customer).unwrap_or_default();
+        match chunks.last_mut() {
+            Some(open) if open.len() < size => open.extend(events),
+            _ => chunks.push(events),
+        }
+    }
+    // They need no database: they must not hold a chunk of their own.
+    match chunks.first_mut() {
+        Some(first) => first.extend(invalid),
+        None if !invalid.is_empty() => chunks.push(invalid),
+        None => {}
+    }
+    for chunk in &mut chunks {
+        chunk.sort_unstable();
+    }
+    chunks
+}
+
+impl App {
+    /// Records a RecordUsageBatch: one result per input, in input order. A batch of one
+    /// chunk is one transaction; a longer one is decided chunk by chunk (see the module).
+    /// Fails as a whole only when nothing was recorded.
+    pub async fn record_usage_batch(
+        &self,
+        org: OrgId,
+        inputs: Arc<[EventInput]>,
+    ) -> Result<Vec<EventResult>, AppError> {
+        let chunks = chunks(&inputs, CHUNK_EVENTS);
+        if chunks.len() <= 1 {
+            return self.record_usage(org, inputs).await;
+        }
+        let mut results: Vec<Option<EventResult>> = (0..inputs.len()).map(|_| None).collect();
+        let mut recorded_any = false;
+        let mut stopped: Option<DbError> = None;
+        for chunk in chunks {
+            let part: Arc<[EventInput]> = chunk.iter().map(|&i| inputs[i].clone()).collect();
+            let answers = match (&stopped, self.record_usage(org, Arc::clone(&part)).await) {
+                (Some(e), _) => part.iter().map(|_| Err(AppError::Db(e.clone()))).collect(),
+                (None, Ok(answers)) => answers,
+                (None, Err(e)) if !recorded_any => return Err(e),
+                // The database failed (down, timed out, shutting down): the events from
+                // here on get its error, and are not tried; the earlier chunks stand.
+                (None, Err(AppError::Db(e))) if e.is_transient() => {
+                    stopped = Some(e.clone());
+                    part.iter().map(|_| Err(AppError::Db(e.clone()))).collect()
+                }
+                (None, Err(e)) => {
+                    tracing::warn!(error = %e, events = part.len(), "usage chunk failed; recording its events one by one");
+                    self.record_each(org, &part).await
+                }
+            };
+            recorded_any = true;
+            for (i, answer) in chunk.into_iter().zip(answers) {
+                results[i] = Some(answer);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into())))
+            .collect())
+    }
+
+    /// Each of `inputs` recorded in its own transaction, so one bad event cannot fail
+    /// the others.
+    pub(crate) async fn record_each(&self, org: OrgId, inputs: &[EventInput]) -> Vec<EventResult> {
+        let singles = inputs.iter().map(|input| async move {
+            let mut results = self.record_usage(org, Arc::new([input.clone()])).await?;
+            results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
+        });
+        futures::future::join_all(singles).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validation::Violations;
+
+    fn input(customer: u128) -> EventInput {
+        use crate::domain::usage::{ProductRef, UsageEvent};
+        EventInput {
+            prefix: "event".into(),
+            event: Ok(UsageEvent {
+                event_id: "e".into(),
+                customer_id: CustomerId(uuid::Uuid::from_u128(customer)),
+                product: ProductRef::Code("P".into()),
+                quantity: 1.into(),
+                amount: 1.into(),
+                credit_type: "USD".into(),
+                timestamp: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                group_values: Default::default(),
+                contract_id: None,
+            }),
+        }
+    }
+
+    fn invalid() -> EventInput {
+        EventInput { prefix: "event".into(), event: Err(Violations::single("event_id", "is required")) }
+    }
+
+    #[test]
+    fn a_customers_events_stay_in_one_chunk_in_their_order() {
+        // Customers 1, 2, 1, 3, 2, 3 with chunks of 2 events: 1 and 2 fill the first.
+        let inputs: Vec<_> = [1, 2, 1, 3, 2, 3].into_iter().map(input).collect();
+        assert_eq!(chunks(&inputs, 2), [vec![0, 2], vec![1, 4], vec![3, 5]]);
+        assert_eq!(chunks(&inputs, 3), [vec![0, 1, 2, 4], vec![3, 5]]);
+        assert_eq!(chunks(&inputs, 100), [vec![0, 1, 2, 3, 4, 5]]);
+    }
+
+    #[test]
+    fn a_chunk_closes_only_after_a_whole_customer() {
+        let inputs: Vec<_> = [1, 1, 1, 2].into_iter().map(input).collect();
+        assert_eq!(chunks(&inputs, 2), [vec![0, 1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn invalid_events_go_with_the_first_chunk() {
+        let inputs = vec![input(1), invalid(), input(2), invalid()];
+        assert_eq!(chunks(&inputs, 1), [vec![0, 1, 3], vec![2]]);
+        assert_eq!(chunks(&[invalid(), invalid()], 1), [vec![0, 1]]);
+        assert!(chunks(&[], 1).is_empty());
+    }
+}

@@ -101,7 +101,59 @@ def feed(channel, metadata):
     }
 
 
-SCENARIOS = {"catalog": catalog, "feed": feed}
+def patch(channel, metadata):
+    """Creates a commitment with two minimum spends and moves the second before the
+    first with a JSON Patch `move`: its source is `from_path` in Python."""
+    from billing.commitments.v1 import commitment_service_pb2 as commitments
+    from billing.commitments.v1 import commitment_service_pb2_grpc as commitments_grpc
+    from billing.commitments.v1 import common_pb2
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    customer = customers_grpc.CustomerServiceStub(channel).CreateCustomer(
+        customers.CreateCustomerRequest(customer=customers.Customer(external_id="PY-PATCH", name="Patch")),
+        metadata=metadata,
+    ).customer
+    start, end = Timestamp(), Timestamp()
+    start.GetCurrentTime()
+    start.seconds -= 86400
+    end.seconds = start.seconds + 400 * 86400
+    stub = commitments_grpc.CommitmentServiceStub(channel)
+    created = stub.CreateCommitment(
+        commitments.CreateCommitmentRequest(
+            commitment=commitments.Commitment(
+                customer_id=customer.id,
+                time_range=common_pb2.TimeRange(start_time=start, end_time=end),
+                customer_obligations=commitments.Obligations(
+                    minimum_spend=[
+                        commitments.MinimumSpend(period=commitments.OBLIGATION_PERIOD_MONTH, amount="100"),
+                        commitments.MinimumSpend(period=commitments.OBLIGATION_PERIOD_YEAR, amount="1000"),
+                    ]
+                ),
+            )
+        ),
+        metadata=metadata,
+    ).commitment
+    moved = stub.PatchCommitment(
+        commitments.PatchCommitmentRequest(
+            id=created.id,
+            etag=created.etag,
+            operations=[
+                commitments.PatchOperation(
+                    op="move",
+                    from_path="/customer_obligations/minimum_spend/1",
+                    path="/customer_obligations/minimum_spend/0",
+                )
+            ],
+        ),
+        metadata=metadata,
+    ).commitment
+    return {
+        "before": [m.amount for m in created.customer_obligations.minimum_spend],
+        "after": [m.amount for m in moved.customer_obligations.minimum_spend],
+    }
+
+
+SCENARIOS = {"catalog": catalog, "feed": feed, "patch": patch}
 
 
 def main():

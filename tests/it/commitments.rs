@@ -64,7 +64,7 @@ pub(crate) fn string(s: &str) -> prost_types::Value {
 }
 
 pub(crate) fn op(op: &str, path: &str, value: Option<prost_types::Value>) -> pb::PatchOperation {
-    pb::PatchOperation { op: op.into(), path: path.into(), from: String::new(), value }
+    pb::PatchOperation { op: op.into(), path: path.into(), from_path: String::new(), value }
 }
 
 pub(crate) async fn spend(

@@ -119,3 +119,17 @@ fn generated_python_client_receives_a_violation_from_the_feed() {
     assert_eq!(seen["event_id"], "py-evt-1");
     assert_eq!(seen["sequence"], 1);
 }
+
+/// `PatchOperation.from` was a Python keyword, which the generated class could not take;
+/// as `from_path` a typed Python client makes a JSON Patch `move`.
+#[test]
+fn generated_python_client_moves_a_value_with_a_json_patch() {
+    let db = TestDb::create();
+    let server = ServeProcess::start(&db.url, &[]);
+    wait_serving(&server.address);
+    let (_, key) = org_and_key(&db.url);
+    let generated = generated_python_client();
+    let seen = python_scenario(generated.path(), &server.address, &key, "patch");
+    assert_eq!(seen["before"], serde_json::json!(["100", "1000"]));
+    assert_eq!(seen["after"], serde_json::json!(["1000", "100"]));
+}

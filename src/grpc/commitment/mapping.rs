@@ -211,7 +211,12 @@ pub fn patch(req: pb::PatchCommitmentRequest) -> Result<(CommitmentId, String, V
     let ops = req
         .operations
         .into_iter()
-        .map(|o| Operation { op: o.op, path: o.path, from: non_empty(o.from), value: o.value.map(to_json) })
+        .map(|o| Operation {
+            op: o.op,
+            path: o.path,
+            from: non_empty(o.from_path),
+            value: o.value.map(to_json),
+        })
         .collect();
     match id {
         Some(id) if v.is_empty() => Ok((id, req.etag, ops)),
@@ -291,7 +296,7 @@ pub fn edit(e: Edit) -> pb::CommitmentEdit {
             .map(|o| pb::PatchOperation {
                 op: o.op,
                 path: o.path,
-                from: o.from.unwrap_or_default(),
+                from_path: o.from.unwrap_or_default(),
                 value: o.value.map(from_json),
             })
             .collect(),

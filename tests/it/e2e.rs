@@ -76,14 +76,20 @@ fn grpcurl_lists_checks_health_and_creates_a_customer() {
     assert!(status.success(), "clean exit: {status:?}");
 }
 
-#[test]
-fn generated_python_client_checks_health_and_creates_a_customer() {
+/// What the generated Python client observed running `scenario` against a new server
+/// with a new organization.
+fn python_on_a_fresh_server(scenario: &str) -> serde_json::Value {
     let db = TestDb::create();
     let server = ServeProcess::start(&db.url, &[]);
     wait_serving(&server.address);
     let (_, key) = org_and_key(&db.url);
     let generated = generated_python_client();
-    let seen = python_scenario(generated.path(), &server.address, &key, "catalog");
+    python_scenario(generated.path(), &server.address, &key, scenario)
+}
+
+#[test]
+fn generated_python_client_checks_health_and_creates_a_customer() {
+    let seen = python_on_a_fresh_server("catalog");
     assert_eq!(seen["health"], "SERVING");
     assert_eq!(seen["listed_ids"][0], seen["created_id"]);
     assert_eq!(seen["invalid_code"], "INVALID_ARGUMENT");
@@ -108,12 +114,7 @@ fn revoke_api_key_command_takes_the_key_or_its_id() {
 
 #[test]
 fn generated_python_client_receives_a_violation_from_the_feed() {
-    let db = TestDb::create();
-    let server = ServeProcess::start(&db.url, &[]);
-    wait_serving(&server.address);
-    let (_, key) = org_and_key(&db.url);
-    let generated = generated_python_client();
-    let seen = python_scenario(generated.path(), &server.address, &key, "feed");
+    let seen = python_on_a_fresh_server("feed");
     assert_eq!(seen["decision"], "USAGE_DECISION_BLOCKED");
     assert_eq!(seen["kind"], "VIOLATION_KIND_LIMIT_BLOCK");
     assert_eq!(seen["event_id"], "py-evt-1");
@@ -124,12 +125,7 @@ fn generated_python_client_receives_a_violation_from_the_feed() {
 /// as `from_path` a typed Python client makes a JSON Patch `move`.
 #[test]
 fn generated_python_client_moves_a_value_with_a_json_patch() {
-    let db = TestDb::create();
-    let server = ServeProcess::start(&db.url, &[]);
-    wait_serving(&server.address);
-    let (_, key) = org_and_key(&db.url);
-    let generated = generated_python_client();
-    let seen = python_scenario(generated.path(), &server.address, &key, "patch");
+    let seen = python_on_a_fresh_server("patch");
     assert_eq!(seen["before"], serde_json::json!(["100", "1000"]));
     assert_eq!(seen["after"], serde_json::json!(["1000", "100"]));
 }

@@ -163,8 +163,12 @@ async fn streaming_clients_that_vanish_free_their_tasks_and_memory() {
         after.iter().map(|a| mb(*a)).collect::<Vec<_>>()
     );
     let wave_cost = peaks[0].1 - rss_before;
+    // A leak grows by about the same amount with every wave; the growth is averaged
+    // over the last three, since one sample can catch the allocator before it returned
+    // a wave's pages (jemalloc purges them over a second).
+    let growth_per_wave = (after[3] - after[0]) / 3.0;
     assert!(
-        after[3] - after[2] < wave_cost / 4.0,
+        growth_per_wave < wave_cost / 4.0,
         "memory levels off wave after wave: after each wave {after:?}, one wave costs {wave_cost}"
     );
 }

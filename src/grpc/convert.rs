@@ -90,15 +90,29 @@ pub fn optional_timestamp(v: &mut Violations, field: &str, ts: &Option<Timestamp
     ts.as_ref().and_then(|ts| parse_timestamp(v, field, ts))
 }
 
-/// The paths of an update mask, checked against `mutable`; an empty or absent mask
-/// means every mutable field.
+/// The paths an update changes (AIP-134): the mask's paths, checked against `mutable`;
+/// `*` alone means every mutable field; an empty or absent mask means the mutable fields
+/// the request's resource sets (`set`: those with a value other than the default).
 pub fn mask_paths(
     v: &mut Violations,
     mask: Option<FieldMask>,
     mutable: &[&'static str],
+    set: &[&'static str],
 ) -> Vec<&'static str> {
     let paths = mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
+        if set.is_empty() {
+            v.add(
+                "update_mask",
+                format!("is empty and the resource sets none of its mutable fields: {}", mutable.join(", ")),
+            );
+        }
+        return set.to_vec();
+    }
+    if paths.iter().any(|p| p == "*") {
+        if paths.len() > 1 {
+            v.add("update_mask", "\"*\" (every mutable field) must be the only path");
+        }
         return mutable.to_vec();
     }
     let mut out = Vec::with_capacity(paths.len());
@@ -113,6 +127,11 @@ pub fn mask_paths(
         }
     }
     out
+}
+
+/// The names of the `fields` whose flag says the resource sets them.
+pub fn set_fields(fields: &[(&'static str, bool)]) -> Vec<&'static str> {
+    fields.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect()
 }
 
 /// Empty string as `None`, for optional text fields carried as proto3 strings.
@@ -185,17 +204,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_mask_means_every_mutable_field() {
+    fn an_empty_mask_means_the_fields_the_resource_sets() {
         let mut v = Violations::default();
-        assert_eq!(mask_paths(&mut v, None, &["a", "b"]), ["a", "b"]);
+        assert_eq!(mask_paths(&mut v, None, &["a", "b"], &["b"]), ["b"]);
+        let empty = FieldMask { paths: vec![] };
+        assert_eq!(mask_paths(&mut v, Some(empty), &["a", "b"], &["a", "b"]), ["a", "b"]);
         assert!(v.is_empty());
+        assert!(mask_paths(&mut v, None, &["a", "b"], &[]).is_empty());
+        assert_eq!(v.items()[0].field, "update_mask", "nothing to update is refused");
+    }
+
+    #[test]
+    fn a_star_alone_means_every_mutable_field() {
+        let mut v = Violations::default();
+        let star = FieldMask { paths: vec!["*".into()] };
+        assert_eq!(mask_paths(&mut v, Some(star), &["a", "b"], &[]), ["a", "b"]);
+        assert!(v.is_empty());
+        let mixed = FieldMask { paths: vec!["*".into(), "a".into()] };
+        mask_paths(&mut v, Some(mixed), &["a", "b"], &[]);
+        assert_eq!(v.items()[0].field, "update_mask");
+    }
+
+    #[test]
+    fn set_fields_are_those_flagged() {
+        assert_eq!(set_fields(&[("a", true), ("b", false), ("c", true)]), ["a", "c"]);
     }
 
     #[test]
     fn unknown_mask_path_is_named_by_index() {
         let mut v = Violations::default();
         let mask = FieldMask { paths: vec!["a".into(), "id".into()] };
-        assert_eq!(mask_paths(&mut v, Some(mask), &["a", "b"]), ["a"]);
+        assert_eq!(mask_paths(&mut v, Some(mask), &["a", "b"], &[]), ["a"]);
         assert_eq!(v.items()[0].field, "update_mask.paths[1]");
     }
 

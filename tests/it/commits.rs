@@ -584,3 +584,24 @@ async fn another_orgs_commit_is_not_found_for_every_call() {
         ca.get_commit_balance(pb::GetCommitBalanceRequest { commit_id: id, at: None }).await.unwrap();
     assert_eq!(balance.into_inner().balance.unwrap().amount, "100", "untouched");
 }
+
+/// AIP-134: UpdateCommit without a mask changes the fields the request sets (before,
+/// a mask was required).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_without_a_mask_changes_the_fields_that_are_set() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    let created = create_commit(&mut c, prepaid(&t, "100", "1", long_ago(), far_ahead())).await;
+    let req = pb::UpdateCommitRequest {
+        commit: Some(pb::Commit {
+            id: created.id.clone(),
+            description: "Renewal".into(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    };
+    let updated = c.update_commit(req).await.expect("a partial update").into_inner().commit.unwrap();
+    assert_eq!(updated.description, "Renewal");
+    assert_eq!((updated.priority, updated.access_end_time), (created.priority, created.access_end_time));
+}

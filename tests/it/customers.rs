@@ -231,3 +231,44 @@ async fn page_token_is_bound_to_its_filters() {
     let status = expect_code(c.list_customers(garbage).await, Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["page_size", "page_token"]);
 }
+
+/// AIP-134: an update with an empty mask changes the fields the request sets and keeps
+/// the others (before, it meant every field, so a partial update cleared or failed on
+/// what it left out); `*` alone means every mutable field; a request with nothing set
+/// and no mask is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_mask_updates_the_fields_that_are_set_and_a_star_means_all() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut c = server.customers(&key).await;
+    let created = c
+        .create_customer(customer("ACR1", "Old", "Europe/Athens"))
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    let request = |customer: pb::Customer, paths: &[&str]| pb::UpdateCustomerRequest {
+        customer: Some(pb::Customer { id: created.id.clone(), ..customer }),
+        update_mask: Some(FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }),
+    };
+
+    let renamed = pb::Customer { name: "New".into(), ..Default::default() };
+    let updated = c.update_customer(request(renamed, &[])).await.expect("a partial update").into_inner();
+    let updated = updated.customer.unwrap();
+    assert_eq!((updated.name.as_str(), updated.external_id.as_str()), ("New", "ACR1"));
+    assert_eq!(updated.time_zone, "Europe/Athens", "left out, so kept");
+
+    let status =
+        expect_code(c.update_customer(request(pb::Customer::default(), &[])).await, Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["update_mask"]);
+
+    // Every mutable field: the ones left empty are judged as empty (an external id and
+    // a name are required).
+    let status =
+        expect_code(c.update_customer(request(pb::Customer::default(), &["*"])).await, Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["customer.external_id", "customer.name"]);
+    let whole = pb::Customer { external_id: "ACR9".into(), name: "Whole".into(), ..Default::default() };
+    let updated = c.update_customer(request(whole, &["*"])).await.expect("every field").into_inner();
+    assert_eq!(updated.customer.unwrap().time_zone, "UTC", "an empty time zone is the default");
+}

@@ -23,7 +23,7 @@ use crate::domain::seal::TokenKey;
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{
     decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
-    parsed_optional_decimal, parsed_timestamp, timestamp,
+    parsed_optional_decimal, parsed_timestamp, set_fields, timestamp,
 };
 use crate::proto::v1 as pb;
 
@@ -233,14 +233,16 @@ pub fn update(
     req: pb::UpdateCommitRequest,
 ) -> Result<(CommitId, String, CommitChanges, Violations), Violations> {
     let mut v = Violations::default();
-    if req.update_mask.as_ref().is_none_or(|m| m.paths.is_empty()) {
-        v.add(
-            "update_mask",
-            format!("is required; name the fields to change: {}", commit::MUTABLE_FIELDS.join(", ")),
-        );
-        return Err(v);
-    }
-    let paths = mask_paths(&mut v, req.update_mask, &commit::MUTABLE_FIELDS);
+    let set = req.commit.as_ref().map_or_else(Vec::new, |c| {
+        set_fields(&[
+            ("name", c.name.as_ref().is_some_and(|n| !n.is_empty())),
+            ("description", !c.description.is_empty()),
+            ("custom_fields", !c.custom_fields.is_empty()),
+            ("priority", !c.priority.is_empty()),
+            ("access_end_time", c.access_end_time.is_some()),
+        ])
+    });
+    let paths = mask_paths(&mut v, req.update_mask, &commit::MUTABLE_FIELDS, &set);
     let Some(c) = req.commit else {
         v.add("commit", "is required");
         return Err(v);

@@ -7,7 +7,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
 use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
-use crate::grpc::convert::{mask_paths, parse_id, timestamp};
+use crate::grpc::convert::{mask_paths, parse_id, set_fields, timestamp};
 use crate::proto::v1 as pb;
 
 fn draft(c: pb::Customer) -> CustomerDraft {
@@ -27,7 +27,14 @@ pub fn new_customer(req: pb::CreateCustomerRequest) -> Result<NewCustomer, Viola
 /// The id, the caller's etag, and the changes of an update request.
 pub fn update(req: pb::UpdateCustomerRequest) -> Result<(CustomerId, String, CustomerChanges), Violations> {
     let mut v = Violations::default();
-    let paths = mask_paths(&mut v, req.update_mask, &customer::MUTABLE_FIELDS);
+    let set = req.customer.as_ref().map_or_else(Vec::new, |c| {
+        set_fields(&[
+            ("external_id", !c.external_id.is_empty()),
+            ("name", !c.name.is_empty()),
+            ("time_zone", !c.time_zone.is_empty()),
+        ])
+    });
+    let paths = mask_paths(&mut v, req.update_mask, &customer::MUTABLE_FIELDS, &set);
     let Some(c) = req.customer else {
         v.add("customer", "is required");
         return Err(v);

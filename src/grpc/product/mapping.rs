@@ -9,7 +9,7 @@ use crate::domain::product::{
 use crate::domain::seal::TokenKey;
 use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
-use crate::grpc::convert::{mask_paths, non_empty, parse_id, timestamp};
+use crate::grpc::convert::{mask_paths, non_empty, parse_id, set_fields, timestamp};
 use crate::proto::v1 as pb;
 
 /// The domain kind of a wire kind; `None` for UNSPECIFIED or unknown numbers.
@@ -52,7 +52,17 @@ pub fn new_product(req: pb::CreateProductRequest) -> Result<NewProduct, Violatio
 /// The id, the caller's etag, and the changes of an update request.
 pub fn update(req: pb::UpdateProductRequest) -> Result<(ProductId, String, ProductChanges), Violations> {
     let mut v = Violations::default();
-    let paths = mask_paths(&mut v, req.update_mask, &product::MUTABLE_FIELDS);
+    let set = req.product.as_ref().map_or_else(Vec::new, |p| {
+        set_fields(&[
+            ("code", !p.code.is_empty()),
+            ("name", !p.name.is_empty()),
+            ("tags", !p.tags.is_empty()),
+            ("service_type", !p.service_type.is_empty()),
+            ("service_family", !p.service_family.is_empty()),
+            ("kind", p.kind != 0),
+        ])
+    });
+    let paths = mask_paths(&mut v, req.update_mask, &product::MUTABLE_FIELDS, &set);
     let Some(p) = req.product else {
         v.add("product", "is required");
         return Err(v);

@@ -15,7 +15,7 @@ use crate::domain::seal::TokenKey;
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{
     decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
-    parsed_optional_decimal, parsed_timestamp, timestamp,
+    parsed_optional_decimal, parsed_timestamp, set_fields, timestamp,
 };
 use crate::grpc::product::mapping::{kind_from_wire, kind_to_wire};
 use crate::proto::v1 as pb;
@@ -67,14 +67,17 @@ pub fn update(
     req: pb::UpdateBillingPromoRequest,
 ) -> Result<(PromoId, String, PromoChanges, Violations), Violations> {
     let mut v = Violations::default();
-    if req.update_mask.as_ref().is_none_or(|m| m.paths.is_empty()) {
-        v.add(
-            "update_mask",
-            format!("is required; name the fields to change: {}", promo::MUTABLE_FIELDS.join(", ")),
-        );
-        return Err(v);
-    }
-    let paths = mask_paths(&mut v, req.update_mask, &promo::MUTABLE_FIELDS);
+    let set = req.promo.as_ref().map_or_else(Vec::new, |p| {
+        set_fields(&[
+            ("validity_start_time", p.validity_start_time.is_some()),
+            ("validity_end_time", p.validity_end_time.is_some()),
+            ("product_n", p.product_n.is_some()),
+            ("reward_product_type", p.reward_product_type != 0),
+            ("reward_product", !p.reward_product.is_empty()),
+            ("reward_product_m", p.reward_product_m.is_some()),
+        ])
+    });
+    let paths = mask_paths(&mut v, req.update_mask, &promo::MUTABLE_FIELDS, &set);
     let Some(p) = req.promo else {
         v.add("promo", "is required");
         return Err(v);

@@ -263,6 +263,11 @@ pub(crate) fn stored_outcome(answer: &StoredAnswer) -> Result<UsageOutcome, AppE
     decoded.map_err(|e| DbError::Other(format!("stored usage outcome: {e}")).into())
 }
 
+/// The result of a batch of one event.
+pub(crate) fn only_result(mut results: Vec<EventResult>) -> EventResult {
+    results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
+}
+
 /// Decides every event of a batch in order; with `writes`, records what was decided.
 fn decide(
     state: &mut BatchState,
@@ -553,8 +558,7 @@ impl App {
                 let inputs = [input.clone()];
                 let now = clock::now();
                 let mut state = load_state(conn, org, &inputs, false, (now, policy))?;
-                let mut results = decide(&mut state, &inputs, None, (now, policy))?;
-                results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
+                only_result(decide(&mut state, &inputs, None, (now, policy))?)
             })
             .await
     }

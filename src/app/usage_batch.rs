@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::usage::{EventInput, EventResult};
+use super::usage::{EventInput, EventResult, only_result};
 use super::{App, AppError};
 use crate::db::DbError;
 use crate::domain::ids::{CustomerId, OrgId};
@@ -73,43 +73,42 @@ impl App {
         if chunks.len() <= 1 {
             return self.record_usage(org, inputs).await;
         }
-        let mut results: Vec<Option<EventResult>> = (0..inputs.len()).map(|_| None).collect();
-        let mut recorded_any = false;
+        let mut answered: Vec<(usize, EventResult)> = Vec::with_capacity(inputs.len());
         let mut stopped: Option<DbError> = None;
         for chunk in chunks {
             let part: Arc<[EventInput]> = chunk.iter().map(|&i| inputs[i].clone()).collect();
-            let answers = match (&stopped, self.record_usage(org, Arc::clone(&part)).await) {
-                (Some(e), _) => part.iter().map(|_| Err(AppError::Db(e.clone()))).collect(),
-                (None, Ok(answers)) => answers,
-                (None, Err(e)) if !recorded_any => return Err(e),
-                // The database failed (down, timed out, shutting down): the events from
-                // here on get its error, and are not tried; the earlier chunks stand.
-                (None, Err(AppError::Db(e))) if e.is_transient() => {
-                    stopped = Some(e.clone());
-                    part.iter().map(|_| Err(AppError::Db(e.clone()))).collect()
-                }
-                (None, Err(e)) => {
-                    tracing::warn!(error = %e, events = part.len(), "usage chunk failed; recording its events one by one");
-                    self.record_each(org, &part).await
-                }
+            let answers = match &stopped {
+                // The database failed earlier: the events from here on get its error
+                // and are not tried.
+                Some(e) => part.iter().map(|_| Err(AppError::Db(e.clone()))).collect(),
+                None => match self.record_usage(org, Arc::clone(&part)).await {
+                    Ok(answers) => answers,
+                    Err(e) if answered.is_empty() => return Err(e),
+                    // Down, timed out, shutting down: this chunk and the rest get its
+                    // error; the earlier chunks stand.
+                    Err(AppError::Db(e)) if e.is_transient() => {
+                        let answers = part.iter().map(|_| Err(AppError::Db(e.clone()))).collect();
+                        stopped = Some(e);
+                        answers
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, events = part.len(), "usage chunk failed; recording its events one by one");
+                        self.record_each(org, &part).await
+                    }
+                },
             };
-            recorded_any = true;
-            for (i, answer) in chunk.into_iter().zip(answers) {
-                results[i] = Some(answer);
-            }
+            answered.extend(chunk.into_iter().zip(answers));
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into())))
-            .collect())
+        // The chunks hold every input once: in input order, these are the answers.
+        answered.sort_unstable_by_key(|(i, _)| *i);
+        Ok(answered.into_iter().map(|(_, answer)| answer).collect())
     }
 
     /// Each of `inputs` recorded in its own transaction, so one bad event cannot fail
     /// the others.
     pub(crate) async fn record_each(&self, org: OrgId, inputs: &[EventInput]) -> Vec<EventResult> {
         let singles = inputs.iter().map(|input| async move {
-            let mut results = self.record_usage(org, Arc::new([input.clone()])).await?;
-            results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
+            self.record_usage(org, Arc::new([input.clone()])).await.and_then(only_result)
         });
         futures::future::join_all(singles).await
     }

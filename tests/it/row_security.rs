@@ -143,7 +143,7 @@ async fn every_connection_of_the_service_logs_in_as_its_role() {
     let server = TestServer::start().await;
     server.wait_serving().await;
     server.app.db().run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await.unwrap();
-    let mut owner = server.db.connect();
+    let owner = server.db.connect();
     let sessions = |owner: &mut diesel::PgConnection| -> Vec<(String, String)> {
         diesel::sql_query(
             "SELECT usename::text AS user_name, coalesce(query, '') AS query \
@@ -156,15 +156,14 @@ async fn every_connection_of_the_service_logs_in_as_its_role() {
         .collect()
     };
     // The listener connects on its own schedule: wait until it has.
-    let mut seen = sessions(&mut owner);
-    for _ in 0..400 {
-        if seen.iter().any(|(_, query)| query.starts_with("LISTEN")) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        seen = sessions(&mut owner);
-    }
-    assert!(seen.iter().any(|(_, query)| query.starts_with("LISTEN")), "no listener among {seen:?}");
+    let owner = std::sync::Mutex::new(owner);
+    crate::support::wait_until("the feed's listener is connected", || {
+        let listening =
+            sessions(&mut owner.lock().unwrap()).iter().any(|(_, query)| query.starts_with("LISTEN"));
+        async move { listening }
+    })
+    .await;
+    let seen = sessions(&mut owner.lock().unwrap());
     assert!(seen.len() >= 3, "pool, listener and probe: {seen:?}");
     for (user, query) in &seen {
         assert_eq!(user, "billing_app", "a session logged in as {user}, last running {query:?}");

@@ -502,16 +502,13 @@ async fn a_long_batch_commits_chunk_by_chunk_so_a_locked_customer_holds_back_onl
     let call =
         tokio::spawn(async move { u.record_usage_batch(pb::RecordUsageBatchRequest { events }).await });
 
-    let mut watcher = server.db.connect();
-    let mut seen = recorded(&mut watcher, &t.customer_id);
-    for _ in 0..600 {
-        if seen == 100 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        seen = recorded(&mut watcher, &t.customer_id);
-    }
-    assert_eq!(seen, 100, "A's chunk is committed while B is locked");
+    let watcher = std::sync::Mutex::new(server.db.connect());
+    crate::support::wait_until("A's chunk is committed while B is locked", || {
+        let seen = recorded(&mut watcher.lock().unwrap(), &t.customer_id);
+        async move { seen == 100 }
+    })
+    .await;
+    let mut watcher = watcher.into_inner().unwrap();
     assert_eq!(recorded(&mut watcher, &b), 0, "B's chunk waits for its lock");
     assert!(!call.is_finished());
 

@@ -40,40 +40,44 @@ const BATCH_SCRIPT: &str = r#"\set seed random(1, 2000000000)
 BEGIN;
 SELECT count(*) FROM usage_events e JOIN (
   SELECT m.org, :seed || '-' || g AS ev FROM generate_series(1, :batch) g
-  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers) b
+  {PICK}) b
   ON e.org_id = b.org AND e.event_id = b.ev;
 INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
   SELECT m.org, m.cust, 'DAY', current_date, m.prod, 'USD', 0.05 * count(*), count(*)
-  FROM generate_series(1, :batch) g JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers
+  FROM generate_series(1, :batch) g {PICK}
   GROUP BY m.org, m.cust, m.prod ORDER BY m.org, m.cust, m.prod
   ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
   DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
 INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
   SELECT m.org, m.cust, 'MONTH', date_trunc('month', current_date)::date, m.prod, 'USD', 0.05 * count(*), count(*)
-  FROM generate_series(1, :batch) g JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers
+  FROM generate_series(1, :batch) g {PICK}
   GROUP BY m.org, m.cust, m.prod ORDER BY m.org, m.cust, m.prod
   ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
   DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
 SELECT count(*) FROM commit_ledger l JOIN (
   SELECT DISTINCT m.org, m.cmt FROM generate_series(1, :batch) g
-  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers) b
+  {PICK}) b
   ON l.org_id = b.org AND l.commit_id = b.cmt AND l.segment_idx = 0 AND l.effective_at > now();
 SELECT 1 FROM commit_segments s JOIN (
   SELECT DISTINCT m.org, m.cmt FROM generate_series(1, :batch) g
-  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers) b
+  {PICK}) b
   ON s.org_id = b.org AND s.commit_id = b.cmt AND s.idx = 0
   ORDER BY s.org_id, s.commit_id FOR UPDATE OF s;
 UPDATE commit_segments s SET remaining = remaining - d.amount FROM (
   SELECT m.org, m.cmt, 0.05 * count(*) AS amount FROM generate_series(1, :batch) g
-  JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers GROUP BY m.org, m.cmt) d
+  {PICK} GROUP BY m.org, m.cmt) d
   WHERE s.org_id = d.org AND s.commit_id = d.cmt AND s.idx = 0;
 INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
                           occurred_at, decision, fingerprint, outcome, recorded_at)
   SELECT m.org, :seed || '-' || g, gen_random_uuid(), m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', '{}', now()
-  FROM generate_series(1, :batch) g JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers
+  FROM generate_series(1, :batch) g {PICK}
   ON CONFLICT DO NOTHING;
 END;
 "#;
+
+/// The batch's events (`g` in 1..=:batch) and their customers, as every statement of
+/// the batch script reads them (`{PICK}` there).
+const PICK: &str = "JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers";
 
 /// Maps 1..=N to the seeded customers, with a product and a commit of each.
 const MAP: &str = "DROP TABLE IF EXISTS bench_map;
@@ -126,7 +130,7 @@ pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<Scripts> 
     client.batch_execute(MAP).await.context("creating bench_map")?;
     let scripts = Scripts { per_event: dir.join("usage_event.sql"), batch: dir.join("usage_batch.sql") };
     std::fs::write(&scripts.per_event, SCRIPT)?;
-    std::fs::write(&scripts.batch, BATCH_SCRIPT)?;
+    std::fs::write(&scripts.batch, BATCH_SCRIPT.replace("{PICK}", PICK))?;
     Ok(scripts)
 }
 

@@ -200,8 +200,18 @@ pub enum AdminCommand {
         /// Id of the organization the key acts for.
         #[arg(long)]
         org: String,
+        /// What the key is for.
+        #[arg(long, default_value = "bootstrap")]
+        name: String,
+        /// Comma-separated scopes among admin, write, usage, read, feed.
+        #[arg(long, default_value = "admin,write,usage,read,feed")]
+        scopes: String,
+        /// When the key stops working (RFC 3339); by default it does not expire.
+        #[arg(long)]
+        expires: Option<String>,
     },
-    /// List an organization's API keys: id, created, revoked (never the secret).
+    /// List an organization's API keys: id, created, revoked, expires, scopes, name
+    /// (never the secret).
     ListApiKeys {
         /// Id of the organization.
         #[arg(long)]

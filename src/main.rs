@@ -2,10 +2,12 @@
 
 use anyhow::Context as _;
 use billing::app::App;
+use billing::app::api_keys::parse_scope_list;
 use billing::config::{AdminCommand, Cli, Command};
 use billing::db::{Db, DbConfig};
 use billing::domain::api_key::parse_key_or_id;
 use billing::domain::ids::OrgId;
+use billing::domain::scope::KeyRequest;
 use clap::Parser;
 
 // jemalloc hands freed memory back to the system: glibc's malloc kept what waves of
@@ -95,11 +97,28 @@ async fn admin(app: App, url: String, cmd: AdminCommand) -> anyhow::Result<()> {
                 println!("{}\t{}", org.id, org.name);
             }
         }
-        AdminCommand::CreateApiKey { org } => println!("{}", app.create_api_key(parse_org(&org)?).await?),
+        AdminCommand::CreateApiKey { org, name, scopes, expires } => {
+            let scopes = parse_scope_list(&scopes).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?;
+            let expires_at = expires
+                .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.to_utc()))
+                .transpose()
+                .context("--expires must be an RFC 3339 time")?;
+            let request = KeyRequest { name, scopes, expires_at };
+            println!("{}", app.create_api_key(parse_org(&org)?, request).await?)
+        }
         AdminCommand::ListApiKeys { org } => {
-            for key in app.list_api_keys(parse_org(&org)?).await? {
-                let revoked = key.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
-                println!("{}\t{}\t{}", key.id, key.created_at.to_rfc3339(), revoked);
+            let or_dash =
+                |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or("-".into());
+            for key in app.all_api_keys(parse_org(&org)?).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    key.id,
+                    key.created_at.to_rfc3339(),
+                    or_dash(key.revoked_at),
+                    or_dash(key.expires_at),
+                    key.scopes.names().join(","),
+                    key.name
+                );
             }
         }
         AdminCommand::RevokeApiKey { key } => {

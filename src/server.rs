@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::db::migrate::prepare_database;
 use crate::feed::Feed;
 use crate::grpc::allowance::AllowanceApi;
+use crate::grpc::api_key::ApiKeyApi;
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::commit::CommitApi;
 use crate::grpc::commitment::CommitmentApi;
@@ -36,6 +37,7 @@ use crate::grpc::violation::ViolationApi;
 use crate::jobs::JobsConfig;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::allowance_service_server::AllowanceServiceServer;
+use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::commit_service_server::CommitServiceServer;
 use crate::proto::v1::commitment_service_server::CommitmentServiceServer;
 use crate::proto::v1::credit_type_service_server::CreditTypeServiceServer;
@@ -98,7 +100,7 @@ impl Default for ServerConfig {
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 10] {
+fn health_names() -> [&'static str; 11] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
@@ -110,6 +112,7 @@ fn health_names() -> [&'static str; 10] {
         <PromoServiceServer<PromoApi> as NamedService>::NAME,
         <CommitmentServiceServer<CommitmentApi> as NamedService>::NAME,
         <CreditTypeServiceServer<CreditTypeApi> as NamedService>::NAME,
+        <ApiKeyServiceServer<ApiKeyApi> as NamedService>::NAME,
     ]
 }
 
@@ -299,7 +302,8 @@ impl Instance {
             .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max))
             .add_service(limited!(PromoServiceServer, PromoApi::new(app.clone()), max))
             .add_service(limited!(CommitmentServiceServer, CommitmentApi::new(app.clone()), max))
-            .add_service(limited!(CreditTypeServiceServer, CreditTypeApi::new(app.clone()), max));
+            .add_service(limited!(CreditTypeServiceServer, CreditTypeApi::new(app.clone()), max))
+            .add_service(limited!(ApiKeyServiceServer, ApiKeyApi::new(app.clone()), max));
 
         let signal_stop = stop.clone();
         let signal = async move {

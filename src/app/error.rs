@@ -2,6 +2,7 @@
 //! to exactly one gRPC code.
 
 use crate::db::{DbError, TxError};
+use crate::domain::scope::Scope;
 use crate::domain::validation::Violations;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,12 @@ pub enum AppError {
     /// Missing, malformed, unknown or revoked API key.
     #[error("missing or invalid API key")]
     Unauthenticated,
+    /// A live key past its expiry.
+    #[error("the API key has expired")]
+    KeyExpired,
+    /// The caller's key lacks `scope`.
+    #[error("{message}")]
+    MissingScope { scope: Scope, message: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -57,6 +64,11 @@ impl TxError for AppError {
 }
 
 impl AppError {
+    /// PERMISSION_DENIED: the caller's key lacks `scope`.
+    pub fn missing_scope(scope: Scope, message: impl Into<String>) -> Self {
+        Self::MissingScope { scope, message: message.into() }
+    }
+
     pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
         Self::NotFound { resource, id: id.to_string() }
     }

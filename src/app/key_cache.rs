@@ -19,7 +19,8 @@ use tokio::sync::broadcast;
 
 use crate::db::listen::{Channel, Link};
 use crate::db::tenancy::REVOKED_CHANNEL;
-use crate::domain::ids::{ApiKeyId, OrgId};
+use crate::domain::api_key::KeyRecord;
+use crate::domain::ids::ApiKeyId;
 
 /// How a key cache behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +36,6 @@ impl Default for KeyCacheConfig {
     fn default() -> Self {
         Self { ttl: Duration::from_secs(30), capacity: 10_000 }
     }
-}
-
-/// What the database said about a key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRecord {
-    pub org: OrgId,
-    pub secret_sha256: Vec<u8>,
-    /// Revocation is final, so a revoked key may be remembered as such.
-    pub revoked: bool,
 }
 
 /// What the cache learned about revocations.
@@ -194,9 +186,17 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::OrgId;
+    use crate::domain::scope::Scopes;
 
     fn record(org: u128) -> KeyRecord {
-        KeyRecord { org: OrgId(uuid::Uuid::from_u128(org)), secret_sha256: vec![1, 2], revoked: false }
+        KeyRecord {
+            org: OrgId(uuid::Uuid::from_u128(org)),
+            secret_sha256: vec![1, 2],
+            revoked: false,
+            scopes: Scopes::all(),
+            expires_at: None,
+        }
     }
 
     fn listening(config: KeyCacheConfig) -> KeyCache {

@@ -2,6 +2,7 @@
 //! the result and commits. Nothing here knows about gRPC.
 
 pub mod allowances;
+pub mod api_keys;
 pub mod clock;
 pub mod commitments;
 pub mod commits;

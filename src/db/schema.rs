@@ -29,6 +29,11 @@ diesel::table! {
         secret_sha256 -> Bytea,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        name -> Text,
+        scopes -> Array<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Uuid>,
     }
 }
 

@@ -7,11 +7,39 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::ids::ApiKeyId;
+use super::ids::{ApiKeyId, OrgId};
+use super::scope::Scopes;
+
+/// What authenticating a call needs to know about its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub org: OrgId,
+    pub secret_sha256: Vec<u8>,
+    /// Revocation is final, so a revoked key may be remembered as such.
+    pub revoked: bool,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as stored, without its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub org: OrgId,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The key that created it; `None` for keys made with the admin command.
+    pub created_by: Option<ApiKeyId>,
+}
 
 const PREFIX: &str = "bck_";
 const ID_HEX_LEN: usize = 32;

@@ -20,6 +20,7 @@ pub mod money;
 pub mod page;
 pub mod product;
 pub mod promo;
+pub mod scope;
 pub mod seal;
 pub mod text;
 pub mod usage;

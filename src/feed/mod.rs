@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
 use futures::Stream;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -122,7 +125,7 @@ impl Feed {
     }
 
     /// Opens a stream of the caller's org's violations matching `filter` from `start`;
-    /// it ends when the caller's key is revoked. Problems with the request (unknown
+    /// it ends when the caller's key is revoked or expires. Problems with the request (unknown
     /// customer, cursor not retained or ahead) fail here, before any message.
     pub async fn watch(
         &self,
@@ -149,6 +152,7 @@ impl Feed {
             app: self.app.clone(),
             org,
             key: caller.key,
+            expiry: caller.expires_at.map(instant_of),
             filter,
             subscription,
             revocations: Some(revocations),
@@ -161,6 +165,12 @@ impl Feed {
         tokio::spawn(subscriber.run());
         Ok(Watch { rx, end })
     }
+}
+
+/// The monotonic instant of the wall-clock time `at` (now if it has passed).
+fn instant_of(at: DateTime<Utc>) -> Instant {
+    let ahead = (at - crate::app::clock::now()).to_std().unwrap_or_default();
+    Instant::now() + ahead
 }
 
 /// One open stream, as its reader sees it.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::FeedStats;
@@ -31,6 +32,8 @@ pub enum StreamEnd {
     Unavailable(String),
     /// The key the stream was opened with was revoked.
     KeyRevoked,
+    /// The key the stream was opened with reached its expiry.
+    KeyExpired,
 }
 
 /// The state of one stream's task.
@@ -39,6 +42,8 @@ pub struct Subscriber {
     pub org: OrgId,
     /// The key the stream was opened with.
     pub key: ApiKeyId,
+    /// When that key expires.
+    pub expiry: Option<Instant>,
     pub filter: ViolationFilter,
     pub subscription: Subscription,
     /// Revocations of keys; `None` once the cache is gone.
@@ -57,6 +62,13 @@ enum Flow {
     End,
 }
 
+/// What stopped a send from waiting for room.
+enum Interrupt {
+    Shutdown,
+    Expired,
+    Revocation(Result<Revocation, broadcast::error::RecvError>),
+}
+
 impl Subscriber {
     /// Runs until the client goes away, the server stops, or the stream fails.
     pub async fn run(mut self) {
@@ -70,6 +82,10 @@ impl Subscriber {
                     return;
                 }
                 _ = self.tx.closed() => return,
+                _ = until(self.expiry) => {
+                    self.end(StreamEnd::KeyExpired);
+                    return;
+                }
                 revocation = next_revocation(&mut self.revocations) => {
                     if let Flow::End = self.on_revocation(revocation).await {
                         return;
@@ -156,10 +172,9 @@ impl Subscriber {
     }
 
     /// Sends one item, waiting for a slow client but not past shutdown, its leaving, or
-    /// the revocation of its key.
+    /// the revocation or expiry of its key.
     async fn send(&mut self, item: Violation) -> Flow {
         loop {
-            // `None`: the server is stopping.
             let revocation = tokio::select! {
                 room = self.tx.reserve() => {
                     return match room {
@@ -170,12 +185,14 @@ impl Subscriber {
                         Err(_) => Flow::End,
                     };
                 }
-                _ = self.stop.cancelled() => None,
-                revocation = next_revocation(&mut self.revocations) => Some(revocation),
+                _ = self.stop.cancelled() => Interrupt::Shutdown,
+                _ = until(self.expiry) => Interrupt::Expired,
+                revocation = next_revocation(&mut self.revocations) => Interrupt::Revocation(revocation),
             };
             let flow = match revocation {
-                None => self.end(StreamEnd::Shutdown),
-                Some(revocation) => self.on_revocation(revocation).await,
+                Interrupt::Shutdown => self.end(StreamEnd::Shutdown),
+                Interrupt::Expired => self.end(StreamEnd::KeyExpired),
+                Interrupt::Revocation(revocation) => self.on_revocation(revocation).await,
             };
             if let Flow::End = flow {
                 return Flow::End;
@@ -189,6 +206,14 @@ impl Subscriber {
             let _ = end.send(why);
         }
         Flow::End
+    }
+}
+
+/// Completes at `at`, or never without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Authentication: a tower layer that resolves `authorization: Bearer <key>` to the
-//! caller's organization before any service runs, and puts the [`Caller`] in the request
-//! extensions. Health and reflection are public, so load balancers and grpcurl can use
-//! them without a key.
+//! caller's organization before any service runs, refuses a call the key's scopes do
+//! not allow (`grpc::scopes`), and puts the [`Caller`] in the request extensions.
+//! Health and reflection are public, so load balancers and grpcurl can use them
+//! without a key.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +13,10 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
+use super::scopes::required_scope;
 use super::status::unauthenticated;
-use crate::app::{App, Caller};
+use crate::app::{App, AppError, Caller};
+use crate::domain::scope::Scope;
 
 /// Path prefixes callable without a key.
 const PUBLIC_PREFIXES: [&str; 3] = [
@@ -88,14 +91,19 @@ where
             let Some(key) = bearer_key(req.headers()).map(str::to_owned) else {
                 return Ok(unauthenticated().into_http());
             };
-            match app.authenticate(&key).await {
-                Ok(caller) => {
-                    tracing::Span::current().record("org", tracing::field::display(caller.org));
-                    req.extensions_mut().insert(caller);
-                    inner.call(req).await
-                }
-                Err(e) => Ok(Status::from(e).into_http()),
+            let caller = match app.authenticate(&key).await {
+                Ok(caller) => caller,
+                Err(e) => return Ok(Status::from(e).into_http()),
+            };
+            tracing::Span::current().record("org", tracing::field::display(caller.org));
+            // A method missing from the table is closed to all but admin keys.
+            let needed = required_scope(req.uri().path()).unwrap_or(Scope::Admin);
+            if !caller.scopes.contains(needed) {
+                let message = format!("this call needs the {needed} scope, which the API key does not hold");
+                return Ok(Status::from(AppError::missing_scope(needed, message)).into_http());
             }
+            req.extensions_mut().insert(caller);
+            inner.call(req).await
         })
     }
 }

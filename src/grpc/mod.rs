@@ -3,6 +3,7 @@
 //! Nothing is decided here.
 
 pub mod allowance;
+pub mod api_key;
 pub mod auth;
 pub mod commit;
 pub mod commitment;
@@ -15,6 +16,7 @@ pub mod message_limit;
 pub mod observe;
 pub mod product;
 pub mod promo;
+pub mod scopes;
 pub mod status;
 pub mod usage;
 pub mod violation;

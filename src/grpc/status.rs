@@ -15,8 +15,19 @@ use crate::domain::validation::Violations;
 /// `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "billing.commitments.v1";
 
-fn status(code: Code, reason: &str, message: impl Into<String>, mut details: ErrorDetails) -> Status {
-    details.set_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+fn status(code: Code, reason: &str, message: impl Into<String>, details: ErrorDetails) -> Status {
+    status_with(code, reason, HashMap::new(), message, details)
+}
+
+/// [`status`] whose `ErrorInfo` carries `metadata`.
+fn status_with(
+    code: Code,
+    reason: &str,
+    metadata: HashMap<String, String>,
+    message: impl Into<String>,
+    mut details: ErrorDetails,
+) -> Status {
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
     Status::with_error_details(code, message, details)
 }
 
@@ -157,6 +168,19 @@ impl From<AppError> for Status {
                 status(Code::ResourceExhausted, reason, message, details)
             }
             AppError::Unauthenticated => unauthenticated(),
+            AppError::KeyExpired => status(
+                Code::Unauthenticated,
+                "API_KEY_EXPIRED",
+                "the API key has expired; ask an admin for a new one",
+                ErrorDetails::new(),
+            ),
+            AppError::MissingScope { scope, message } => status_with(
+                Code::PermissionDenied,
+                "MISSING_SCOPE",
+                HashMap::from([("scope".to_owned(), scope.as_str().to_owned())]),
+                message,
+                ErrorDetails::new(),
+            ),
             AppError::Db(e) => from_db(e),
         }
     }

@@ -416,7 +416,7 @@ async fn revoking_a_key_ends_its_streams_on_every_instance_and_spares_the_others
     let t = Tenant::create(&a, "Acme").await;
     block_everything(&a, &t).await;
     let org = a.org_of(&t.key).await;
-    let other_key = a.admin.create_api_key(org).await.unwrap();
+    let other_key = a.key_for(org).await;
     let mut doomed = watch(&b, &t.key, Start::FromNow(true)).await;
     let mut spared = watch(&b, &other_key, Start::FromNow(true)).await;
 

@@ -26,6 +26,7 @@ mod performance;
 mod products;
 mod promos;
 mod row_security;
+mod scopes;
 mod sealed_tokens;
 mod server;
 mod streams;

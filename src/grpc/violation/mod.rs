@@ -85,6 +85,11 @@ fn stream_end(why: StreamEnd) -> Status {
             "API_KEY_REVOKED",
             "the API key this stream was opened with was revoked".to_owned(),
         ),
+        StreamEnd::KeyExpired => (
+            Code::Unauthenticated,
+            "API_KEY_EXPIRED",
+            "the API key this stream was opened with has expired".to_owned(),
+        ),
         StreamEnd::Unavailable(cause) => {
             tracing::warn!(error = %cause, "violation stream failed");
             (

@@ -9,7 +9,9 @@ use billing::app::{App, KeyCacheConfig, Policy};
 use billing::db::{Db, DbConfig};
 use billing::domain::backdating::BackdatingHorizon;
 use billing::domain::ids::OrgId;
+use billing::domain::scope::{KeyRequest, Scopes};
 use billing::server::ServerConfig;
+use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -189,8 +191,19 @@ impl TestServer {
     /// A new organization with one API key.
     pub async fn org(&self, name: &str) -> (OrgId, String) {
         let org = self.admin.create_org(name.to_owned()).await.expect("create org");
-        let key = self.admin.create_api_key(org).await.expect("create key");
+        let key = self.key_for(org).await;
         (org, key)
+    }
+
+    /// Another key of `org`, with every scope (as the operator's command makes them).
+    pub async fn key_for(&self, org: OrgId) -> String {
+        self.key_with(org, Scopes::all(), None).await
+    }
+
+    /// A key of `org` made by the operator's command with `scopes`, expiring at `expires_at`.
+    pub async fn key_with(&self, org: OrgId, scopes: Scopes, expires_at: Option<DateTime<Utc>>) -> String {
+        let request = KeyRequest { name: "test".into(), scopes, expires_at };
+        self.admin.create_api_key(org, request).await.expect("create key")
     }
 
     /// The organization an API key acts for.

@@ -17,7 +17,7 @@ use crate::domain::commitment::periods::{
     Obligation, PeriodKey, PeriodResult, as_closed, judge, key, next_check, periods_to_judge,
 };
 use crate::domain::commitment::{
-    Commitment, CommitmentStatus, KnownProducts, Scope, Terms, validate_change, validate_terms,
+    Commitment, CommitmentStatus, KnownProducts, Placement, Scope, Terms, validate_change, validate_terms,
 };
 use crate::domain::credit::ApplicationDraft;
 use crate::domain::etag::etag_matches;
@@ -61,8 +61,26 @@ fn load(conn: &mut Conn, org: OrgId, id: CommitmentId, lock: bool) -> Result<Com
     db::commitments::get(conn, org, id, lock)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
 }
 
-fn lock_open(conn: &mut Conn, org: OrgId, id: CommitmentId, etag: &str) -> Result<Commitment, AppError> {
-    let c = load(conn, org, id, true)?;
+/// The commitment `id` if it is under `placement`; NOT_FOUND, as for an unknown id, if not.
+fn load_under(
+    conn: &mut Conn,
+    org: OrgId,
+    id: CommitmentId,
+    placement: Placement,
+    lock: bool,
+) -> Result<Commitment, AppError> {
+    let c = load(conn, org, id, lock)?;
+    if placement.holds_for(&c.terms) { Ok(c) } else { Err(AppError::not_found(RESOURCE, id)) }
+}
+
+fn lock_open(
+    conn: &mut Conn,
+    org: OrgId,
+    id: CommitmentId,
+    placement: Placement,
+    etag: &str,
+) -> Result<Commitment, AppError> {
+    let c = load_under(conn, org, id, placement, true)?;
     if !etag_matches(etag, c.version) {
         return Err(AppError::EtagMismatch { resource: RESOURCE });
     }
@@ -162,8 +180,14 @@ impl App {
             .await
     }
 
-    pub async fn get_commitment(&self, org: OrgId, id: CommitmentId) -> Result<Commitment, AppError> {
-        self.db().transaction(org, move |conn| load(conn, org, id, false)).await
+    /// The commitment `id`, if it is under `placement`.
+    pub async fn get_commitment(
+        &self,
+        org: OrgId,
+        id: CommitmentId,
+        placement: Placement,
+    ) -> Result<Commitment, AppError> {
+        self.db().transaction(org, move |conn| load_under(conn, org, id, placement, false)).await
     }
 
     pub async fn list_commitments(
@@ -192,13 +216,14 @@ impl App {
         &self,
         caller: Caller,
         id: CommitmentId,
+        placement: Placement,
         etag: String,
         operations: Vec<Operation>,
     ) -> Result<Commitment, AppError> {
         let org = caller.org;
         self.db()
             .transaction(org, move |conn| {
-                let current = lock_open(conn, org, id, &etag)?;
+                let current = lock_open(conn, org, id, placement, &etag)?;
                 let terms = match apply(&current, &operations) {
                     Ok(t) => t,
                     Err(PatchFailure::Invalid(v)) => return Err(AppError::Invalid(v)),
@@ -289,12 +314,13 @@ impl App {
         &self,
         org: OrgId,
         id: CommitmentId,
+        placement: Placement,
         etag: String,
         reason: Option<String>,
     ) -> Result<(Commitment, Option<Compensation>), AppError> {
         self.db()
             .transaction(org, move |conn| {
-                let c = lock_open(conn, org, id, &etag)?;
+                let c = lock_open(conn, org, id, placement, &etag)?;
                 let now = clock::now();
                 if now >= c.terms.time_range.end_time {
                     return Err(AppError::FailedPrecondition {

@@ -144,7 +144,7 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
         (commitment.id.as_str(), t.customer_id.as_str())
     );
     let got = c
-        .get_commitment(pb::GetCommitmentRequest { id: commitment.id.clone() })
+        .get_commitment(pb::GetCommitmentRequest { id: commitment.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -335,6 +335,7 @@ async fn patches_apply_atomically_and_are_kept_in_history() {
         id: created.id.clone(),
         etag: etag.into(),
         operations: ops,
+        ..Default::default()
     };
 
     let ok = c
@@ -401,7 +402,7 @@ async fn patches_apply_atomically_and_are_kept_in_history() {
     assert_eq!(bad_fields(&breaks_rule), ["operations[1]"]);
 
     let now_state = c
-        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone() })
+        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -439,6 +440,7 @@ async fn concurrent_patches_with_the_same_etag_let_exactly_one_through() {
             id: created.id.clone(),
             etag: created.etag.clone(),
             operations: vec![op("replace", "/ending_config/plan_id", Some(string(&format!("plan-{i}"))))],
+            ..Default::default()
         };
         tasks.push(tokio::spawn(async move { c.patch_commitment(req).await.map(|r| r.into_inner()) }));
     }
@@ -521,7 +523,7 @@ async fn two_evaluators_close_each_period_exactly_once() {
     assert_eq!(count(&first, "SELECT count(*) AS n FROM commitment_periods"), 3);
     assert_eq!(count(&first, "SELECT count(*) AS n FROM violations WHERE kind = 'COMMITMENT_SHORTFALL'"), 2);
     let got = c
-        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone() })
+        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -580,7 +582,7 @@ async fn at_its_end_a_met_commitment_is_fulfilled_or_restarts() {
     spend(&server, &t, "in-2", "1", start + Duration::days(3), &subscription).await;
     server.app.evaluate_due_commitments().await.unwrap();
     let kept = c
-        .get_commitment(pb::GetCommitmentRequest { id: kept.id })
+        .get_commitment(pb::GetCommitmentRequest { id: kept.id, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -589,7 +591,7 @@ async fn at_its_end_a_met_commitment_is_fulfilled_or_restarts() {
     assert_eq!(kept.status, pb::CommitmentStatus::Fulfilled as i32);
     assert_eq!(kept.end_time, ts(end));
     let renewed = c
-        .get_commitment(pb::GetCommitmentRequest { id: renewed.id })
+        .get_commitment(pb::GetCommitmentRequest { id: renewed.id, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -597,7 +599,7 @@ async fn at_its_end_a_met_commitment_is_fulfilled_or_restarts() {
         .unwrap();
     assert_eq!(renewed.status, pb::CommitmentStatus::Ended as i32);
     let next = c
-        .get_commitment(pb::GetCommitmentRequest { id: renewed.successor_id.clone() })
+        .get_commitment(pb::GetCommitmentRequest { id: renewed.successor_id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -622,6 +624,7 @@ async fn early_termination_records_the_penalty_and_a_violation() {
             id: early.id.clone(),
             etag: early.etag.clone(),
             reason: "moved abroad".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -652,6 +655,7 @@ async fn early_termination_records_the_penalty_and_a_violation() {
         id: early.id,
         etag: String::new(),
         operations: vec![op("remove", "/device_id", None)],
+        ..Default::default()
     };
     expect_code(c.patch_commitment(patch).await, Code::FailedPrecondition);
 }
@@ -668,7 +672,10 @@ async fn another_orgs_commitments_are_not_found() {
     )
     .await;
     let mut cb = commitments_client(&server, &b.key).await;
-    expect_code(cb.get_commitment(pb::GetCommitmentRequest { id: theirs.id.clone() }).await, Code::NotFound);
+    expect_code(
+        cb.get_commitment(pb::GetCommitmentRequest { id: theirs.id.clone(), ..Default::default() }).await,
+        Code::NotFound,
+    );
     assert!(
         cb.list_commitments(pb::ListCommitmentsRequest::default())
             .await
@@ -681,6 +688,7 @@ async fn another_orgs_commitments_are_not_found() {
         id: theirs.id.clone(),
         etag: String::new(),
         operations: vec![op("remove", "/device_id", None)],
+        ..Default::default()
     };
     expect_code(cb.patch_commitment(patch).await, Code::NotFound);
     expect_code(
@@ -720,4 +728,67 @@ async fn another_orgs_commitments_are_not_found() {
         Code::InvalidArgument,
     );
     assert_eq!(bad_fields(&status), ["commitment.customer_id"]);
+}
+
+/// A caller that addresses a commitment under its subscription, promotion or device (as
+/// the telco API's paths do) reaches it only there: under another one it is NOT_FOUND,
+/// like an unknown id, and a patch or termination changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commitment_is_reached_only_under_the_subscription_promotion_and_device_it_belongs_to() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commitments_client(&server, &t.key).await;
+    let now = Utc::now();
+    let (sub, promo, device) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let created = create(
+        &mut c,
+        pb::Commitment {
+            subscription_id: sub.clone(),
+            promotion_id: promo.clone(),
+            device_id: device.clone(),
+            ..monthly_spend(&t, "100", now - Duration::days(1), now + Duration::days(90))
+        },
+    )
+    .await;
+    let other = uuid::Uuid::now_v7().to_string();
+
+    let get = |subscription_id: &str, promotion_id: &str, device_id: &str| pb::GetCommitmentRequest {
+        id: created.id.clone(),
+        subscription_id: subscription_id.into(),
+        promotion_id: promotion_id.into(),
+        device_id: device_id.into(),
+    };
+    c.get_commitment(get(&sub, &promo, &device)).await.expect("under all three of its own");
+    c.get_commitment(get(&sub, "", "")).await.expect("under its subscription alone");
+    let (other, sub, promo) = (other.as_str(), sub.as_str(), promo.as_str());
+    for (s, p, d) in [(other, "", ""), ("", other, ""), ("", "", other), (sub, promo, other)] {
+        let status = expect_code(c.get_commitment(get(s, p, d)).await, Code::NotFound);
+        assert_eq!(status.message(), format!("commitment {} not found", created.id), "same as an unknown id");
+    }
+    let status = expect_code(c.get_commitment(get("sub-1", "", "")).await, Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["subscription_id"]);
+
+    let patch = |subscription_id: &str| pb::PatchCommitmentRequest {
+        id: created.id.clone(),
+        operations: vec![op("replace", "/ending_config/plan_id", Some(string("gold")))],
+        subscription_id: subscription_id.into(),
+        ..Default::default()
+    };
+    expect_code(c.patch_commitment(patch(other)).await, Code::NotFound);
+    let terminate = pb::TerminateCommitmentRequest {
+        id: created.id.clone(),
+        device_id: other.into(),
+        ..Default::default()
+    };
+    expect_code(c.terminate_commitment(terminate).await, Code::NotFound);
+    let unchanged = c.get_commitment(get("", "", "")).await.unwrap().into_inner().commitment.unwrap();
+    assert_eq!(unchanged.etag, created.etag, "nothing was changed under the wrong placement");
+    assert_eq!(unchanged.status, created.status);
+
+    let patched = c.patch_commitment(patch(sub)).await.expect("under its own subscription").into_inner();
+    assert_eq!(patched.commitment.unwrap().ending_config.unwrap().plan_id, "gold");
 }

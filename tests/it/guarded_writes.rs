@@ -71,7 +71,7 @@ impl Two {
             .unwrap();
         let commitment = commitments_client(&self.server, key)
             .await
-            .get_commitment(pb::GetCommitmentRequest { id: self.commitment.id.clone() })
+            .get_commitment(pb::GetCommitmentRequest { id: self.commitment.id.clone(), ..Default::default() })
             .await
             .unwrap()
             .into_inner()
@@ -105,8 +105,12 @@ async fn guarded_writes(t: &Two, key: &str, etag: &str) -> Vec<(&'static str, to
     let mut out = Vec::new();
     let void = pb::VoidCommitRequest { id: t.commit.id.clone(), etag: etag.into(), reason: "x".into() };
     out.push(("VoidCommit", commits(s, key).await.void_commit(void).await.unwrap_err()));
-    let terminate =
-        pb::TerminateCommitmentRequest { id: t.commitment.id.clone(), etag: etag.into(), reason: "x".into() };
+    let terminate = pb::TerminateCommitmentRequest {
+        id: t.commitment.id.clone(),
+        etag: etag.into(),
+        reason: "x".into(),
+        ..Default::default()
+    };
     out.push((
         "TerminateCommitment",
         commitments_client(s, key).await.terminate_commitment(terminate).await.unwrap_err(),

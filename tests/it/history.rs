@@ -26,11 +26,15 @@ async fn a_closed_period_keeps_the_terms_it_was_judged_under() {
     spend(&server, &t, "m1", "40", start + Duration::days(3), "").await;
     server.app.evaluate_due_commitments().await.unwrap();
 
-    let current = c.get_commitment(pb::GetCommitmentRequest { id: created.id.clone() }).await.unwrap();
+    let current = c
+        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
     c.patch_commitment(pb::PatchCommitmentRequest {
         id: created.id.clone(),
         etag: current.into_inner().commitment.unwrap().etag,
         operations: vec![op("replace", "/customer_obligations/minimum_spend/0/amount", Some(string("40")))],
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -125,6 +129,7 @@ async fn terminating_a_commitment_removes_the_promotions_applied_with_it() {
             id: commitment.id.clone(),
             etag: commitment.etag.clone(),
             reason: "moved away".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -157,7 +162,7 @@ async fn a_commitment_ending_without_restart_removes_its_promotions_and_a_restar
     assert!(of(&restarted.id).is_none(), "moved to the successor");
     let successor = commitments_client(&server, &t.key)
         .await
-        .get_commitment(pb::GetCommitmentRequest { id: restarted.id.clone() })
+        .get_commitment(pb::GetCommitmentRequest { id: restarted.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()

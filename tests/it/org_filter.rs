@@ -68,7 +68,9 @@ async fn every_query_filters_by_org_in_code_even_with_row_security_off() {
     assert!(is_not_found(owner.get_product(a, id::<ProductId>(&b.vod)).await));
     assert!(is_not_found(owner.get_commit(a, id::<CommitId>(&commit.id)).await));
     assert!(is_not_found(owner.commit_balance(a, id::<CommitId>(&commit.id), Utc::now()).await));
-    assert!(is_not_found(owner.get_commitment(a, id::<CommitmentId>(&commitment.id)).await));
+    assert!(is_not_found(
+        owner.get_commitment(a, id::<CommitmentId>(&commitment.id), Default::default()).await
+    ));
     assert!(is_not_found(owner.get_billing_promo(a, id::<PromoId>(&promo.id)).await));
     assert!(is_not_found(owner.get_allowance_limits(a, customer).await));
     assert!(is_not_found(owner.list_applied_promotions(a, customer, true, page(), key()).await));

@@ -247,6 +247,25 @@ impl Terms {
     }
 }
 
+/// Where a caller expects a commitment to be: each part it names (subscription,
+/// promotion, device) must be the commitment's own; parts left out match anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub subscription_id: Option<Uuid>,
+    pub promotion_id: Option<Uuid>,
+    pub device_id: Option<Uuid>,
+}
+
+impl Placement {
+    /// Whether commitments with `terms` are under this placement.
+    pub fn holds_for(&self, terms: &Terms) -> bool {
+        let part = |expected: Option<Uuid>, actual: Option<Uuid>| expected.is_none() || expected == actual;
+        part(self.subscription_id, terms.subscription_id)
+            && part(self.promotion_id, terms.promotion_id)
+            && part(self.device_id, terms.device_id)
+    }
+}
+
 /// A commitment as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commitment {
@@ -401,6 +420,22 @@ mod tests {
     #[test]
     fn valid_terms_pass() {
         assert!(fields(&terms()).is_empty());
+    }
+
+    #[test]
+    fn a_placement_holds_when_every_part_it_names_is_the_commitments() {
+        let (sub, promo, device) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let t = Terms { subscription_id: Some(sub), promotion_id: Some(promo), device_id: None, ..terms() };
+        assert!(Placement::default().holds_for(&t), "naming nothing matches anything");
+        let full = Placement { subscription_id: Some(sub), promotion_id: Some(promo), device_id: None };
+        assert!(full.holds_for(&t));
+        for wrong in [
+            Placement { subscription_id: Some(Uuid::now_v7()), ..full },
+            Placement { promotion_id: Some(Uuid::now_v7()), ..full },
+            Placement { device_id: Some(device), ..full },
+        ] {
+            assert!(!wrong.holds_for(&t), "{wrong:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::domain::commitment::document::Operation;
 use crate::domain::commitment::periods::PeriodOutcome;
 use crate::domain::commitment::{
     Commitment, CommitmentStatus, EndingConfig, MinimumSpend, MinimumUsage, Obligations, Penalty, PeriodKind,
-    Terms, TimeRange, ViolationPolicy,
+    Placement, Terms, TimeRange, ViolationPolicy,
 };
 use crate::domain::etag::etag;
 use crate::domain::ids::CommitmentId;
@@ -18,8 +18,8 @@ use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{
-    decimal, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id, parsed_timestamp,
-    timestamp,
+    decimal, non_empty, opt_timestamp, parse_id, parse_optional_id, parsed_decimal, parsed_enum, parsed_id,
+    parsed_timestamp, timestamp,
 };
 use crate::grpc::json_value::{from_json, to_json};
 use crate::proto::v1 as pb;
@@ -205,9 +205,27 @@ pub fn list(
 }
 
 /// Id, etag and operations of a patch request.
-pub fn patch(req: pb::PatchCommitmentRequest) -> Result<(CommitmentId, String, Vec<Operation>), Violations> {
+/// Where the caller expects the commitment to be (each part optional).
+pub fn placement(
+    v: &mut Violations,
+    subscription_id: &str,
+    promotion_id: &str,
+    device_id: &str,
+) -> Placement {
+    Placement {
+        subscription_id: parse_optional_id(v, "subscription_id", subscription_id),
+        promotion_id: parse_optional_id(v, "promotion_id", promotion_id),
+        device_id: parse_optional_id(v, "device_id", device_id),
+    }
+}
+
+/// A patch: the commitment, where it is expected, its etag and the operations.
+pub type PatchRequest = (CommitmentId, Placement, String, Vec<Operation>);
+
+pub fn patch(req: pb::PatchCommitmentRequest) -> Result<PatchRequest, Violations> {
     let mut v = Violations::default();
     let id = parse_id(&mut v, "id", &req.id);
+    let placement = placement(&mut v, &req.subscription_id, &req.promotion_id, &req.device_id);
     let ops = req
         .operations
         .into_iter()
@@ -219,7 +237,7 @@ pub fn patch(req: pb::PatchCommitmentRequest) -> Result<(CommitmentId, String, V
         })
         .collect();
     match id {
-        Some(id) if v.is_empty() => Ok((id, req.etag, ops)),
+        Some(id) if v.is_empty() => Ok((id, placement, req.etag, ops)),
         _ => Err(v),
     }
 }

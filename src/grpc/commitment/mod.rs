@@ -9,7 +9,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
-use crate::grpc::convert::{non_empty, parsed_timestamp, require_id};
+use crate::grpc::convert::{non_empty, parse_id, parsed_timestamp, require_id};
 use crate::grpc::promo::mapping::applied;
 use crate::proto::v1 as pb;
 use crate::proto::v1::commitment_service_server::CommitmentService;
@@ -57,8 +57,12 @@ impl CommitmentService for CommitmentApi {
         req: Request<pb::GetCommitmentRequest>,
     ) -> Result<Response<pb::GetCommitmentResponse>, Status> {
         let org = caller(&req)?.org;
-        let id = require_id("id", &req.get_ref().id)?;
-        let c = self.app.get_commitment(org, id).await?;
+        let req = req.into_inner();
+        let mut v = Violations::default();
+        let id = parse_id(&mut v, "id", &req.id);
+        let placement = mapping::placement(&mut v, &req.subscription_id, &req.promotion_id, &req.device_id);
+        let (Some(id), true) = (id, v.is_empty()) else { return Err(v.into()) };
+        let c = self.app.get_commitment(org, id, placement).await?;
         Ok(Response::new(pb::GetCommitmentResponse { commitment: Some(mapping::commitment(c)) }))
     }
 
@@ -80,8 +84,8 @@ impl CommitmentService for CommitmentApi {
         req: Request<pb::PatchCommitmentRequest>,
     ) -> Result<Response<pb::PatchCommitmentResponse>, Status> {
         let who = caller(&req)?;
-        let (id, etag, ops) = mapping::patch(req.into_inner())?;
-        let c = self.app.patch_commitment(who, id, etag, ops).await?;
+        let (id, placement, etag, ops) = mapping::patch(req.into_inner())?;
+        let c = self.app.patch_commitment(who, id, placement, etag, ops).await?;
         Ok(Response::new(pb::PatchCommitmentResponse { commitment: Some(mapping::commitment(c)) }))
     }
 
@@ -120,11 +124,13 @@ impl CommitmentService for CommitmentApi {
     ) -> Result<Response<pb::TerminateCommitmentResponse>, Status> {
         let org = caller(&req)?.org;
         let req = req.into_inner();
-        let id = require_id("id", &req.id)?;
         let mut v = Violations::default();
+        let id = parse_id(&mut v, "id", &req.id);
+        let placement = mapping::placement(&mut v, &req.subscription_id, &req.promotion_id, &req.device_id);
         crate::domain::text::check_length(&mut v, "reason", &req.reason, 0, 500);
-        v.finish(())?;
-        let (c, penalty) = self.app.terminate_commitment(org, id, req.etag, non_empty(req.reason)).await?;
+        let (Some(id), true) = (id, v.is_empty()) else { return Err(v.into()) };
+        let (c, penalty) =
+            self.app.terminate_commitment(org, id, placement, req.etag, non_empty(req.reason)).await?;
         Ok(Response::new(pb::TerminateCommitmentResponse {
             commitment: Some(mapping::commitment(c)),
             penalty: penalty.map(mapping::compensation),

@@ -89,6 +89,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
             }),
             ..Default::default()
         }],
+        ..Default::default()
     };
     let commitment = cm.patch_commitment(patch).await.expect("patch").into_inner().commitment.unwrap();
 

@@ -13,6 +13,7 @@ use super::{App, AppError, Caller, clock};
 use crate::db::commitments::{ClosedPeriod, CommitmentFilter, Compensation, Edit, MeasureQuery};
 use crate::db::{self, Conn};
 use crate::domain::commitment::document::{Operation, PatchFailure, apply, blame};
+use crate::domain::commitment::ending;
 use crate::domain::commitment::periods::{
     Obligation, PeriodKey, PeriodResult, as_closed, judge, key, next_check, periods_to_judge,
 };
@@ -21,7 +22,7 @@ use crate::domain::commitment::{
 };
 use crate::domain::credit::ApplicationDraft;
 use crate::domain::etag::etag_matches;
-use crate::domain::ids::{CommitmentId, CustomerId, OrgId, ProductId};
+use crate::domain::ids::{CommitId, CommitmentId, CustomerId, OrgId, ProductId};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::{Parsed, Violations};
 use crate::domain::violation::{NewViolation, ViolationDetail, ViolationKind};
@@ -428,6 +429,32 @@ impl App {
     }
 }
 
+/// Moves the access end of the customer's prepaid commits still open at the end of `c`
+/// to `to` (see `ending::prepaid_extension`); returns the commits extended. Runs in the
+/// transaction that ends `c`, which happens once, so each extension does too.
+fn extend_prepaid_access(
+    conn: &mut Conn,
+    org: OrgId,
+    c: &Commitment,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<CommitId>, AppError> {
+    let mut extended = Vec::new();
+    for commit_id in db::commits::prepaid_of_customer(conn, org, c.customer)? {
+        let Some(commit) = db::commits::get_for_update(conn, org, commit_id)? else { continue };
+        let segments = db::commits::segments(conn, org, commit_id, true)?;
+        let Some(idx) = ending::prepaid_extension(&segments, c.terms.time_range.end_time, to) else {
+            continue;
+        };
+        let e = ending::extend(&commit, idx, to, c, Uuid::now_v7(), now);
+        db::commits::set_segment_end(conn, org, commit_id, e.segment_idx, to)?;
+        db::commits::update(conn, org, &e.commit, None)?;
+        db::commit_ledger::insert(conn, org, std::slice::from_ref(&e.note))?;
+        extended.push(commit_id);
+    }
+    Ok(extended)
+}
+
 /// Closes what is due of one commitment at `now`; returns how many periods it closed.
 fn close_due(conn: &mut Conn, org: OrgId, id: CommitmentId, now: DateTime<Utc>) -> Result<usize, AppError> {
     let mut c = load(conn, org, id, true)?;
@@ -543,6 +570,11 @@ fn close_due(conn: &mut Conn, org: OrgId, id: CommitmentId, now: DateTime<Utc>) 
             let context = format!("commitment {id} ended");
             db::credit::remove_applied_with_commitment(conn, org, id, c.terms.time_range.end_time, &context)?;
         }
+        let extended = match c.terms.ending_config.extend_prepaid_card_end_time {
+            Some(to) => extend_prepaid_access(conn, org, &c, to, now)?,
+            None => Vec::new(),
+        };
+        violations.push(ending::ended_notice(&c, &extended, Uuid::now_v7()));
     }
     let check = if ended { None } else { next_check(&c.terms, &done, stop) };
     c.updated_at = now;

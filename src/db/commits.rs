@@ -486,6 +486,23 @@ pub fn close_segment(
 }
 
 /// Moves a segment's end.
+/// The customer's PREPAID commits that are not voided, oldest first.
+pub fn prepaid_of_customer(
+    conn: &mut PgConnection,
+    org: OrgId,
+    customer: CustomerId,
+) -> Result<Vec<CommitId>, DbError> {
+    let ids: Vec<Uuid> = commits::table
+        .filter(commits::org_id.eq(org.uuid()))
+        .filter(commits::customer_id.eq(customer.uuid()))
+        .filter(commits::commit_type.eq(CommitType::Prepaid.as_str()))
+        .filter(commits::voided_at.is_null())
+        .order(commits::id)
+        .select(commits::id)
+        .load(conn)?;
+    Ok(ids.into_iter().map(CommitId).collect())
+}
+
 pub fn set_segment_end(
     conn: &mut PgConnection,
     org: OrgId,

@@ -20,10 +20,11 @@ pub enum ViolationKind {
     PostpaidTrueUp,
     CommitmentShortfall,
     EarlyTermination,
+    CommitmentEnded,
 }
 
 impl ViolationKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::LimitWarning,
         Self::LimitBlock,
         Self::ServiceNotIncluded,
@@ -32,6 +33,7 @@ impl ViolationKind {
         Self::PostpaidTrueUp,
         Self::CommitmentShortfall,
         Self::EarlyTermination,
+        Self::CommitmentEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl ViolationKind {
             Self::PostpaidTrueUp => "POSTPAID_TRUE_UP",
             Self::CommitmentShortfall => "COMMITMENT_SHORTFALL",
             Self::EarlyTermination => "EARLY_TERMINATION",
+            Self::CommitmentEnded => "COMMITMENT_ENDED",
         }
     }
 
@@ -82,6 +85,9 @@ pub struct ViolationDetail {
     pub commit_id: Option<CommitId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commitment_id: Option<Uuid>,
+    /// For a commitment's end: the next plan its ending config names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
     #[serde(default)]
     pub blocked: bool,
 }

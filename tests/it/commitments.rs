@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use billing::proto::v1 as pb;
+use billing::proto::v1::commit_service_client::CommitServiceClient;
 use billing::proto::v1::commitment_service_client::CommitmentServiceClient;
 use chrono::{DateTime, Duration, Months, Utc};
 use diesel::prelude::*;
@@ -12,7 +13,10 @@ use diesel::sql_types::BigInt;
 use prost_types::value::Kind;
 use tonic::Code;
 
-use crate::support::fixtures::{Tenant, commitments_client, event, promos, record, ts, usage_client};
+use crate::support::fixtures::{
+    Tenant, commitments_client, commits as commits_client, create_commit, event, prepaid, promos, record, ts,
+    usage_client, violations,
+};
 use crate::support::server::{Authed, accepting_old_usage};
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
@@ -791,4 +795,100 @@ async fn a_commitment_is_reached_only_under_the_subscription_promotion_and_devic
 
     let patched = c.patch_commitment(patch(sub)).await.expect("under its own subscription").into_inner();
     assert_eq!(patched.commitment.unwrap().ending_config.unwrap().plan_id, "gold");
+}
+
+async fn access_end(commits: &mut CommitServiceClient<Authed>, id: &str) -> Option<prost_types::Timestamp> {
+    let commit = commits
+        .get_commit(pb::GetCommitRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .commit
+        .unwrap();
+    commit.access_schedule.unwrap().schedule_items.last().unwrap().ending_before
+}
+
+/// At its end a commitment extends the customer's prepaid access still open then and
+/// announces the next plan on the feed, each exactly once with two instances
+/// evaluating at the same time (and their background jobs running too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_its_end_a_commitment_extends_open_prepaid_access_and_announces_the_next_plan_once() {
+    let first = TestServer::start_accepting_old_usage().await;
+    let second = TestServer::start_with_policy(Arc::clone(&first.db), accepting_old_usage()).await;
+    let t = Tenant::create(&first, "Acme").await;
+    let mut c = commitments_client(&first, &t.key).await;
+    let mut commits = commits_client(&first, &t.key).await;
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let (start, end, card_end) = (months_ago(2), now - Duration::minutes(1), now + Duration::days(30));
+    let open = create_commit(&mut commits, prepaid(&t, "50", "1", start, now + Duration::hours(1))).await;
+    let over = create_commit(&mut commits, prepaid(&t, "50", "2", start, end - Duration::days(1))).await;
+    let postpaid = pb::Commit {
+        r#type: pb::CommitType::Postpaid.into(),
+        invoice_contract_id: uuid::Uuid::now_v7().to_string(),
+        invoice_schedule: Some(pb::InvoiceSchedule {
+            schedule_items: vec![pb::InvoiceScheduleItem {
+                timestamp: ts(now + Duration::hours(1)),
+                amount: Some("50".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..prepaid(&t, "50", "3", start, now + Duration::hours(1))
+    };
+    let postpaid = create_commit(&mut commits, postpaid).await;
+    let commitment = create(
+        &mut c,
+        pb::Commitment {
+            ending_config: Some(pb::EndingConfig {
+                plan_id: "gold-2027".into(),
+                extend_prepaid_card_end_time: ts(card_end),
+                ..Default::default()
+            }),
+            ..monthly_spend(&t, "1", start, end)
+        },
+    )
+    .await;
+
+    let (a, b) = tokio::join!(first.app.evaluate_due_commitments(), second.app.evaluate_due_commitments());
+    a.unwrap();
+    b.unwrap();
+    first.app.evaluate_due_commitments().await.unwrap();
+
+    assert_eq!(access_end(&mut commits, &open.id).await, ts(card_end), "open at the end: extended");
+    assert_eq!(access_end(&mut commits, &over.id).await, ts(end - Duration::days(1)), "ended before: kept");
+    assert_eq!(access_end(&mut commits, &postpaid.id).await, ts(now + Duration::hours(1)), "postpaid: kept");
+    let notes = commits
+        .list_commit_ledger(pb::ListCommitLedgerRequest {
+            commit_id: open.id.clone(),
+            kind: pb::LedgerEntryKind::AccessExtended.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(notes.len(), 1, "one note: {notes:?}");
+    assert_eq!((notes[0].amount.as_str(), notes[0].source_id.as_str()), ("0", commitment.id.as_str()));
+    assert_eq!(notes[0].running_balance, "50", "a note moves no money");
+    let ended = violations(&first, &t.key)
+        .await
+        .list_violations(pb::ListViolationsRequest {
+            kinds: vec![pb::ViolationKind::CommitmentEnded.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .violations;
+    assert_eq!(ended.len(), 1, "one COMMITMENT_ENDED: {ended:?}");
+    assert_eq!(
+        (ended[0].plan_id.as_str(), ended[0].commitment_id.as_str()),
+        ("gold-2027", commitment.id.as_str())
+    );
+    assert_eq!(ended[0].occur_time, ts(end));
+    assert!(
+        ended[0].message.contains(&open.id) && !ended[0].message.contains(&over.id),
+        "{}",
+        ended[0].message
+    );
 }

@@ -17,6 +17,9 @@ pub enum LedgerKind {
     Adjustment,
     TrueUp,
     Void,
+    /// A note, of no amount, that the segment's access end moved (a commitment's end
+    /// extended the prepaid access).
+    AccessExtended,
 }
 
 impl LedgerKind {
@@ -28,6 +31,7 @@ impl LedgerKind {
             Self::Adjustment => "ADJUSTMENT",
             Self::TrueUp => "TRUE_UP",
             Self::Void => "VOID",
+            Self::AccessExtended => "ACCESS_EXTENDED",
         }
     }
 
@@ -39,6 +43,7 @@ impl LedgerKind {
             "ADJUSTMENT" => Self::Adjustment,
             "TRUE_UP" => Self::TrueUp,
             "VOID" => Self::Void,
+            "ACCESS_EXTENDED" => Self::AccessExtended,
             _ => return None,
         })
     }
@@ -206,7 +211,10 @@ pub fn balances_at(
                     LedgerKind::Grant => b.granted += e.amount,
                     LedgerKind::Drawdown => b.drawn -= e.amount,
                     LedgerKind::Adjustment => b.adjusted += e.amount,
-                    LedgerKind::Expiry | LedgerKind::TrueUp | LedgerKind::Void => {}
+                    LedgerKind::Expiry
+                    | LedgerKind::TrueUp
+                    | LedgerKind::Void
+                    | LedgerKind::AccessExtended => {}
                 }
             }
             // An ended segment holds nothing from its end on: its write-off, effective

@@ -3,6 +3,7 @@
 //! a promotion or device given in exchange, with a violation policy and an ending config.
 
 pub mod document;
+pub mod ending;
 pub mod periods;
 
 use chrono::{DateTime, Months, Utc};

@@ -86,6 +86,7 @@ pub fn ledger_kind(v: i32) -> Option<LedgerKind> {
         pb::LedgerEntryKind::Adjustment => LedgerKind::Adjustment,
         pb::LedgerEntryKind::TrueUp => LedgerKind::TrueUp,
         pb::LedgerEntryKind::Void => LedgerKind::Void,
+        pb::LedgerEntryKind::AccessExtended => LedgerKind::AccessExtended,
         pb::LedgerEntryKind::Unspecified => return None,
     })
 }
@@ -98,6 +99,7 @@ fn ledger_kind_to_wire(k: LedgerKind) -> pb::LedgerEntryKind {
         LedgerKind::Adjustment => pb::LedgerEntryKind::Adjustment,
         LedgerKind::TrueUp => pb::LedgerEntryKind::TrueUp,
         LedgerKind::Void => pb::LedgerEntryKind::Void,
+        LedgerKind::AccessExtended => pb::LedgerEntryKind::AccessExtended,
     }
 }
 

@@ -17,6 +17,7 @@ pub fn kind_to_wire(k: ViolationKind) -> pb::ViolationKind {
         ViolationKind::PostpaidTrueUp => pb::ViolationKind::PostpaidTrueUp,
         ViolationKind::CommitmentShortfall => pb::ViolationKind::CommitmentShortfall,
         ViolationKind::EarlyTermination => pb::ViolationKind::EarlyTermination,
+        ViolationKind::CommitmentEnded => pb::ViolationKind::CommitmentEnded,
     }
 }
 
@@ -58,5 +59,6 @@ pub fn violation(
         commit_id: d.commit_id.map(|c| c.to_string()).unwrap_or_default(),
         commitment_id: d.commitment_id.map(|c| c.to_string()).unwrap_or_default(),
         blocked: d.blocked,
+        plan_id: d.plan_id.clone().unwrap_or_default(),
     }
 }

@@ -8,6 +8,7 @@ pub mod commitments;
 pub mod commits;
 pub mod credit;
 pub mod credit_types;
+pub mod customer_refs;
 pub mod customers;
 pub mod drawdowns;
 pub mod error;

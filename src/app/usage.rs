@@ -37,7 +37,25 @@ use crate::domain::windows::{WindowKind, window_of};
 #[derive(Clone, Debug)]
 pub struct EventInput {
     pub prefix: String,
-    pub event: Result<UsageEvent, Violations>,
+    pub event: Result<UsageEvent, InputError>,
+}
+
+/// Why an event of a request cannot be recorded, known before any transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputError {
+    /// Bad fields (named under the event's prefix).
+    Invalid(Violations),
+    /// It names its customer by an external id the organization has no customer with.
+    UnknownCustomer(String),
+}
+
+impl From<InputError> for AppError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Invalid(v) => AppError::Invalid(v),
+            InputError::UnknownCustomer(external_id) => AppError::not_found("customer", external_id),
+        }
+    }
 }
 
 /// A violation in an answer: with its feed position once written.
@@ -281,8 +299,8 @@ fn decide(
     for input in inputs {
         let e = match &input.event {
             Ok(e) => e,
-            Err(v) => {
-                results.push(Err(AppError::Invalid(v.clone())));
+            Err(e) => {
+                results.push(Err(e.clone().into()));
                 continue;
             }
         };

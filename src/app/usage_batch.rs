@@ -117,6 +117,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::usage::InputError;
     use crate::domain::validation::Violations;
 
     fn input(customer: u128) -> EventInput {
@@ -138,7 +139,10 @@ mod tests {
     }
 
     fn invalid() -> EventInput {
-        EventInput { prefix: "event".into(), event: Err(Violations::single("event_id", "is required")) }
+        EventInput {
+            prefix: "event".into(),
+            event: Err(InputError::Invalid(Violations::single("event_id", "is required"))),
+        }
     }
 
     #[test]

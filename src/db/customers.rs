@@ -181,6 +181,20 @@ pub fn get_many(
     rows.into_iter().map(Customer::try_from).collect()
 }
 
+/// The ids of the customers with `external_ids`, by external id (unknown ones absent).
+pub fn ids_by_external_ids(
+    conn: &mut PgConnection,
+    org: OrgId,
+    external_ids: &[&str],
+) -> Result<Vec<(String, CustomerId)>, DbError> {
+    let rows: Vec<(String, Uuid)> = customers::table
+        .filter(customers::org_id.eq(org.uuid()))
+        .filter(customers::external_id.eq_any(external_ids))
+        .select((customers::external_id, customers::id))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(e, id)| (e, CustomerId(id))).collect())
+}
+
 /// The id of the customer with `external_id`, if any.
 pub fn id_by_external_id(
     conn: &mut PgConnection,

@@ -7,6 +7,21 @@ use super::ids::CustomerId;
 use super::text::{check_code, check_name};
 use super::validation::Violations;
 
+/// How a request names a customer: by id, or by the caller's own identifier for it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CustomerRef {
+    Id(CustomerId),
+    ExternalId(String),
+}
+
+/// Checks an external id a request names a customer by (under `field`); `None` when it
+/// could name none.
+pub fn external_ref(v: &mut Violations, field: &str, external_id: &str) -> Option<CustomerRef> {
+    let before = v.items().len();
+    check_code(v, field, external_id, MAX_EXTERNAL_ID);
+    (v.items().len() == before).then(|| CustomerRef::ExternalId(external_id.to_owned()))
+}
+
 /// A customer as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Customer {

@@ -10,6 +10,7 @@ pub mod commitment;
 pub mod convert;
 pub mod credit_type;
 pub mod customer;
+pub mod customer_ref;
 pub mod deadline;
 pub mod json_value;
 pub mod message_limit;

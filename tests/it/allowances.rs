@@ -10,7 +10,7 @@ use crate::support::{TestServer, bad_fields, expect_code, reason};
 
 fn seed_limits(t: &Tenant) -> pb::AllowanceLimits {
     pb::AllowanceLimits {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         accumulated_maximum_rated_amount_per_day: Some("100".into()),
         accumulated_maximum_rated_amount_per_month: Some("1000".into()),
         accumulated_maximum_usage_per_day: Some("10".into()),
@@ -40,8 +40,11 @@ async fn replace_then_get_returns_every_field() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut a = allowances(&server, &t.key).await;
-    let none =
-        a.get_allowance_limits(pb::GetAllowanceLimitsRequest { customer_id: t.customer_id.clone() }).await;
+    let none = a
+        .get_allowance_limits(pb::GetAllowanceLimitsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+        })
+        .await;
     expect_code(none, Code::NotFound);
     let stored = a
         .replace_allowance_limits(pb::ReplaceAllowanceLimitsRequest { limits: Some(seed_limits(&t)) })
@@ -51,7 +54,9 @@ async fn replace_then_get_returns_every_field() {
         .limits
         .unwrap();
     let got = a
-        .get_allowance_limits(pb::GetAllowanceLimitsRequest { customer_id: t.customer_id.clone() })
+        .get_allowance_limits(pb::GetAllowanceLimitsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -78,7 +83,7 @@ async fn update_follows_the_seed_actions_atomically() {
     let mut update_type = action(pb::AllowanceAction::Update, Selector::ServiceType("Usage Services".into()));
     update_type.allowance.as_mut().unwrap().maximum_rated_amount_per_transaction = Some("23".into());
     let req = pb::UpdateAllowanceLimitsRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         accumulated_maximum_rated_amount_per_day: Some("150".into()),
         accumulated_maximum_usage_per_month: Some(String::new()),
         soft: Some(true),
@@ -106,7 +111,7 @@ async fn update_follows_the_seed_actions_atomically() {
 
     // One bad action fails the whole call and names its index.
     let bad = pb::UpdateAllowanceLimitsRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         accumulated_maximum_rated_amount_per_day: Some("1".into()),
         usage_services_allowance: vec![
             action(pb::AllowanceAction::Remove, Selector::ServiceFamily("Channels".into())),
@@ -118,7 +123,9 @@ async fn update_follows_the_seed_actions_atomically() {
     let status = expect_code(a.update_allowance_limits(bad).await, Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["usage_services_allowance[1]", "usage_services_allowance[2]"]);
     let after = a
-        .get_allowance_limits(pb::GetAllowanceLimitsRequest { customer_id: t.customer_id.clone() })
+        .get_allowance_limits(pb::GetAllowanceLimitsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+        })
         .await
         .unwrap();
     assert_eq!(after.into_inner().limits.unwrap(), updated, "nothing changed");
@@ -165,7 +172,7 @@ async fn stale_etag_is_aborted_and_delete_removes() {
         .unwrap();
     let first = first.into_inner().limits.unwrap();
     let with_etag = pb::UpdateAllowanceLimitsRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         etag: first.etag.clone(),
         soft: Some(true),
         ..Default::default()
@@ -175,16 +182,22 @@ async fn stale_etag_is_aborted_and_delete_removes() {
         reason(&expect_code(a.update_allowance_limits(with_etag).await, Code::Aborted)),
         "ETAG_MISMATCH"
     );
-    let del = pb::DeleteAllowanceLimitsRequest { customer_id: t.customer_id.clone(), etag: first.etag };
+    let del = pb::DeleteAllowanceLimitsRequest {
+        customer: billing::proto::customer_id(t.customer_id.clone()),
+        etag: first.etag,
+    };
     expect_code(a.delete_allowance_limits(del).await, Code::Aborted);
     a.delete_allowance_limits(pb::DeleteAllowanceLimitsRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         etag: String::new(),
     })
     .await
     .unwrap();
     expect_code(
-        a.get_allowance_limits(pb::GetAllowanceLimitsRequest { customer_id: t.customer_id.clone() }).await,
+        a.get_allowance_limits(pb::GetAllowanceLimitsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+        })
+        .await,
         Code::NotFound,
     );
 }
@@ -201,7 +214,10 @@ async fn another_orgs_customer_limits_are_not_found() {
         .unwrap();
     let mut cb = allowances(&server, &b.key).await;
     expect_code(
-        cb.get_allowance_limits(pb::GetAllowanceLimitsRequest { customer_id: a.customer_id.clone() }).await,
+        cb.get_allowance_limits(pb::GetAllowanceLimitsRequest {
+            customer: billing::proto::customer_id(a.customer_id.clone()),
+        })
+        .await,
         Code::NotFound,
     );
     expect_code(
@@ -210,14 +226,14 @@ async fn another_orgs_customer_limits_are_not_found() {
         Code::NotFound,
     );
     let upd = pb::UpdateAllowanceLimitsRequest {
-        customer_id: a.customer_id.clone(),
+        customer: billing::proto::customer_id(a.customer_id.clone()),
         soft: Some(true),
         ..Default::default()
     };
     expect_code(cb.update_allowance_limits(upd).await, Code::NotFound);
     expect_code(
         cb.delete_allowance_limits(pb::DeleteAllowanceLimitsRequest {
-            customer_id: a.customer_id.clone(),
+            customer: billing::proto::customer_id(a.customer_id.clone()),
             etag: String::new(),
         })
         .await,

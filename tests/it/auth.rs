@@ -200,7 +200,10 @@ async fn lists_filtered_by_another_orgs_customer_are_not_found() {
     let mut commits = crate::support::fixtures::commits(&server, &intruder.key).await;
     let status = expect_code(
         commits
-            .list_commits(pb::ListCommitsRequest { customer_id: foreign.clone(), ..Default::default() })
+            .list_commits(pb::ListCommitsRequest {
+                customer: billing::proto::customer_id(foreign.clone()),
+                ..Default::default()
+            })
             .await,
         Code::NotFound,
     );
@@ -209,7 +212,7 @@ async fn lists_filtered_by_another_orgs_customer_are_not_found() {
     expect_code(
         commitments
             .list_commitments(pb::ListCommitmentsRequest {
-                customer_id: foreign.clone(),
+                customer: billing::proto::customer_id(foreign.clone()),
                 ..Default::default()
             })
             .await,
@@ -217,7 +220,10 @@ async fn lists_filtered_by_another_orgs_customer_are_not_found() {
     );
     // The owner filters by the same id and gets an (empty) page.
     let mut own = crate::support::fixtures::commits(&server, &owner.key).await;
-    own.list_commits(pb::ListCommitsRequest { customer_id: foreign, ..Default::default() })
-        .await
-        .expect("the owner lists its customer's commits");
+    own.list_commits(pb::ListCommitsRequest {
+        customer: billing::proto::customer_id(foreign),
+        ..Default::default()
+    })
+    .await
+    .expect("the owner lists its customer's commits");
 }

@@ -53,8 +53,16 @@ async fn hostile_usage_values_are_invalid_with_their_paths_and_change_nothing() 
         ),
         ("empty event id", Box::new(|e| e.event_id = String::new()), "event.event_id"),
         ("10k event id", Box::new(move |e| e.event_id = "e".repeat(10_000)), "event.event_id"),
-        ("empty customer", Box::new(|e| e.customer_id = String::new()), "event.customer_id"),
-        ("10k customer", Box::new(move |e| e.customer_id = "c".repeat(10_000)), "event.customer_id"),
+        (
+            "empty customer",
+            Box::new(|e| e.customer = billing::proto::customer_id(String::new())),
+            "event.customer_id",
+        ),
+        (
+            "10k customer",
+            Box::new(move |e| e.customer = billing::proto::customer_id("c".repeat(10_000))),
+            "event.customer_id",
+        ),
     ];
     for (name, edit, path) in cases {
         let mut e = event(&t, "hostile", "CREED", "1", "1");
@@ -121,7 +129,10 @@ async fn hostile_commit_and_limit_values_are_invalid_and_change_nothing() {
 
     let mut a = allowances(&server, &t.key).await;
     let limits = |edit: &dyn Fn(&mut pb::AllowanceLimits)| {
-        let mut l = pb::AllowanceLimits { customer_id: t.customer_id.clone(), ..Default::default() };
+        let mut l = pb::AllowanceLimits {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+            ..Default::default()
+        };
         edit(&mut l);
         pb::ReplaceAllowanceLimitsRequest { limits: Some(l) }
     };

@@ -33,7 +33,7 @@ pub(crate) fn monthly_spend(
     to: DateTime<Utc>,
 ) -> pb::Commitment {
     pb::Commitment {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         time_range: Some(pb::TimeRange { start_time: ts(from), end_time: ts(to) }),
         customer_obligations: Some(pb::Obligations {
             minimum_spend: vec![pb::MinimumSpend {
@@ -144,7 +144,7 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
     assert_eq!(commitment.status, pb::CommitmentStatus::Active as i32);
     let applied = &created.first_applied_promotions[0];
     assert_eq!(
-        (applied.commitment_id.as_str(), applied.customer_id.as_str()),
+        (applied.commitment_id.as_str(), applied.customer_id()),
         (commitment.id.as_str(), t.customer_id.as_str())
     );
     let got = c
@@ -242,7 +242,7 @@ async fn rule_breaches_are_named_and_nothing_is_created() {
             "commitment.subscription_id"
         ]
     );
-    let malformed = pb::Commitment { customer_id: "x".into(), ..Default::default() };
+    let malformed = pb::Commitment { customer: billing::proto::customer_id("x"), ..Default::default() };
     let status = expect_code(
         c.create_commitment(pb::CreateCommitmentRequest {
             commitment: Some(malformed),
@@ -318,7 +318,7 @@ async fn list_filters_by_customer_subscription_device_promotion_and_status() {
     );
     assert_eq!(
         list(pb::ListCommitmentsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             page_size: 1,
             ..Default::default()
         })

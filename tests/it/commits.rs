@@ -14,7 +14,7 @@ use crate::support::{TestServer, bad_fields, expect_code, reason};
 fn every_field(t: &Tenant, contract: &str) -> pb::Commit {
     pb::Commit {
         r#type: pb::CommitType::Prepaid.into(),
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         product_id: t.vod.clone(),
         priority: "2.5".into(),
         access_schedule: Some(pb::AccessSchedule {
@@ -118,7 +118,7 @@ async fn every_rule_breach_is_reported_at_once_and_nothing_is_created() {
     let mut c = commits(&server, &t.key).await;
     let bad = pb::Commit {
         r#type: pb::CommitType::Postpaid.into(),
-        customer_id: uuid::Uuid::now_v7().to_string(),
+        customer: billing::proto::customer_id(uuid::Uuid::now_v7().to_string()),
         product_id: "not-a-uuid".into(),
         priority: "1.0.0".into(),
         access_schedule: Some(pb::AccessSchedule {
@@ -227,11 +227,14 @@ async fn list_filters_by_customer_type_and_activity_and_pages() {
     let a = create_commit(&mut c, prepaid(&t, "1", "1", day(2026, 1, 1), day(2026, 6, 1))).await;
     let b = create_commit(&mut c, prepaid(&t, "1", "1", day(2026, 6, 1), day(2027, 1, 1))).await;
     let mut theirs = prepaid(&t, "1", "1", day(2026, 1, 1), day(2027, 1, 1));
-    theirs.customer_id = other.clone();
+    theirs.customer = billing::proto::customer_id(other.clone());
     let o = create_commit(&mut c, theirs).await;
     let ids = |r: pb::ListCommitsResponse| r.commits.into_iter().map(|c| c.id).collect::<Vec<_>>();
 
-    let mine = pb::ListCommitsRequest { customer_id: t.customer_id.clone(), ..Default::default() };
+    let mine = pb::ListCommitsRequest {
+        customer: billing::proto::customer_id(t.customer_id.clone()),
+        ..Default::default()
+    };
     assert_eq!(ids(c.list_commits(mine).await.unwrap().into_inner()), [a.id.clone(), b.id.clone()]);
     let in_march = pb::ListCommitsRequest { active_at: ts(day(2026, 3, 1)), ..Default::default() };
     assert_eq!(ids(c.list_commits(in_march).await.unwrap().into_inner()), [a.id.clone(), o.id.clone()]);
@@ -280,7 +283,7 @@ async fn update_changes_only_what_may_change_with_an_etag() {
             priority: "0.5".into(),
             custom_fields: [("k".to_string(), "v".to_string())].into(),
             access_end_time: ts(new_end),
-            customer_id: "ignored".into(),
+            customer: billing::proto::customer_id("ignored"),
             ..Default::default()
         }),
         update_mask: mask(&["name", "priority", "custom_fields", "access_end_time"]),
@@ -289,7 +292,7 @@ async fn update_changes_only_what_may_change_with_an_etag() {
     assert_eq!(updated.name.as_deref(), Some("Renamed"));
     assert_eq!(updated.priority, "0.5");
     assert_eq!(updated.access_end_time, ts(new_end));
-    assert_eq!(updated.customer_id, created.customer_id, "not a mutable field");
+    assert_eq!(updated.customer_id(), created.customer_id(), "not a mutable field");
 
     let status = expect_code(c.update_commit(req).await, Code::Aborted);
     assert_eq!(reason(&status), "ETAG_MISMATCH");
@@ -568,7 +571,7 @@ async fn another_orgs_commit_is_not_found_for_every_call() {
     // B cannot draw on A's customer, nor create a commit for it.
     let draw = pb::ApplyDrawdownRequest {
         idempotency_key: "k".into(),
-        customer_id: a.customer_id.clone(),
+        customer: billing::proto::customer_id(a.customer_id.clone()),
         usage: Some(usage(&a.vod, "1")),
     };
     expect_code(cb.apply_drawdown(draw).await, Code::NotFound);

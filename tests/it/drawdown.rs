@@ -31,7 +31,7 @@ async fn drawdown_follows_priority_splits_and_reports_overage() {
 
     let preview = c
         .preview_drawdown(pb::PreviewDrawdownRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             usage: Some(usage(&t.vod, "100")),
         })
         .await
@@ -60,7 +60,7 @@ async fn preview_records_nothing() {
     let commit = create_commit(&mut c, prepaid(&t, "50", "1", long_ago(), far_ahead())).await;
     for _ in 0..3 {
         c.preview_drawdown(pb::PreviewDrawdownRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             usage: Some(usage(&t.vod, "40")),
         })
         .await
@@ -151,7 +151,7 @@ async fn bad_usage_is_invalid_argument_and_unknown_customer_not_found() {
     );
     let stranger = pb::ApplyDrawdownRequest {
         idempotency_key: "s".into(),
-        customer_id: uuid::Uuid::now_v7().to_string(),
+        customer: billing::proto::customer_id(uuid::Uuid::now_v7().to_string()),
         usage: Some(usage(&t.vod, "1")),
     };
     expect_code(c.apply_drawdown(stranger).await, Code::NotFound);
@@ -193,7 +193,7 @@ async fn concurrent_drawdowns_from_two_instances_never_overdraw_or_lose_an_alloc
                     asked += amount;
                     let req = pb::ApplyDrawdownRequest {
                         idempotency_key: format!("{instance}-{client}-{call}"),
-                        customer_id: customer.clone(),
+                        customer: billing::proto::customer_id(customer.clone()),
                         usage: Some(usage(&product, &amount.to_string())),
                     };
                     answers.push(c.apply_drawdown(req).await.expect("apply").into_inner());

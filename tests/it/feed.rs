@@ -139,7 +139,7 @@ async fn filters_select_customer_and_kinds() {
         .await
         .watch_violations(pb::WatchViolationsRequest {
             start: Some(Start::FromBeginning(true)),
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             kinds: vec![pb::ViolationKind::LimitBlock.into()],
         })
         .await
@@ -163,11 +163,16 @@ async fn filters_select_customer_and_kinds() {
     let silent = tokio::time::timeout(Duration::from_millis(500), warnings_only.message()).await;
     assert!(silent.is_err(), "no violation of that kind was raised");
 
-    let unknown =
-        pb::WatchViolationsRequest { customer_id: uuid::Uuid::now_v7().to_string(), ..Default::default() };
+    let unknown = pb::WatchViolationsRequest {
+        customer: billing::proto::customer_id(uuid::Uuid::now_v7().to_string()),
+        ..Default::default()
+    };
     expect_code(violations(&server, &t.key).await.watch_violations(unknown).await, Code::NotFound);
-    let bad =
-        pb::WatchViolationsRequest { kinds: vec![99], customer_id: "nope".into(), ..Default::default() };
+    let bad = pb::WatchViolationsRequest {
+        kinds: vec![99],
+        customer: billing::proto::customer_id("nope"),
+        ..Default::default()
+    };
     let status =
         expect_code(violations(&server, &t.key).await.watch_violations(bad).await, Code::InvalidArgument);
     assert_eq!(crate::support::bad_fields(&status), ["customer_id", "kinds[0]"]);

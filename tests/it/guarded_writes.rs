@@ -88,7 +88,7 @@ impl Two {
         let limits = allowances(&self.server, key)
             .await
             .get_allowance_limits(pb::GetAllowanceLimitsRequest {
-                customer_id: self.owner.customer_id.clone(),
+                customer: billing::proto::customer_id(self.owner.customer_id.clone()),
             })
             .await
             .unwrap()
@@ -119,7 +119,7 @@ async fn guarded_writes(t: &Two, key: &str, etag: &str) -> Vec<(&'static str, to
     out.push(("DeleteBillingPromo", promos(s, key).await.delete_billing_promo(delete).await.unwrap_err()));
     let replace = pb::ReplaceAllowanceLimitsRequest {
         limits: Some(pb::AllowanceLimits {
-            customer_id: t.owner.customer_id.clone(),
+            customer: billing::proto::customer_id(t.owner.customer_id.clone()),
             etag: etag.into(),
             ..daily_amount("1", "0")
         }),
@@ -128,8 +128,10 @@ async fn guarded_writes(t: &Two, key: &str, etag: &str) -> Vec<(&'static str, to
         "ReplaceAllowanceLimits",
         allowances(s, key).await.replace_allowance_limits(replace).await.unwrap_err(),
     ));
-    let delete =
-        pb::DeleteAllowanceLimitsRequest { customer_id: t.owner.customer_id.clone(), etag: etag.into() };
+    let delete = pb::DeleteAllowanceLimitsRequest {
+        customer: billing::proto::customer_id(t.owner.customer_id.clone()),
+        etag: etag.into(),
+    };
     out.push((
         "DeleteAllowanceLimits",
         allowances(s, key).await.delete_allowance_limits(delete).await.unwrap_err(),

@@ -95,7 +95,7 @@ async fn applied_now(server: &TestServer, t: &Tenant) -> Vec<pb::AppliedPromotio
     promos(server, &t.key)
         .await
         .list_applied_promotions(pb::ListAppliedPromotionsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             include_removed: true,
             ..Default::default()
         })

@@ -246,7 +246,7 @@ async fn preview_and_apply_accept_and_refuse_the_same_timestamps() {
     for at in [now + Duration::days(30), now - Duration::days(70)] {
         let preview = c
             .preview_drawdown(pb::PreviewDrawdownRequest {
-                customer_id: t.customer_id.clone(),
+                customer: billing::proto::customer_id(t.customer_id.clone()),
                 usage: Some(usage_at(&t.vod, "1", at)),
             })
             .await;

@@ -13,6 +13,7 @@ mod currencies;
 mod customers;
 mod drawdown;
 mod e2e;
+mod external_ids;
 mod faults;
 mod feed;
 mod fuzz;

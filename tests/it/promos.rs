@@ -229,7 +229,7 @@ async fn a_basket_gets_free_units_rewards_and_reasons() {
     let future = create(&mut c, future).await;
 
     let req = |basket_id: &str| pb::EvaluateBasketRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         lines: vec![line(&t.vod, 7), line(&t.fuel, 3)],
         at: None,
         basket_id: basket_id.into(),
@@ -256,14 +256,17 @@ async fn a_basket_gets_free_units_rewards_and_reasons() {
     other.lines[0].quantity = 8;
     expect_code(c.evaluate_basket(other).await, Code::AlreadyExists);
     let listed = c
-        .list_rewards(pb::ListRewardsRequest { customer_id: t.customer_id.clone(), ..Default::default() })
+        .list_rewards(pb::ListRewardsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(listed.rewards.len(), 1, "granted once");
 
     let bad = pb::EvaluateBasketRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         lines: vec![line(&t.vod, 0), line(&t.vod, 1), line(&uuid::Uuid::now_v7().to_string(), 1)],
         ..Default::default()
     };
@@ -283,7 +286,7 @@ async fn rewards_are_redeemed_once_per_request_and_never_beyond_what_was_granted
     .await;
     let granted = c
         .evaluate_basket(pb::EvaluateBasketRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             lines: vec![line(&t.vod, 1)],
             basket_id: "b-1".into(),
             ..Default::default()
@@ -307,7 +310,7 @@ async fn rewards_are_redeemed_once_per_request_and_never_beyond_what_was_granted
     assert_eq!(reason(&status), "INSUFFICIENT_REWARD_UNITS");
     let available = c
         .list_rewards(pb::ListRewardsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             available_only: true,
             ..Default::default()
         })
@@ -345,7 +348,7 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
     let applied = c
         .apply_promotion(pb::ApplyPromotionRequest {
             applied: Some(pb::AppliedPromotion {
-                customer_id: t.customer_id.clone(),
+                customer: billing::proto::customer_id(t.customer_id.clone()),
                 promotion_id: promotion.id.clone(),
                 priority: "1".into(),
                 applied_time_range: Some(pb::TimeRange {
@@ -385,7 +388,7 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
 
     let listed = c
         .list_applied_promotions(pb::ListAppliedPromotionsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             ..Default::default()
         })
         .await
@@ -423,7 +426,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
     let applied = c
         .apply_promotion(pb::ApplyPromotionRequest {
             applied: Some(pb::AppliedPromotion {
-                customer_id: t.customer_id.clone(),
+                customer: billing::proto::customer_id(t.customer_id.clone()),
                 promotion_id: promotion.id.clone(),
                 priority: "1".into(),
                 applied_time_range: Some(pb::TimeRange {
@@ -471,7 +474,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
     );
     let current = c
         .list_applied_promotions(pb::ListAppliedPromotionsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             ..Default::default()
         })
         .await
@@ -479,7 +482,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
     assert!(current.into_inner().applied.is_empty());
     let history = c
         .list_applied_promotions(pb::ListAppliedPromotionsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             include_removed: true,
             ..Default::default()
         })
@@ -509,7 +512,7 @@ async fn bad_credit_promotions_and_applications_are_invalid() {
     let status = expect_code(
         c.apply_promotion(pb::ApplyPromotionRequest {
             applied: Some(pb::AppliedPromotion {
-                customer_id: t.customer_id.clone(),
+                customer: billing::proto::customer_id(t.customer_id.clone()),
                 promotion_id: uuid::Uuid::now_v7().to_string(),
                 applied_time_range: Some(pb::TimeRange {
                     start_time: ts(day(2026, 2, 1)),
@@ -553,21 +556,24 @@ async fn another_orgs_promos_and_rewards_are_not_found() {
         Code::NotFound,
     );
     let basket = pb::EvaluateBasketRequest {
-        customer_id: a.customer_id.clone(),
+        customer: billing::proto::customer_id(a.customer_id.clone()),
         lines: vec![line(&a.vod, 1)],
         ..Default::default()
     };
     expect_code(cb.evaluate_basket(basket).await, Code::NotFound);
     expect_code(
-        cb.list_rewards(pb::ListRewardsRequest { customer_id: a.customer_id.clone(), ..Default::default() })
-            .await,
+        cb.list_rewards(pb::ListRewardsRequest {
+            customer: billing::proto::customer_id(a.customer_id.clone()),
+            ..Default::default()
+        })
+        .await,
         Code::NotFound,
     );
     // B's promo on its own product never applies to A's basket.
     create(&mut cb, promo(pb::BillingPromoType::Rewards, &b.vod)).await;
     let own = ca
         .evaluate_basket(pb::EvaluateBasketRequest {
-            customer_id: a.customer_id.clone(),
+            customer: billing::proto::customer_id(a.customer_id.clone()),
             lines: vec![line(&a.vod, 1)],
             ..Default::default()
         })

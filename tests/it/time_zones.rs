@@ -52,7 +52,7 @@ async fn spend(
 ) -> (i32, String, String) {
     let e = pb::UsageEvent {
         event_id: id.into(),
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         product: Some(pb::usage_event::Product::ProductCode("CREED".into())),
         quantity: "1".into(),
         rated_amount: amount.into(),
@@ -89,7 +89,7 @@ async fn a_tokyo_day_starts_at_local_midnight_not_utc_midnight() {
 
     let report = u
         .get_allowance_usage(pb::GetAllowanceUsageRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             at: ts(utc(2026, 3, 14, 15, 0)),
         })
         .await

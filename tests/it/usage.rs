@@ -20,7 +20,10 @@ pub(crate) async fn set_limits(server: &TestServer, t: &Tenant, limits: pb::Allo
     allowances(server, &t.key)
         .await
         .replace_allowance_limits(pb::ReplaceAllowanceLimitsRequest {
-            limits: Some(pb::AllowanceLimits { customer_id: t.customer_id.clone(), ..limits }),
+            limits: Some(pb::AllowanceLimits {
+                customer: billing::proto::customer_id(t.customer_id.clone()),
+                ..limits
+            }),
         })
         .await
         .expect("set limits");
@@ -60,7 +63,7 @@ async fn allowed_usage_is_recorded_and_drawn_down() {
 
     let report = u
         .get_allowance_usage(pb::GetAllowanceUsageRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             at: ts(test_now()),
         })
         .await
@@ -112,7 +115,7 @@ async fn blocked_usage_records_nothing_and_draws_nothing() {
     assert_eq!(balance.into_inner().balance.unwrap().amount, "400", "only the first event drew");
     let report = u
         .get_allowance_usage(pb::GetAllowanceUsageRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             at: ts(test_now()),
         })
         .await
@@ -203,7 +206,7 @@ async fn replays_return_the_first_answer_and_conflicting_payloads_are_refused() 
     assert_eq!(reason(&status), "ALREADY_EXISTS");
     let report = u
         .get_allowance_usage(pb::GetAllowanceUsageRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             at: ts(test_now()),
         })
         .await
@@ -238,7 +241,10 @@ async fn answers_stored_packed_or_as_json_from_before_replay_and_list_alike() {
     assert_eq!(first.decision, pb::UsageDecision::Blocked as i32);
     assert!(!first.violations.is_empty(), "a violation to store");
     let listed = |u: &mut pb::usage_service_client::UsageServiceClient<_>| {
-        let req = pb::ListUsageEventsRequest { customer_id: t.customer_id.clone(), ..Default::default() };
+        let req = pb::ListUsageEventsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+            ..Default::default()
+        };
         let mut u = u.clone();
         async move {
             let events = u.list_usage_events(req).await.unwrap().into_inner().events;
@@ -360,7 +366,7 @@ async fn malformed_events_are_invalid_with_paths() {
     let mut u = usage_client(&server, &t.key).await;
     let bad = pb::UsageEvent {
         event_id: String::new(),
-        customer_id: "x".into(),
+        customer: billing::proto::customer_id("x"),
         product: None,
         quantity: "1e3".into(),
         rated_amount: "abc".into(),
@@ -380,7 +386,7 @@ async fn malformed_events_are_invalid_with_paths() {
         ]
     );
     let mut unknown_customer = event(&t, "e", "CREED", "1", "1");
-    unknown_customer.customer_id = uuid::Uuid::now_v7().to_string();
+    unknown_customer.customer = billing::proto::customer_id(uuid::Uuid::now_v7().to_string());
     expect_code(record(&mut u, unknown_customer).await, Code::NotFound);
     let mut by_id = event(&t, "by-id", "", "1", "1");
     by_id.product = Some(pb::usage_event::Product::ProductId(t.vod.clone()));
@@ -434,7 +440,7 @@ async fn concurrent_callers_across_a_daily_maximum_get_exactly_what_fits() {
     let mut u = usage_client(&first, &t.key).await;
     let report = u
         .get_allowance_usage(pb::GetAllowanceUsageRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             at: ts(test_now()),
         })
         .await
@@ -459,7 +465,7 @@ struct Recorded {
 fn a_then_b(t: &Tenant, b: &str) -> Vec<pb::UsageEvent> {
     let a = (0..100).map(|i| event(t, &format!("a-{i}"), "CREED", "1", "1"));
     let b = (0..100).map(|i| pb::UsageEvent {
-        customer_id: b.to_owned(),
+        customer: billing::proto::customer_id(b.to_owned()),
         ..event(t, &format!("b-{i}"), "CREED", "1", "1")
     });
     a.chain(b).collect()

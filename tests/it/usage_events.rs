@@ -26,7 +26,7 @@ async fn daily_used(server: &TestServer, t: &Tenant, u: &mut Usage) -> String {
     let _ = server;
     let usage = u
         .get_allowance_usage(pb::GetAllowanceUsageRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             at: ts(test_now()),
         })
         .await
@@ -51,7 +51,7 @@ async fn voiding_an_event_reverses_totals_balances_and_promotion_draws_once() {
     let promotion = credit_promotion(&server, &t, "Welcome", "10").await;
     p.apply_promotion(pb::ApplyPromotionRequest {
         applied: Some(pb::AppliedPromotion {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             promotion_id: promotion.id.clone(),
             priority: "1".into(),
             applied_time_range: Some(pb::TimeRange {
@@ -84,7 +84,7 @@ async fn voiding_an_event_reverses_totals_balances_and_promotion_draws_once() {
     assert_eq!(balance.balance.unwrap().amount, "45", "50 - 30 - 5 ('kept') + the 30 given back");
     let applied = p
         .list_applied_promotions(pb::ListAppliedPromotionsRequest {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             ..Default::default()
         })
         .await
@@ -158,7 +158,10 @@ async fn events_are_listed_per_customer_with_filters_and_pages() {
     };
     let ids =
         |r: &pb::ListUsageEventsResponse| r.events.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
-    let base = pb::ListUsageEventsRequest { customer_id: t.customer_id.clone(), ..Default::default() };
+    let base = pb::ListUsageEventsRequest {
+        customer: billing::proto::customer_id(t.customer_id.clone()),
+        ..Default::default()
+    };
 
     assert_eq!(ids(&list(base.clone()).await), ["a", "b", "c"], "voided events left out by default");
     let all = list(pb::ListUsageEventsRequest { include_voided: true, ..base.clone() }).await;
@@ -187,8 +190,10 @@ async fn events_are_listed_per_customer_with_filters_and_pages() {
         ..base.clone()
     };
     expect_code(other.list_usage_events(mismatched).await, Code::InvalidArgument);
-    let nobody =
-        pb::ListUsageEventsRequest { customer_id: uuid::Uuid::now_v7().to_string(), ..Default::default() };
+    let nobody = pb::ListUsageEventsRequest {
+        customer: billing::proto::customer_id(uuid::Uuid::now_v7().to_string()),
+        ..Default::default()
+    };
     expect_code(other.list_usage_events(nobody).await, Code::NotFound);
 }
 

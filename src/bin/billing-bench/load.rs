@@ -45,7 +45,7 @@ impl Target {
         let customer = &self.customers[rng.random_range(0..self.customers.len())];
         pb::UsageEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
-            customer_id: customer.clone(),
+            customer: billing::proto::customer_id(customer.clone()),
             product: Some(pb::usage_event::Product::ProductCode(
                 self.codes[rng.random_range(0..2)].to_owned(),
             )),

@@ -58,7 +58,7 @@ fn limits(customer_id: &str) -> pb::AllowanceLimits {
         ..Default::default()
     };
     pb::AllowanceLimits {
-        customer_id: customer_id.into(),
+        customer: billing::proto::customer_id(customer_id),
         accumulated_maximum_usage_per_transaction: Some(MAX_USAGE_PER_TRANSACTION.to_string()),
         accumulated_maximum_usage_per_day: Some("10000000".into()),
         accumulated_maximum_rated_amount_per_month: Some("100000000".into()),
@@ -73,7 +73,7 @@ fn commit(customer_id: &str, product_id: &str, priority: &str, tags: Vec<String>
     let now = Utc::now();
     pb::Commit {
         r#type: pb::CommitType::Prepaid.into(),
-        customer_id: customer_id.into(),
+        customer: billing::proto::customer_id(customer_id),
         product_id: product_id.into(),
         priority: priority.into(),
         applicable_product_tags: tags,
@@ -128,7 +128,7 @@ async fn seed_customer(
     }
     if n % 10 == 0 {
         let applied = pb::AppliedPromotion {
-            customer_id: customer.clone(),
+            customer: billing::proto::customer_id(customer.clone()),
             promotion_id: (*promotion).clone(),
             priority: "0".into(),
             applied_time_range: Some(pb::TimeRange {

@@ -12,6 +12,7 @@ use crate::domain::money::parse_credit_type;
 use crate::domain::money::{check_non_negative, parse_decimal};
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{decimal, parse_id, timestamp};
+use crate::proto::customer_id;
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_allowance::Selector as WireSelector;
 
@@ -115,7 +116,7 @@ pub fn replace(
         v.add("limits", "is required");
         return Err(v);
     };
-    let customer = parse_id(&mut v, "limits.customer_id", &l.customer_id);
+    let customer = parse_id(&mut v, "limits.customer_id", l.customer_id());
     let settings = v.nested("limits", |v| {
         let maxima = maxima_of(&top_level_patch(v, &l));
         let tolerance_percent = tolerance(
@@ -157,7 +158,7 @@ pub fn update(
     req: pb::UpdateAllowanceLimitsRequest,
 ) -> Result<(CustomerId, String, LimitsUpdate, Violations), Violations> {
     let mut v = Violations::default();
-    let customer = parse_id(&mut v, "customer_id", &req.customer_id);
+    let customer = parse_id(&mut v, "customer_id", req.customer_id());
     let as_limits = pb::AllowanceLimits {
         accumulated_maximum_rated_amount_per_transaction: req
             .accumulated_maximum_rated_amount_per_transaction
@@ -229,7 +230,7 @@ pub fn limits(l: AllowanceLimits) -> pb::AllowanceLimits {
     let s = &l.settings;
     let m = &s.maxima;
     pb::AllowanceLimits {
-        customer_id: l.customer_id.to_string(),
+        customer: customer_id(l.customer_id.to_string()),
         accumulated_maximum_rated_amount_per_transaction: opt(m.amount_per_transaction),
         accumulated_maximum_rated_amount_per_day: opt(m.amount_per_day),
         accumulated_maximum_rated_amount_per_month: opt(m.amount_per_month),

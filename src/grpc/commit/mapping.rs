@@ -25,6 +25,7 @@ use crate::grpc::convert::{
     decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
     parsed_optional_decimal, parsed_timestamp, set_fields, timestamp,
 };
+use crate::proto::customer_id;
 use crate::proto::v1 as pb;
 
 fn commit_type(v: i32) -> Option<CommitType> {
@@ -188,7 +189,7 @@ pub fn create(req: pb::CreateCommitRequest) -> (CommitDraft, Violations) {
         .unwrap_or_default();
     let draft = CommitDraft {
         commit_type: parsed_enum(&mut v, "type", c.r#type, commit_type),
-        customer_id: parsed_id(&mut v, "customer_id", &c.customer_id),
+        customer_id: parsed_id(&mut v, "customer_id", c.customer_id()),
         product_id: parsed_id(&mut v, "product_id", &c.product_id),
         priority: parsed_decimal(&mut v, "priority", &c.priority),
         access_credit_type,
@@ -288,13 +289,13 @@ pub fn list(
     let mut v = Violations::default();
     let key = format!(
         "customer={}|type={}|active_at={:?}",
-        req.customer_id,
+        req.customer_id(),
         req.r#type,
         req.active_at.as_ref().map(|t| (t.seconds, t.nanos))
     );
     let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let filter = CommitFilter {
-        customer_id: parsed_id(&mut v, "customer_id", &req.customer_id).into_valid(),
+        customer_id: parsed_id(&mut v, "customer_id", req.customer_id()).into_valid(),
         commit_type: parsed_enum(&mut v, "type", req.r#type, commit_type).into_valid(),
         active_at: parsed_timestamp(&mut v, "active_at", &req.active_at).into_valid(),
     };
@@ -331,7 +332,7 @@ pub fn preview(
     now: DateTime<Utc>,
 ) -> Result<(CustomerId, RatedUsage), Violations> {
     let mut v = Violations::default();
-    let customer = parse_id(&mut v, "customer_id", &req.customer_id);
+    let customer = parse_id(&mut v, "customer_id", req.customer_id());
     let usage = rated_usage(&mut v, req.usage, Some(now + crate::domain::drawdown::MAX_FUTURE_SKEW));
     match (customer, usage) {
         (Some(c), Some(u)) if v.is_empty() => Ok((c, u)),
@@ -346,7 +347,7 @@ pub fn apply(
 ) -> Result<(String, CustomerId, RatedUsage), Violations> {
     let mut v = Violations::default();
     crate::domain::text::check_length(&mut v, "idempotency_key", &req.idempotency_key, 1, 128);
-    let customer = parse_id(&mut v, "customer_id", &req.customer_id);
+    let customer = parse_id(&mut v, "customer_id", req.customer_id());
     let usage = rated_usage(&mut v, req.usage, Some(now + crate::domain::drawdown::MAX_FUTURE_SKEW));
     match (customer, usage) {
         (Some(c), Some(u)) if v.is_empty() => Ok((req.idempotency_key, c, u)),
@@ -416,7 +417,7 @@ pub fn commit(c: Commit) -> pb::Commit {
     pb::Commit {
         id: c.id.to_string(),
         r#type: commit_type_to_wire(c.commit_type).into(),
-        customer_id: c.customer_id.to_string(),
+        customer: customer_id(c.customer_id.to_string()),
         product_id: c.product_id.to_string(),
         priority: decimal(c.priority),
         access_schedule: Some(pb::AccessSchedule {

@@ -9,6 +9,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{parsed_timestamp, require_id};
+use crate::grpc::customer_ref;
 use crate::proto::v1 as pb;
 use crate::proto::v1::commit_service_server::CommitService;
 
@@ -29,7 +30,9 @@ impl CommitService for CommitApi {
         req: Request<pb::CreateCommitRequest>,
     ) -> Result<Response<pb::CreateCommitResponse>, Status> {
         let org = caller(&req)?.org;
-        let (draft, violations) = mapping::create(req.into_inner());
+        let mut req = req.into_inner();
+        customer_ref::by_id_in(&self.app, org, "commit.", &mut req.commit).await?;
+        let (draft, violations) = mapping::create(req);
         let commit = self.app.create_commit(org, draft, violations).await?;
         Ok(Response::new(pb::CreateCommitResponse { commit: Some(mapping::commit(commit)) }))
     }
@@ -49,7 +52,8 @@ impl CommitService for CommitApi {
         req: Request<pb::ListCommitsRequest>,
     ) -> Result<Response<pb::ListCommitsResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let (filter, key, page) = mapping::list(req.into_inner(), tokens)?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let (filter, key, page) = mapping::list(req, tokens)?;
         let page = self.app.list_commits(org, filter, page, key).await?;
         Ok(Response::new(pb::ListCommitsResponse {
             commits: page.items.into_iter().map(mapping::commit).collect(),
@@ -132,7 +136,8 @@ impl CommitService for CommitApi {
         req: Request<pb::PreviewDrawdownRequest>,
     ) -> Result<Response<pb::PreviewDrawdownResponse>, Status> {
         let org = caller(&req)?.org;
-        let (customer, usage) = mapping::preview(req.into_inner(), clock::now())?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let (customer, usage) = mapping::preview(req, clock::now())?;
         let allocation = self.app.preview_drawdown(org, customer, usage).await?;
         Ok(Response::new(mapping::preview_response(allocation)))
     }
@@ -142,7 +147,8 @@ impl CommitService for CommitApi {
         req: Request<pb::ApplyDrawdownRequest>,
     ) -> Result<Response<pb::ApplyDrawdownResponse>, Status> {
         let org = caller(&req)?.org;
-        let (key, customer, usage) = mapping::apply(req.into_inner(), clock::now())?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let (key, customer, usage) = mapping::apply(req, clock::now())?;
         let outcome = self.app.apply_drawdown(org, key, customer, usage).await?;
         Ok(Response::new(mapping::apply_response(outcome)))
     }

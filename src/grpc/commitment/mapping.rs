@@ -22,6 +22,7 @@ use crate::grpc::convert::{
     parsed_timestamp, timestamp,
 };
 use crate::grpc::json_value::{from_json, to_json};
+use crate::proto::customer_id;
 use crate::proto::v1 as pb;
 
 fn period(v: i32) -> Option<PeriodKind> {
@@ -176,7 +177,7 @@ fn terms(v: &mut Violations, c: &pb::Commitment) -> Terms {
 pub fn create(req: pb::CreateCommitmentRequest) -> (NewCommitment, Violations) {
     let mut v = Violations::default();
     let c = req.commitment.unwrap_or_default();
-    let customer = parsed_id(&mut v, "commitment.customer_id", &c.customer_id);
+    let customer = parsed_id(&mut v, "commitment.customer_id", c.customer_id());
     let terms = v.nested("commitment", |v| terms(v, &c));
     let apply_promotion = req
         .apply_promotion
@@ -191,11 +192,15 @@ pub fn list(
     let mut v = Violations::default();
     let key = format!(
         "customer={}|subscription={}|device={}|promotion={}|status={}",
-        req.customer_id, req.subscription_id, req.device_id, req.promotion_id, req.status
+        req.customer_id(),
+        req.subscription_id,
+        req.device_id,
+        req.promotion_id,
+        req.status
     );
     let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     let filter = CommitmentFilter {
-        customer: parsed_id(&mut v, "customer_id", &req.customer_id).into_valid(),
+        customer: parsed_id(&mut v, "customer_id", req.customer_id()).into_valid(),
         subscription: parsed_id(&mut v, "subscription_id", &req.subscription_id).into_valid(),
         device: parsed_id(&mut v, "device_id", &req.device_id).into_valid(),
         promotion: parsed_id(&mut v, "promotion_id", &req.promotion_id).into_valid(),
@@ -267,7 +272,7 @@ pub fn commitment(c: Commitment) -> pb::Commitment {
     let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     pb::Commitment {
         id: c.id.to_string(),
-        customer_id: c.customer.to_string(),
+        customer: customer_id(c.customer.to_string()),
         subscription_id: id(t.subscription_id),
         promotion_id: id(t.promotion_id),
         device_id: id(t.device_id),

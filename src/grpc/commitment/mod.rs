@@ -10,6 +10,7 @@ use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{non_empty, parse_id, parsed_timestamp, require_id};
+use crate::grpc::customer_ref;
 use crate::grpc::promo::mapping::applied;
 use crate::proto::v1 as pb;
 use crate::proto::v1::commitment_service_server::CommitmentService;
@@ -44,7 +45,10 @@ impl CommitmentService for CommitmentApi {
         req: Request<pb::CreateCommitmentRequest>,
     ) -> Result<Response<pb::CreateCommitmentResponse>, Status> {
         let org = caller(&req)?.org;
-        let (new, v) = mapping::create(req.into_inner());
+        let mut req = req.into_inner();
+        customer_ref::by_id_in(&self.app, org, "commitment.", &mut req.commitment).await?;
+        customer_ref::by_id_in(&self.app, org, "apply_promotion.", &mut req.apply_promotion).await?;
+        let (new, v) = mapping::create(req);
         let (commitment, views) = self.app.create_commitment(org, new, v).await?;
         Ok(Response::new(pb::CreateCommitmentResponse {
             commitment: Some(mapping::commitment(commitment)),
@@ -71,7 +75,8 @@ impl CommitmentService for CommitmentApi {
         req: Request<pb::ListCommitmentsRequest>,
     ) -> Result<Response<pb::ListCommitmentsResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let (filter, key, page) = mapping::list(req.into_inner(), tokens)?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let (filter, key, page) = mapping::list(req, tokens)?;
         let page = self.app.list_commitments(org, filter, page, key).await?;
         Ok(Response::new(pb::ListCommitmentsResponse {
             commitments: page.items.into_iter().map(mapping::commitment).collect(),

@@ -18,6 +18,7 @@ use crate::grpc::convert::{
     parsed_optional_decimal, parsed_timestamp, set_fields, timestamp,
 };
 use crate::grpc::product::mapping::{kind_from_wire, kind_to_wire};
+use crate::proto::customer_id;
 use crate::proto::v1 as pb;
 
 fn promo_type(v: i32) -> Option<PromoType> {
@@ -157,7 +158,7 @@ pub fn promo(p: BillingPromo) -> pb::BillingPromo {
 /// The basket of an EvaluateBasket request.
 pub fn basket(req: pb::EvaluateBasketRequest) -> Result<Basket, Violations> {
     let mut v = Violations::default();
-    let customer = parse_id(&mut v, "customer_id", &req.customer_id);
+    let customer = parse_id(&mut v, "customer_id", req.customer_id());
     let lines: Vec<Parsed<BasketLine>> = req
         .lines
         .iter()
@@ -323,7 +324,7 @@ pub fn credit_promotion_to_wire(p: CreditPromotion) -> pb::CreditPromotion {
 pub fn application(v: &mut Violations, a: &pb::AppliedPromotion) -> ApplicationDraft {
     let range = a.applied_time_range.unwrap_or_default();
     ApplicationDraft {
-        customer: parsed_id(v, "customer_id", &a.customer_id),
+        customer: parsed_id(v, "customer_id", a.customer_id()),
         promotion: parsed_id(v, "promotion_id", &a.promotion_id),
         product: parsed_id(v, "product_id", &a.product_id),
         priority: parsed_decimal(v, "priority", &a.priority),
@@ -340,7 +341,7 @@ pub fn applied(view: AppliedView) -> pb::AppliedPromotion {
         |amount| pb::Money { amount: decimal(amount), credit_type: view.promotion.credit_type.clone() };
     pb::AppliedPromotion {
         id: a.id.to_string(),
-        customer_id: a.customer.to_string(),
+        customer: customer_id(a.customer.to_string()),
         promotion_id: a.promotion.to_string(),
         product_id: a.product.map(|p| p.to_string()).unwrap_or_default(),
         priority: decimal(a.priority),

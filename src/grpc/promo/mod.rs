@@ -9,6 +9,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{non_empty, require_id};
+use crate::grpc::customer_ref;
 use crate::proto::v1 as pb;
 use crate::proto::v1::promo_service_server::PromoService;
 
@@ -83,7 +84,8 @@ impl PromoService for PromoApi {
         req: Request<pb::EvaluateBasketRequest>,
     ) -> Result<Response<pb::EvaluateBasketResponse>, Status> {
         let org = caller(&req)?.org;
-        let basket = mapping::basket(req.into_inner())?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let basket = mapping::basket(req)?;
         let evaluation = self.app.evaluate_basket(org, basket).await?;
         Ok(Response::new(mapping::evaluation(evaluation)))
     }
@@ -93,10 +95,10 @@ impl PromoService for PromoApi {
         req: Request<pb::ListRewardsRequest>,
     ) -> Result<Response<pb::ListRewardsResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let req = req.into_inner();
-        let customer = require_id("customer_id", &req.customer_id)?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let customer = require_id("customer_id", req.customer_id())?;
         let mut v = Violations::default();
-        let key = format!("customer={}|available={}", req.customer_id, req.available_only);
+        let key = format!("customer={}|available={}", req.customer_id(), req.available_only);
         let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         v.finish(())?;
         let page = self.app.list_rewards(org, customer, req.available_only, page, key).await?;
@@ -149,7 +151,9 @@ impl PromoService for PromoApi {
         req: Request<pb::ApplyPromotionRequest>,
     ) -> Result<Response<pb::ApplyPromotionResponse>, Status> {
         let org = caller(&req)?.org;
-        let applied = req.into_inner().applied.unwrap_or_default();
+        let mut applied = req.into_inner().applied;
+        customer_ref::by_id_in(&self.app, org, "applied.", &mut applied).await?;
+        let applied = applied.unwrap_or_default();
         let mut v = Violations::default();
         let draft = v.nested("applied", |v| mapping::application(v, &applied));
         let view = self.app.apply_promotion(org, draft, v).await?;
@@ -161,10 +165,10 @@ impl PromoService for PromoApi {
         req: Request<pb::ListAppliedPromotionsRequest>,
     ) -> Result<Response<pb::ListAppliedPromotionsResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let req = req.into_inner();
-        let customer = require_id("customer_id", &req.customer_id)?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let customer = require_id("customer_id", req.customer_id())?;
         let mut v = Violations::default();
-        let key = format!("customer={}|removed={}", req.customer_id, req.include_removed);
+        let key = format!("customer={}|removed={}", req.customer_id(), req.include_removed);
         let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         v.finish(())?;
         let page = self.app.list_applied_promotions(org, customer, req.include_removed, page, key).await?;

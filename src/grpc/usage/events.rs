@@ -60,7 +60,7 @@ pub fn list(
     tokens: TokenKey,
 ) -> Result<(EventFilter, String, PageRequest), Violations> {
     let mut v = Violations::default();
-    let customer = parse_id(&mut v, "customer_id", &req.customer_id);
+    let customer = parse_id(&mut v, "customer_id", req.customer_id());
     let filter = EventFilter {
         customer,
         product: parsed_id(&mut v, "product_id", &req.product_id).into_valid(),
@@ -71,7 +71,12 @@ pub fn list(
     };
     let key = format!(
         "customer={}|product={}|from={:?}|until={:?}|decision={}|voided={}",
-        req.customer_id, req.product_id, filter.from, filter.until, req.decision, req.include_voided
+        req.customer_id(),
+        req.product_id,
+        filter.from,
+        filter.until,
+        req.decision,
+        req.include_voided
     );
     let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
     v.finish((filter, key, page))

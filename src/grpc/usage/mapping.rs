@@ -1,12 +1,16 @@
 //! Usage messages <-> domain values.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 
 use crate::app::AppError;
-use crate::app::usage::{EventInput, UsageOutcome};
+use crate::app::usage::{EventInput, InputError, UsageOutcome};
 use crate::domain::allowance::Period;
+use crate::domain::customer::external_ref;
 use crate::domain::drawdown::MAX_FUTURE_SKEW;
+use crate::domain::ids::CustomerId;
 use crate::domain::limits::{Decision, Outcome, UsageLine};
 use crate::domain::money::parse_credit_type;
 use crate::domain::seal::TokenKey;
@@ -15,14 +19,48 @@ use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{decimal, non_empty, parsed_decimal, parsed_id, parsed_timestamp, timestamp};
 use crate::grpc::violation::mapping::violation;
 use crate::proto::v1 as pb;
+use crate::proto::v1::usage_event::Customer as WireCustomer;
 use crate::proto::v1::usage_event::Product as WireProduct;
 
-/// Reads one event, naming its fields under `prefix`.
-pub fn event(prefix: String, e: Option<pb::UsageEvent>, require_id: bool, now: DateTime<Utc>) -> EventInput {
+/// The customer external ids events name, to be looked up at once.
+pub fn external_ids<'a>(events: impl IntoIterator<Item = &'a pb::UsageEvent>) -> Vec<String> {
+    events
+        .into_iter()
+        .filter_map(|e| match &e.customer {
+            Some(WireCustomer::CustomerExternalId(x)) if !x.is_empty() => Some(x.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads one event, naming its fields under `prefix`; `known` holds the customers of
+/// the external ids the request names (see [`external_ids`]).
+pub fn event(
+    prefix: String,
+    e: Option<pb::UsageEvent>,
+    require_id: bool,
+    now: DateTime<Utc>,
+    known: &HashMap<String, CustomerId>,
+) -> EventInput {
     let mut v = Violations::at(&prefix);
     let Some(e) = e else {
         v.add("", "is required");
-        return EventInput { prefix, event: Err(v) };
+        return EventInput { prefix, event: Err(InputError::Invalid(v)) };
+    };
+    let mut unknown = None;
+    let customer_id = match &e.customer {
+        None => Parsed::Absent,
+        Some(WireCustomer::CustomerId(id)) => parsed_id(&mut v, "customer_id", id),
+        Some(WireCustomer::CustomerExternalId(x)) => match external_ref(&mut v, "customer_external_id", x) {
+            None => Parsed::Invalid,
+            Some(_) => match known.get(x) {
+                Some(id) => Parsed::Valid(*id),
+                None => {
+                    unknown = Some(x.clone());
+                    Parsed::Invalid
+                }
+            },
+        },
     };
     let product = match e.product {
         None => Parsed::Absent,
@@ -32,7 +70,7 @@ pub fn event(prefix: String, e: Option<pb::UsageEvent>, require_id: bool, now: D
     };
     let draft = UsageEventDraft {
         event_id: e.event_id,
-        customer_id: parsed_id(&mut v, "customer_id", &e.customer_id),
+        customer_id,
         product,
         quantity: parsed_decimal(&mut v, "quantity", &e.quantity),
         amount: parsed_decimal(&mut v, "rated_amount", &e.rated_amount),
@@ -42,24 +80,35 @@ pub fn event(prefix: String, e: Option<pb::UsageEvent>, require_id: bool, now: D
         contract_id: non_empty(e.contract_id),
     };
     let event = validate_event(draft, require_id, now + MAX_FUTURE_SKEW, &mut v);
-    let event = match event {
-        Some(e) if v.is_empty() => Ok(e),
-        _ => Err(v),
+    let event = match (event, unknown) {
+        (Some(e), None) if v.is_empty() => Ok(e),
+        (_, Some(external_id)) if v.is_empty() => Err(InputError::UnknownCustomer(external_id)),
+        _ => Err(InputError::Invalid(v)),
     };
     EventInput { prefix, event }
 }
 
 /// The events of a batch request, or a violation on `events` when there are too many.
-pub fn batch(req: pb::RecordUsageBatchRequest, now: DateTime<Utc>) -> Result<Vec<EventInput>, Violations> {
-    if req.events.is_empty() || req.events.len() > MAX_BATCH {
-        return Err(Violations::single("events", format!("must hold 1 to {MAX_BATCH} events")));
-    }
+pub fn batch(
+    req: pb::RecordUsageBatchRequest,
+    now: DateTime<Utc>,
+    known: &HashMap<String, CustomerId>,
+) -> Result<Vec<EventInput>, Violations> {
+    check_batch_size(&req)?;
     Ok(req
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| event(format!("events[{i}]"), Some(e), true, now))
+        .map(|(i, e)| event(format!("events[{i}]"), Some(e), true, now, known))
         .collect())
+}
+
+/// A violation on `events` when the batch is empty or holds too many.
+pub fn check_batch_size(req: &pb::RecordUsageBatchRequest) -> Result<(), Violations> {
+    if req.events.is_empty() || req.events.len() > MAX_BATCH {
+        return Err(Violations::single("events", format!("must hold 1 to {MAX_BATCH} events")));
+    }
+    Ok(())
 }
 
 pub fn decision_to_wire(d: Decision) -> pb::UsageDecision {

@@ -3,13 +3,17 @@
 mod events;
 pub mod mapping;
 
+use std::collections::HashMap;
+
 use tonic::{Request, Response, Status};
 
 use crate::app::usage_batcher::{BatcherConfig, UsageBatcher};
 use crate::app::{App, Caller, clock};
+use crate::domain::ids::{CustomerId, OrgId};
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{parsed_timestamp, require_id};
+use crate::grpc::customer_ref;
 use crate::proto::v1 as pb;
 use crate::proto::v1::usage_service_server::UsageService;
 
@@ -22,6 +26,16 @@ impl UsageApi {
     pub fn new(app: App, batching: BatcherConfig) -> Self {
         Self { batcher: UsageBatcher::new(app.clone(), batching), app }
     }
+
+    /// The customers of the external ids `events` name, looked up in one query (none
+    /// when every event names its customer by id).
+    async fn known_customers<'a>(
+        &self,
+        org: OrgId,
+        events: impl IntoIterator<Item = &'a pb::UsageEvent>,
+    ) -> Result<HashMap<String, CustomerId>, Status> {
+        Ok(self.app.customer_ids_by_external_id(org, mapping::external_ids(events)).await?)
+    }
 }
 
 #[tonic::async_trait]
@@ -31,7 +45,9 @@ impl UsageService for UsageApi {
         req: Request<pb::RecordUsageRequest>,
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let input = mapping::event("event".into(), req.into_inner().event, true, clock::now());
+        let event = req.into_inner().event;
+        let known = self.known_customers(org, event.iter()).await?;
+        let input = mapping::event("event".into(), event, true, clock::now(), &known);
         let outcome = self.batcher.record(org, input).await?;
         Ok(Response::new(pb::RecordUsageResponse { outcome: Some(mapping::outcome(outcome, &tokens)) }))
     }
@@ -41,7 +57,10 @@ impl UsageService for UsageApi {
         req: Request<pb::RecordUsageBatchRequest>,
     ) -> Result<Response<pb::RecordUsageBatchResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let inputs = mapping::batch(req.into_inner(), clock::now())?;
+        let req = req.into_inner();
+        mapping::check_batch_size(&req)?;
+        let known = self.known_customers(org, &req.events).await?;
+        let inputs = mapping::batch(req, clock::now(), &known)?;
         let results = self.app.record_usage_batch(org, inputs.into()).await?;
         Ok(Response::new(pb::RecordUsageBatchResponse {
             results: results.into_iter().map(|r| mapping::batch_result(r, &tokens)).collect(),
@@ -53,7 +72,9 @@ impl UsageService for UsageApi {
         req: Request<pb::CheckUsageRequest>,
     ) -> Result<Response<pb::CheckUsageResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let input = mapping::event("event".into(), req.into_inner().event, false, clock::now());
+        let event = req.into_inner().event;
+        let known = self.known_customers(org, event.iter()).await?;
+        let input = mapping::event("event".into(), event, false, clock::now(), &known);
         let outcome = self.app.check_usage(org, input).await?;
         Ok(Response::new(pb::CheckUsageResponse { outcome: Some(mapping::outcome(outcome, &tokens)) }))
     }
@@ -63,8 +84,8 @@ impl UsageService for UsageApi {
         req: Request<pb::GetAllowanceUsageRequest>,
     ) -> Result<Response<pb::GetAllowanceUsageResponse>, Status> {
         let org = caller(&req)?.org;
-        let req = req.into_inner();
-        let customer = require_id("customer_id", &req.customer_id)?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let customer = require_id("customer_id", req.customer_id())?;
         let mut v = Violations::default();
         let at = parsed_timestamp(&mut v, "at", &req.at).into_valid();
         v.finish(())?;
@@ -91,7 +112,8 @@ impl UsageService for UsageApi {
         req: Request<pb::ListUsageEventsRequest>,
     ) -> Result<Response<pb::ListUsageEventsResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let (filter, key, page) = events::list(req.into_inner(), tokens)?;
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
+        let (filter, key, page) = events::list(req, tokens)?;
         let page = self.app.list_usage_events(org, filter, page, key).await?;
         Ok(Response::new(pb::ListUsageEventsResponse {
             events: page.items.into_iter().map(|e| events::recorded(e, &tokens)).collect(),

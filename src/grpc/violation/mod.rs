@@ -18,6 +18,7 @@ use crate::feed::Feed;
 use crate::feed::StreamEnd;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::parsed_id;
+use crate::grpc::customer_ref;
 use crate::grpc::status::ERROR_DOMAIN;
 use crate::proto::v1 as pb;
 use crate::proto::v1::violation_service_server::ViolationService;
@@ -115,9 +116,9 @@ impl ViolationService for ViolationApi {
         req: Request<pb::WatchViolationsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let caller = caller(&req)?;
-        let req = req.into_inner();
+        let req = customer_ref::resolved(&self.app, caller.org, req.into_inner()).await?;
         let mut v = Violations::default();
-        let filter = filter(&mut v, &req.customer_id, &req.kinds);
+        let filter = filter(&mut v, req.customer_id(), &req.kinds);
         let start = match &req.start {
             None | Some(Start::FromNow(_)) => StartAt::Now,
             Some(Start::FromBeginning(_)) => StartAt::Beginning,
@@ -145,11 +146,11 @@ impl ViolationService for ViolationApi {
         req: Request<pb::ListViolationsRequest>,
     ) -> Result<Response<pb::ListViolationsResponse>, Status> {
         let Caller { org, tokens, .. } = caller(&req)?;
-        let req = req.into_inner();
+        let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
         let mut v = Violations::default();
-        let key = format!("after={}|customer={}|kinds={:?}", req.after_cursor, req.customer_id, req.kinds);
+        let key = format!("after={}|customer={}|kinds={:?}", req.after_cursor, req.customer_id(), req.kinds);
         let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
-        let filter = filter(&mut v, &req.customer_id, &req.kinds);
+        let filter = filter(&mut v, req.customer_id(), &req.kinds);
         let start = match req.after_cursor.as_str() {
             "" => StartAt::Beginning,
             c => StartAt::After(cursor(&mut v, "after_cursor", c, &tokens)),

@@ -123,7 +123,7 @@ pub fn prepaid(
 ) -> pb::Commit {
     pb::Commit {
         r#type: pb::CommitType::Prepaid.into(),
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         product_id: t.vod.clone(),
         priority: priority.into(),
         access_schedule: Some(pb::AccessSchedule {
@@ -172,7 +172,7 @@ pub async fn apply(
 ) -> Result<pb::ApplyDrawdownResponse, tonic::Status> {
     c.apply_drawdown(pb::ApplyDrawdownRequest {
         idempotency_key: key.into(),
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         usage: Some(u),
     })
     .await
@@ -204,7 +204,7 @@ pub async fn usage_client(
 pub fn event(t: &Tenant, event_id: &str, code: &str, quantity: &str, amount: &str) -> pb::UsageEvent {
     pb::UsageEvent {
         event_id: event_id.into(),
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         product: Some(pb::usage_event::Product::ProductCode(code.into())),
         quantity: quantity.into(),
         rated_amount: amount.into(),
@@ -238,7 +238,7 @@ pub async fn block_everything(server: &TestServer, t: &Tenant) {
         .await
         .replace_allowance_limits(pb::ReplaceAllowanceLimitsRequest {
             limits: Some(pb::AllowanceLimits {
-                customer_id: t.customer_id.clone(),
+                customer: billing::proto::customer_id(t.customer_id.clone()),
                 accumulated_maximum_usage_per_transaction: Some("0".into()),
                 ..Default::default()
             }),

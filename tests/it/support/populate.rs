@@ -39,7 +39,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
     .expect("adjust");
 
     let limits = pb::AllowanceLimits {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         accumulated_maximum_rated_amount_per_day: Some("10".into()),
         warning_thresholds: vec!["50".into()],
         ..Default::default()
@@ -57,7 +57,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
     let created = cm
         .create_commitment(pb::CreateCommitmentRequest {
             commitment: Some(pb::Commitment {
-                customer_id: t.customer_id.clone(),
+                customer: billing::proto::customer_id(t.customer_id.clone()),
                 time_range: Some(pb::TimeRange {
                     start_time: ts(now),
                     end_time: ts(now + Duration::days(90)),
@@ -109,7 +109,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
         .promo
         .unwrap();
     p.evaluate_basket(pb::EvaluateBasketRequest {
-        customer_id: t.customer_id.clone(),
+        customer: billing::proto::customer_id(t.customer_id.clone()),
         basket_id: "basket-1".into(),
         lines: vec![pb::BasketLine { product_id: t.vod.clone(), quantity: 2 }],
         ..Default::default()
@@ -119,7 +119,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
     let promotion = credit_promotion(server, t, "Welcome", "10").await;
     p.apply_promotion(pb::ApplyPromotionRequest {
         applied: Some(pb::AppliedPromotion {
-            customer_id: t.customer_id.clone(),
+            customer: billing::proto::customer_id(t.customer_id.clone()),
             promotion_id: promotion.id,
             priority: "1".into(),
             applied_time_range: Some(pb::TimeRange {

@@ -4,12 +4,13 @@ use std::collections::HashSet;
 
 use super::credit_types::check_declared;
 use super::{App, AppError, clock};
-use crate::db::{self, Conn};
+use crate::db::{self, Conn, acting_key};
 use crate::domain::allowance::{
     AllowanceChange, AllowanceLimits, LimitSettings, LimitsUpdate, Selector, apply_update, check_services,
 };
+use crate::domain::authorship::Authorship;
 use crate::domain::etag::etag_matches;
-use crate::domain::ids::{CustomerId, OrgId};
+use crate::domain::ids::{ApiKeyId, CustomerId, OrgId};
 use crate::domain::validation::Violations;
 
 const RESOURCE: &str = "allowance limits";
@@ -56,6 +57,7 @@ fn store(
     customer: CustomerId,
     current: Option<AllowanceLimits>,
     settings: LimitSettings,
+    acting: Option<ApiKeyId>,
 ) -> Result<AllowanceLimits, AppError> {
     let now = clock::now();
     let limits = AllowanceLimits {
@@ -64,6 +66,7 @@ fn store(
         created_at: current.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
         version: current.as_ref().map_or(1, |c| c.version + 1),
+        by: current.as_ref().map_or(Authorship::created(acting), |c| c.by.changed(acting)),
     };
     db::allowances::put(conn, org, &limits)?;
     Ok(limits)
@@ -92,6 +95,7 @@ impl App {
         settings: LimitSettings,
         v: Violations,
     ) -> Result<AllowanceLimits, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_limits(conn, org, customer, &etag)?;
@@ -101,7 +105,7 @@ impl App {
                 check_declared(conn, org, &[("limits.currency", &settings.currency)], &mut v)?;
                 check_services(&mut v, "limits.usage_services_allowance", &settings.services, &codes);
                 v.finish(())?;
-                store(conn, org, customer, current, settings.clone())
+                store(conn, org, customer, current, settings.clone(), acting)
             })
             .await
     }
@@ -115,6 +119,7 @@ impl App {
         update: LimitsUpdate,
         v: Violations,
     ) -> Result<AllowanceLimits, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_limits(conn, org, customer, &etag)?;
@@ -144,7 +149,7 @@ impl App {
                     &mut v,
                 );
                 v.finish(())?;
-                store(conn, org, customer, current, settings)
+                store(conn, org, customer, current, settings, acting)
             })
             .await
     }

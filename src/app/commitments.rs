@@ -11,7 +11,7 @@ use super::credit::{AppliedView, apply_in};
 use super::customers::require_customer;
 use super::{App, AppError, Caller, clock};
 use crate::db::commitments::{ClosedPeriod, CommitmentFilter, Compensation, Edit, MeasureQuery};
-use crate::db::{self, Conn};
+use crate::db::{self, Conn, acting_key};
 use crate::domain::commitment::document::{Operation, PatchFailure, apply, blame};
 use crate::domain::commitment::ending;
 use crate::domain::commitment::periods::{
@@ -135,6 +135,7 @@ impl App {
         new: NewCommitment,
         v: Violations,
     ) -> Result<(Commitment, Vec<AppliedView>), AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let mut v = v.clone();
@@ -161,7 +162,7 @@ impl App {
                     return Err(AppError::Invalid(v));
                 }
                 let now = clock::now();
-                let commitment = Commitment::create(customer, terms, now);
+                let commitment = Commitment::create(customer, terms, now, acting);
                 let check = next_check(&commitment.terms, &Default::default(), None);
                 db::commitments::insert(conn, org, &commitment, check)?;
                 let mut applied = Vec::new();
@@ -222,6 +223,7 @@ impl App {
         operations: Vec<Operation>,
     ) -> Result<Commitment, AppError> {
         let org = caller.org;
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_open(conn, org, id, placement, &etag)?;
@@ -247,7 +249,13 @@ impl App {
                 validate_terms(&terms, &known, &mut found);
                 validate_change(&current.terms, &terms, now, &mut found);
                 blame(&operations, &found).finish(())?;
-                let next = Commitment { terms, updated_at: now, version: current.version + 1, ..current };
+                let next = Commitment {
+                    terms,
+                    updated_at: now,
+                    version: current.version + 1,
+                    by: current.by.changed(acting),
+                    ..current
+                };
                 let closed: std::collections::HashSet<PeriodKey> =
                     db::commitments::closed_keys(conn, org, id)?;
                 db::commitments::update(conn, org, &next, next_check(&next.terms, &closed, None))?;
@@ -319,6 +327,7 @@ impl App {
         etag: String,
         reason: Option<String>,
     ) -> Result<(Commitment, Option<Compensation>), AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let c = lock_open(conn, org, id, placement, &etag)?;
@@ -334,6 +343,7 @@ impl App {
                     ended_at: Some(now),
                     updated_at: now,
                     version: c.version + 1,
+                    by: c.by.changed(acting),
                     ..c.clone()
                 };
                 let mut penalty = None;

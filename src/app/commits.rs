@@ -9,7 +9,7 @@ use super::customers::require_customer;
 use super::segments::{close_due_for_customer, write_off};
 use super::{App, AppError, clock};
 use crate::db::commit_ledger::RequestKey;
-use crate::db::{self, Conn};
+use crate::db::{self, Conn, acting_key};
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, LedgerKind, SegmentBalance, balances_at};
 use crate::domain::commit::timeline::{AdjustmentRefusal, decide_adjustment, effective_instant};
 use crate::domain::commit::validate::{CommitDraft, CommitRefs, validate_new};
@@ -102,6 +102,7 @@ impl App {
         v: Violations,
     ) -> Result<Commit, AppError> {
         let key = draft.uniqueness_key.clone();
+        let acting = acting_key::current();
         let created = self
             .db()
             .transaction(org, move |conn| {
@@ -119,7 +120,7 @@ impl App {
                     return Err(AppError::Invalid(v));
                 }
                 let now = clock::now();
-                let commit = Commit::create(CommitId::generate(), new, now);
+                let commit = Commit::create(CommitId::generate(), new, now, acting);
                 db::commits::insert(conn, org, &commit)?;
                 db::commit_ledger::insert(conn, org, &grants(&commit, now))?;
                 Ok(commit)
@@ -163,6 +164,7 @@ impl App {
         changes: CommitChanges,
         v: Violations,
     ) -> Result<Commit, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_commit(conn, org, id, &etag)?;
@@ -181,6 +183,7 @@ impl App {
                 if !v.is_empty() {
                     return Err(AppError::Invalid(v));
                 }
+                let next = Commit { by: current.by.changed(acting), ..next };
                 if let Some((idx, end)) = new_end {
                     db::commits::set_segment_end(conn, org, id, idx, end)?;
                 }
@@ -199,6 +202,7 @@ impl App {
         etag: String,
         reason: Option<String>,
     ) -> Result<Commit, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_commit(conn, org, id, &etag)?;
@@ -215,6 +219,7 @@ impl App {
                 db::commit_ledger::insert(conn, org, &entries)?;
                 let mut next = current.clone();
                 next.voided_at = Some(now);
+                next.by = current.by.changed(acting);
                 next.version += 1;
                 next.updated_at = now;
                 db::commits::update(conn, org, &next, reason.as_deref())?;

@@ -3,7 +3,7 @@
 use super::clock;
 
 use super::{App, AppError};
-use crate::db;
+use crate::db::{self, acting_key};
 use crate::domain::customer::{Customer, CustomerChanges, CustomerFilter, NewCustomer};
 use crate::domain::etag::etag_matches;
 use crate::domain::ids::{CustomerId, OrgId};
@@ -24,7 +24,7 @@ fn lock_current(conn: &mut db::Conn, org: OrgId, id: CustomerId, etag: &str) -> 
 
 impl App {
     pub async fn create_customer(&self, org: OrgId, new: NewCustomer) -> Result<Customer, AppError> {
-        let customer = Customer::create(CustomerId::generate(), new, clock::now());
+        let customer = Customer::create(CustomerId::generate(), new, clock::now(), acting_key::current());
         let external_id = customer.external_id.clone();
         let created = self
             .db()
@@ -71,11 +71,12 @@ impl App {
         changes: CustomerChanges,
     ) -> Result<Customer, AppError> {
         let external_id = changes.external_id.clone();
+        let key = acting_key::current();
         let updated = self
             .db()
             .transaction(org, move |conn| {
                 let current = lock_current(conn, org, id, &etag)?;
-                let next = current.apply(changes.clone(), clock::now());
+                let next = current.apply(changes.clone(), clock::now(), key);
                 let has_limits = db::allowances::get(conn, org, id, false)?.is_some();
                 if !current.may_become(&next, has_limits) {
                     return Err(AppError::FailedPrecondition {

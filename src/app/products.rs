@@ -3,7 +3,7 @@
 use super::clock;
 
 use super::{App, AppError};
-use crate::db;
+use crate::db::{self, acting_key};
 use crate::domain::etag::etag_matches;
 use crate::domain::ids::{OrgId, ProductId};
 use crate::domain::page::{Page, PageRequest};
@@ -24,7 +24,7 @@ fn lock_current(conn: &mut db::Conn, org: OrgId, id: ProductId, etag: &str) -> R
 
 impl App {
     pub async fn create_product(&self, org: OrgId, new: NewProduct) -> Result<Product, AppError> {
-        let product = Product::create(ProductId::generate(), new, clock::now());
+        let product = Product::create(ProductId::generate(), new, clock::now(), acting_key::current());
         let code = product.code.clone();
         let created = self
             .db()
@@ -71,11 +71,12 @@ impl App {
         changes: ProductChanges,
     ) -> Result<Product, AppError> {
         let code = changes.code.clone();
+        let key = acting_key::current();
         let updated = self
             .db()
             .transaction(org, move |conn| {
                 let current = lock_current(conn, org, id, &etag)?;
-                let next = current.apply(changes.clone(), clock::now());
+                let next = current.apply(changes.clone(), clock::now(), key);
                 db::products::update(conn, org, &next)?;
                 Ok::<_, AppError>(next)
             })

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::DbError;
 use super::schema::allowance_limits;
 use crate::domain::allowance::{AllowanceLimits, LimitSettings, Maxima, ServiceAllowance};
-use crate::domain::ids::{CustomerId, OrgId};
+use crate::domain::authorship::Authorship;
+use crate::domain::ids::{ApiKeyId, CustomerId, OrgId};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = allowance_limits, treat_none_as_null = true)]
@@ -32,6 +33,9 @@ struct AllowanceRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    // The trigger `written_by` has the last word on both.
+    created_by: Option<Uuid>,
+    updated_by: Option<Uuid>,
 }
 
 impl AllowanceRow {
@@ -56,6 +60,8 @@ impl AllowanceRow {
             version: l.version,
             created_at: l.created_at,
             updated_at: l.updated_at,
+            created_by: l.by.created_by.map(ApiKeyId::uuid),
+            updated_by: l.by.updated_by.map(ApiKeyId::uuid),
         })
     }
 }
@@ -86,6 +92,7 @@ impl TryFrom<AllowanceRow> for AllowanceLimits {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            by: Authorship::of(r.created_by, r.updated_by),
         })
     }
 }

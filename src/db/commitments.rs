@@ -13,6 +13,7 @@ use super::prepared::{BindNext, prepared};
 use super::schema::{
     commitment_compensations, commitment_edits, commitment_periods, commitments, usage_events,
 };
+use crate::domain::authorship::Authorship;
 use crate::domain::commitment::document::Operation;
 use crate::domain::commitment::periods::PeriodKey;
 use crate::domain::commitment::{Commitment, CommitmentStatus, Measure, Scope, Terms};
@@ -37,6 +38,9 @@ struct CommitmentRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
+    // The trigger `written_by` has the last word on both.
+    created_by: Option<Uuid>,
+    updated_by: Option<Uuid>,
 }
 
 impl CommitmentRow {
@@ -59,6 +63,8 @@ impl CommitmentRow {
             created_at: c.created_at,
             updated_at: c.updated_at,
             version: c.version,
+            created_by: c.by.created_by.map(ApiKeyId::uuid),
+            updated_by: c.by.updated_by.map(ApiKeyId::uuid),
         })
     }
 }
@@ -79,6 +85,7 @@ impl TryFrom<CommitmentRow> for Commitment {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            by: Authorship::of(r.created_by, r.updated_by),
         })
     }
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::DbError;
 use super::prepared::{BindNext, prepared};
 use super::schema::{commit_segments, commits};
+use crate::domain::authorship::Authorship;
 use crate::domain::commit::balance::{CloseKind, Segment};
 use crate::domain::commit::timeline::LaterEntries;
 use crate::domain::commit::{
@@ -43,6 +44,8 @@ pub struct CommitRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub created_by: Option<Uuid>,
+    pub updated_by: Option<Uuid>,
 }
 
 #[derive(Insertable)]
@@ -162,6 +165,7 @@ impl TryFrom<CommitRow> for Commit {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            by: Authorship::of(r.created_by, r.updated_by),
         })
     }
 }

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::schema::customers;
+use crate::domain::authorship::Authorship;
 use crate::domain::customer::{Customer, CustomerFilter};
 use crate::domain::ids::{CustomerId, OrgId};
 
@@ -19,8 +20,11 @@ pub struct CustomerRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub created_by: Option<Uuid>,
+    pub updated_by: Option<Uuid>,
 }
 
+/// Written by every insert and update; `created_by` / `updated_by` are the trigger's.
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = customers)]
 pub struct NewCustomerRow<'a> {
@@ -64,6 +68,7 @@ impl TryFrom<CustomerRow> for Customer {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            by: Authorship::of(r.created_by, r.updated_by),
         })
     }
 }

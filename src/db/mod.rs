@@ -6,6 +6,7 @@
 //! the caller's `OrgId`, and every transaction also sets it as `app.org_id` for the
 //! row-level security policies.
 
+pub mod acting_key;
 pub mod allowances;
 pub mod commit_ledger;
 pub mod commitments;
@@ -40,7 +41,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 
 pub use error::{DbError, TxError};
 
-use crate::domain::ids::OrgId;
+use crate::domain::ids::{ApiKeyId, OrgId};
 
 /// How the service reaches its database.
 #[derive(Clone, Debug)]
@@ -275,6 +276,7 @@ impl Db {
     {
         let max_retries = self.max_retries;
         let (deadline, statement_timeout) = (deadline::current(), self.statement_timeout);
+        let key = acting_key::current();
         let in_flight = Arc::clone(&self.in_flight);
         self.run(move |conn| {
             let mut attempt = 0;
@@ -283,7 +285,7 @@ impl Db {
                 let timeout = deadline
                     .map(|d| deadline::left(d, std::time::Instant::now()).unwrap_or(Duration::from_millis(1)))
                     .filter(|left| *left < statement_timeout);
-                let outcome = org_transaction(conn, org, (timeout, &in_flight), &mut f);
+                let outcome = org_transaction(conn, (org, key), (timeout, &in_flight), &mut f);
                 let error = match outcome {
                     Ok(value) => return Ok(value),
                     Err(TxFailure::App(e)) => e,
@@ -337,13 +339,16 @@ impl<E> From<diesel::result::Error> for TxFailure<E> {
 /// sent in one round trip.
 fn org_transaction<T, E: From<DbError>>(
     conn: &mut PgConnection,
-    org: OrgId,
+    (org, key): (OrgId, Option<ApiKeyId>),
     (statement_timeout, in_flight): (Option<Duration>, &shutdown::InFlight),
     f: &mut impl FnMut(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, TxFailure<E>> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     // A UUID's text is hex digits and dashes, safe to write into the statement.
     let mut begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());
+    if let Some(key) = key {
+        begin.push_str(&format!(", set_config('app.key_id', '{}', true)", key.uuid()));
+    }
     if let Some(t) = statement_timeout {
         // For this transaction only: the caller's deadline is nearer than the usual one.
         begin.push_str(&format!(", set_config('statement_timeout', '{}', true)", t.as_millis().max(1)));

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::schema::products;
+use crate::domain::authorship::Authorship;
 use crate::domain::ids::{OrgId, ProductId};
 use crate::domain::product::{Product, ProductFilter, ProductKind};
 
@@ -22,6 +23,8 @@ pub struct ProductRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub created_by: Option<Uuid>,
+    pub updated_by: Option<Uuid>,
 }
 
 #[derive(Insertable, AsChangeset)]
@@ -74,6 +77,7 @@ impl TryFrom<ProductRow> for Product {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            by: Authorship::of(r.created_by, r.updated_by),
         })
     }
 }

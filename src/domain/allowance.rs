@@ -178,6 +178,7 @@ pub struct AllowanceLimits {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub by: super::authorship::Authorship,
 }
 
 /// The limits themselves, without bookkeeping.

@@ -24,6 +24,7 @@ fn product(code: &str, service_type: Option<&str>, service_family: Option<&str>)
         created_at: DateTime::UNIX_EPOCH,
         updated_at: DateTime::UNIX_EPOCH,
         version: 1,
+        by: Default::default(),
     }
 }
 

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::ids::CustomerId;
+use super::authorship::Authorship;
+use super::ids::{ApiKeyId, CustomerId};
 use super::text::{check_code, check_name};
 use super::validation::Violations;
 
@@ -32,6 +33,7 @@ pub struct Customer {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub by: Authorship,
 }
 
 /// Customer fields as sent by a caller, not yet checked.
@@ -109,8 +111,8 @@ pub fn validate_changes(draft: CustomerDraft, mask: &[&str], v: &mut Violations)
 }
 
 impl Customer {
-    /// The customer that `new` describes, created at `now`.
-    pub fn create(id: CustomerId, new: NewCustomer, now: DateTime<Utc>) -> Self {
+    /// The customer that `new` describes, created at `now` with `key`.
+    pub fn create(id: CustomerId, new: NewCustomer, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {
             id,
             external_id: new.external_id,
@@ -119,11 +121,12 @@ impl Customer {
             created_at: now,
             updated_at: now,
             version: 1,
+            by: Authorship::created(key),
         }
     }
 
-    /// This customer with `changes` applied at `now`, one version later.
-    pub fn apply(&self, changes: CustomerChanges, now: DateTime<Utc>) -> Self {
+    /// This customer with `changes` applied at `now` with `key`, one version later.
+    pub fn apply(&self, changes: CustomerChanges, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {
             id: self.id,
             external_id: changes.external_id.unwrap_or_else(|| self.external_id.clone()),
@@ -132,6 +135,7 @@ impl Customer {
             created_at: self.created_at,
             updated_at: now,
             version: self.version + 1,
+            by: self.by.changed(key),
         }
     }
 
@@ -159,12 +163,15 @@ mod tests {
             CustomerId(uuid::Uuid::nil()),
             validate_new(draft("A", "A", ""), &mut v),
             Utc::now(),
+            None,
         );
         let tokyo = c.apply(
             CustomerChanges { time_zone: Some("Asia/Tokyo".parse().unwrap()), ..Default::default() },
             Utc::now(),
+            None,
         );
-        let renamed = c.apply(CustomerChanges { name: Some("B".into()), ..Default::default() }, Utc::now());
+        let renamed =
+            c.apply(CustomerChanges { name: Some("B".into()), ..Default::default() }, Utc::now(), None);
         assert!(!c.may_become(&tokyo, true));
         assert!(c.may_become(&tokyo, false));
         assert!(c.may_become(&renamed, true));
@@ -190,10 +197,10 @@ mod tests {
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let mut v = Violations::default();
         let current =
-            Customer::create(CustomerId::generate(), validate_new(draft("A", "Old", ""), &mut v), now);
+            Customer::create(CustomerId::generate(), validate_new(draft("A", "Old", ""), &mut v), now, None);
         let changes = validate_changes(draft("", "New", "bogus"), &["name"], &mut v);
         assert!(v.is_empty(), "unmasked bad fields are ignored: {v}");
-        let next = current.apply(changes, now);
+        let next = current.apply(changes, now, None);
         assert_eq!((next.name.as_str(), next.external_id.as_str()), ("New", "A"));
         assert_eq!(next.version, 2);
     }

@@ -28,6 +28,7 @@ fn product(code: &str, service_type: &str) -> Product {
         created_at: now,
         updated_at: now,
         version: 1,
+        by: Default::default(),
     }
 }
 

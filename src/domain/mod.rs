@@ -5,6 +5,7 @@
 
 pub mod allowance;
 pub mod api_key;
+pub mod authorship;
 pub mod backdating;
 pub mod commit;
 pub mod commitment;

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
-use super::ids::ProductId;
+use super::authorship::Authorship;
+use super::ids::{ApiKeyId, ProductId};
 use super::text::{check_code, check_name};
 use super::validation::Violations;
 
@@ -45,6 +46,7 @@ pub struct Product {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub by: Authorship,
 }
 
 /// Product fields as sent by a caller, not yet checked; `kind` is `None` when unset.
@@ -174,7 +176,7 @@ pub fn validate_changes(d: ProductDraft, mask: &[&str], v: &mut Violations) -> P
 
 impl Product {
     /// The product that `new` describes, created at `now`.
-    pub fn create(id: ProductId, new: NewProduct, now: DateTime<Utc>) -> Self {
+    pub fn create(id: ProductId, new: NewProduct, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {
             id,
             code: new.code,
@@ -186,11 +188,12 @@ impl Product {
             created_at: now,
             updated_at: now,
             version: 1,
+            by: Authorship::created(key),
         }
     }
 
-    /// This product with `c` applied at `now`, one version later.
-    pub fn apply(&self, c: ProductChanges, now: DateTime<Utc>) -> Self {
+    /// This product with `c` applied at `now` with `key`, one version later.
+    pub fn apply(&self, c: ProductChanges, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {
             id: self.id,
             code: c.code.unwrap_or_else(|| self.code.clone()),
@@ -202,6 +205,7 @@ impl Product {
             created_at: self.created_at,
             updated_at: now,
             version: self.version + 1,
+            by: self.by.changed(key),
         }
     }
 
@@ -258,8 +262,8 @@ mod tests {
             },
             &mut v,
         );
-        let p = Product::create(ProductId(uuid::Uuid::from_u128(1)), new, DateTime::UNIX_EPOCH);
-        let next = p.apply(ProductChanges::default(), DateTime::UNIX_EPOCH);
+        let p = Product::create(ProductId(uuid::Uuid::from_u128(1)), new, DateTime::UNIX_EPOCH, None);
+        let next = p.apply(ProductChanges::default(), DateTime::UNIX_EPOCH, None);
         assert_eq!(next.version, p.version + 1);
         assert!(p.has_all_tags(&["vod".into(), "hd".into()]));
         assert!(p.has_all_tags(&[]));
@@ -311,8 +315,8 @@ mod tests {
         let mut v = Violations::default();
         let now = DateTime::<Utc>::UNIX_EPOCH;
         let d = ProductDraft { service_type: Some("Usage Services".into()), ..service("CREED") };
-        let p = Product::create(ProductId::generate(), validate_new(d, &mut v), now);
+        let p = Product::create(ProductId::generate(), validate_new(d, &mut v), now, None);
         let c = validate_changes(ProductDraft::default(), &["service_type"], &mut v);
-        assert_eq!(p.apply(c, now).service_type, None);
+        assert_eq!(p.apply(c, now, None).service_type, None);
     }
 }

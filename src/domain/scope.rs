@@ -175,6 +175,10 @@ mod tests {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
         }
         assert_eq!(Scopes::from_names(&Scopes::all().names()), Some(Scopes::all()));
+        assert!(Scope::ALL.into_iter().all(|s| Scopes::all().contains(s)), "all holds every scope");
+        assert_eq!(Scopes::all().names(), ["admin", "write", "usage", "read", "feed"]);
+        assert_eq!(Scope::Write.to_string(), "write", "shown by its stored name");
+        assert_eq!(set(&[Scope::Read, Scope::Read]), set(&[Scope::Read]), "a repeated scope is held once");
         assert_eq!(Scopes::from_names(&["read", "root"]), None);
         assert_eq!(Scope::parse("Read"), None, "stored names are lower case");
     }

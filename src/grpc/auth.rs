@@ -103,7 +103,8 @@ where
                 return Ok(Status::from(AppError::missing_scope(needed, message)).into_http());
             }
             req.extensions_mut().insert(caller);
-            inner.call(req).await
+            // What the call writes records the key it was made with.
+            crate::db::acting_key::acting_as(caller.key, inner.call(req)).await
         })
     }
 }

@@ -45,6 +45,12 @@ pub fn require_id<T: FromStr>(field: &str, value: &str) -> Result<T, Violations>
     }
 }
 
+/// An API key's id on the wire; empty for none (a resource written by the service itself,
+/// or before keys were recorded).
+pub fn key_id(key: Option<crate::domain::ids::ApiKeyId>) -> String {
+    key.map(|k| k.to_string()).unwrap_or_default()
+}
+
 /// A domain time on the wire.
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }

@@ -161,6 +161,8 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
         create_time: None,
         update_time: None,
         etag: String::new(),
+        created_by: String::new(),
+        updated_by: String::new(),
         customer_obligations: sent.customer_obligations.clone(),
         ..got
     };

@@ -97,6 +97,8 @@ async fn every_seed_field_round_trips_with_the_expanded_invoice_schedule() {
         create_time: None,
         update_time: None,
         etag: String::new(),
+        created_by: String::new(),
+        updated_by: String::new(),
         ..got.clone()
     };
     let mut expected = sent;

@@ -35,3 +35,4 @@ mod time_zones;
 mod tls;
 mod usage;
 mod usage_events;
+mod written_by;

@@ -323,9 +323,12 @@ mod tests {
     #[test]
     fn ledger_and_close_kinds_are_stored_under_their_names() {
         use LedgerKind::*;
-        let ledger = [Grant, Drawdown, Expiry, Adjustment, TrueUp, Void];
+        let ledger = [Grant, Drawdown, Expiry, Adjustment, TrueUp, Void, AccessExtended];
         let names: Vec<_> = ledger.iter().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["GRANT", "DRAWDOWN", "EXPIRY", "ADJUSTMENT", "TRUE_UP", "VOID"]);
+        assert_eq!(
+            names,
+            ["GRANT", "DRAWDOWN", "EXPIRY", "ADJUSTMENT", "TRUE_UP", "VOID", "ACCESS_EXTENDED"]
+        );
         for k in ledger {
             assert_eq!(LedgerKind::parse(k.as_str()), Some(k));
         }

@@ -31,7 +31,7 @@ fn commit(access: Vec<AccessItem>) -> Commit {
         salesforce_opportunity_id: None,
         uniqueness_key: None,
     };
-    Commit::create(CommitId(Uuid::from_u128(3)), new, at(1))
+    Commit::create(CommitId(Uuid::from_u128(3)), new, at(1), None)
 }
 
 fn item(from: u32, to: u32) -> AccessItem {

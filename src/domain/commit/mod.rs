@@ -14,7 +14,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{CommitId, CustomerId, ProductId};
+use super::authorship::Authorship;
+use super::ids::{ApiKeyId, CommitId, CustomerId, ProductId};
 
 pub use applicability::{Applicability, Exclusion, Specifier};
 pub use schedule::{
@@ -83,6 +84,7 @@ pub struct Commit {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub by: Authorship,
 }
 
 /// A valid new commit (what `validate::validate_new` produces).
@@ -107,8 +109,8 @@ pub struct NewCommit {
 }
 
 impl Commit {
-    /// The commit `new` describes, created at `now`.
-    pub fn create(id: CommitId, new: NewCommit, now: DateTime<Utc>) -> Self {
+    /// The commit `new` describes, created at `now` with `key`.
+    pub fn create(id: CommitId, new: NewCommit, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {
             id,
             customer_id: new.customer_id,
@@ -131,6 +133,7 @@ impl Commit {
             created_at: now,
             updated_at: now,
             version: 1,
+            by: Authorship::created(key),
         }
     }
 

@@ -9,7 +9,12 @@ use crate::domain::commitment::{CommitmentStatus, MinimumSpend, PeriodKind, test
 use crate::domain::ids::CustomerId;
 
 fn commitment() -> Commitment {
-    Commitment::create(CustomerId::generate(), terms(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap())
+    Commitment::create(
+        CustomerId::generate(),
+        terms(),
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        None,
+    )
 }
 
 fn op(op: &str, path: &str, value: Option<serde_json::Value>) -> Operation {

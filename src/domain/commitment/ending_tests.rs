@@ -69,6 +69,7 @@ fn prepaid(start: DateTime<Utc>, end: DateTime<Utc>) -> Commit {
         created_at: start,
         updated_at: start,
         version: 3,
+        by: Default::default(),
     }
 }
 
@@ -77,7 +78,7 @@ fn ended(plan: Option<&str>, status: CommitmentStatus) -> Commitment {
         ending_config: EndingConfig { plan_id: plan.map(str::to_owned), ..EndingConfig::default() },
         ..terms()
     };
-    let mut c = Commitment::create(CustomerId(Uuid::from_u128(7)), t, at(1));
+    let mut c = Commitment::create(CustomerId(Uuid::from_u128(7)), t, at(1), None);
     c.status = status;
     c
 }

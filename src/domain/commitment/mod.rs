@@ -11,7 +11,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{CommitmentId, CustomerId, ProductId};
+use super::authorship::Authorship;
+use super::ids::{ApiKeyId, CommitmentId, CustomerId, ProductId};
 use super::money::{check_non_negative, check_positive};
 use super::text::check_code;
 use super::validation::Violations;
@@ -279,6 +280,7 @@ pub struct Commitment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    pub by: Authorship,
 }
 
 /// The products of the organization among those terms name.
@@ -358,8 +360,8 @@ pub fn validate_change(from: &Terms, to: &Terms, now: DateTime<Utc>, v: &mut Vio
 }
 
 impl Commitment {
-    /// A new commitment on `terms` for `customer`, created at `now`.
-    pub fn create(customer: CustomerId, terms: Terms, now: DateTime<Utc>) -> Self {
+    /// A new commitment on `terms` for `customer`, created at `now` with `key`.
+    pub fn create(customer: CustomerId, terms: Terms, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {
             id: CommitmentId::generate(),
             customer,
@@ -370,6 +372,7 @@ impl Commitment {
             created_at: now,
             updated_at: now,
             version: 1,
+            by: Authorship::created(key),
         }
     }
 
@@ -381,7 +384,8 @@ impl Commitment {
             start_time: self.terms.time_range.end_time,
             end_time: self.terms.time_range.end_time + length,
         };
-        Self::create(self.customer, terms, now)
+        // Made by the service, not by a key.
+        Self::create(self.customer, terms, now, None)
     }
 }
 
@@ -494,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_restart_runs_the_same_terms_for_the_next_term() {
-        let c = Commitment::create(CustomerId::generate(), terms(), at(2026, 1));
+        let c = Commitment::create(CustomerId::generate(), terms(), at(2026, 1), None);
         let next = c.restarted(at(2027, 1));
         assert_eq!(next.terms.time_range.start_time, at(2027, 1));
         assert_eq!(next.terms.time_range.end_time, at(2027, 1) + (at(2027, 1) - at(2026, 1)));

@@ -11,7 +11,7 @@ use crate::domain::ids::CustomerId;
 use crate::domain::money::parse_credit_type;
 use crate::domain::money::{check_non_negative, parse_decimal};
 use crate::domain::validation::Violations;
-use crate::grpc::convert::{decimal, parse_id, timestamp};
+use crate::grpc::convert::{decimal, key_id, parse_id, timestamp};
 use crate::proto::customer_id;
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_allowance::Selector as WireSelector;
@@ -261,5 +261,7 @@ pub fn limits(l: AllowanceLimits) -> pb::AllowanceLimits {
             .collect(),
         update_time: Some(timestamp(l.updated_at)),
         etag: etag(l.version),
+        created_by: key_id(l.by.created_by),
+        updated_by: key_id(l.by.updated_by),
     }
 }

@@ -22,7 +22,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{
-    decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
+    decimal, key_id, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
     parsed_optional_decimal, parsed_timestamp, set_fields, timestamp,
 };
 use crate::proto::customer_id;
@@ -494,6 +494,8 @@ pub fn commit(c: Commit) -> pb::Commit {
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
         etag: etag(c.version),
+        created_by: key_id(c.by.created_by),
+        updated_by: key_id(c.by.updated_by),
     }
 }
 

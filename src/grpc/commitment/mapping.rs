@@ -18,8 +18,8 @@ use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::grpc::convert::{
-    decimal, non_empty, opt_timestamp, parse_id, parse_optional_id, parsed_decimal, parsed_enum, parsed_id,
-    parsed_timestamp, timestamp,
+    decimal, key_id, non_empty, opt_timestamp, parse_id, parse_optional_id, parsed_decimal, parsed_enum,
+    parsed_id, parsed_timestamp, timestamp,
 };
 use crate::grpc::json_value::{from_json, to_json};
 use crate::proto::customer_id;
@@ -304,6 +304,8 @@ pub fn commitment(c: Commitment) -> pb::Commitment {
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
         etag: etag(c.version),
+        created_by: key_id(c.by.created_by),
+        updated_by: key_id(c.by.updated_by),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
 use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
-use crate::grpc::convert::{mask_paths, parse_id, set_fields, timestamp};
+use crate::grpc::convert::{key_id, mask_paths, parse_id, set_fields, timestamp};
 use crate::proto::v1 as pb;
 
 fn draft(c: pb::Customer) -> CustomerDraft {
@@ -72,5 +72,7 @@ pub fn customer(c: Customer) -> pb::Customer {
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
         etag: etag(c.version),
+        created_by: key_id(c.by.created_by),
+        updated_by: key_id(c.by.updated_by),
     }
 }

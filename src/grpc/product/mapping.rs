@@ -9,7 +9,7 @@ use crate::domain::product::{
 use crate::domain::seal::TokenKey;
 use crate::domain::text::filter_text;
 use crate::domain::validation::Violations;
-use crate::grpc::convert::{mask_paths, non_empty, parse_id, set_fields, timestamp};
+use crate::grpc::convert::{key_id, mask_paths, non_empty, parse_id, set_fields, timestamp};
 use crate::proto::v1 as pb;
 
 /// The domain kind of a wire kind; `None` for UNSPECIFIED or unknown numbers.
@@ -119,5 +119,7 @@ pub fn product(p: Product) -> pb::Product {
         create_time: Some(timestamp(p.created_at)),
         update_time: Some(timestamp(p.updated_at)),
         etag: etag(p.version),
+        created_by: key_id(p.by.created_by),
+        updated_by: key_id(p.by.updated_by),
     }
 }

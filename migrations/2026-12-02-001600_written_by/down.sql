@@ -1,0 +1,18 @@
+DROP TRIGGER written_by ON customers;
+DROP TRIGGER written_by ON products;
+DROP TRIGGER written_by ON commits;
+DROP TRIGGER written_by ON commitments;
+DROP TRIGGER written_by ON allowance_limits;
+DROP TRIGGER written_by ON credit_promotions;
+DROP TRIGGER written_by ON billing_promos;
+DROP TRIGGER written_by ON applied_promotions;
+ALTER TABLE customers DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE products DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE commits DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE commitments DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE allowance_limits DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE credit_promotions DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE applied_promotions DROP COLUMN created_by, DROP COLUMN updated_by;
+ALTER TABLE billing_promos DROP COLUMN updated_by;
+DROP FUNCTION billing_written_by();
+DROP FUNCTION billing_current_key();

@@ -171,7 +171,7 @@ impl App {
                         draft.customer = Parsed::Valid(customer);
                     }
                     draft.commitment_id = Some(commitment.id.uuid());
-                    let view = v.nested("apply_promotion", |v| apply_in(conn, org, draft, v))?;
+                    let view = v.nested("apply_promotion", |v| apply_in(conn, org, draft, acting, v))?;
                     if !v.is_empty() {
                         return Err(AppError::Invalid(v));
                     }

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::customers::require_customer;
 use super::{App, AppError, clock};
-use crate::db::{self, Conn};
+use crate::db::{self, Conn, acting_key};
 use crate::domain::credit::{
     AmountsLeft, ApplicationDraft, ApplicationRefs, AppliedPromotion, CreditPromotion, CreditPromotionDraft,
     amounts_left, validate_application, validate_promotion,
 };
-use crate::domain::ids::{AppliedPromotionId, CustomerId, OrgId};
+use crate::domain::ids::{ApiKeyId, AppliedPromotionId, CustomerId, OrgId};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::Violations;
 
@@ -54,6 +54,7 @@ pub fn apply_in(
     conn: &mut Conn,
     org: OrgId,
     draft: ApplicationDraft,
+    acting: Option<ApiKeyId>,
     v: &mut Violations,
 ) -> Result<Option<AppliedView>, AppError> {
     let customer_exists = match draft.customer.valid() {
@@ -70,7 +71,7 @@ pub fn apply_in(
     };
     let refs = ApplicationRefs { customer_exists, promotion_exists, product_exists };
     let now = clock::now();
-    let Some(applied) = validate_application(draft, &refs, now, v) else { return Ok(None) };
+    let Some(applied) = validate_application(draft, &refs, (now, acting), v) else { return Ok(None) };
     db::credit::insert_applied(conn, org, &applied)?;
     Ok(views(conn, org, vec![applied], now)?.pop())
 }
@@ -82,6 +83,7 @@ impl App {
         draft: CreditPromotionDraft,
         v: Violations,
     ) -> Result<CreditPromotion, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let wanted: Vec<_> = draft.product_ids.iter().filter_map(|p| p.valid().copied()).collect();
@@ -94,7 +96,7 @@ impl App {
                     &[("credit_type", &draft.credit_type)],
                     &mut v,
                 )?;
-                let p = validate_promotion(draft.clone(), &known, clock::now(), &mut v);
+                let p = validate_promotion(draft.clone(), &known, (clock::now(), acting), &mut v);
                 let p = match p {
                     Some(p) if v.is_empty() => p,
                     _ => return Err(AppError::Invalid(v)),
@@ -128,10 +130,11 @@ impl App {
         draft: ApplicationDraft,
         v: Violations,
     ) -> Result<AppliedView, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let mut v = v.clone();
-                let view = v.nested("applied", |v| apply_in(conn, org, draft.clone(), v))?;
+                let view = v.nested("applied", |v| apply_in(conn, org, draft.clone(), acting, v))?;
                 match view {
                     Some(view) if v.is_empty() => Ok(view),
                     _ => Err(AppError::Invalid(v)),
@@ -168,6 +171,7 @@ impl App {
         id: AppliedPromotionId,
         context: Option<String>,
     ) -> Result<AppliedView, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let a = db::credit::get_applied(conn, org, id)?
@@ -181,8 +185,12 @@ impl App {
                 }
                 let now = clock::now();
                 db::credit::remove_applied(conn, org, id, now, context.as_deref())?;
-                let removed =
-                    AppliedPromotion { removed_at: Some(now), removal_context: context.clone(), ..a };
+                let removed = AppliedPromotion {
+                    removed_at: Some(now),
+                    removal_context: context.clone(),
+                    by: a.by.changed(acting),
+                    ..a
+                };
                 views(conn, org, vec![removed], now)?
                     .pop()
                     .ok_or_else(|| AppError::not_found("applied promotion", id))

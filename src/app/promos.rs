@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::customers::require_customer;
 use super::{App, AppError, Caller, clock};
 use crate::db::promos::PromoFilter;
-use crate::db::{self, Conn, DbError};
+use crate::db::{self, Conn, DbError, acting_key};
 use crate::domain::etag::etag_matches;
 use crate::domain::fingerprint::fingerprint;
 use crate::domain::ids::{CustomerId, OrgId, ProductId, PromoId, RewardId};
@@ -125,6 +125,7 @@ impl App {
         changes: PromoChanges,
         v: Violations,
     ) -> Result<BillingPromo, AppError> {
+        let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_promo(conn, org, id, &etag)?;
@@ -133,8 +134,9 @@ impl App {
                 let reward = changes.reward_product.unwrap_or(current.reward_product);
                 let kinds = product_kinds(conn, org, vec![reward])?;
                 let mut v = v.clone();
-                let next =
-                    v.nested("promo", |v| apply_changes(&current, changes.clone(), &kinds, clock::now(), v));
+                let next = v.nested("promo", |v| {
+                    apply_changes(&current, changes.clone(), &kinds, (clock::now(), acting), v)
+                });
                 v.finish(())?;
                 db::promos::update(conn, org, &next)?;
                 Ok(next)

@@ -12,9 +12,12 @@ use super::prepared::{BindNext, prepared};
 use super::schema::{
     applied_promotion_cycles, applied_promotion_drawdowns, applied_promotions, credit_promotions,
 };
+use crate::domain::authorship::Authorship;
 use crate::domain::commit::Applicability;
 use crate::domain::credit::{AppliedPromotion, CreditPromotion, Cycle};
-use crate::domain::ids::{AppliedPromotionId, CommitmentId, CreditPromotionId, CustomerId, OrgId, ProductId};
+use crate::domain::ids::{
+    ApiKeyId, AppliedPromotionId, CommitmentId, CreditPromotionId, CustomerId, OrgId, ProductId,
+};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = credit_promotions)]
@@ -29,6 +32,8 @@ struct PromotionRow {
     applicable_product_ids: Vec<Uuid>,
     applicable_product_tags: Vec<String>,
     created_at: DateTime<Utc>,
+    created_by: Option<Uuid>,
+    updated_by: Option<Uuid>,
 }
 
 impl TryFrom<PromotionRow> for CreditPromotion {
@@ -48,6 +53,7 @@ impl TryFrom<PromotionRow> for CreditPromotion {
                 ..Default::default()
             },
             created_at: r.created_at,
+            by: Authorship::of(r.created_by, r.updated_by),
         })
     }
 }
@@ -64,6 +70,9 @@ pub fn insert_promotion(conn: &mut PgConnection, org: OrgId, p: &CreditPromotion
         applicable_product_ids: p.applicability.product_ids.iter().map(|p| p.uuid()).collect(),
         applicable_product_tags: p.applicability.product_tags.clone(),
         created_at: p.created_at,
+        // The trigger `written_by` has the last word on both.
+        created_by: p.by.created_by.map(ApiKeyId::uuid),
+        updated_by: p.by.updated_by.map(ApiKeyId::uuid),
     };
     diesel::insert_into(credit_promotions::table).values(row).execute(conn)?;
     Ok(())
@@ -122,6 +131,8 @@ struct AppliedRow {
     removed_at: Option<DateTime<Utc>>,
     removal_context: Option<String>,
     total_used: Decimal,
+    created_by: Option<Uuid>,
+    updated_by: Option<Uuid>,
 }
 
 impl From<AppliedRow> for AppliedPromotion {
@@ -140,6 +151,7 @@ impl From<AppliedRow> for AppliedPromotion {
             removed_at: r.removed_at,
             removal_context: r.removal_context,
             total_used: r.total_used,
+            by: Authorship::of(r.created_by, r.updated_by),
         }
     }
 }
@@ -160,6 +172,9 @@ pub fn insert_applied(conn: &mut PgConnection, org: OrgId, a: &AppliedPromotion)
         removed_at: a.removed_at,
         removal_context: a.removal_context.clone(),
         total_used: a.total_used,
+        // The trigger `written_by` has the last word on both.
+        created_by: a.by.created_by.map(ApiKeyId::uuid),
+        updated_by: a.by.updated_by.map(ApiKeyId::uuid),
     };
     diesel::insert_into(applied_promotions::table).values(row).execute(conn)?;
     Ok(())

@@ -26,6 +26,8 @@ struct PromoRow {
     reward_product_m: i32,
     created_at: DateTime<Utc>,
     created_by: Uuid,
+    // The trigger `written_by` has the last word.
+    updated_by: Option<Uuid>,
     updated_at: DateTime<Utc>,
     version: i64,
 }
@@ -51,6 +53,7 @@ impl TryFrom<PromoRow> for BillingPromo {
             reward_product_m: u32::try_from(r.reward_product_m).map_err(|_| corrupt("M"))?,
             created_at: r.created_at,
             created_by: ApiKeyId(r.created_by),
+            updated_by: r.updated_by.map(ApiKeyId),
             updated_at: r.updated_at,
             version: r.version,
         })
@@ -73,6 +76,7 @@ impl PromoRow {
             reward_product_m: p.reward_product_m as i32,
             created_at: p.created_at,
             created_by: p.created_by.uuid(),
+            updated_by: p.updated_by.map(ApiKeyId::uuid),
             updated_at: p.updated_at,
             version: p.version,
         }

@@ -19,13 +19,18 @@ impl Authorship {
     /// After a change made with `key`; a change without one (the service's own work)
     /// keeps the last key that changed it.
     pub fn changed(self, key: Option<ApiKeyId>) -> Self {
-        Self { created_by: self.created_by, updated_by: key.or(self.updated_by) }
+        Self { created_by: self.created_by, updated_by: last_changed_by(self.updated_by, key) }
     }
 
     /// From stored columns.
     pub fn of(created_by: Option<uuid::Uuid>, updated_by: Option<uuid::Uuid>) -> Self {
         Self { created_by: created_by.map(ApiKeyId), updated_by: updated_by.map(ApiKeyId) }
     }
+}
+
+/// Who last changed a resource last changed by `previous`, after a change made with `key`.
+pub fn last_changed_by(previous: Option<ApiKeyId>, key: Option<ApiKeyId>) -> Option<ApiKeyId> {
+    key.or(previous)
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use chrono::{DateTime, Months, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::authorship::Authorship;
 use super::commit::Applicability;
 use super::drawdown::{Source, SourceRef};
-use super::ids::{AppliedPromotionId, CreditPromotionId, CustomerId, ProductId};
+use super::ids::{ApiKeyId, AppliedPromotionId, CreditPromotionId, CustomerId, ProductId};
 use super::money::check_positive;
 use super::text::{check_code, check_name};
 use super::validation::{Parsed, Violations};
@@ -62,6 +63,7 @@ pub struct CreditPromotion {
     pub cycle: Cycle,
     pub applicability: Applicability,
     pub created_at: DateTime<Utc>,
+    pub by: Authorship,
 }
 
 /// A credit promotion definition as read from the wire.
@@ -80,7 +82,7 @@ pub struct CreditPromotionDraft {
 pub fn validate_promotion(
     d: CreditPromotionDraft,
     known: &[ProductId],
-    now: DateTime<Utc>,
+    (now, key): (DateTime<Utc>, Option<ApiKeyId>),
     v: &mut Violations,
 ) -> Option<CreditPromotion> {
     check_name(v, "name", &d.name, 200);
@@ -116,6 +118,7 @@ pub fn validate_promotion(
         cycle: d.cycle,
         applicability: Applicability { product_ids, product_tags: d.product_tags, ..Default::default() },
         created_at: now,
+        by: Authorship::created(key),
     })
 }
 
@@ -135,6 +138,7 @@ pub struct AppliedPromotion {
     pub removed_at: Option<DateTime<Utc>>,
     pub removal_context: Option<String>,
     pub total_used: Decimal,
+    pub by: Authorship,
 }
 
 /// An application as read from the wire.
@@ -162,7 +166,7 @@ pub struct ApplicationRefs {
 pub fn validate_application(
     d: ApplicationDraft,
     refs: &ApplicationRefs,
-    now: DateTime<Utc>,
+    (now, key): (DateTime<Utc>, Option<ApiKeyId>),
     v: &mut Violations,
 ) -> Option<AppliedPromotion> {
     let customer = d.customer.required(v, "customer_id");
@@ -205,6 +209,7 @@ pub fn validate_application(
         removed_at: None,
         removal_context: None,
         total_used: Decimal::ZERO,
+        by: Authorship::created(key),
     })
 }
 

@@ -19,6 +19,7 @@ fn promotion(per_cycle: Option<i64>, total: Option<i64>) -> CreditPromotion {
         cycle: Cycle::Monthly,
         applicability: Applicability::default(),
         created_at: at(1, 1),
+        by: Default::default(),
     }
 }
 
@@ -37,6 +38,7 @@ fn applied(starts: DateTime<Utc>, ends: Option<DateTime<Utc>>) -> AppliedPromoti
         removed_at: None,
         removal_context: None,
         total_used: Decimal::ZERO,
+        by: Default::default(),
     }
 }
 
@@ -114,7 +116,7 @@ fn application_rules_name_their_fields() {
         ..Default::default()
     };
     let mut v = Violations::default();
-    assert!(validate_application(d, &ApplicationRefs::default(), at(1, 1), &mut v).is_none());
+    assert!(validate_application(d, &ApplicationRefs::default(), (at(1, 1), None), &mut v).is_none());
     let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
     assert_eq!(
         fields,
@@ -134,7 +136,7 @@ fn a_promotion_needs_an_amount_per_cycle_or_a_total() {
         product_tags: vec![],
     };
     let mut v = Violations::default();
-    assert!(validate_promotion(d, &[], at(1, 1), &mut v).is_none());
+    assert!(validate_promotion(d, &[], (at(1, 1), None), &mut v).is_none());
     assert_eq!(v.items()[0].field, "amount_per_cycle");
 }
 
@@ -151,7 +153,7 @@ fn a_promotion_covers_the_products_and_tags_it_names() {
         product_tags: vec!["vod".into()],
     };
     let mut v = Violations::default();
-    let p = validate_promotion(d, &[vod], at(1, 1), &mut v).expect("valid");
+    let p = validate_promotion(d, &[vod], (at(1, 1), None), &mut v).expect("valid");
     assert_eq!(
         (p.applicability.product_ids, p.applicability.product_tags),
         (vec![vod], vec!["vod".to_string()])
@@ -188,7 +190,7 @@ fn a_valid_application_is_made_and_a_missing_reference_is_reported_once() {
         ..Default::default()
     };
     let mut v = Violations::default();
-    let made = validate_application(d.clone(), &refs, at(1, 1), &mut v);
+    let made = validate_application(d.clone(), &refs, (at(1, 1), None), &mut v);
     assert!(v.is_empty(), "{:?}", v.items());
     assert_eq!(made.map(|a| (a.starts_at, a.ends_at)), Some((at(1, 1), Some(at(2, 1)))));
 
@@ -201,7 +203,7 @@ fn a_valid_application_is_made_and_a_missing_reference_is_reported_once() {
         ..d
     };
     let mut v = Violations::default();
-    assert!(validate_application(absent, &ApplicationRefs::default(), at(1, 1), &mut v).is_none());
+    assert!(validate_application(absent, &ApplicationRefs::default(), (at(1, 1), None), &mut v).is_none());
     let fields: Vec<_> = v.items().iter().map(|i| i.field.as_str()).collect();
     assert_eq!(fields, ["customer_id", "promotion_id"]);
 }

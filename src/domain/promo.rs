@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use super::authorship::last_changed_by;
 use super::ids::{ApiKeyId, CustomerId, ProductId, PromoId, RewardId};
 use super::product::ProductKind;
 use super::validation::{Parsed, Violations};
@@ -51,6 +52,8 @@ pub struct BillingPromo {
     pub reward_product_m: u32,
     pub created_at: DateTime<Utc>,
     pub created_by: ApiKeyId,
+    /// The key that last changed it (`None`: none since it was created).
+    pub updated_by: Option<ApiKeyId>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
 }
@@ -170,6 +173,7 @@ pub fn validate_new(
         reward_product_m,
         created_at: created_at?,
         created_by,
+        updated_by: Some(created_by),
         updated_at: now,
         version: 1,
     })
@@ -201,10 +205,11 @@ pub fn apply_changes(
     p: &BillingPromo,
     c: PromoChanges,
     kinds: &ProductKinds,
-    now: DateTime<Utc>,
+    (now, key): (DateTime<Utc>, Option<ApiKeyId>),
     v: &mut Violations,
 ) -> BillingPromo {
     let mut next = p.clone();
+    next.updated_by = last_changed_by(p.updated_by, key);
     if let Some(s) = c.validity_start {
         next.validity_start = s;
     }

@@ -27,6 +27,7 @@ fn promo(id: u128, t: PromoType, product: u128, n: u32, reward: u128, m: u32) ->
         reward_product_m: m,
         created_at: at(1),
         created_by: ApiKeyId(uuid::Uuid::nil()),
+        updated_by: None,
         updated_at: at(1),
         version: 1,
     }
@@ -63,10 +64,10 @@ fn changing_the_reward_type_alone_is_checked_against_the_current_reward_product(
     let same =
         PromoChanges { reward_product_type: Some(ProductKind::InventoryVariant), ..Default::default() };
     let mut v = Violations::default();
-    apply_changes(&current, same, &kinds, at(2), &mut v);
+    apply_changes(&current, same, &kinds, (at(2), None), &mut v);
     assert!(v.is_empty(), "{v:?}");
     let other = PromoChanges { reward_product_type: Some(ProductKind::Service), ..Default::default() };
-    apply_changes(&current, other, &kinds, at(2), &mut v);
+    apply_changes(&current, other, &kinds, (at(2), None), &mut v);
     assert_eq!(v.items()[0].field, "reward_product_type");
 }
 
@@ -270,7 +271,7 @@ fn buy_three_take_one_counts_groups_of_four() {
 fn a_change_advances_the_version_once_and_stamps_the_time() {
     let current = promo(1, PromoType::BuyNTakeM, 2, 1, 3, 1);
     let mut v = Violations::default();
-    let next = apply_changes(&current, PromoChanges::default(), &ProductKinds::new(), at(2), &mut v);
+    let next = apply_changes(&current, PromoChanges::default(), &ProductKinds::new(), (at(2), None), &mut v);
     assert_eq!((next.version, next.updated_at), (current.version + 1, at(2)));
 }
 

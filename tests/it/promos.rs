@@ -11,7 +11,7 @@ use crate::support::fixtures::{
 };
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
-fn promo(kind: pb::BillingPromoType, product: &str) -> pb::BillingPromo {
+pub(crate) fn promo(kind: pb::BillingPromoType, product: &str) -> pb::BillingPromo {
     pb::BillingPromo {
         r#type: kind.into(),
         product_type: pb::ProductKind::Service.into(),
@@ -20,7 +20,7 @@ fn promo(kind: pb::BillingPromoType, product: &str) -> pb::BillingPromo {
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     c: &mut billing::proto::v1::promo_service_client::PromoServiceClient<crate::support::server::Authed>,
     p: pb::BillingPromo,
 ) -> pb::BillingPromo {

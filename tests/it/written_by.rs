@@ -8,7 +8,9 @@ use chrono::{Duration, Utc};
 
 use crate::commitments::{create, monthly_spend, op, string};
 use crate::support::TestServer;
-use crate::support::fixtures::{Tenant, allowances, commitments_client, commits, create_commit, prepaid};
+use crate::support::fixtures::{
+    Tenant, allowances, commitments_client, commits, create_commit, credit_promotion, prepaid, promos, ts,
+};
 
 fn id_of(key: &str) -> String {
     parse_key(key).unwrap().0.to_string()
@@ -155,5 +157,66 @@ async fn each_resource_names_the_key_that_created_it_and_the_one_that_last_chang
         .into_inner()
         .limits
         .unwrap();
-    assert_eq!((read.created_by, read.updated_by), (b, a));
+    assert_eq!((read.created_by, read.updated_by), (b.clone(), a.clone()));
+
+    // Billing promos: created with A, changed with B.
+    let mut promos_a = promos(&server, &t.key).await;
+    let made =
+        crate::promos::create(&mut promos_a, crate::promos::promo(pb::BillingPromoType::BuyNTakeM, &t.vod))
+            .await;
+    let changed = promos(&server, &second)
+        .await
+        .update_billing_promo(pb::UpdateBillingPromoRequest {
+            promo: Some(pb::BillingPromo { id: made.id.clone(), product_n: Some(3), ..Default::default() }),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .promo
+        .unwrap();
+    assert_eq!((changed.created_by.as_str(), changed.updated_by.as_str()), (a.as_str(), b.as_str()));
+
+    // Credit promotions: created with A; applied with B, removed with A.
+    let promotion = credit_promotion(&server, &t, "welcome", "10").await;
+    assert_eq!((promotion.created_by.as_str(), promotion.updated_by.as_str()), (a.as_str(), a.as_str()));
+    let applied = promos(&server, &second)
+        .await
+        .apply_promotion(pb::ApplyPromotionRequest {
+            applied: Some(pb::AppliedPromotion {
+                customer: customer_id(t.customer_id.clone()),
+                promotion_id: promotion.id.clone(),
+                priority: "1".into(),
+                applied_time_range: Some(pb::TimeRange { start_time: ts(now), end_time: None }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .applied
+        .unwrap();
+    assert_eq!((applied.created_by.as_str(), applied.updated_by.as_str()), (b.as_str(), b.as_str()));
+    let removed = promos_a
+        .remove_applied_promotion(pb::RemoveAppliedPromotionRequest {
+            id: applied.id.clone(),
+            removal_context: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .applied
+        .unwrap();
+    assert_eq!((removed.created_by.as_str(), removed.updated_by.as_str()), (b.as_str(), a.as_str()));
+    let listed = promos_a
+        .list_applied_promotions(pb::ListAppliedPromotionsRequest {
+            customer: customer_id(t.customer_id.clone()),
+            include_removed: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .applied;
+    assert_eq!((listed[0].created_by.as_str(), listed[0].updated_by.as_str()), (b.as_str(), a.as_str()));
 }

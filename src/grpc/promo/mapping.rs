@@ -14,7 +14,7 @@ use crate::domain::promo::{
 use crate::domain::seal::TokenKey;
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{
-    decimal, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
+    decimal, key_id, mask_paths, non_empty, opt_timestamp, parse_id, parsed_decimal, parsed_enum, parsed_id,
     parsed_optional_decimal, parsed_timestamp, set_fields, timestamp,
 };
 use crate::grpc::product::mapping::{kind_from_wire, kind_to_wire};
@@ -150,6 +150,7 @@ pub fn promo(p: BillingPromo) -> pb::BillingPromo {
         reward_product_m: Some(p.reward_product_m),
         create_time: Some(timestamp(p.created_at)),
         created_by: p.created_by.to_string(),
+        updated_by: key_id(p.updated_by),
         update_time: Some(timestamp(p.updated_at)),
         etag: etag(p.version),
     }
@@ -317,6 +318,8 @@ pub fn credit_promotion_to_wire(p: CreditPromotion) -> pb::CreditPromotion {
         applicable_product_ids: p.applicability.product_ids.iter().map(ToString::to_string).collect(),
         applicable_product_tags: p.applicability.product_tags,
         create_time: Some(timestamp(p.created_at)),
+        created_by: key_id(p.by.created_by),
+        updated_by: key_id(p.by.updated_by),
     }
 }
 
@@ -356,5 +359,7 @@ pub fn applied(view: AppliedView) -> pb::AppliedPromotion {
         removal_context: a.removal_context.unwrap_or_default(),
         amount_left_in_cycle: Some(money(view.left.in_cycle)),
         total_amount_left: Some(money(view.left.total)),
+        created_by: key_id(a.by.created_by),
+        updated_by: key_id(a.by.updated_by),
     }
 }

@@ -157,6 +157,23 @@ mod tests {
     }
 
     #[test]
+    fn an_external_id_names_a_customer_only_when_it_could_be_one() {
+        let mut v = Violations::default();
+        let named = external_ref(&mut v, "customer_external_id", "ACR0000001392");
+        assert_eq!(named, Some(CustomerRef::ExternalId("ACR0000001392".into())));
+        assert!(v.is_empty());
+        for bad in ["", " ACR1", &"x".repeat(MAX_EXTERNAL_ID + 1)] {
+            let mut v = Violations::at("event");
+            assert_eq!(external_ref(&mut v, "customer_external_id", bad), None, "{bad:?}");
+            let fields: Vec<_> = v.items().iter().map(|i| i.field.clone()).collect();
+            assert_eq!(fields, ["event.customer_external_id"], "{bad:?}");
+        }
+        let mut earlier = Violations::default();
+        earlier.add("quantity", "is bad");
+        assert!(external_ref(&mut earlier, "customer_external_id", "ACR1").is_some(), "others' problems are theirs");
+    }
+
+    #[test]
     fn the_time_zone_may_change_only_while_no_limits_are_set() {
         let mut v = Violations::default();
         let c = Customer::create(

@@ -170,7 +170,10 @@ mod tests {
         }
         let mut earlier = Violations::default();
         earlier.add("quantity", "is bad");
-        assert!(external_ref(&mut earlier, "customer_external_id", "ACR1").is_some(), "others' problems are theirs");
+        assert!(
+            external_ref(&mut earlier, "customer_external_id", "ACR1").is_some(),
+            "others' problems are theirs"
+        );
     }
 
     #[test]

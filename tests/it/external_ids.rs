@@ -197,6 +197,8 @@ async fn a_batch_answers_an_unknown_external_id_per_event() {
                 event("b", customer_external_id("NOBODY")),
                 event("c", customer_id(t.customer_id.clone())),
                 event("d", customer_external_id(" padded ")),
+                // Checked before the lookup: PostgreSQL text cannot hold a NUL.
+                event("e", customer_external_id("ACR\01")),
             ],
         })
         .await
@@ -211,7 +213,10 @@ async fn a_batch_answers_an_unknown_external_id_per_event() {
             R::Error(e) => e.code,
         })
         .collect();
-    assert_eq!(codes, [0, Code::NotFound as i32, 0, Code::InvalidArgument as i32]);
+    assert_eq!(
+        codes,
+        [0, Code::NotFound as i32, 0, Code::InvalidArgument as i32, Code::InvalidArgument as i32]
+    );
     let Some(R::Error(unknown)) = &results[1].result else { unreachable!() };
     assert!(unknown.message.contains("NOBODY"), "{}", unknown.message);
     let Some(R::Outcome(a)) = &results[0].result else { unreachable!() };

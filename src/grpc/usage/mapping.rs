@@ -22,12 +22,16 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::usage_event::Customer as WireCustomer;
 use crate::proto::v1::usage_event::Product as WireProduct;
 
-/// The customer external ids events name, to be looked up at once.
+/// The customer external ids events name, to be looked up at once: only those that
+/// could be one (a malformed one, say with a NUL the database cannot hold, is reported
+/// by [`event`] and never sent).
 pub fn external_ids<'a>(events: impl IntoIterator<Item = &'a pb::UsageEvent>) -> Vec<String> {
     events
         .into_iter()
         .filter_map(|e| match &e.customer {
-            Some(WireCustomer::CustomerExternalId(x)) if !x.is_empty() => Some(x.clone()),
+            Some(WireCustomer::CustomerExternalId(x)) => {
+                external_ref(&mut Violations::default(), "", x).map(|_| x.clone())
+            }
             _ => None,
         })
         .collect()

@@ -198,7 +198,7 @@ async fn a_batch_answers_an_unknown_external_id_per_event() {
                 event("c", customer_id(t.customer_id.clone())),
                 event("d", customer_external_id(" padded ")),
                 // Checked before the lookup: PostgreSQL text cannot hold a NUL.
-                event("e", customer_external_id("ACR\01")),
+                event("e", customer_external_id("ACR\0X")),
             ],
         })
         .await

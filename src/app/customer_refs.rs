@@ -32,18 +32,6 @@ impl App {
         }
     }
 
-    /// [`App::customer_id`] of an optional reference (a filter).
-    pub async fn customer_id_of(
-        &self,
-        org: OrgId,
-        r: Option<CustomerRef>,
-    ) -> Result<Option<CustomerId>, AppError> {
-        match r {
-            Some(r) => self.customer_id(org, r).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// The customers with `external` ids, found in one query; an external id the
     /// organization has no customer with is absent.
     pub async fn customer_ids_by_external_id(

@@ -85,3 +85,7 @@ id_type!(
     /// A commitment.
     CommitmentId
 );
+id_type!(
+    /// A reservation: a hold on a customer's allowance and balances.
+    ReservationId
+);

@@ -282,6 +282,19 @@ impl CustomerUsage {
         if evaluation.decision == Decision::Blocked {
             return;
         }
+        self.hold(e);
+        for c in &evaluation.crossings {
+            let level = self
+                .alerted
+                .entry((c.scope.clone(), c.measure, c.window.kind, c.window.first_day))
+                .or_default();
+            *level = (*level).max(c.percent);
+        }
+    }
+
+    /// Counts `e` into the totals as used, without judging it: an open reservation's
+    /// hold, which every later decision must see as taken.
+    pub fn hold(&mut self, e: &EventFacts<'_>) {
         for kind in [WindowKind::Day, WindowKind::Month] {
             let w = window_of(kind, self.time_zone, e.at);
             let t = self.totals.entry((e.product.id, kind, w.first_day)).or_default();
@@ -292,13 +305,6 @@ impl CustomerUsage {
             t.quantity += e.quantity;
         }
         self.products.entry(e.product.id).or_insert_with(|| e.product.clone());
-        for c in &evaluation.crossings {
-            let level = self
-                .alerted
-                .entry((c.scope.clone(), c.measure, c.window.kind, c.window.first_day))
-                .or_default();
-            *level = (*level).max(c.percent);
-        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod money;
 pub mod page;
 pub mod product;
 pub mod promo;
+pub mod reservation;
 pub mod scope;
 pub mod seal;
 pub mod text;

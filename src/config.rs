@@ -175,6 +175,19 @@ pub struct ServeArgs {
     #[arg(long, env = "BACKDATING_HORIZON", value_parser = humantime::parse_duration)]
     pub backdating_horizon: Option<Duration>,
 
+    /// How long a reservation holds when its request names no `ttl`.
+    #[arg(long, env = "RESERVATION_DEFAULT_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub reservation_default_ttl: Duration,
+
+    /// The longest `ttl` a reservation or extension may ask for.
+    #[arg(long, env = "RESERVATION_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub reservation_max_ttl: Duration,
+
+    /// How often open reservations past their expiry are marked expired (a reservation
+    /// stops holding at its expiry whether or not this has run).
+    #[arg(long, env = "RESERVATION_EXPIRY_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub reservation_expiry_interval: Duration,
+
     /// How long a resolved API key is trusted without asking the database (revocations
     /// reach every instance at once regardless, by NOTIFY); 0 turns the cache off.
     #[arg(long, env = "API_KEY_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -249,7 +262,15 @@ impl ServeArgs {
             Some(age) => BackdatingHorizon::Fixed(chrono::Duration::from_std(age)?),
             None => BackdatingHorizon::PreviousMonth,
         };
-        Ok(crate::app::Policy { late_usage_grace: LateUsageGrace(grace), backdating })
+        let holds = crate::domain::reservation::HoldDurations {
+            default: chrono::Duration::from_std(self.reservation_default_ttl)?,
+            max: chrono::Duration::from_std(self.reservation_max_ttl)?,
+        };
+        anyhow::ensure!(
+            holds.default > chrono::Duration::zero() && holds.default <= holds.max,
+            "RESERVATION_DEFAULT_TTL must be positive and at most RESERVATION_MAX_TTL"
+        );
+        Ok(crate::app::Policy { late_usage_grace: LateUsageGrace(grace), backdating, holds })
     }
 
     /// How the instance caches resolved API keys.
@@ -284,6 +305,7 @@ impl ServeArgs {
                 violation_retention: self.violation_retention,
                 violation_prune_interval: self.violation_prune_interval,
                 commitment_evaluation_interval: self.commitment_evaluation_interval,
+                reservation_expiry_interval: self.reservation_expiry_interval,
             },
             feed: crate::feed::FeedConfig {
                 poll_interval: self.feed_poll_interval,

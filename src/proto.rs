@@ -92,4 +92,7 @@ customer_oneof!(
     ListUsageEventsRequest::list_usage_events_request,
     WatchViolationsRequest::watch_violations_request,
     ListViolationsRequest::list_violations_request,
+    ReserveUsageRequest::reserve_usage_request,
+    ListReservationsRequest::list_reservations_request,
+    GetCustomerBalanceRequest::get_customer_balance_request,
 );

@@ -32,6 +32,7 @@ use crate::grpc::message_limit::MessageLimitLayer;
 use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
 use crate::grpc::promo::PromoApi;
+use crate::grpc::reservation::ReservationApi;
 use crate::grpc::usage::UsageApi;
 use crate::grpc::violation::ViolationApi;
 use crate::jobs::JobsConfig;
@@ -44,6 +45,7 @@ use crate::proto::v1::credit_type_service_server::CreditTypeServiceServer;
 use crate::proto::v1::customer_service_server::CustomerServiceServer;
 use crate::proto::v1::product_service_server::ProductServiceServer;
 use crate::proto::v1::promo_service_server::PromoServiceServer;
+use crate::proto::v1::reservation_service_server::ReservationServiceServer;
 use crate::proto::v1::usage_service_server::UsageServiceServer;
 use crate::proto::v1::violation_service_server::ViolationServiceServer;
 
@@ -100,7 +102,7 @@ impl Default for ServerConfig {
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 11] {
+fn health_names() -> [&'static str; 12] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
@@ -110,6 +112,7 @@ fn health_names() -> [&'static str; 11] {
         <UsageServiceServer<UsageApi> as NamedService>::NAME,
         <ViolationServiceServer<ViolationApi> as NamedService>::NAME,
         <PromoServiceServer<PromoApi> as NamedService>::NAME,
+        <ReservationServiceServer<ReservationApi> as NamedService>::NAME,
         <CommitmentServiceServer<CommitmentApi> as NamedService>::NAME,
         <CreditTypeServiceServer<CreditTypeApi> as NamedService>::NAME,
         <ApiKeyServiceServer<ApiKeyApi> as NamedService>::NAME,
@@ -301,6 +304,7 @@ impl Instance {
             ))
             .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max))
             .add_service(limited!(PromoServiceServer, PromoApi::new(app.clone()), max))
+            .add_service(limited!(ReservationServiceServer, ReservationApi::new(app.clone()), max))
             .add_service(limited!(CommitmentServiceServer, CommitmentApi::new(app.clone()), max))
             .add_service(limited!(CreditTypeServiceServer, CreditTypeApi::new(app.clone()), max))
             .add_service(limited!(ApiKeyServiceServer, ApiKeyApi::new(app.clone()), max));

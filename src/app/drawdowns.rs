@@ -16,10 +16,12 @@ use crate::db::{self, Conn};
 use crate::domain::commit::applicability::UsageFacts;
 use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
 use crate::domain::commit::timeline::LateUsageGrace;
+use crate::domain::commit::timeline::drawable_at;
 use crate::domain::credit::sources_of;
 use crate::domain::drawdown::{Allocation, RatedUsage, Source, SourceRef, Usage, allocate, sort_sources};
 use crate::domain::ids::{CommitId, CustomerId, OrgId};
 use crate::domain::product::Product;
+use crate::domain::reservation::Reservation;
 use crate::domain::usage::exhaustion_violations;
 use crate::domain::validation::Violations;
 
@@ -32,6 +34,9 @@ pub struct Balances {
     pools: Vec<Decimal>,
     /// What each source has given in this transaction, to write only what changed.
     drawn: HashMap<SourceRef, Decimal>,
+    /// What open reservations hold of each source: taken from `available` so decisions
+    /// see it as used, never written.
+    held: HashMap<SourceRef, Decimal>,
 }
 
 impl Balances {
@@ -110,28 +115,105 @@ impl Balances {
             .unwrap_or_default())
     }
 
+    /// The balances of `customer` for usage dated `at`, with every reservation open at
+    /// `now` holding its share (see [`Balances::load_many`]); each hold with what it
+    /// took, in the order taken.
+    pub fn load_holding(
+        conn: &mut Conn,
+        org: OrgId,
+        customer: CustomerId,
+        at: DateTime<Utc>,
+        now: (DateTime<Utc>, LateUsageGrace),
+        lock: bool,
+    ) -> Result<(Self, Vec<(Reservation, Allocation)>), AppError> {
+        let holds = db::reservations::open_holds(conn, org, &[customer], now.0)?;
+        let times = holds.iter().map(|r| r.created_at).chain([at]);
+        let (from, until) = (times.clone().min().unwrap_or(at), times.max().unwrap_or(at));
+        let mut balances = Self::load_many(conn, org, &[customer], (from, until), now, lock)?
+            .remove(&customer)
+            .unwrap_or_default();
+        let ids: Vec<_> = holds.iter().map(|r| r.product).collect();
+        let products: HashMap<_, _> =
+            db::products::get_many(conn, org, &ids)?.into_iter().map(|p| (p.id, p)).collect();
+        let mut taken = Vec::with_capacity(holds.len());
+        for r in holds {
+            let Some(product) = products.get(&r.product) else { continue };
+            let held = r.usage(String::new(), r.granted, None).rated(r.product);
+            let allocation = balances.hold(&held, product);
+            taken.push((r, allocation));
+        }
+        Ok((balances, taken))
+    }
+
     /// Allocates one usage of `product`, updating the balances in memory.
     pub fn allocate(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
-        let facts = UsageFacts {
-            product_id: usage.product_id,
-            product_tags: &product.tags,
-            group_values: &usage.group_values,
-            contract_id: usage.contract_id.as_deref(),
-        };
+        let allocation = self.take(usage, product);
+        for d in &allocation.draws {
+            *self.drawn.entry(d.source).or_default() += d.amount;
+        }
+        allocation
+    }
+
+    /// Takes an open reservation's hold out of the balances, in drawing order, for the
+    /// decisions of this transaction only (a hold is never written).
+    pub fn hold(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
+        let allocation = self.take(usage, product);
+        for d in &allocation.draws {
+            *self.held.entry(d.source).or_default() += d.amount;
+        }
+        allocation
+    }
+
+    /// How much of `usage` the balances could give now, changing nothing.
+    pub fn coverable(&self, usage: &RatedUsage, product: &Product) -> Decimal {
+        let mut sources = self.sources.clone();
+        let mut pools = self.pools.clone();
         let allocation = allocate(
-            &mut self.sources,
-            &mut self.pools,
+            &mut sources,
+            &mut pools,
             &Usage {
-                facts,
+                facts: facts(usage, product),
                 amount: usage.amount,
                 credit_type: &usage.credit_type,
                 timestamp: usage.timestamp,
             },
         );
-        for d in &allocation.draws {
-            *self.drawn.entry(d.source).or_default() += d.amount;
-        }
-        allocation
+        allocation.draws.iter().map(|d| d.amount).sum()
+    }
+
+    /// Every source as it stands at `at` (what it can give then, and what open holds
+    /// took of it), in drawing order.
+    pub fn lines(&self, at: DateTime<Utc>) -> Vec<BalanceLine> {
+        self.sources
+            .iter()
+            .filter(|s| s.starting_at <= at && at < s.ending_before)
+            .map(|s| {
+                let held = self.held.get(&s.source).copied().unwrap_or_default();
+                let pooled = s.pool.and_then(|i| self.pools.get(i).copied());
+                let after_holds = drawable_at(s.available, &s.later, at);
+                let balance = after_holds.min(pooled.unwrap_or(after_holds)) + held;
+                BalanceLine {
+                    source: s.source,
+                    credit_type: s.credit_type.clone(),
+                    ending_before: s.ending_before,
+                    balance,
+                    held,
+                }
+            })
+            .collect()
+    }
+
+    fn take(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
+        allocate(
+            &mut self.sources,
+            &mut self.pools,
+            &Usage {
+                facts: facts(usage, product),
+                amount: usage.amount,
+                credit_type: &usage.credit_type,
+                timestamp: usage.timestamp,
+            },
+        )
     }
 
     /// Writes every balance drawn since loading.
@@ -152,7 +234,8 @@ impl Balances {
                 let Some(drawn) = b.drawn.get(&s.source) else { continue };
                 match s.source {
                     SourceRef::CommitSegment { commit_id, idx } => {
-                        segments.push((commit_id, idx, s.available))
+                        let held = b.held.get(&s.source).copied().unwrap_or_default();
+                        segments.push((commit_id, idx, s.available + held))
                     }
                     SourceRef::CreditPromotion { applied, cycle_start } => {
                         uses.push((applied, cycle_start, *drawn))
@@ -164,6 +247,27 @@ impl Balances {
         db::credit::add_uses(conn, org, &uses)?;
         Ok(())
     }
+}
+
+fn facts<'a>(usage: &'a RatedUsage, product: &'a Product) -> UsageFacts<'a> {
+    UsageFacts {
+        product_id: usage.product_id,
+        product_tags: &product.tags,
+        group_values: &usage.group_values,
+        contract_id: usage.contract_id.as_deref(),
+    }
+}
+
+/// One drawable balance at an instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalanceLine {
+    pub source: SourceRef,
+    pub credit_type: String,
+    pub ending_before: DateTime<Utc>,
+    /// What it can give, holds included.
+    pub balance: Decimal,
+    /// What open reservations hold of it.
+    pub held: Decimal,
 }
 
 /// The ledger entries recording `allocation` of `usage`, caused by `source_id`: commit
@@ -307,7 +411,9 @@ fn admit(
     check_horizon(policy, c.time_zone, usage.timestamp, now, ("usage", "timestamp"))?;
     require_declared_type(conn, org, usage)?;
     let product = usage_product(conn, org, usage, "usage.product_id")?;
-    let balances = Balances::load(conn, org, c.id, usage.timestamp, (now, policy.late_usage_grace), lock)?;
+    // Open reservations hold their share: a drawdown, like usage, cannot take it.
+    let (balances, _) =
+        Balances::load_holding(conn, org, c.id, usage.timestamp, (now, policy.late_usage_grace), lock)?;
     Ok((product, balances))
 }
 

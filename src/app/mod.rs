@@ -16,6 +16,7 @@ pub mod key_cache;
 pub mod policy;
 pub mod products;
 pub mod promos;
+pub mod reservations;
 pub mod segments;
 pub mod tenancy;
 pub mod usage;

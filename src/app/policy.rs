@@ -2,6 +2,7 @@
 
 use crate::domain::backdating::BackdatingHorizon;
 use crate::domain::commit::timeline::LateUsageGrace;
+use crate::domain::reservation::HoldDurations;
 
 /// Operator-tuned rules, shared by every use case.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -10,4 +11,6 @@ pub struct Policy {
     pub late_usage_grace: LateUsageGrace,
     /// The oldest timestamp a usage event or drawdown may carry.
     pub backdating: BackdatingHorizon,
+    /// How long reservations hold by default, and at most.
+    pub holds: HoldDurations,
 }

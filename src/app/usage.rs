@@ -25,9 +25,10 @@ use crate::domain::allowance::AllowanceLimits;
 use crate::domain::commit::balance::LedgerEntry;
 use crate::domain::credit_type::is_custom;
 use crate::domain::customer::Customer;
-use crate::domain::ids::{CustomerId, OrgId, ProductId};
+use crate::domain::ids::{CustomerId, OrgId, ProductId, ReservationId};
 use crate::domain::limits::{CustomerUsage, Decision, EventFacts, LimitCheck, Totals, UsageLine};
 use crate::domain::product::Product;
+use crate::domain::reservation::Reservation;
 use crate::domain::usage::{ProductRef, UsageEvent, exhaustion_violations, limit_violations};
 use crate::domain::validation::Violations;
 use crate::domain::violation::NewViolation;
@@ -83,9 +84,10 @@ pub struct UsageOutcome {
 /// The answer for one event of a call: its outcome, or why it was refused.
 pub type EventResult = Result<UsageOutcome, AppError>;
 
-/// Everything the decisions of one batch need, loaded once.
+/// Everything the decisions of one batch need, loaded once. Open reservations are
+/// already counted in: their holds are in the totals and taken from the balances.
 #[derive(Default)]
-struct BatchState {
+pub(super) struct BatchState {
     usage: HashMap<CustomerId, CustomerUsage>,
     balances: HashMap<CustomerId, Balances>,
     products: HashMap<ProductId, Product>,
@@ -97,7 +99,7 @@ struct BatchState {
 
 /// What a recording batch will write.
 #[derive(Default)]
-struct Writes {
+pub(super) struct Writes {
     totals: HashMap<(CustomerId, ProductId, WindowKind, chrono::NaiveDate, String), Totals>,
     alerts: HashMap<(CustomerId, String, String, WindowKind, chrono::NaiveDate), Decimal>,
     ledger: Vec<LedgerEntry>,
@@ -112,12 +114,13 @@ fn valid_events(inputs: &[EventInput]) -> impl Iterator<Item = &UsageEvent> {
 }
 
 /// Loads what deciding `inputs` at `now` needs; with `record`, locks the customers and
-/// their balances.
-fn load_state(
+/// their balances. Every reservation open at `now` holds its amounts, except `settling`
+/// (the one whose usage is being recorded: its hold ends in the same transaction).
+pub(super) fn load_state(
     conn: &mut Conn,
     org: OrgId,
     inputs: &[EventInput],
-    record: bool,
+    (record, settling): (bool, Option<ReservationId>),
     (now, policy): (DateTime<Utc>, Policy),
 ) -> Result<BatchState, AppError> {
     let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
@@ -153,6 +156,10 @@ fn load_state(
     );
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
+    let holds: Vec<Reservation> = db::reservations::open_holds(conn, org, &customer_ids, now)?
+        .into_iter()
+        .filter(|r| Some(r.id) != settling)
+        .collect();
     let limits: HashMap<CustomerId, AllowanceLimits> = db::allowances::get_many(conn, org, &customer_ids)?;
     let tz: HashMap<CustomerId, chrono_tz::Tz> = customers.iter().map(|c| (c.id, c.time_zone)).collect();
     let mut keys: HashSet<WindowKey> = HashSet::new();
@@ -170,8 +177,14 @@ fn load_state(
     let keys: Vec<WindowKey> = keys.into_iter().collect();
     let totals = db::usage::load_totals(conn, org, &keys)?;
     let alerts = db::usage::load_alerts(conn, org, &keys)?;
-    let missing: Vec<ProductId> =
-        totals.iter().map(|t| t.product).filter(|p| !products.contains_key(p)).collect();
+    let mut missing: Vec<ProductId> = totals
+        .iter()
+        .map(|t| t.product)
+        .chain(holds.iter().map(|r| r.product))
+        .filter(|p| !products.contains_key(p))
+        .collect();
+    missing.sort();
+    missing.dedup();
     products.extend(db::products::get_many(conn, org, &missing)?.into_iter().map(|p| (p.id, p)));
 
     let mut usage: HashMap<CustomerId, CustomerUsage> = customers
@@ -205,14 +218,29 @@ fn load_state(
         }
     }
 
-    let times: Vec<DateTime<Utc>> = valid_events(inputs).map(|e| e.timestamp).collect();
-    let balances = match (times.iter().min(), times.iter().max()) {
+    let times: Vec<DateTime<Utc>> =
+        valid_events(inputs).map(|e| e.timestamp).chain(holds.iter().map(|r| r.created_at)).collect();
+    let mut balances = match (times.iter().min(), times.iter().max()) {
         (Some(from), Some(until)) => {
             let present: Vec<CustomerId> = customers.iter().map(|c| c.id).collect();
             Balances::load_many(conn, org, &present, (*from, *until), (now, policy.late_usage_grace), record)?
         }
         _ => HashMap::new(),
     };
+    for r in &holds {
+        let (Some(u), Some(product)) = (usage.get_mut(&r.customer), products.get(&r.product)) else {
+            continue;
+        };
+        let held = r.usage(String::new(), r.granted, None);
+        u.hold(&EventFacts {
+            product,
+            quantity: held.quantity,
+            amount: held.amount,
+            credit_type: &held.credit_type,
+            at: held.timestamp,
+        });
+        balances.entry(r.customer).or_default().hold(&held.rated(r.product), product);
+    }
     let mut custom: Vec<&str> =
         valid_events(inputs).map(|e| e.credit_type.as_str()).filter(|c| is_custom(c)).collect();
     custom.sort_unstable();
@@ -253,15 +281,25 @@ const PACKED_V1: u8 = 1;
 
 /// Packs an answer for storage with the event.
 pub fn pack_outcome(outcome: &UsageOutcome) -> Result<Vec<u8>, AppError> {
-    let named = rmp_serde::to_vec_named(outcome)
-        .map_err(|e| DbError::Other(format!("packing usage outcome: {e}")))?;
+    pack(outcome)
+}
+
+/// Reads an answer written by [`pack_outcome`].
+pub fn unpack_outcome(packed: &[u8]) -> Result<UsageOutcome, String> {
+    unpack(packed)
+}
+
+/// Packs a first answer (of an event, a reservation) for its replays.
+pub(super) fn pack<T: Serialize>(answer: &T) -> Result<Vec<u8>, AppError> {
+    let named =
+        rmp_serde::to_vec_named(answer).map_err(|e| DbError::Other(format!("packing an answer: {e}")))?;
     let mut packed = vec![PACKED_V1];
     packed.extend(lz4_flex::compress_prepend_size(&named));
     Ok(packed)
 }
 
-/// Reads an answer written by [`pack_outcome`].
-pub fn unpack_outcome(packed: &[u8]) -> Result<UsageOutcome, String> {
+/// Reads an answer written by [`pack`].
+pub(super) fn unpack<T: serde::de::DeserializeOwned>(packed: &[u8]) -> Result<T, String> {
     match packed.split_first() {
         Some((&PACKED_V1, compressed)) => {
             let named = lz4_flex::decompress_size_prepended(compressed).map_err(|e| e.to_string())?;
@@ -286,8 +324,85 @@ pub(crate) fn only_result(mut results: Vec<EventResult>) -> EventResult {
     results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
 }
 
+/// The product of `e` when the limits can judge it: its customer exists, it is within
+/// the backdating horizon, its product exists and its credit type can be judged.
+fn judgeable(
+    state: &BatchState,
+    prefix: &str,
+    e: &UsageEvent,
+    (now, policy): (DateTime<Utc>, Policy),
+) -> Result<ProductId, AppError> {
+    let Some(usage) = state.usage.get(&e.customer_id) else {
+        return Err(AppError::not_found("customer", e.customer_id));
+    };
+    check_horizon(policy, usage.time_zone, e.timestamp, now, (prefix, "timestamp"))?;
+    let product = match &e.product {
+        ProductRef::Id(id) => state.products.get(id),
+        ProductRef::Code(code) => state.product_codes.get(code).and_then(|id| state.products.get(id)),
+    };
+    let Some(product) = product else {
+        let field = match e.product {
+            ProductRef::Id(_) => "product_id",
+            ProductRef::Code(_) => "product_code",
+        };
+        let mut v = Violations::at(prefix);
+        v.add(field, "no such product");
+        return Err(AppError::Invalid(v));
+    };
+    let facts = EventFacts {
+        product,
+        quantity: e.quantity,
+        amount: e.amount,
+        credit_type: &e.credit_type,
+        at: e.timestamp,
+    };
+    let mut v = Violations::at(prefix);
+    if is_custom(&e.credit_type) && !state.declared.contains(&e.credit_type) {
+        v.add("credit_type", undeclared(&e.credit_type));
+    }
+    if let Some(currency) = usage.foreign_currency(&facts) {
+        v.add(
+            "credit_type",
+            format!("the customer's limits on rated amount are in {currency}; usage in {} cannot be judged against them", e.credit_type),
+        );
+    }
+    v.finish(product.id).map_err(AppError::Invalid)
+}
+
+/// How limits and balances judge `e`, which would be recorded on top of everything
+/// `state` holds (recorded usage and open holds), changing nothing.
+pub(super) struct Judgement {
+    pub product: ProductId,
+    pub evaluation: crate::domain::limits::Evaluation,
+    /// How much of the event's amount the balances could give.
+    pub coverable: Decimal,
+}
+
+pub(super) fn judge(
+    state: &BatchState,
+    e: &UsageEvent,
+    (now, policy): (DateTime<Utc>, Policy),
+) -> Result<Judgement, AppError> {
+    let product_id = judgeable(state, "", e, (now, policy))?;
+    let product = &state.products[&product_id];
+    let usage =
+        state.usage.get(&e.customer_id).ok_or_else(|| AppError::not_found("customer", e.customer_id))?;
+    let facts = EventFacts {
+        product,
+        quantity: e.quantity,
+        amount: e.amount,
+        credit_type: &e.credit_type,
+        at: e.timestamp,
+    };
+    let coverable = state
+        .balances
+        .get(&e.customer_id)
+        .map_or(Decimal::ZERO, |b| b.coverable(&e.rated(product_id), product));
+    Ok(Judgement { product: product_id, evaluation: usage.evaluate(&facts), coverable })
+}
+
 /// Decides every event of a batch in order; with `writes`, records what was decided.
-fn decide(
+pub(super) fn decide(
     state: &mut BatchState,
     inputs: &[EventInput],
     mut writes: Option<&mut Writes>,
@@ -319,28 +434,15 @@ fn decide(
             );
             continue;
         }
+        let product = match judgeable(state, &input.prefix, e, (now, policy)) {
+            Ok(id) => &state.products[&id],
+            Err(refused) => {
+                results.push(Err(refused));
+                continue;
+            }
+        };
         let Some(usage) = state.usage.get_mut(&e.customer_id) else {
             results.push(Err(AppError::not_found("customer", e.customer_id)));
-            continue;
-        };
-        if let Err(refused) =
-            check_horizon(policy, usage.time_zone, e.timestamp, now, (&input.prefix, "timestamp"))
-        {
-            results.push(Err(refused));
-            continue;
-        }
-        let product = match &e.product {
-            ProductRef::Id(id) => state.products.get(id),
-            ProductRef::Code(code) => state.product_codes.get(code).and_then(|id| state.products.get(id)),
-        };
-        let Some(product) = product else {
-            let field = match e.product {
-                ProductRef::Id(_) => "product_id",
-                ProductRef::Code(_) => "product_code",
-            };
-            let mut v = Violations::at(&input.prefix);
-            v.add(field, "no such product");
-            results.push(Err(AppError::Invalid(v)));
             continue;
         };
         let facts = EventFacts {
@@ -350,20 +452,6 @@ fn decide(
             credit_type: &e.credit_type,
             at: e.timestamp,
         };
-        let mut v = Violations::at(&input.prefix);
-        if is_custom(&e.credit_type) && !state.declared.contains(&e.credit_type) {
-            v.add("credit_type", undeclared(&e.credit_type));
-        }
-        if let Some(currency) = usage.foreign_currency(&facts) {
-            v.add(
-                "credit_type",
-                format!("the customer's limits on rated amount are in {currency}; usage in {} cannot be judged against them", e.credit_type),
-            );
-        }
-        if !v.is_empty() {
-            results.push(Err(AppError::Invalid(v)));
-            continue;
-        }
         let evaluation = usage.evaluate(&facts);
         let mut violations = limit_violations(e, product.id, &evaluation);
         let event_uuid = Uuid::now_v7();
@@ -445,7 +533,7 @@ fn decide(
 }
 
 /// Writes what a batch decided; fills the violations' feed positions into the answers.
-fn persist(
+pub(super) fn persist(
     conn: &mut Conn,
     org: OrgId,
     state: &BatchState,
@@ -558,7 +646,7 @@ impl App {
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, true, (now, policy))?;
+                let mut state = load_state(conn, org, &inputs, (true, None), (now, policy))?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
                 persist(conn, org, &state, writes, &mut results, now)?;
@@ -575,7 +663,7 @@ impl App {
             .transaction(org, move |conn| {
                 let inputs = [input.clone()];
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, false, (now, policy))?;
+                let mut state = load_state(conn, org, &inputs, (false, None), (now, policy))?;
                 only_result(decide(&mut state, &inputs, None, (now, policy))?)
             })
             .await

@@ -23,6 +23,7 @@ pub mod migrate;
 pub mod prepared;
 pub mod products;
 pub mod promos;
+pub mod reservations;
 pub mod schema;
 pub mod shutdown;
 pub mod tenancy;

@@ -343,6 +343,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    reservation_extensions (org_id, request_id) {
+        org_id -> Uuid,
+        request_id -> Text,
+        reservation_id -> Uuid,
+        fingerprint -> Bytea,
+        answer -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     reward_redemptions (org_id, request_id) {
         org_id -> Uuid,
         request_id -> Text,
@@ -397,6 +408,32 @@ diesel::table! {
 }
 
 diesel::table! {
+    usage_reservations (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        request_id -> Text,
+        customer_id -> Uuid,
+        product_id -> Uuid,
+        credit_type -> Text,
+        group_values -> Jsonb,
+        contract_id -> Nullable<Text>,
+        requested_quantity -> Numeric,
+        requested_amount -> Numeric,
+        granted_quantity -> Numeric,
+        granted_amount -> Numeric,
+        state -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        settled_at -> Nullable<Timestamptz>,
+        event_id -> Nullable<Text>,
+        fingerprint -> Bytea,
+        answer -> Bytea,
+        created_by -> Nullable<Uuid>,
+        updated_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type) {
         org_id -> Uuid,
         customer_id -> Uuid,
@@ -434,6 +471,8 @@ diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(credit_types -> organizations (org_id));
 diesel::joinable!(customers -> organizations (org_id));
 diesel::joinable!(products -> organizations (org_id));
+diesel::joinable!(reservation_extensions -> organizations (org_id));
+diesel::joinable!(usage_reservations -> organizations (org_id));
 diesel::joinable!(violation_sequences -> organizations (org_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -458,10 +497,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     promo_baskets,
     promo_rewards,
+    reservation_extensions,
     reward_redemptions,
     token_secrets,
     usage_alerts,
     usage_events,
+    usage_reservations,
     usage_totals,
     violation_sequences,
     violations,

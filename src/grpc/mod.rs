@@ -17,6 +17,7 @@ pub mod message_limit;
 pub mod observe;
 pub mod product;
 pub mod promo;
+pub mod reservation;
 pub mod scopes;
 pub mod status;
 pub mod usage;

@@ -18,11 +18,16 @@ pub fn required_scope(path: &str) -> Option<Scope> {
         ("ViolationService", "WatchViolations" | "ListViolations") => Feed,
         ("UsageService", "RecordUsage" | "RecordUsageBatch" | "CheckUsage" | "VoidUsageEvent")
         | ("CommitService", "PreviewDrawdown" | "ApplyDrawdown")
-        | ("PromoService", "EvaluateBasket" | "RedeemReward") => Usage,
+        | ("PromoService", "EvaluateBasket" | "RedeemReward")
+        | (
+            "ReservationService",
+            "ReserveUsage" | "ExtendReservation" | "CommitReservation" | "ReleaseReservation",
+        ) => Usage,
         ("UsageService", "GetAllowanceUsage" | "ListUsageEvents")
         | ("CommitService", "GetCommitBalance" | "ListCommitLedger")
         | ("CommitmentService", "EvaluateCommitment" | "ListCompensations" | "ListCommitmentEdits")
-        | ("PromoService", "ListRewards") => Read,
+        | ("PromoService", "ListRewards")
+        | ("ReservationService", "GetReservation" | "ListReservations" | "GetCustomerBalance") => Read,
         (
             "CustomerService" | "ProductService" | "CreditTypeService" | "CommitService"
             | "CommitmentService" | "PromoService" | "AllowanceService",

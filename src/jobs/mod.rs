@@ -21,6 +21,8 @@ pub struct JobsConfig {
     pub violation_prune_interval: Duration,
     /// How often commitment periods that have ended are closed.
     pub commitment_evaluation_interval: Duration,
+    /// How often open reservations past their expiry are marked expired.
+    pub reservation_expiry_interval: Duration,
 }
 
 impl Default for JobsConfig {
@@ -30,6 +32,7 @@ impl Default for JobsConfig {
             violation_retention: Duration::from_secs(30 * 24 * 3600),
             violation_prune_interval: Duration::from_secs(3600),
             commitment_evaluation_interval: Duration::from_secs(60),
+            reservation_expiry_interval: Duration::from_secs(10),
         }
     }
 }
@@ -45,6 +48,7 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     let closer = app.clone();
     let evaluator = app.clone();
+    let expirer = app.clone();
     let pruner = app;
     let retention =
         chrono::Duration::from_std(config.violation_retention).unwrap_or(chrono::Duration::days(30));
@@ -74,6 +78,16 @@ pub fn spawn(
                 }
             },
         )),
+        tokio::spawn(every(config.reservation_expiry_interval, migrated.clone(), stop.clone(), move || {
+            let app = expirer.clone();
+            async move {
+                match app.expire_due_reservations().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(reservations = n, "expired reservations"),
+                    Err(e) => tracing::warn!(error = %e, "expiring reservations failed"),
+                }
+            }
+        })),
         tokio::spawn(every(config.violation_prune_interval, migrated, stop, move || {
             let app = pruner.clone();
             async move {

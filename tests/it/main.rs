@@ -26,6 +26,7 @@ mod outage;
 mod performance;
 mod products;
 mod promos;
+mod reservations;
 mod row_security;
 mod scopes;
 mod sealed_tokens;

@@ -27,6 +27,12 @@ const METHODS: &[(Scope, &str, &[&str])] = &[
     (Scope::Usage, "UsageService", &["RecordUsage", "RecordUsageBatch", "CheckUsage", "VoidUsageEvent"]),
     (Scope::Usage, "CommitService", &["PreviewDrawdown", "ApplyDrawdown"]),
     (Scope::Usage, "PromoService", &["EvaluateBasket", "RedeemReward"]),
+    (
+        Scope::Usage,
+        "ReservationService",
+        &["ReserveUsage", "ExtendReservation", "CommitReservation", "ReleaseReservation"],
+    ),
+    (Scope::Read, "ReservationService", &["GetReservation", "ListReservations", "GetCustomerBalance"]),
     (Scope::Read, "UsageService", &["GetAllowanceUsage", "ListUsageEvents"]),
     (Scope::Read, "CustomerService", &["GetCustomer", "ListCustomers"]),
     (Scope::Read, "ProductService", &["GetProduct", "ListProducts"]),

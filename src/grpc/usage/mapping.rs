@@ -11,7 +11,7 @@ use crate::domain::allowance::Period;
 use crate::domain::customer::external_ref;
 use crate::domain::drawdown::MAX_FUTURE_SKEW;
 use crate::domain::ids::CustomerId;
-use crate::domain::limits::{Decision, Outcome, UsageLine};
+use crate::domain::limits::{Decision, LimitCheck, Outcome, UsageLine};
 use crate::domain::money::parse_credit_type;
 use crate::domain::seal::TokenKey;
 use crate::domain::usage::{MAX_BATCH, ProductRef, UsageEventDraft, validate_event};
@@ -131,26 +131,27 @@ fn outcome_to_wire(o: Outcome) -> pb::LimitOutcome {
     }
 }
 
+/// One maximum checked, on the wire.
+pub fn limit_check(c: LimitCheck) -> pb::LimitCheck {
+    pb::LimitCheck {
+        scope: c.scope,
+        measure: c.measure.as_str().to_owned(),
+        period: c.period.as_str().to_owned(),
+        window_start: c.window.map(|w| timestamp(w.start)),
+        window_end: c.window.map(|w| timestamp(w.end)),
+        used: decimal(c.used),
+        maximum: decimal(c.maximum),
+        tolerance_maximum: decimal(c.tolerance_maximum),
+        outcome: outcome_to_wire(c.outcome).into(),
+    }
+}
+
 /// The outcome on the wire; `tokens` seals the cursors of its violations.
 pub fn outcome(o: UsageOutcome, tokens: &TokenKey) -> pb::UsageOutcome {
     pb::UsageOutcome {
         event_id: o.event_id,
         decision: decision_to_wire(o.decision).into(),
-        checks: o
-            .checks
-            .into_iter()
-            .map(|c| pb::LimitCheck {
-                scope: c.scope,
-                measure: c.measure.as_str().to_owned(),
-                period: c.period.as_str().to_owned(),
-                window_start: c.window.map(|w| timestamp(w.start)),
-                window_end: c.window.map(|w| timestamp(w.end)),
-                used: decimal(c.used),
-                maximum: decimal(c.maximum),
-                tolerance_maximum: decimal(c.tolerance_maximum),
-                outcome: outcome_to_wire(c.outcome).into(),
-            })
-            .collect(),
+        checks: o.checks.into_iter().map(limit_check).collect(),
         service_not_included: o.service_not_included,
         drawdowns: o.draws.iter().map(crate::grpc::commit::mapping::draw_record).collect(),
         overage: decimal(o.overage),

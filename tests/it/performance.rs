@@ -141,6 +141,7 @@ fn benchmark_smoke_run_measures_every_phase() {
         "## RecordUsage, one event per call",
         "Open loop at half the best rate",
         "## RecordUsageBatch",
+        "## ReserveUsage -> CommitReservation",
         "## Violation latency",
         "## Idle WatchViolations subscribers",
         "## Waves of 20 streams opened and closed",
@@ -155,6 +156,10 @@ fn benchmark_smoke_run_measures_every_phase() {
     let rows: HashSet<&str> =
         singles.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 4 |")).collect();
     assert_eq!(rows.len(), 2, "one row per concurrency:\n{stdout}");
+    let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
+    let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
+    let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();
+    assert!(per_second > 0.0, "reserve -> commit pairs were measured: {row:?}");
     assert!(out_dir.path().join("report.md").exists(), "the report is written");
 }
 

@@ -200,3 +200,114 @@ pub async fn open_loop(target: &Target, rate: f64, warmup: Duration, duration: D
     let worker = Arc::try_unwrap(shared).ok().expect("all tasks done").into_inner().expect("not poisoned");
     merge(vec![worker], duration)
 }
+
+/// What the reserve -> commit phase measured: whole pairs (one pair is one event), and
+/// each of the two calls on its own.
+pub struct PairsMeasured {
+    pub pairs: Measured,
+    pub reserve: Histogram<u64>,
+    pub commit: Histogram<u64>,
+}
+
+impl PairsMeasured {
+    /// Quantile `q` of `h` in milliseconds.
+    pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// `callers` closed-loop callers, each reserving a usage and committing a little less
+/// than it held, as a caller of credit control does around the work it serves.
+pub async fn reserve_commit(
+    target: &Target,
+    callers: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> PairsMeasured {
+    use billing::proto::v1::reservation_service_client::ReservationServiceClient;
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let tasks: Vec<_> = (0..callers)
+        .map(|i| {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let mut client =
+                    ReservationServiceClient::new(target.channels[i % target.channels.len()].clone());
+                let mut rng = StdRng::from_os_rng();
+                let mut w = Worker { events: 0, errors: 0, first_error: None, latency: histogram() };
+                let (mut reserve, mut commit) = (histogram(), histogram());
+                while Instant::now() < end {
+                    let e = target.event(&mut rng, "1");
+                    let sent = Instant::now();
+                    let hold = pb::ReserveUsageRequest {
+                        request_id: e.event_id.clone(),
+                        customer: e.customer.map(|c| match c {
+                            pb::usage_event::Customer::CustomerId(id) => {
+                                pb::reserve_usage_request::Customer::CustomerId(id)
+                            }
+                            pb::usage_event::Customer::CustomerExternalId(x) => {
+                                pb::reserve_usage_request::Customer::CustomerExternalId(x)
+                            }
+                        }),
+                        product: e.product.map(|p| match p {
+                            pb::usage_event::Product::ProductId(id) => {
+                                pb::reserve_usage_request::Product::ProductId(id)
+                            }
+                            pb::usage_event::Product::ProductCode(c) => {
+                                pb::reserve_usage_request::Product::ProductCode(c)
+                            }
+                        }),
+                        quantity: e.quantity,
+                        rated_amount: e.rated_amount,
+                        allow_overage: true,
+                        ..Default::default()
+                    };
+                    let result = match client.reserve_usage(authed(hold, &target.key)).await {
+                        Ok(held) => {
+                            let reserved = sent.elapsed();
+                            let id = held.into_inner().reservation.map(|r| r.id).unwrap_or_default();
+                            let settle = pb::CommitReservationRequest {
+                                reservation_id: id,
+                                event_id: e.event_id,
+                                quantity: "1".into(),
+                                rated_amount: "0.04".into(),
+                                timestamp: None,
+                            };
+                            let committing = Instant::now();
+                            client
+                                .commit_reservation(authed(settle, &target.key))
+                                .await
+                                .map(|_| (reserved, committing.elapsed()))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if sent < measure_from {
+                        continue;
+                    }
+                    match result {
+                        Ok((reserved, committed)) => {
+                            w.events += 1;
+                            let _ = w.latency.record(sent.elapsed().as_micros() as u64);
+                            let _ = reserve.record(reserved.as_micros() as u64);
+                            let _ = commit.record(committed.as_micros() as u64);
+                        }
+                        Err(e) => {
+                            w.errors += 1;
+                            w.first_error.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                }
+                (w, reserve, commit)
+            })
+        })
+        .collect();
+    let (mut workers, mut reserve, mut commit) = (Vec::with_capacity(callers), histogram(), histogram());
+    for t in tasks {
+        let (w, r, c) = t.await.expect("reservation load task");
+        reserve.add(&r).expect("same bounds");
+        commit.add(&c).expect("same bounds");
+        workers.push(w);
+    }
+    PairsMeasured { pairs: merge(workers, end.saturating_duration_since(measure_from)), reserve, commit }
+}

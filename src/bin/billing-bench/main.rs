@@ -52,6 +52,9 @@ struct Args {
     /// Client concurrencies of the single-event phase.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
     concurrency: Vec<usize>,
+    /// Client concurrencies of the reserve -> commit phase (ReservationService).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    reservation_concurrency: Vec<usize>,
     /// Batch sizes of the batch phase.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     batch_sizes: Vec<usize>,
@@ -88,6 +91,7 @@ impl Args {
             self.duration = Duration::from_secs(1);
             self.warmup = Duration::from_millis(200);
             self.concurrency = vec![1, 4];
+            self.reservation_concurrency = vec![2];
             self.batch_sizes = vec![10];
             self.batch_callers = 2;
             self.connections = 2;
@@ -167,6 +171,13 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("RecordUsage, open loop at half of {best:.0} events/s");
     let half = load::open_loop(&target, (best / 2.0).max(1.0), args.warmup, args.duration).await;
 
+    let mut reservations = Vec::new();
+    for &callers in &args.reservation_concurrency {
+        eprintln!("ReserveUsage -> CommitReservation, {callers} callers");
+        reservations
+            .push((callers, load::reserve_commit(&target, callers, args.warmup, args.duration).await));
+    }
+
     let mut batches = Vec::new();
     for &size in &args.batch_sizes {
         eprintln!("RecordUsageBatch of {size}, {} callers", args.batch_callers);
@@ -217,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
         &half,
         best,
         (&batches, &pg_batches),
+        &reservations,
         &pg,
         &latency,
         (&idle, &waves),
@@ -224,16 +236,16 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("{report}");
     std::fs::write(args.out.join("report.md"), &report)?;
-    let errors: u64 = singles.iter().map(|r| r.measured.errors).sum::<u64>()
-        + half.errors
-        + batches.iter().map(|(_, m, _)| m.errors).sum::<u64>();
+    let measured: Vec<&Measured> = singles
+        .iter()
+        .map(|r| &r.measured)
+        .chain([&half])
+        .chain(batches.iter().map(|(_, m, _)| m))
+        .chain(reservations.iter().map(|(_, r)| &r.pairs))
+        .collect();
+    let errors: u64 = measured.iter().map(|m| m.errors).sum();
     if errors > 0 {
-        let first = singles
-            .iter()
-            .map(|r| &r.measured)
-            .chain([&half])
-            .chain(batches.iter().map(|(_, m, _)| m))
-            .find_map(|m| m.first_error.clone());
+        let first = measured.iter().find_map(|m| m.first_error.clone());
         anyhow::bail!("{errors} calls failed; first: {}", first.unwrap_or_default());
     }
     Ok(())
@@ -246,6 +258,7 @@ fn report(
     half: &Measured,
     best: f64,
     (batches, pg_batches): (&[(usize, Measured, f64)], &[f64]),
+    reservations: &[(usize, load::PairsMeasured)],
     pg: &[pgbench::PgbenchRun],
     latency: &feed::FeedLatency,
     (idle, waves): (&feed::IdleSubscribers, &feed::StreamWaves),
@@ -321,6 +334,33 @@ fn report(
             m.ms(0.99),
             m.errors,
             m.events_per_second() / pg,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## ReserveUsage -> CommitReservation (closed loop; one pair records one event) vs RecordUsage\n"
+    );
+    let _ = writeln!(
+        s,
+        "| callers | pairs/s | pair p50 ms | pair p99 ms | reserve p50 / p99 ms | commit p50 / p99 ms | errors | RecordUsage events/s | RecordUsage p99 ms |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (callers, r) in reservations {
+        let single = singles.iter().find(|x| x.callers == *callers).map(|x| &x.measured);
+        let m = &r.pairs;
+        let _ = writeln!(
+            s,
+            "| {callers} | {:.0} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {} |",
+            m.events_per_second(),
+            m.ms(0.5),
+            m.ms(0.99),
+            load::PairsMeasured::ms(&r.reserve, 0.5),
+            load::PairsMeasured::ms(&r.reserve, 0.99),
+            load::PairsMeasured::ms(&r.commit, 0.5),
+            load::PairsMeasured::ms(&r.commit, 0.99),
+            m.errors,
+            single.map_or("-".to_owned(), |x| format!("{:.0}", x.events_per_second())),
+            single.map_or("-".to_owned(), |x| format!("{:.2}", x.ms(0.99))),
         );
     }
     let _ = writeln!(

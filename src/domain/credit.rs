@@ -343,6 +343,7 @@ pub fn sources_of(
                 credit_type: p.credit_type.clone(),
                 applicability: Arc::clone(&applicability),
                 available,
+                granted: p.amount_per_cycle.or(p.total_amount).unwrap_or_default(),
                 later: Vec::new(),
                 pool,
             }

@@ -116,6 +116,9 @@ pub struct Source {
     pub applicability: Arc<Applicability>,
     /// The balance once every entry has taken effect (a commit segment's `remaining`).
     pub available: Decimal,
+    /// What it was granted (a segment's amount; a credit promotion's amount per cycle,
+    /// or its total), against which a balance alert's percentage is taken.
+    pub granted: Decimal,
     /// Entries effective after the earliest instant being decided (commit segments
     /// only): what [`drawable_at`] needs so late usage never overdraws history.
     pub later: LaterEntries,
@@ -221,6 +224,7 @@ mod tests {
             credit_type: "USD".into(),
             applicability: Arc::new(Applicability::default()),
             available: Decimal::from(available),
+            granted: Decimal::from(available),
             later: Vec::new(),
             pool: None,
         }

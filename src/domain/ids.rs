@@ -89,3 +89,7 @@ id_type!(
     /// A reservation: a hold on a customer's allowance and balances.
     ReservationId
 );
+id_type!(
+    /// A balance alert: a threshold on what a customer can still draw.
+    BalanceAlertId
+);

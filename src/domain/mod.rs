@@ -7,6 +7,7 @@ pub mod allowance;
 pub mod api_key;
 pub mod authorship;
 pub mod backdating;
+pub mod balance_alert;
 pub mod commit;
 pub mod commitment;
 pub mod credit;

@@ -21,10 +21,12 @@ pub enum ViolationKind {
     CommitmentShortfall,
     EarlyTermination,
     CommitmentEnded,
+    BalanceLow,
+    BalanceRecovered,
 }
 
 impl ViolationKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::LimitWarning,
         Self::LimitBlock,
         Self::ServiceNotIncluded,
@@ -34,6 +36,8 @@ impl ViolationKind {
         Self::CommitmentShortfall,
         Self::EarlyTermination,
         Self::CommitmentEnded,
+        Self::BalanceLow,
+        Self::BalanceRecovered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +51,8 @@ impl ViolationKind {
             Self::CommitmentShortfall => "COMMITMENT_SHORTFALL",
             Self::EarlyTermination => "EARLY_TERMINATION",
             Self::CommitmentEnded => "COMMITMENT_ENDED",
+            Self::BalanceLow => "BALANCE_LOW",
+            Self::BalanceRecovered => "BALANCE_RECOVERED",
         }
     }
 
@@ -88,6 +94,12 @@ pub struct ViolationDetail {
     /// For a commitment's end: the next plan its ending config names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,
+    /// For balance alerts: the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<Uuid>,
+    /// For balance alerts: the credit type of the balance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_type: Option<String>,
     #[serde(default)]
     pub blocked: bool,
 }

@@ -95,4 +95,6 @@ customer_oneof!(
     ReserveUsageRequest::reserve_usage_request,
     ListReservationsRequest::list_reservations_request,
     GetCustomerBalanceRequest::get_customer_balance_request,
+    CreateBalanceAlertRequest::create_balance_alert_request,
+    ListAlertStatesRequest::list_alert_states_request,
 );

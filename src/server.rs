@@ -20,6 +20,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use crate::app::App;
 use crate::db::migrate::prepare_database;
 use crate::feed::Feed;
+use crate::grpc::alert::AlertApi;
 use crate::grpc::allowance::AllowanceApi;
 use crate::grpc::api_key::ApiKeyApi;
 use crate::grpc::auth::AuthLayer;
@@ -37,6 +38,7 @@ use crate::grpc::usage::UsageApi;
 use crate::grpc::violation::ViolationApi;
 use crate::jobs::JobsConfig;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::alert_service_server::AlertServiceServer;
 use crate::proto::v1::allowance_service_server::AllowanceServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::commit_service_server::CommitServiceServer;
@@ -102,7 +104,7 @@ impl Default for ServerConfig {
 }
 
 /// Names of the services reported by the health service ("" is the whole server).
-fn health_names() -> [&'static str; 12] {
+fn health_names() -> [&'static str; 13] {
     [
         "",
         <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
@@ -113,6 +115,7 @@ fn health_names() -> [&'static str; 12] {
         <ViolationServiceServer<ViolationApi> as NamedService>::NAME,
         <PromoServiceServer<PromoApi> as NamedService>::NAME,
         <ReservationServiceServer<ReservationApi> as NamedService>::NAME,
+        <AlertServiceServer<AlertApi> as NamedService>::NAME,
         <CommitmentServiceServer<CommitmentApi> as NamedService>::NAME,
         <CreditTypeServiceServer<CreditTypeApi> as NamedService>::NAME,
         <ApiKeyServiceServer<ApiKeyApi> as NamedService>::NAME,
@@ -305,6 +308,7 @@ impl Instance {
             .add_service(limited!(ViolationServiceServer, ViolationApi::new(app.clone(), feed), max))
             .add_service(limited!(PromoServiceServer, PromoApi::new(app.clone()), max))
             .add_service(limited!(ReservationServiceServer, ReservationApi::new(app.clone()), max))
+            .add_service(limited!(AlertServiceServer, AlertApi::new(app.clone()), max))
             .add_service(limited!(CommitmentServiceServer, CommitmentApi::new(app.clone()), max))
             .add_service(limited!(CreditTypeServiceServer, CreditTypeApi::new(app.clone()), max))
             .add_service(limited!(ApiKeyServiceServer, ApiKeyApi::new(app.clone()), max));

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::balance_alerts::settle_alerts;
 use super::credit_types::check_declared;
 use super::customers::require_customer;
 use super::segments::{close_due_for_customer, write_off};
@@ -103,6 +104,7 @@ impl App {
     ) -> Result<Commit, AppError> {
         let key = draft.uniqueness_key.clone();
         let acting = acting_key::current();
+        let grace = self.policy().late_usage_grace;
         let created = self
             .db()
             .transaction(org, move |conn| {
@@ -123,6 +125,7 @@ impl App {
                 let commit = Commit::create(CommitId::generate(), new, now, acting);
                 db::commits::insert(conn, org, &commit)?;
                 db::commit_ledger::insert(conn, org, &grants(&commit, now))?;
+                settle_alerts(conn, org, &[commit.customer_id], (now, grace))?;
                 Ok(commit)
             })
             .await
@@ -165,6 +168,7 @@ impl App {
         v: Violations,
     ) -> Result<Commit, AppError> {
         let acting = acting_key::current();
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_commit(conn, org, id, &etag)?;
@@ -188,6 +192,8 @@ impl App {
                     db::commits::set_segment_end(conn, org, id, idx, end)?;
                 }
                 db::commits::update(conn, org, &next, None)?;
+                // A moved end changes what is drawable now.
+                settle_alerts(conn, org, &[next.customer_id], (clock::now(), grace))?;
                 Ok(next)
             })
             .await
@@ -203,6 +209,7 @@ impl App {
         reason: Option<String>,
     ) -> Result<Commit, AppError> {
         let acting = acting_key::current();
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let current = lock_commit(conn, org, id, &etag)?;
@@ -223,6 +230,7 @@ impl App {
                 next.version += 1;
                 next.updated_at = now;
                 db::commits::update(conn, org, &next, reason.as_deref())?;
+                settle_alerts(conn, org, &[next.customer_id], (now, grace))?;
                 Ok(next)
             })
             .await
@@ -284,6 +292,7 @@ impl App {
         org: OrgId,
         adj: Adjustment,
     ) -> Result<(LedgerEntry, Decimal), AppError> {
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let commit = load(conn, org, adj.commit_id)?;
@@ -355,6 +364,7 @@ impl App {
                 let key = adj.request_id.as_deref().map(|id| RequestKey { id, hash: &fingerprint });
                 db::commit_ledger::insert_with_key(conn, org, std::slice::from_ref(&entry), key)?;
                 let running = db::commit_ledger::running_balance(conn, org, &entry)?;
+                settle_alerts(conn, org, &[commit.customer_id], (now, grace))?;
                 Ok((entry, running))
             })
             .await

@@ -131,12 +131,17 @@ impl App {
         v: Violations,
     ) -> Result<AppliedView, AppError> {
         let acting = acting_key::current();
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let mut v = v.clone();
                 let view = v.nested("applied", |v| apply_in(conn, org, draft.clone(), acting, v))?;
                 match view {
-                    Some(view) if v.is_empty() => Ok(view),
+                    Some(view) if v.is_empty() => {
+                        let customer = view.applied.customer;
+                        super::balance_alerts::settle_alerts(conn, org, &[customer], (clock::now(), grace))?;
+                        Ok(view)
+                    }
                     _ => Err(AppError::Invalid(v)),
                 }
             })
@@ -172,6 +177,7 @@ impl App {
         context: Option<String>,
     ) -> Result<AppliedView, AppError> {
         let acting = acting_key::current();
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let a = db::credit::get_applied(conn, org, id)?
@@ -185,6 +191,7 @@ impl App {
                 }
                 let now = clock::now();
                 db::credit::remove_applied(conn, org, id, now, context.as_deref())?;
+                super::balance_alerts::settle_alerts(conn, org, &[a.customer], (now, grace))?;
                 let removed = AppliedPromotion {
                     removed_at: Some(now),
                     removal_context: context.clone(),

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{App, AppError, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::{self, Conn};
+use crate::domain::balance_alert::Standing;
 use crate::domain::commit::applicability::UsageFacts;
 use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
 use crate::domain::commit::timeline::LateUsageGrace;
@@ -76,6 +77,7 @@ impl Balances {
                 credit_type: credit_type.clone(),
                 applicability: Arc::clone(applicability),
                 available: s.remaining,
+                granted: s.amount,
                 later,
                 pool: None,
             });
@@ -198,9 +200,22 @@ impl Balances {
                     ending_before: s.ending_before,
                     balance,
                     held,
+                    granted: s.granted,
                 }
             })
             .collect()
+    }
+
+    /// What can be drawn at `at` per credit type, holds taken out, against what was
+    /// granted: what balance alerts judge.
+    pub fn standings(&self, at: DateTime<Utc>) -> HashMap<String, Standing> {
+        let mut out: HashMap<String, Standing> = HashMap::new();
+        for line in self.lines(at) {
+            let s = out.entry(line.credit_type).or_default();
+            s.available += line.balance - line.held;
+            s.granted += line.granted;
+        }
+        out
     }
 
     fn take(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
@@ -268,6 +283,8 @@ pub struct BalanceLine {
     pub balance: Decimal,
     /// What open reservations hold of it.
     pub held: Decimal,
+    /// What it was granted.
+    pub granted: Decimal,
 }
 
 /// The ledger entries recording `allocation` of `usage`, caused by `source_id`: commit
@@ -482,6 +499,7 @@ impl App {
                 let id = Uuid::now_v7();
                 let (entries, promotions) = drawdown_entries(&allocation, &usage, id, now);
                 write_entries(conn, org, &entries, &promotions)?;
+                super::balance_alerts::settle_alerts(conn, org, &[customer], (now, policy.late_usage_grace))?;
                 let exhausted = exhaustion_violations(&allocation, customer, usage.timestamp, None);
                 let outcome = DrawdownOutcome::of(id, &allocation);
                 let stored = serde_json::to_value(&outcome).map_err(|e| db::DbError::Other(e.to_string()))?;

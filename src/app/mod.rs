@@ -3,6 +3,7 @@
 
 pub mod allowances;
 pub mod api_keys;
+pub mod balance_alerts;
 pub mod clock;
 pub mod commitments;
 pub mod commits;

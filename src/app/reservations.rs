@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
+use super::balance_alerts::settle_alerts;
 use super::usage::{
     EventInput, UsageOutcome, Writes, decide, judge, load_state, only_result, pack, persist, unpack,
 };
@@ -167,6 +168,9 @@ impl App {
                 };
                 db::reservations::insert(conn, org, &r, &fingerprint, &pack(&answer)?)
                     .map_err(retry_on_taken("usage_reservations_request_id_key"))?;
+                if !denied {
+                    settle_alerts(conn, org, &[r.customer], (now, policy.late_usage_grace))?;
+                }
                 Ok(HoldReply { reservation: r, answer, replayed: false })
             })
             .await
@@ -206,6 +210,7 @@ impl App {
                         r.expires_at = now + ttl;
                     }
                     db::reservations::update(conn, org, &r)?;
+                    settle_alerts(conn, org, &[r.customer], (now, policy.late_usage_grace))?;
                 }
                 db::reservations::insert_extension(
                     conn,
@@ -243,14 +248,16 @@ impl App {
                 let step = commit_step(r.state, r.event_id.as_deref(), &s.event_id).map_err(not_open)?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
-                persist(conn, org, &state, writes, &mut results, now)?;
-                let outcome = only_result(results)?;
                 if step == CommitStep::Record {
+                    // Before the writes: the balance alerts they judge must not see
+                    // this hold any more.
                     r.state = State::Committed;
                     r.settled_at = Some(now);
                     r.event_id = Some(s.event_id.clone());
                     db::reservations::update(conn, org, &r)?;
                 }
+                persist(conn, org, &state, writes, &mut results, (now, policy.late_usage_grace))?;
+                let outcome = only_result(results)?;
                 Ok((r, outcome))
             })
             .await
@@ -262,6 +269,7 @@ impl App {
         org: OrgId,
         id: ReservationId,
     ) -> Result<(Reservation, bool), AppError> {
+        let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -274,6 +282,7 @@ impl App {
                 }
                 if r != stored {
                     db::reservations::update(conn, org, &r)?;
+                    settle_alerts(conn, org, &[r.customer], (now, grace))?;
                 }
                 Ok((r, !ends_hold))
             })
@@ -355,6 +364,7 @@ impl App {
     /// and a hold ended at its expiry whether or not this ran.
     pub async fn expire_due_reservations(&self) -> Result<usize, AppError> {
         let now = clock::now();
+        let grace = self.policy().late_usage_grace;
         let due = self.db().run(move |conn| db::reservations::due(conn, now, 1000)).await?;
         let mut by_org: BTreeMap<OrgId, Vec<ReservationId>> = BTreeMap::new();
         for (org, id) in due {
@@ -365,7 +375,12 @@ impl App {
             expired += self
                 .db()
                 .transaction(org, move |conn| {
-                    Ok::<_, AppError>(db::reservations::expire(conn, org, &ids, now)?)
+                    let mut customers = db::reservations::expire(conn, org, &ids, now)?;
+                    let expired = customers.len();
+                    customers.sort();
+                    customers.dedup();
+                    settle_alerts(conn, org, &customers, (now, grace))?;
+                    Ok::<_, AppError>(expired)
                 })
                 .await?;
         }

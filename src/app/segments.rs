@@ -111,6 +111,9 @@ impl App {
                     if !db::customers::lock(conn, org, customer)? {
                         return Ok(0);
                     }
+                    // Before the closing writes its violations (see `crossed_alerts`); a
+                    // segment past its grace was not drawable now either way.
+                    super::balance_alerts::settle_alerts(conn, org, &[customer], (now, grace))?;
                     close_due_for_customer(conn, org, customer, (now, grace))
                 })
                 .await?;

@@ -95,6 +95,8 @@ pub(super) struct BatchState {
     stored: HashMap<String, StoredEvent>,
     /// The custom credit types among the events that the organization declared.
     declared: HashSet<String>,
+    /// The customers with balance alerts, to judge once the batch's draws are written.
+    alerting: Vec<CustomerId>,
 }
 
 /// What a recording batch will write.
@@ -128,6 +130,12 @@ pub(super) fn load_state(
     customer_ids.dedup();
     // Locks first, in id order: the order every balance-changing transaction uses.
     let customers: Vec<Customer> = db::customers::get_many(conn, org, &customer_ids, record)?;
+    // One statement says whether holds or balance alerts need reading at all.
+    let (holding, alerting) = if customers.is_empty() {
+        (false, false)
+    } else {
+        db::reservations::extras(conn, org, &customer_ids, now)?
+    };
     // A check of an event already recorded answers its replay, so stored events are
     // looked up either way (a check may carry no id: nothing to find then).
     let ids: Vec<String> =
@@ -156,10 +164,14 @@ pub(super) fn load_state(
     );
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
-    let holds: Vec<Reservation> = db::reservations::open_holds(conn, org, &customer_ids, now)?
-        .into_iter()
-        .filter(|r| Some(r.id) != settling)
-        .collect();
+    let holds: Vec<Reservation> = if !holding {
+        Vec::new()
+    } else {
+        db::reservations::open_holds(conn, org, &customer_ids, now)?
+            .into_iter()
+            .filter(|r| Some(r.id) != settling)
+            .collect()
+    };
     let limits: HashMap<CustomerId, AllowanceLimits> = db::allowances::get_many(conn, org, &customer_ids)?;
     let tz: HashMap<CustomerId, chrono_tz::Tz> = customers.iter().map(|c| (c.id, c.time_zone)).collect();
     let mut keys: HashSet<WindowKey> = HashSet::new();
@@ -246,7 +258,8 @@ pub(super) fn load_state(
     custom.sort_unstable();
     custom.dedup();
     let declared = db::credit_types::declared(conn, org, &custom)?.into_iter().collect();
-    Ok(BatchState { usage, balances, products, product_codes, stored, declared })
+    let alerting = if alerting { customer_ids } else { Vec::new() };
+    Ok(BatchState { usage, balances, products, product_codes, stored, declared, alerting })
 }
 
 /// Adds a stored total to what the customer's limits judge: every quantity, and only
@@ -532,14 +545,15 @@ pub(super) fn decide(
     Ok(results)
 }
 
-/// Writes what a batch decided; fills the violations' feed positions into the answers.
+/// Writes what a batch decided, and the balance alerts it moved; fills the violations'
+/// feed positions into the answers.
 pub(super) fn persist(
     conn: &mut Conn,
     org: OrgId,
     state: &BatchState,
     mut writes: Writes,
     results: &mut [EventResult],
-    now: DateTime<Utc>,
+    (now, grace): (DateTime<Utc>, crate::domain::commit::timeline::LateUsageGrace),
 ) -> Result<(), AppError> {
     let totals: Vec<TotalRow> = writes
         .totals
@@ -567,9 +581,16 @@ pub(super) fn persist(
             percent: *percent,
         })
         .collect();
-    db::usage::raise_alerts(conn, org, &alerts)?;
+    db::usage::raise_alerts(conn, org, &alerts, now)?;
     Balances::persist_all(conn, org, state.balances.values())?;
     write_entries(conn, org, &writes.ledger, &writes.promotion_draws)?;
+    // After the events' own violations, so their positions in `written` stay put.
+    writes.violations.extend(super::balance_alerts::crossed_alerts(
+        conn,
+        org,
+        &state.alerting,
+        (now, grace),
+    )?);
     // Last: the feed's sequence lock is held until commit.
     let written = db::violations::append(conn, org, &writes.violations, now)?;
 
@@ -649,7 +670,7 @@ impl App {
                 let mut state = load_state(conn, org, &inputs, (true, None), (now, policy))?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
-                persist(conn, org, &state, writes, &mut results, now)?;
+                persist(conn, org, &state, writes, &mut results, (now, policy.late_usage_grace))?;
                 Ok(results)
             })
             .await

@@ -187,6 +187,7 @@ impl App {
                     reverse_totals(conn, org, &e, customer.time_zone)?;
                 }
                 db::usage_events::mark_voided(conn, org, &event_id, (now, caller.key, &reason))?;
+                super::balance_alerts::settle_alerts(conn, org, &[customer.id], (now, grace))?;
                 let voided = db::usage_events::get(conn, org, &event_id, false)?.ok_or_else(missing)?;
                 Ok((recorded(voided)?, false))
             })

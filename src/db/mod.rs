@@ -8,6 +8,7 @@
 
 pub mod acting_key;
 pub mod allowances;
+pub mod balance_alerts;
 pub mod commit_ledger;
 pub mod commitments;
 pub mod commits;

@@ -85,6 +85,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    balance_alerts (org_id, id) {
+        org_id -> Uuid,
+        id -> Uuid,
+        customer_id -> Uuid,
+        credit_type -> Text,
+        threshold_kind -> Text,
+        threshold -> Numeric,
+        state -> Text,
+        state_changed_at -> Timestamptz,
+        available -> Numeric,
+        created_at -> Timestamptz,
+        created_by -> Nullable<Uuid>,
+        updated_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
     billing_promos (org_id, id) {
         org_id -> Uuid,
         id -> Uuid,
@@ -381,6 +398,7 @@ diesel::table! {
         window_kind -> Text,
         first_day -> Date,
         percent -> Numeric,
+        raised_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -468,6 +486,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> organizations (org_id));
+diesel::joinable!(balance_alerts -> organizations (org_id));
 diesel::joinable!(credit_types -> organizations (org_id));
 diesel::joinable!(customers -> organizations (org_id));
 diesel::joinable!(products -> organizations (org_id));
@@ -481,6 +500,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     applied_promotion_cycles,
     applied_promotion_drawdowns,
     applied_promotions,
+    balance_alerts,
     billing_promos,
     commit_ledger,
     commit_segments,

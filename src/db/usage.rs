@@ -360,10 +360,17 @@ struct NewAlert<'a> {
     window_kind: &'static str,
     first_day: NaiveDate,
     percent: Decimal,
+    raised_at: DateTime<Utc>,
 }
 
-/// Raises alert levels (never lowers them); rows must have distinct keys.
-pub fn raise_alerts(conn: &mut PgConnection, org: OrgId, alerts: &[AlertRow]) -> Result<(), DbError> {
+/// Raises alert levels (never lowers them), noting they were raised at `now`; rows must
+/// have distinct keys.
+pub fn raise_alerts(
+    conn: &mut PgConnection,
+    org: OrgId,
+    alerts: &[AlertRow],
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     if alerts.is_empty() {
         return Ok(());
     }
@@ -377,6 +384,7 @@ pub fn raise_alerts(conn: &mut PgConnection, org: OrgId, alerts: &[AlertRow]) ->
             window_kind: a.kind.as_str(),
             first_day: a.first_day,
             percent: a.percent,
+            raised_at: now,
         })
         .collect();
     diesel::insert_into(usage_alerts::table)
@@ -390,10 +398,62 @@ pub fn raise_alerts(conn: &mut PgConnection, org: OrgId, alerts: &[AlertRow]) ->
             usage_alerts::first_day,
         ))
         .do_update()
-        .set(
+        .set((
             usage_alerts::percent
                 .eq(diesel::dsl::sql::<Numeric>("GREATEST(usage_alerts.percent, EXCLUDED.percent)")),
-        )
+            usage_alerts::raised_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>("EXCLUDED.raised_at")),
+        ))
         .execute(conn)?;
     Ok(())
+}
+
+/// A limit warning raised in a window, with when it was last raised (unknown for
+/// those raised before that was kept).
+#[derive(Debug)]
+pub struct RaisedAlert {
+    pub alert: AlertRow,
+    pub raised_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = usage_alerts, check_for_backend(diesel::pg::Pg))]
+struct RaisedRow {
+    scope: String,
+    measure: String,
+    window_kind: String,
+    first_day: NaiveDate,
+    percent: Decimal,
+    raised_at: Option<DateTime<Utc>>,
+}
+
+/// A customer's limit warnings raised in the windows of `keys`.
+pub fn raised_alerts(
+    conn: &mut PgConnection,
+    org: OrgId,
+    customer: CustomerId,
+    keys: &[(WindowKind, NaiveDate)],
+) -> Result<Vec<RaisedAlert>, DbError> {
+    let mut out = Vec::new();
+    for (kind, day) in keys {
+        let rows: Vec<RaisedRow> = usage_alerts::table
+            .filter(usage_alerts::org_id.eq(org.uuid()))
+            .filter(usage_alerts::customer_id.eq(customer.uuid()))
+            .filter(usage_alerts::window_kind.eq(kind.as_str()))
+            .filter(usage_alerts::first_day.eq(day))
+            .order((usage_alerts::scope, usage_alerts::measure))
+            .select(RaisedRow::as_select())
+            .load(conn)?;
+        for r in rows {
+            let alert = AlertRow {
+                customer,
+                scope: r.scope,
+                measure: r.measure,
+                kind: window_kind(&r.window_kind)?,
+                first_day: r.first_day,
+                percent: r.percent,
+            };
+            out.push(RaisedAlert { alert, raised_at: r.raised_at });
+        }
+    }
+    Ok(out)
 }

@@ -2,6 +2,7 @@
 //! (collecting every bad field), calls the application, and maps the answer back.
 //! Nothing is decided here.
 
+pub mod alert;
 pub mod allowance;
 pub mod api_key;
 pub mod auth;

@@ -27,7 +27,8 @@ pub fn required_scope(path: &str) -> Option<Scope> {
         | ("CommitService", "GetCommitBalance" | "ListCommitLedger")
         | ("CommitmentService", "EvaluateCommitment" | "ListCompensations" | "ListCommitmentEdits")
         | ("PromoService", "ListRewards")
-        | ("ReservationService", "GetReservation" | "ListReservations" | "GetCustomerBalance") => Read,
+        | ("ReservationService", "GetReservation" | "ListReservations" | "GetCustomerBalance")
+        | ("AlertService", "ListAlertStates") => Read,
         (
             "CustomerService" | "ProductService" | "CreditTypeService" | "CommitService"
             | "CommitmentService" | "PromoService" | "AllowanceService",
@@ -36,6 +37,7 @@ pub fn required_scope(path: &str) -> Option<Scope> {
         ("CustomerService", "CreateCustomer" | "UpdateCustomer" | "DeleteCustomer")
         | ("ProductService", "CreateProduct" | "UpdateProduct" | "DeleteProduct")
         | ("CreditTypeService", "CreateCreditType")
+        | ("AlertService", "CreateBalanceAlert" | "DeleteBalanceAlert")
         | ("CommitService", "CreateCommit" | "UpdateCommit" | "VoidCommit" | "AdjustCommitBalance")
         | ("CommitmentService", "CreateCommitment" | "PatchCommitment" | "TerminateCommitment")
         | (

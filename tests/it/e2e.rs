@@ -129,3 +129,87 @@ fn generated_python_client_moves_a_value_with_a_json_patch() {
     assert_eq!(seen["before"], serde_json::json!(["100", "1000"]));
     assert_eq!(seen["after"], serde_json::json!(["1000", "100"]));
 }
+
+/// The README's reservation walk-through, as grpcurl sends it (JSON names, a duration as
+/// "600s", decimals as strings): reserve, extend, commit less than held, the balance
+/// before and after, and a balance alert with the states it reports.
+#[test]
+fn grpcurl_reserves_extends_commits_and_reads_balances_and_alert_states() {
+    let db = TestDb::create();
+    let mut server = ServeProcess::start(&db.url, &[]);
+    wait_serving(&server.address);
+    let (_, key) = org_and_key(&db.url);
+    let auth = format!("authorization: Bearer {key}");
+    let call = |method: &str, body: String| -> serde_json::Value {
+        let path = format!("billing.commitments.v1.{method}");
+        let (ok, out, err) = grpcurl(&server.address, &["-H", &auth, "-d", &body, &path]);
+        assert!(ok, "{method}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let customer = call(
+        "CustomerService/CreateCustomer",
+        r#"{"customer":{"external_id":"ACR9","name":"Walk-through"}}"#.into(),
+    )["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let product = call(
+        "ProductService/CreateProduct",
+        r#"{"product":{"code":"CREED","name":"Creed","kind":"PRODUCT_KIND_SERVICE"}}"#.into(),
+    )["product"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        "CommitService/CreateCommit",
+        format!(
+            r#"{{"commit":{{"type":"COMMIT_TYPE_PREPAID","customer_id":"{customer}","product_id":"{product}","priority":"1",
+            "access_schedule":{{"schedule_items":[{{"amount":"100","starting_at":"2000-01-01T00:00:00Z","ending_before":"2100-01-01T00:00:00Z"}}]}}}}}}"#
+        ),
+    );
+    let alert = call(
+        "AlertService/CreateBalanceAlert",
+        format!(r#"{{"customer_id":"{customer}","threshold_percent":"50"}}"#),
+    );
+    assert_eq!(alert["alert"]["status"], "ALERT_STATUS_OK");
+
+    let held = call(
+        "ReservationService/ReserveUsage",
+        format!(
+            r#"{{"request_id":"call-77-start","customer_id":"{customer}","product_code":"CREED",
+            "quantity":"10","rated_amount":"25","ttl":"600s","allow_partial":true}}"#
+        ),
+    );
+    assert_eq!(held["decision"], "RESERVATION_DECISION_GRANTED");
+    let id = held["reservation"]["id"].as_str().unwrap().to_owned();
+    let more = call(
+        "ReservationService/ExtendReservation",
+        format!(
+            r#"{{"reservation_id":"{id}","request_id":"call-77-more","additional_quantity":"5",
+            "additional_rated_amount":"30","ttl":"600s"}}"#
+        ),
+    );
+    assert_eq!(more["reservation"]["grantedRatedAmount"], "55");
+    let balance = call("ReservationService/GetCustomerBalance", format!(r#"{{"customer_id":"{customer}"}}"#));
+    let usd = &balance["balances"][0];
+    assert_eq!(
+        (&usd["balance"], &usd["reserved"], &usd["available"]),
+        (&"100".into(), &"55".into(), &"45".into())
+    );
+    let states = call("AlertService/ListAlertStates", format!(r#"{{"customer_id":"{customer}"}}"#));
+    assert_eq!(states["balanceAlerts"][0]["status"], "ALERT_STATUS_ALARM", "45 of 100 is below 50 %");
+
+    let done = call(
+        "ReservationService/CommitReservation",
+        format!(r#"{{"reservation_id":"{id}","event_id":"call-77","quantity":"8","rated_amount":"20"}}"#),
+    );
+    assert_eq!(done["reservation"]["state"], "RESERVATION_STATE_COMMITTED");
+    assert_eq!(done["outcome"]["drawdowns"][0]["amount"], "20");
+    let balance = call("ReservationService/GetCustomerBalance", format!(r#"{{"customer_id":"{customer}"}}"#));
+    assert_eq!(balance["balances"][0]["available"], "80");
+    let states = call("AlertService/ListAlertStates", format!(r#"{{"customer_id":"{customer}"}}"#));
+    assert_eq!(states["balanceAlerts"][0]["status"], "ALERT_STATUS_OK", "recovered: 80 of 100");
+
+    let status = server.terminate(Duration::from_secs(15)).expect("exits after SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+}

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alerts;
 mod allowances;
 mod auth;
 mod bad_input;

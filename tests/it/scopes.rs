@@ -33,6 +33,8 @@ const METHODS: &[(Scope, &str, &[&str])] = &[
         &["ReserveUsage", "ExtendReservation", "CommitReservation", "ReleaseReservation"],
     ),
     (Scope::Read, "ReservationService", &["GetReservation", "ListReservations", "GetCustomerBalance"]),
+    (Scope::Read, "AlertService", &["ListAlertStates"]),
+    (Scope::Write, "AlertService", &["CreateBalanceAlert", "DeleteBalanceAlert"]),
     (Scope::Read, "UsageService", &["GetAllowanceUsage", "ListUsageEvents"]),
     (Scope::Read, "CustomerService", &["GetCustomer", "ListCustomers"]),
     (Scope::Read, "ProductService", &["GetProduct", "ListProducts"]),

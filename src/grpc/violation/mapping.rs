@@ -18,6 +18,8 @@ pub fn kind_to_wire(k: ViolationKind) -> pb::ViolationKind {
         ViolationKind::CommitmentShortfall => pb::ViolationKind::CommitmentShortfall,
         ViolationKind::EarlyTermination => pb::ViolationKind::EarlyTermination,
         ViolationKind::CommitmentEnded => pb::ViolationKind::CommitmentEnded,
+        ViolationKind::BalanceLow => pb::ViolationKind::BalanceLow,
+        ViolationKind::BalanceRecovered => pb::ViolationKind::BalanceRecovered,
     }
 }
 
@@ -60,5 +62,7 @@ pub fn violation(
         commitment_id: d.commitment_id.map(|c| c.to_string()).unwrap_or_default(),
         blocked: d.blocked,
         plan_id: d.plan_id.clone().unwrap_or_default(),
+        alert_id: d.alert_id.map(|a| a.to_string()).unwrap_or_default(),
+        credit_type: d.credit_type.clone().unwrap_or_default(),
     }
 }

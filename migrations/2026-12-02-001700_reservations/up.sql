@@ -41,6 +41,19 @@ CREATE INDEX usage_reservations_open ON usage_reservations (org_id, customer_id)
 CREATE INDEX usage_reservations_expiring ON usage_reservations (expires_at)
     WHERE state = 'OPEN';
 
+-- The latest expiry among a customer's reservations (never lowered: releasing or
+-- committing one may leave it later than needed). The statement that locks customers
+-- for a usage decision reads it, so a customer with no hold costs no statement to look
+-- for holds. It lives on the locked row because that row is re-read at its latest
+-- version when the lock was waited for, which a subquery in the same statement is not.
+ALTER TABLE customers ADD COLUMN holds_until timestamptz;
+
+-- A customer's row changes for its holds without being edited: only the columns a
+-- caller edits say who last changed it.
+DROP TRIGGER written_by ON customers;
+CREATE TRIGGER written_by BEFORE INSERT OR UPDATE OF external_id, name, time_zone, version, updated_at
+    ON customers FOR EACH ROW EXECUTE FUNCTION billing_written_by();
+
 -- Each extension of a reservation, kept for its request id's replay.
 CREATE TABLE reservation_extensions (
     org_id         uuid NOT NULL REFERENCES organizations (id),

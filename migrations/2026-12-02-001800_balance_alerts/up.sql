@@ -19,6 +19,12 @@ CREATE TABLE balance_alerts (
 );
 CREATE INDEX balance_alerts_customer ON balance_alerts (org_id, customer_id);
 
+-- How many balance alerts the customer has, kept with the alerts under the customer's
+-- lock: the usage path reads it from the row it locks (see holds_until) and judges
+-- alerts only for customers that have some.
+ALTER TABLE customers ADD COLUMN balance_alerts integer NOT NULL DEFAULT 0
+    CHECK (balance_alerts >= 0);
+
 CREATE TRIGGER written_by BEFORE INSERT OR UPDATE ON balance_alerts
     FOR EACH ROW EXECUTE FUNCTION billing_written_by();
 

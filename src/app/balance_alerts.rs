@@ -150,6 +150,7 @@ impl App {
                     created_by: acting,
                 };
                 db::balance_alerts::insert(conn, org, &alert)?;
+                db::customers::count_alerts(conn, org, customer, 1)?;
                 // Judged at once: an alert made below its threshold starts in alarm.
                 let violations = judge(conn, org, std::slice::from_ref(&alert), (now, grace))?;
                 db::violations::append(conn, org, &violations, now)?;
@@ -165,11 +166,15 @@ impl App {
     pub async fn delete_balance_alert(&self, org: OrgId, id: BalanceAlertId) -> Result<(), AppError> {
         self.db()
             .transaction(org, move |conn| {
-                if db::balance_alerts::delete(conn, org, id)? {
-                    Ok(())
-                } else {
-                    Err(AppError::not_found("balance alert", id))
+                let missing = || AppError::not_found("balance alert", id);
+                let customer = db::balance_alerts::customer_of(conn, org, id)?.ok_or_else(missing)?;
+                // Under the customer's lock, as the usage path reads the count.
+                db::customers::lock(conn, org, customer)?;
+                if !db::balance_alerts::delete(conn, org, id)? {
+                    return Err(missing());
                 }
+                db::customers::count_alerts(conn, org, customer, -1)?;
+                Ok(())
             })
             .await
     }

@@ -169,6 +169,7 @@ impl App {
                 db::reservations::insert(conn, org, &r, &fingerprint, &pack(&answer)?)
                     .map_err(retry_on_taken("usage_reservations_request_id_key"))?;
                 if !denied {
+                    db::customers::note_hold(conn, org, r.customer, r.expires_at)?;
                     settle_alerts(conn, org, &[r.customer], (now, policy.late_usage_grace))?;
                 }
                 Ok(HoldReply { reservation: r, answer, replayed: false })
@@ -210,6 +211,7 @@ impl App {
                         r.expires_at = now + ttl;
                     }
                     db::reservations::update(conn, org, &r)?;
+                    db::customers::note_hold(conn, org, r.customer, r.expires_at)?;
                     settle_alerts(conn, org, &[r.customer], (now, policy.late_usage_grace))?;
                 }
                 db::reservations::insert_extension(

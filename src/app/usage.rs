@@ -129,13 +129,14 @@ pub(super) fn load_state(
     customer_ids.sort();
     customer_ids.dedup();
     // Locks first, in id order: the order every balance-changing transaction uses.
-    let customers: Vec<Customer> = db::customers::get_many(conn, org, &customer_ids, record)?;
-    // One statement says whether holds or balance alerts need reading at all.
-    let (holding, alerting) = if customers.is_empty() {
-        (false, false)
-    } else {
-        db::reservations::extras(conn, org, &customer_ids, now)?
-    };
+    // The locked rows say which customers may have open holds or have balance alerts:
+    // only those cost the statements that read them.
+    let locked = db::customers::get_many_with_extras(conn, org, &customer_ids, record)?;
+    let holding: Vec<CustomerId> =
+        locked.iter().filter(|(_, x)| x.holds_until.is_some_and(|t| t > now)).map(|(c, _)| c.id).collect();
+    let alerting: Vec<CustomerId> =
+        locked.iter().filter(|(_, x)| x.balance_alerts > 0).map(|(c, _)| c.id).collect();
+    let customers: Vec<Customer> = locked.into_iter().map(|(c, _)| c).collect();
     // A check of an event already recorded answers its replay, so stored events are
     // looked up either way (a check may carry no id: nothing to find then).
     let ids: Vec<String> =
@@ -164,10 +165,10 @@ pub(super) fn load_state(
     );
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
-    let holds: Vec<Reservation> = if !holding {
+    let holds: Vec<Reservation> = if holding.is_empty() {
         Vec::new()
     } else {
-        db::reservations::open_holds(conn, org, &customer_ids, now)?
+        db::reservations::open_holds(conn, org, &holding, now)?
             .into_iter()
             .filter(|r| Some(r.id) != settling)
             .collect()
@@ -258,7 +259,6 @@ pub(super) fn load_state(
     custom.sort_unstable();
     custom.dedup();
     let declared = db::credit_types::declared(conn, org, &custom)?.into_iter().collect();
-    let alerting = if alerting { customer_ids } else { Vec::new() };
     Ok(BatchState { usage, balances, products, product_codes, stored, declared, alerting })
 }
 

@@ -110,6 +110,20 @@ pub fn set_state(
     Ok(())
 }
 
+/// The customer an alert watches.
+pub fn customer_of(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: BalanceAlertId,
+) -> Result<Option<CustomerId>, DbError> {
+    Ok(balance_alerts::table
+        .find((org.uuid(), id.uuid()))
+        .select(balance_alerts::customer_id)
+        .first::<Uuid>(conn)
+        .optional()?
+        .map(CustomerId))
+}
+
 /// Deletes an alert; whether it existed.
 pub fn delete(conn: &mut PgConnection, org: OrgId, id: BalanceAlertId) -> Result<bool, DbError> {
     Ok(diesel::delete(balance_alerts::table.find((org.uuid(), id.uuid()))).execute(conn)? == 1)

@@ -186,6 +186,68 @@ pub fn get_many(
     rows.into_iter().map(Customer::try_from).collect()
 }
 
+/// What a usage decision must read beyond a customer's own fields, kept on its row so
+/// the statement that locks it tells (see the reservations migration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// No reservation of the customer holds anything from this instant on.
+    pub holds_until: Option<DateTime<Utc>>,
+    /// How many balance alerts it has.
+    pub balance_alerts: i32,
+}
+
+/// [`get_many`], each customer with its [`Extras`].
+pub fn get_many_with_extras(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[CustomerId],
+    lock: bool,
+) -> Result<Vec<(Customer, Extras)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
+    let q = customers::table
+        .filter(customers::org_id.eq(org.uuid()))
+        .filter(customers::id.eq_any(ids))
+        .order(customers::id)
+        .select((CustomerRow::as_select(), customers::holds_until, customers::balance_alerts));
+    let rows: Vec<(CustomerRow, Option<DateTime<Utc>>, i32)> =
+        if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
+    rows.into_iter()
+        .map(|(row, holds_until, balance_alerts)| {
+            Ok((Customer::try_from(row)?, Extras { holds_until, balance_alerts }))
+        })
+        .collect()
+}
+
+/// Notes that a reservation of the customer may hold until `until`.
+pub fn note_hold(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: CustomerId,
+    until: DateTime<Utc>,
+) -> Result<(), DbError> {
+    diesel::update(customers::table.find((org.uuid(), id.uuid())))
+        .set(
+            customers::holds_until.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("GREATEST(holds_until, ")
+            .bind::<diesel::sql_types::Timestamptz, _>(until)
+            .sql(")")),
+        )
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Adds `delta` to the customer's count of balance alerts.
+pub fn count_alerts(conn: &mut PgConnection, org: OrgId, id: CustomerId, delta: i32) -> Result<(), DbError> {
+    diesel::update(customers::table.find((org.uuid(), id.uuid())))
+        .set(customers::balance_alerts.eq(customers::balance_alerts + delta))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The ids of the customers with `external_ids`, by external id (unknown ones absent).
 pub fn ids_by_external_ids(
     conn: &mut PgConnection,

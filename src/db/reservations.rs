@@ -160,34 +160,6 @@ pub fn by_request_id(
         .transpose()
 }
 
-/// Whether any of `customers` has a reservation holding something at `now`, and
-/// whether any has balance alerts: one statement, so a batch whose customers have
-/// neither reads nothing more. It must run after the customers are locked (a new
-/// statement sees what their earlier holders committed; the locking statement's own
-/// snapshot may not).
-pub fn extras(
-    conn: &mut PgConnection,
-    org: OrgId,
-    customers: &[CustomerId],
-    now: DateTime<Utc>,
-) -> Result<(bool, bool), DbError> {
-    use super::schema::balance_alerts;
-    let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
-    let holds = diesel::dsl::exists(
-        usage_reservations::table
-            .filter(usage_reservations::org_id.eq(org.uuid()))
-            .filter(usage_reservations::customer_id.eq_any(ids.clone()))
-            .filter(usage_reservations::state.eq(State::Open.as_str()))
-            .filter(usage_reservations::expires_at.gt(now)),
-    );
-    let alerts = diesel::dsl::exists(
-        balance_alerts::table
-            .filter(balance_alerts::org_id.eq(org.uuid()))
-            .filter(balance_alerts::customer_id.eq_any(ids)),
-    );
-    Ok(diesel::select((holds, alerts)).get_result(conn)?)
-}
-
 /// The reservations of `customers` holding something at `now`.
 pub fn open_holds(
     conn: &mut PgConnection,

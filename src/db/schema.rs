@@ -293,6 +293,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         created_by -> Nullable<Uuid>,
         updated_by -> Nullable<Uuid>,
+        holds_until -> Nullable<Timestamptz>,
+        balance_alerts -> Int4,
     }
 }
 

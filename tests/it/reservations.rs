@@ -327,6 +327,50 @@ async fn an_extension_adds_what_fits_moves_the_expiry_and_replays_by_request_id(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_expiry_keeps_the_hold_past_the_first_one() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_usage("10")).await;
+    let mut c = client(&server, &t.key).await;
+    // The extension must reach the reservation before its short expiry: on a machine
+    // too busy for that, try again with a longer one.
+    let mut seconds = 1;
+    let first_expiry = loop {
+        let short = pb::ReserveUsageRequest {
+            ttl: Some(prost_types::Duration { seconds, nanos: 0 }),
+            ..ask(&t, &format!("r{seconds}"), "6", "0")
+        };
+        let r = reserve(&mut c, short).await;
+        let extended = c
+            .extend_reservation(pb::ExtendReservationRequest {
+                reservation_id: id(&r),
+                request_id: format!("x{seconds}"),
+                ttl: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+                ..Default::default()
+            })
+            .await;
+        match extended {
+            Ok(_) => break r.reservation.as_ref().unwrap().expire_time.unwrap(),
+            Err(s) if s.code() == Code::FailedPrecondition && seconds < 64 => seconds *= 4,
+            Err(s) => panic!("extend: {s}"),
+        }
+    };
+    wait_until("the first expiry has passed", || async move {
+        chrono::Utc::now().timestamp() > first_expiry.seconds + 1
+    })
+    .await;
+    let mut u = usage_client(&server, &t.key).await;
+    let check = u
+        .check_usage(pb::CheckUsageRequest { event: Some(event(&t, "", "CREED", "5", "0")) })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcome
+        .unwrap();
+    assert_eq!(check.checks[0].used, "11", "the extended hold still counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_past_its_expiry_holds_nothing_is_marked_by_the_job_and_can_still_be_committed() {
     let mut config = test_server_config();
     config.jobs.reservation_expiry_interval = std::time::Duration::from_millis(100);

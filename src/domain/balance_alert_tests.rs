@@ -95,3 +95,12 @@ fn a_new_alert_has_exactly_one_positive_threshold() {
     assert_eq!(validate_alert(&none, &mut v), None);
     assert_eq!(v.items()[0].field, "customer_id");
 }
+
+#[test]
+fn alert_state_names_read_back() {
+    for s in [AlertState::Ok, AlertState::Alarm] {
+        assert_eq!(AlertState::parse(s.as_str()), Some(s));
+    }
+    assert_eq!((AlertState::Ok.as_str(), AlertState::Alarm.as_str()), ("OK", "ALARM"));
+    assert_eq!(AlertState::parse("ok"), None);
+}

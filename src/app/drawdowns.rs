@@ -149,21 +149,13 @@ impl Balances {
 
     /// Allocates one usage of `product`, updating the balances in memory.
     pub fn allocate(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
-        let allocation = self.take(usage, product);
-        for d in &allocation.draws {
-            *self.drawn.entry(d.source).or_default() += d.amount;
-        }
-        allocation
+        self.take(usage, product, false)
     }
 
     /// Takes an open reservation's hold out of the balances, in drawing order, for the
     /// decisions of this transaction only (a hold is never written).
     pub fn hold(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
-        let allocation = self.take(usage, product);
-        for d in &allocation.draws {
-            *self.held.entry(d.source).or_default() += d.amount;
-        }
-        allocation
+        self.take(usage, product, true)
     }
 
     /// How much of `usage` the balances could give now, changing nothing.
@@ -218,8 +210,10 @@ impl Balances {
         out
     }
 
-    fn take(&mut self, usage: &RatedUsage, product: &Product) -> Allocation {
-        allocate(
+    /// Allocates `usage`, noting what each source gave as drawn (to be written) or as
+    /// `held` (never written).
+    fn take(&mut self, usage: &RatedUsage, product: &Product, held: bool) -> Allocation {
+        let allocation = allocate(
             &mut self.sources,
             &mut self.pools,
             &Usage {
@@ -228,7 +222,12 @@ impl Balances {
                 credit_type: &usage.credit_type,
                 timestamp: usage.timestamp,
             },
-        )
+        );
+        let book = if held { &mut self.held } else { &mut self.drawn };
+        for d in &allocation.draws {
+            *book.entry(d.source).or_default() += d.amount;
+        }
+        allocation
     }
 
     /// Writes every balance drawn since loading.

@@ -245,13 +245,7 @@ pub(super) fn load_state(
             continue;
         };
         let held = r.usage(String::new(), r.granted, None);
-        u.hold(&EventFacts {
-            product,
-            quantity: held.quantity,
-            amount: held.amount,
-            credit_type: &held.credit_type,
-            at: held.timestamp,
-        });
+        u.hold(&facts_of(&held, product));
         balances.entry(r.customer).or_default().hold(&held.rated(r.product), product);
     }
     let mut custom: Vec<&str> =
@@ -337,6 +331,17 @@ pub(crate) fn only_result(mut results: Vec<EventResult>) -> EventResult {
     results.pop().unwrap_or_else(|| Err(DbError::Other("no result for the event".into()).into()))
 }
 
+/// What the limits judge of `e`, once its product is known.
+fn facts_of<'a>(e: &'a UsageEvent, product: &'a Product) -> EventFacts<'a> {
+    EventFacts {
+        product,
+        quantity: e.quantity,
+        amount: e.amount,
+        credit_type: &e.credit_type,
+        at: e.timestamp,
+    }
+}
+
 /// The product of `e` when the limits can judge it: its customer exists, it is within
 /// the backdating horizon, its product exists and its credit type can be judged.
 fn judgeable(
@@ -362,13 +367,7 @@ fn judgeable(
         v.add(field, "no such product");
         return Err(AppError::Invalid(v));
     };
-    let facts = EventFacts {
-        product,
-        quantity: e.quantity,
-        amount: e.amount,
-        credit_type: &e.credit_type,
-        at: e.timestamp,
-    };
+    let facts = facts_of(e, product);
     let mut v = Violations::at(prefix);
     if is_custom(&e.credit_type) && !state.declared.contains(&e.credit_type) {
         v.add("credit_type", undeclared(&e.credit_type));
@@ -400,13 +399,7 @@ pub(super) fn judge(
     let product = &state.products[&product_id];
     let usage =
         state.usage.get(&e.customer_id).ok_or_else(|| AppError::not_found("customer", e.customer_id))?;
-    let facts = EventFacts {
-        product,
-        quantity: e.quantity,
-        amount: e.amount,
-        credit_type: &e.credit_type,
-        at: e.timestamp,
-    };
+    let facts = facts_of(e, product);
     let coverable = state
         .balances
         .get(&e.customer_id)
@@ -458,13 +451,7 @@ pub(super) fn decide(
             results.push(Err(AppError::not_found("customer", e.customer_id)));
             continue;
         };
-        let facts = EventFacts {
-            product,
-            quantity: e.quantity,
-            amount: e.amount,
-            credit_type: &e.credit_type,
-            at: e.timestamp,
-        };
+        let facts = facts_of(e, product);
         let evaluation = usage.evaluate(&facts);
         let mut violations = limit_violations(e, product.id, &evaluation);
         let event_uuid = Uuid::now_v7();

@@ -173,17 +173,7 @@ pub fn get_many(
     ids: &[CustomerId],
     lock: bool,
 ) -> Result<Vec<Customer>, DbError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
-    let q = customers::table
-        .filter(customers::org_id.eq(org.uuid()))
-        .filter(customers::id.eq_any(ids))
-        .order(customers::id)
-        .select(CustomerRow::as_select());
-    let rows = if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
-    rows.into_iter().map(Customer::try_from).collect()
+    Ok(get_many_with_extras(conn, org, ids, lock)?.into_iter().map(|(c, _)| c).collect())
 }
 
 /// What a usage decision must read beyond a customer's own fields, kept on its row so

@@ -200,6 +200,13 @@ pub fn parsed_enum<T>(
     }
 }
 
+/// The instant a read asks about (`field`), now when unset.
+pub fn instant_or_now(field: &str, ts: &Option<Timestamp>) -> Result<DateTime<Utc>, Violations> {
+    let mut v = Violations::default();
+    let at = parsed_timestamp(&mut v, field, ts).into_valid();
+    v.finish(at.unwrap_or_else(crate::app::clock::now))
+}
+
 /// A decimal for the wire.
 pub fn decimal(d: Decimal) -> String {
     format_decimal(d)

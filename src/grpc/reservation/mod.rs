@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use crate::app::{App, Caller, clock};
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
-use crate::grpc::convert::{parsed_timestamp, require_id};
+use crate::grpc::convert::{instant_or_now, require_id};
 use crate::grpc::customer_ref;
 use crate::proto::v1 as pb;
 use crate::proto::v1::reservation_service_server::ReservationService;
@@ -113,10 +113,7 @@ impl ReservationService for ReservationApi {
         let org = caller(&req)?.org;
         let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
         let customer = require_id("customer_id", req.customer_id())?;
-        let mut v = Violations::default();
-        let at = parsed_timestamp(&mut v, "at", &req.at).into_valid();
-        v.finish(())?;
-        let balance = self.app.customer_balance(org, customer, at.unwrap_or_else(clock::now)).await?;
+        let balance = self.app.customer_balance(org, customer, instant_or_now("at", &req.at)?).await?;
         Ok(Response::new(mapping::balance(balance)))
     }
 }

@@ -10,9 +10,8 @@ use tonic::{Request, Response, Status};
 use crate::app::usage_batcher::{BatcherConfig, UsageBatcher};
 use crate::app::{App, Caller, clock};
 use crate::domain::ids::{CustomerId, OrgId};
-use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
-use crate::grpc::convert::{parsed_timestamp, require_id};
+use crate::grpc::convert::{instant_or_now, require_id};
 use crate::grpc::customer_ref;
 use crate::proto::v1 as pb;
 use crate::proto::v1::usage_service_server::UsageService;
@@ -86,10 +85,7 @@ impl UsageService for UsageApi {
         let org = caller(&req)?.org;
         let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
         let customer = require_id("customer_id", req.customer_id())?;
-        let mut v = Violations::default();
-        let at = parsed_timestamp(&mut v, "at", &req.at).into_valid();
-        v.finish(())?;
-        let (limits, lines) = self.app.allowance_usage(org, customer, at.unwrap_or_else(clock::now)).await?;
+        let (limits, lines) = self.app.allowance_usage(org, customer, instant_or_now("at", &req.at)?).await?;
         Ok(Response::new(pb::GetAllowanceUsageResponse {
             limits: Some(crate::grpc::allowance::mapping::limits(limits)),
             usage: lines.into_iter().map(mapping::usage_line).collect(),

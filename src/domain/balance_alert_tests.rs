@@ -55,6 +55,7 @@ fn an_ok_alert_falls_into_alarm_once_and_recovers_once() {
     assert_eq!(low.detail.amount, Some(d(5)));
     assert_eq!(low.detail.limit, Some(d(10)));
     assert_eq!(low.detail.alert_id, Some(ok.id.uuid()));
+    assert_eq!(low.detail.credit_type.as_deref(), Some("USD"));
     assert_eq!(low.customer_id, Some(ok.customer));
     assert!(low.detail.message.contains("fell below 10 USD"), "{}", low.detail.message);
 
@@ -86,7 +87,7 @@ fn a_new_alert_has_exactly_one_positive_threshold() {
     assert_eq!(check(Parsed::Valid(d(5)), Parsed::Absent), (Some(Threshold::Absolute(d(5))), vec![]));
     assert_eq!(check(Parsed::Absent, Parsed::Valid(d(100))), (Some(Threshold::Percent(d(100))), vec![]));
     assert_eq!(check(Parsed::Absent, Parsed::Valid(d(101))).1, ["threshold_percent"]);
-    assert_eq!(check(Parsed::Valid(d(0)), Parsed::Absent).1, ["threshold_amount"]);
+    assert_eq!(check(Parsed::Valid(d(0)), Parsed::Absent), (None, vec!["threshold_amount".to_owned()]));
     assert_eq!(check(Parsed::Valid(d(-1)), Parsed::Absent).0, None);
     assert_eq!(check(Parsed::Absent, Parsed::Absent).1, ["threshold_amount"]);
     assert_eq!(check(Parsed::Valid(d(1)), Parsed::Valid(d(1))).1, ["threshold_percent"]);

@@ -188,10 +188,7 @@ pub fn grant(ask: &Ask, evaluation: &Evaluation, coverable: Decimal) -> (Grant, 
             return denied;
         }
         for check in &evaluation.checks {
-            match room(check, requested.of(check.measure)) {
-                Some(f) => fraction = fraction.min(f),
-                None => return denied,
-            }
+            fraction = fraction.min(room(check, requested.of(check.measure)));
         }
     }
     if !ask.allow_overage && requested.amount > Decimal::ZERO {
@@ -217,6 +214,7 @@ struct Fraction {
 
 impl Fraction {
     const WHOLE: Self = Self { num: Decimal::ONE, den: Decimal::ONE };
+    const NONE: Self = Self { num: Decimal::ZERO, den: Decimal::ONE };
 
     fn min(self, other: Self) -> Self {
         if other.value() < self.value() { other } else { self }
@@ -231,18 +229,16 @@ impl Fraction {
     }
 }
 
-/// The share of `value` that fits under the check's maximum with tolerance; `None`
-/// when nothing does (the window is past it already).
-fn room(check: &LimitCheck, value: Decimal) -> Option<Fraction> {
-    let before = check.used - value;
-    let room = check.tolerance_maximum - before;
-    if room < Decimal::ZERO {
-        return None;
-    }
+/// The share of `value` that fits under the check's maximum with tolerance (none, or
+/// less, when the window is past it already).
+fn room(check: &LimitCheck, value: Decimal) -> Fraction {
+    let room = check.tolerance_maximum - (check.used - value);
     if value.is_zero() {
-        return Some(Fraction::WHOLE);
+        // Nothing of this measure is asked: it bounds nothing, unless its window is past
+        // the tolerance already (then not even nothing more passes it).
+        return if room < Decimal::ZERO { Fraction::NONE } else { Fraction::WHOLE };
     }
-    Some(Fraction { num: room.min(value), den: value })
+    Fraction { num: room.min(value), den: value }
 }
 
 /// How long holds last: the default when a request names none, and the most allowed.
@@ -299,9 +295,10 @@ pub fn commit_step(state: State, committed_as: Option<&str>, event_id: &str) -> 
             state,
             message: format!("the reservation was committed as event {}", committed_as.unwrap_or_default()),
         }),
-        State::Released | State::Denied => {
-            Err(NotOpen { state, message: format!("a {} reservation cannot be committed", lower(state)) })
-        }
+        State::Released | State::Denied => Err(NotOpen {
+            state,
+            message: format!("the reservation is {}: it cannot be committed", lower(state)),
+        }),
     }
 }
 
@@ -321,7 +318,10 @@ pub fn release_step(state: State) -> Result<bool, NotOpen> {
 pub fn check_extendable(state: State) -> Result<(), NotOpen> {
     match state {
         State::Open => Ok(()),
-        _ => Err(NotOpen { state, message: format!("a {} reservation cannot be extended", lower(state)) }),
+        _ => Err(NotOpen {
+            state,
+            message: format!("the reservation is {}: it cannot be extended", lower(state)),
+        }),
     }
 }
 

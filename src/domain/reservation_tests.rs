@@ -93,6 +93,27 @@ fn past_a_maximum_a_partial_grant_is_the_room_left_with_tolerance_and_scales_the
 }
 
 #[test]
+fn a_measure_not_asked_for_bounds_nothing_unless_its_window_is_past_its_tolerance() {
+    let p = product();
+    let mut u = daily_usage_limit(10, 0);
+    let i = MAXIMA.iter().position(|m| *m == (Measure::RatedAmount, Period::Day)).unwrap();
+    let mut patch = MaximaPatch::default();
+    patch.0[i] = Some(Some(d(100)));
+    if let Some(l) = u.limits.as_mut() {
+        l.maxima.patch(&patch);
+    }
+    // Usage exactly at its maximum: an amount-only request gets what the amount allows.
+    u.hold(&facts(&p, d(10), d(0)));
+    let a = Ask { allow_overage: true, ..ask(0, 200, true) };
+    let ev = u.evaluate(&facts(&p, d(0), d(200)));
+    assert_eq!(grant(&a, &ev, d(0)), (Grant::Partial, Amounts { quantity: d(0), amount: d(100) }));
+    // Past it: nothing passes, not even a request for amount alone.
+    u.hold(&facts(&p, d(1), d(0)));
+    let ev = u.evaluate(&facts(&p, d(0), d(200)));
+    assert_eq!(grant(&a, &ev, d(0)).0, Grant::Denied);
+}
+
+#[test]
 fn the_balance_bounds_the_amount_unless_overage_is_allowed() {
     let p = product();
     let u = daily_usage_limit(1000, 0);
@@ -144,6 +165,56 @@ fn partial_grants_round_down_so_they_never_pass_the_room() {
 }
 
 #[test]
+fn a_partial_grant_of_amounts_too_large_to_multiply_still_takes_its_share() {
+    let p = product();
+    let half = 500_000_000_000_000;
+    let u = daily_usage_limit(half, 0);
+    let max = 1_000_000_000_000_000;
+    let ev = u.evaluate(&facts(&p, d(max), d(max)));
+    let a = Ask { allow_overage: true, ..ask(max, max, true) };
+    // 10^15 x 5 x 10^14 passes what a Decimal holds: the share is taken the other way.
+    assert_eq!(
+        grant(&a, &ev, Decimal::ZERO),
+        (Grant::Partial, Amounts { quantity: d(half), amount: d(half) })
+    );
+}
+
+#[test]
+fn amounts_add_up_and_are_zero_only_when_both_are() {
+    let a = Amounts { quantity: d(2), amount: d(3) };
+    let b = Amounts { quantity: d(5), amount: d(7) };
+    assert_eq!(a + b, Amounts { quantity: d(7), amount: d(10) });
+    assert!(Amounts::default().is_zero());
+    assert!(!Amounts { quantity: d(1), amount: d(0) }.is_zero());
+    assert!(!Amounts { quantity: d(0), amount: d(1) }.is_zero());
+}
+
+#[test]
+fn a_reservation_read_past_its_expiry_is_expired_then_and_otherwise_unchanged() {
+    let r = Reservation {
+        id: crate::domain::ids::ReservationId::generate(),
+        request_id: "r1".into(),
+        customer: crate::domain::ids::CustomerId::generate(),
+        product: ProductId::generate(),
+        credit_type: "USD".into(),
+        group_values: Default::default(),
+        contract_id: None,
+        requested: Amounts::default(),
+        granted: Amounts::default(),
+        state: State::Open,
+        created_at: now(),
+        expires_at: now() + Duration::minutes(5),
+        settled_at: None,
+        event_id: None,
+    };
+    assert_eq!(r.clone().as_of(now()), r, "still open");
+    let late = r.clone().as_of(now() + Duration::hours(1));
+    assert_eq!((late.state, late.settled_at), (State::Expired, Some(r.expires_at)));
+    let released = Reservation { state: State::Released, settled_at: Some(now()), ..r };
+    assert_eq!(released.clone().as_of(now() + Duration::hours(1)), released);
+}
+
+#[test]
 fn an_open_reservation_past_its_expiry_reads_as_expired() {
     let at = now();
     assert_eq!(State::Open.at(at, at), State::Expired);
@@ -159,6 +230,59 @@ fn commits_record_open_or_expired_reservations_repeat_their_own_event_and_refuse
     assert_eq!(commit_step(State::Committed, Some("e1"), "e2").unwrap_err().state, State::Committed);
     assert!(commit_step(State::Released, None, "e1").is_err());
     assert!(commit_step(State::Denied, None, "e1").is_err());
+}
+
+#[test]
+fn refusals_say_what_the_reservation_is() {
+    assert_eq!(
+        commit_step(State::Released, None, "e1").unwrap_err().message,
+        "the reservation is released: it cannot be committed"
+    );
+    assert_eq!(
+        commit_step(State::Committed, Some("e1"), "e2").unwrap_err().message,
+        "the reservation was committed as event e1"
+    );
+    assert_eq!(
+        check_extendable(State::Expired).unwrap_err().message,
+        "the reservation is expired: it cannot be extended"
+    );
+}
+
+#[test]
+fn a_repeated_request_has_the_fingerprint_of_the_first_and_any_change_another() {
+    let e = crate::domain::usage::UsageEvent {
+        event_id: String::new(),
+        customer_id: crate::domain::ids::CustomerId::generate(),
+        product: crate::domain::usage::ProductRef::Code("CALL".into()),
+        quantity: d(2),
+        amount: Decimal::new(150, 2),
+        credit_type: "USD".into(),
+        timestamp: now(),
+        group_values: Default::default(),
+        contract_id: None,
+    };
+    let a = ask(2, 1, false);
+    let first = reserve_fingerprint(&e, None, &a);
+    let later = crate::domain::usage::UsageEvent {
+        timestamp: now() + Duration::minutes(1),
+        amount: Decimal::new(1500, 3),
+        ..e.clone()
+    };
+    assert_eq!(
+        reserve_fingerprint(&later, None, &a),
+        first,
+        "the instant sent and trailing zeros do not count"
+    );
+    let more = crate::domain::usage::UsageEvent { quantity: d(3), ..e.clone() };
+    assert_ne!(reserve_fingerprint(&more, None, &a), first);
+    assert_ne!(reserve_fingerprint(&e, Some(Duration::minutes(1)), &a), first);
+    assert_ne!(reserve_fingerprint(&e, None, &Ask { allow_partial: true, ..a }), first);
+
+    let x = extend_fingerprint("r1", &a, None);
+    assert_eq!(extend_fingerprint("r1", &a, None), x);
+    assert_ne!(extend_fingerprint("r2", &a, None), x);
+    assert_ne!(extend_fingerprint("r1", &ask(3, 1, false), None), x);
+    assert_ne!(extend_fingerprint("r1", &a, Some(Duration::minutes(1))), x);
 }
 
 #[test]

@@ -40,21 +40,22 @@ fn standings(
 }
 
 /// Judges `alerts` against what their customers can draw now; moves those whose state
-/// changes and returns the violations announcing it.
+/// changes (stored and in `alerts`) and returns the violations announcing it.
 fn judge(
     conn: &mut Conn,
     org: OrgId,
-    alerts: &[BalanceAlert],
+    alerts: &mut [BalanceAlert],
     (now, grace): (DateTime<Utc>, LateUsageGrace),
 ) -> Result<Vec<NewViolation>, AppError> {
     let customers: BTreeSet<CustomerId> = alerts.iter().map(|a| a.customer).collect();
     let standings = standings(conn, org, customers, (now, grace))?;
     let mut out = Vec::new();
-    for a in alerts {
+    for a in alerts.iter_mut() {
         let standing =
             standings.get(&a.customer).and_then(|s| s.get(&a.credit_type)).copied().unwrap_or_default();
         if let Some((state, violation)) = transition(a, standing, now) {
             db::balance_alerts::set_state(conn, org, a.id, (state, now, standing.available))?;
+            (a.state, a.changed_at, a.available) = (state, now, standing.available);
             out.push(violation);
         }
     }
@@ -74,11 +75,11 @@ pub(super) fn crossed_alerts(
     if customers.is_empty() {
         return Ok(Vec::new());
     }
-    let alerts = db::balance_alerts::for_customers(conn, org, customers, true)?;
+    let mut alerts = db::balance_alerts::for_customers(conn, org, customers, true)?;
     if alerts.is_empty() {
         return Ok(Vec::new());
     }
-    judge(conn, org, &alerts, now)
+    judge(conn, org, &mut alerts, now)
 }
 
 /// [`crossed_alerts`], written to the feed: for transactions that write no other
@@ -111,17 +112,22 @@ pub struct LimitAlert {
 }
 
 impl App {
+    /// Adds a balance alert, judged at once; `v` holds what the wire could not parse
+    /// (reported with the rules' problems, each field once).
     pub async fn create_balance_alert(
         &self,
         org: OrgId,
         draft: BalanceAlertDraft,
+        v: Violations,
     ) -> Result<BalanceAlert, AppError> {
         let acting = acting_key::current();
         let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
-                let mut v = Violations::default();
-                let valid = validate_alert(&draft, &mut v);
+                let mut v = v.clone();
+                let mut rules = Violations::default();
+                let valid = validate_alert(&draft, &mut rules);
+                v.extend_unreported(rules);
                 let named = [("credit_type", draft.credit_type.as_str())];
                 super::credit_types::check_declared(conn, org, &named, &mut v)?;
                 let (customer, threshold) = match valid {
@@ -138,7 +144,7 @@ impl App {
                     )));
                 }
                 let now = clock::now();
-                let alert = BalanceAlert {
+                let mut alert = BalanceAlert {
                     id: BalanceAlertId::generate(),
                     customer,
                     credit_type: draft.credit_type.clone(),
@@ -152,13 +158,9 @@ impl App {
                 db::balance_alerts::insert(conn, org, &alert)?;
                 db::customers::count_alerts(conn, org, customer, 1)?;
                 // Judged at once: an alert made below its threshold starts in alarm.
-                let violations = judge(conn, org, std::slice::from_ref(&alert), (now, grace))?;
+                let violations = judge(conn, org, std::slice::from_mut(&mut alert), (now, grace))?;
                 db::violations::append(conn, org, &violations, now)?;
-                let stored = db::balance_alerts::for_customers(conn, org, &[customer], false)?;
-                stored
-                    .into_iter()
-                    .find(|a| a.id == alert.id)
-                    .ok_or_else(|| AppError::not_found("balance alert", alert.id))
+                Ok(alert)
             })
             .await
     }
@@ -181,18 +183,16 @@ impl App {
 
     pub async fn alert_states(&self, org: OrgId, customer: CustomerId) -> Result<AlertStates, AppError> {
         let now = clock::now();
+        // NOT_FOUND for a missing customer comes from here too.
         let limits = match self.allowance_usage(org, customer, now).await {
             Ok((limits, lines)) if !limits.settings.warning_thresholds.is_empty() => Some(lines),
             Ok(_) => None,
-            // No limits: no limit warnings (a missing customer is reported below).
+            // No limits: no limit warnings.
             Err(AppError::NotFound { resource: "allowance limits", .. }) => None,
             Err(e) => return Err(e),
         };
         self.db()
             .transaction(org, move |conn| {
-                if !db::customers::exists(conn, org, customer)? {
-                    return Err(AppError::not_found("customer", customer));
-                }
                 let balance = db::balance_alerts::for_customers(conn, org, &[customer], false)?;
                 let mut out = Vec::new();
                 if let Some(lines) = &limits {

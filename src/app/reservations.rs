@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
 use super::balance_alerts::settle_alerts;
+use super::customers::require_customer;
 use super::usage::{
     EventInput, UsageOutcome, Writes, decide, judge, load_state, only_result, pack, persist, unpack,
 };
 use super::{App, AppError, clock};
 use crate::db::{self, Conn, DbError};
-use crate::domain::drawdown::SourceRef;
 use crate::domain::ids::{CustomerId, OrgId, ReservationId};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::reservation::{
@@ -87,16 +87,6 @@ fn stored_answer(packed: &[u8]) -> Result<HoldAnswer, AppError> {
     unpack(packed).map_err(|e| DbError::Other(format!("stored reservation answer: {e}")).into())
 }
 
-/// A concurrent transaction stored the same request id first: running again finds it.
-fn retry_on_taken(constraint: &'static str) -> impl Fn(DbError) -> DbError {
-    move |e| match e {
-        DbError::UniqueViolation { constraint: c } if c == constraint => {
-            DbError::Conflict(format!("request id stored concurrently ({c})"))
-        }
-        other => other,
-    }
-}
-
 fn reservation(conn: &mut Conn, org: OrgId, id: ReservationId, lock: bool) -> Result<Reservation, AppError> {
     db::reservations::get(conn, org, id, lock)?.ok_or_else(|| AppError::not_found("reservation", id))
 }
@@ -167,7 +157,7 @@ impl App {
                     event_id: None,
                 };
                 db::reservations::insert(conn, org, &r, &fingerprint, &pack(&answer)?)
-                    .map_err(retry_on_taken("usage_reservations_request_id_key"))?;
+                    .map_err(|e| e.retry_if_taken("usage_reservations_request_id_key"))?;
                 if !denied {
                     db::customers::note_hold(conn, org, r.customer, r.expires_at)?;
                     settle_alerts(conn, org, &[r.customer], (now, policy.late_usage_grace))?;
@@ -222,7 +212,7 @@ impl App {
                     (&fingerprint, &pack(&answer)?),
                     now,
                 )
-                .map_err(retry_on_taken("reservation_extensions_pkey"))?;
+                .map_err(|e| e.retry_if_taken("reservation_extensions_pkey"))?;
                 Ok(HoldReply { reservation: r, answer, replayed: false })
             })
             .await
@@ -311,13 +301,11 @@ impl App {
         let rows = self
             .db()
             .transaction(org, move |conn| {
-                if !db::customers::exists(conn, org, customer)? {
-                    return Err(AppError::not_found("customer", customer));
-                }
+                require_customer(conn, org, customer)?;
                 let now = clock::now();
                 let rows =
                     db::reservations::list(conn, org, customer, open_only.then_some(now), (after, limit))?;
-                Ok(rows.into_iter().map(|r| r.as_of(now)).collect::<Vec<_>>())
+                Ok::<_, AppError>(rows.into_iter().map(|r| r.as_of(now)).collect::<Vec<_>>())
             })
             .await?;
         Ok(Page::from_rows(rows, &page, &filters_key, |r| r.id.to_string()))
@@ -334,9 +322,7 @@ impl App {
         let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
-                if !db::customers::exists(conn, org, customer)? {
-                    return Err(AppError::not_found("customer", customer));
-                }
+                require_customer(conn, org, customer)?;
                 let now = clock::now();
                 let (balances, holds) =
                     super::drawdowns::Balances::load_holding(conn, org, customer, at, (now, grace), false)?;
@@ -387,13 +373,5 @@ impl App {
                 .await?;
         }
         Ok(expired)
-    }
-}
-
-/// The balance source a line is of, for callers that name it.
-pub fn source_parts(s: &SourceRef) -> (Option<uuid::Uuid>, i32, Option<uuid::Uuid>) {
-    match s {
-        SourceRef::CommitSegment { commit_id, idx } => (Some(commit_id.uuid()), *idx, None),
-        SourceRef::CreditPromotion { applied, .. } => (None, 0, Some(applied.uuid())),
     }
 }

@@ -612,14 +612,9 @@ pub(super) fn persist(
             results[i] = Ok(UsageOutcome { replayed: true, ..first.clone() });
         }
     }
-    db::usage::insert_events(conn, rows).map_err(|e| match e {
-        // Another transaction recorded the same event id (for another customer) first:
-        // run the batch again, it will find that event and answer accordingly.
-        DbError::UniqueViolation { constraint } if constraint == "usage_events_pkey" => {
-            DbError::Conflict(format!("event id recorded concurrently ({constraint})"))
-        }
-        other => other,
-    })?;
+    // Another transaction recorded the same event id (for another customer) first: run
+    // the batch again, it will find that event and answer accordingly.
+    db::usage::insert_events(conn, rows).map_err(|e| e.retry_if_taken("usage_events_pkey"))?;
     Ok(())
 }
 

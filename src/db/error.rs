@@ -45,6 +45,17 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// A violation of `constraint` as a conflict: the key was taken by a concurrent
+    /// transaction, and running this one again finds what it stored.
+    pub fn retry_if_taken(self, constraint: &str) -> Self {
+        match self {
+            Self::UniqueViolation { constraint: c } if c == constraint => {
+                Self::Conflict(format!("key taken concurrently ({c})"))
+            }
+            other => other,
+        }
+    }
+
     /// Worth running the whole transaction again.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Conflict(_))

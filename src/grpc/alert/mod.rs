@@ -95,14 +95,7 @@ impl AlertService for AlertApi {
             None => (Parsed::Absent, Parsed::Absent),
         };
         let draft = BalanceAlertDraft { customer, credit_type, absolute, percent };
-        // Parse errors and rule errors are reported together.
-        let mut rules = Violations::default();
-        crate::domain::balance_alert::validate_alert(&draft, &mut rules);
-        if !v.is_empty() {
-            v.extend_unreported(rules);
-            return Err(v.into());
-        }
-        let created = self.app.create_balance_alert(org, draft).await?;
+        let created = self.app.create_balance_alert(org, draft, v).await?;
         Ok(Response::new(pb::CreateBalanceAlertResponse { alert: Some(alert(created)) }))
     }
 

@@ -548,11 +548,17 @@ pub fn ledger_entry(e: LedgerEntry, running_balance: Option<rust_decimal::Decima
     }
 }
 
-fn draw_to_wire(d: &Draw) -> pb::Drawdown {
-    let (commit_id, segment_index, applied_promotion_id) = match d.source {
+/// The wire's three fields naming a balance: commit id and segment index, or applied
+/// promotion id (the others empty).
+pub fn source_fields(s: &SourceRef) -> (String, i32, String) {
+    match *s {
         SourceRef::CommitSegment { commit_id, idx } => (commit_id.to_string(), idx, String::new()),
         SourceRef::CreditPromotion { applied, .. } => (String::new(), 0, applied.to_string()),
-    };
+    }
+}
+
+fn draw_to_wire(d: &Draw) -> pb::Drawdown {
+    let (commit_id, segment_index, applied_promotion_id) = source_fields(&d.source);
     pb::Drawdown {
         commit_id,
         segment_index,

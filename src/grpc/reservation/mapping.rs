@@ -4,15 +4,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::app::reservations::{
-    CustomerBalance, ExtendRequest, HoldReply, ReserveRequest, Settlement, source_parts,
-};
+use crate::app::reservations::{CustomerBalance, ExtendRequest, HoldReply, ReserveRequest, Settlement};
 use crate::app::usage::InputError;
 use crate::domain::ids::{CustomerId, ReservationId};
 use crate::domain::money::check_non_negative;
 use crate::domain::reservation::{Amounts, Ask, Grant, HoldDurations, Reservation, State};
 use crate::domain::text::check_code;
 use crate::domain::validation::Violations;
+use crate::grpc::commit::mapping::source_fields;
 use crate::grpc::convert::{decimal, opt_timestamp, optional_timestamp, parse_id, parsed_decimal, timestamp};
 use crate::grpc::usage::mapping as usage;
 use crate::proto::v1 as pb;
@@ -211,11 +210,11 @@ pub fn balance(b: CustomerBalance) -> pb::GetCustomerBalanceResponse {
                     .sources
                     .into_iter()
                     .map(|s| {
-                        let (commit, idx, applied) = source_parts(&s.source);
+                        let (commit_id, segment_index, applied_promotion_id) = source_fields(&s.source);
                         pb::BalanceSource {
-                            commit_id: commit.map(|c| c.to_string()).unwrap_or_default(),
-                            segment_index: idx,
-                            applied_promotion_id: applied.map(|a| a.to_string()).unwrap_or_default(),
+                            commit_id,
+                            segment_index,
+                            applied_promotion_id,
                             balance: decimal(s.balance),
                             reserved: decimal(s.held),
                             ending_before: Some(timestamp(s.ending_before)),

@@ -160,19 +160,9 @@ impl Balances {
 
     /// How much of `usage` the balances could give now, changing nothing.
     pub fn coverable(&self, usage: &RatedUsage, product: &Product) -> Decimal {
-        let mut sources = self.sources.clone();
-        let mut pools = self.pools.clone();
-        let allocation = allocate(
-            &mut sources,
-            &mut pools,
-            &Usage {
-                facts: facts(usage, product),
-                amount: usage.amount,
-                credit_type: &usage.credit_type,
-                timestamp: usage.timestamp,
-            },
-        );
-        allocation.draws.iter().map(|d| d.amount).sum()
+        let mut scratch =
+            Self { sources: self.sources.clone(), pools: self.pools.clone(), ..Self::default() };
+        scratch.take(usage, product, false).draws.iter().map(|d| d.amount).sum()
     }
 
     /// Every source as it stands at `at` (what it can give then, and what open holds

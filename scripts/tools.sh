@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Installs the project's external tools into .tools/venv (once per requirements change):
-# grpcurl and buf for the contract and end-to-end tests, grpcio-tools to generate a
-# Python client from proto/. Needs only python3 and the PyPI registry.
+# Installs the project's external tools (once per change of what they are pinned by):
+# into .tools/venv grpcurl and buf for the contract and end-to-end tests, grpcio-tools
+# to generate a Python client from proto/ (needs python3 and the PyPI registry); into
+# examples/typescript/node_modules protoc-gen-es, Connect-ES and TypeScript for the
+# TypeScript client (needs Node 20 and the npm registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Tests generating clients at once call this together: one installs, the others wait.
+mkdir -p .tools
+exec 9>.tools/install.lock
+flock 9
 
 venv=.tools/venv
 requirements=scripts/tools-requirements.txt
 stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
+node_modules=examples/typescript/node_modules
+node_stamp="$node_modules/.installed-$(sha256sum examples/typescript/package-lock.json | cut -c1-16)"
+if [[ ! -f $node_stamp ]]; then
+    echo "installing the TypeScript client's packages into $node_modules" >&2
+    npm ci --prefix examples/typescript --no-audit --no-fund --loglevel=error >&2
+    touch "$node_stamp"
+fi
 [[ -f $stamp ]] && exit 0
 
 echo "installing tools into $venv" >&2

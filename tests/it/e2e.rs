@@ -7,7 +7,7 @@ use crate::support::TestDb;
 use crate::support::process::{ServeProcess, admin, generated_python_client, grpcurl, python_scenario};
 
 /// Waits until grpcurl's health check says SERVING.
-fn wait_serving(address: &str) {
+pub(crate) fn wait_serving(address: &str) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
         let (ok, out, _) = grpcurl(address, &["grpc.health.v1.Health/Check"]);
@@ -20,7 +20,7 @@ fn wait_serving(address: &str) {
 }
 
 /// An org and key made with the operator commands, checking they print one value alone.
-fn org_and_key(url: &str) -> (String, String) {
+pub(crate) fn org_and_key(url: &str) -> (String, String) {
     let org = admin(url, &["admin", "create-org", "E2E Org"]);
     let org = org.strip_suffix('\n').expect("one line");
     assert!(uuid::Uuid::parse_str(org).is_ok(), "create-org prints the id alone: {org:?}");

@@ -141,13 +141,21 @@ pub fn grpcurl(address: &str, args: &[&str]) -> (bool, String, String) {
 /// Generates the Python client into a fresh temporary directory and returns it.
 pub fn generated_python_client() -> tempdir::TempDir {
     let dir = tempdir::TempDir::new();
-    let status = Command::new(root().join("tests/e2e/gen_python.sh"))
-        .arg(dir.path())
-        .env("PYTHON", tool("python"))
-        .status()
-        .expect("run gen_python.sh");
-    assert!(status.success(), "python client generation failed");
+    run_ok(Command::new(root().join("scripts/gen-clients")).args(["python", dir.path().to_str().unwrap()]));
     dir
+}
+
+/// Runs `command` to completion, panicking with its output when it fails; returns stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8 stdout")
 }
 
 /// Runs a scenario of tests/e2e/client.py and parses the JSON it prints.

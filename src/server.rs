@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -202,10 +203,15 @@ async fn monitor_health(
     }
 }
 
-/// A generated service server with the configured message size limits.
+/// A generated service server with the configured message size limits, taking gzip
+/// requests and answering in gzip a client that accepts it.
 macro_rules! limited {
     ($server:ident, $api:expr, $max:expr) => {
-        $server::new($api).max_decoding_message_size($max).max_encoding_message_size($max)
+        $server::new($api)
+            .max_decoding_message_size($max)
+            .max_encoding_message_size($max)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
     };
 }
 
@@ -264,7 +270,9 @@ impl Instance {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self { config, app, feed, reporter, stop, tasks } = self;
-        let health_service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let health_service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()))
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip);
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -226,3 +226,30 @@ async fn out_of_file_descriptors_the_server_backs_off_warns_and_serves_again() {
     })
     .await;
 }
+
+/// A client that compresses its requests with gzip is understood (without it such a
+/// request is UNIMPLEMENTED), and one that accepts gzip is answered in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_requests_are_accepted_and_answered_in_gzip() {
+    use tonic::codec::CompressionEncoding::Gzip;
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut customers = server.customers(&key).await.send_compressed(Gzip).accept_compressed(Gzip);
+    let created = customers
+        .create_customer(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "GZ-1".into(),
+                name: "Gzip".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("a gzip request is accepted");
+    assert_eq!(created.metadata().get("grpc-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    assert_eq!(created.into_inner().customer.unwrap().external_id, "GZ-1");
+
+    let mut health = HealthClient::new(server.channel().await).send_compressed(Gzip);
+    let status =
+        health.check(HealthCheckRequest { service: String::new() }).await.expect("health takes gzip");
+    assert_eq!(status.into_inner().status, ServingStatus::Serving as i32);
+}

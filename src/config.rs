@@ -16,7 +16,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/billi
 #[derive(Parser, Debug)]
 #[command(
     name = "billing-commitments",
-    version,
+    version = crate::metrics::VERSION,
     about = "Commits, promos, commitments and usage allowance limits over gRPC"
 )]
 pub struct Cli {
@@ -90,7 +90,8 @@ pub struct ServeArgs {
     #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
-    /// Address of the Prometheus metrics endpoint (`/metrics`); none when unset.
+    /// Address of the Prometheus metrics endpoint (`/metrics`) and the HTTP probes
+    /// (`/healthz`, `/readyz`); none when unset.
     #[arg(long, env = "METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
@@ -290,7 +291,8 @@ impl ServeArgs {
         }))
     }
 
-    /// The server's settings, with the TLS identity read from its files.
+    /// The server's settings, with the TLS identity read from its files; the metrics
+    /// endpoint is left to the caller.
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
         Ok(ServerConfig {
             max_message_bytes: self.max_message_bytes,
@@ -322,6 +324,8 @@ impl ServeArgs {
                 handshake_timeout: self.handshake_timeout,
             },
             tls: self.tls()?,
+            // The process-wide recorder is installed once, by `serve`, from `metrics_listen`.
+            metrics: None,
         })
     }
 }

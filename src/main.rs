@@ -51,14 +51,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             billing::listener::raise_open_file_limit();
             let db = Db::open(&db_config)?;
-            if let Some(addr) = args.metrics_listen {
-                billing::metrics::install(addr).context("starting the metrics endpoint")?;
-            }
+            let mut config = args.server_config()?;
+            config.metrics = args
+                .metrics_listen
+                .map(billing::metrics::install)
+                .transpose()
+                .context("installing metrics")?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
             billing::server::run(
-                args.server_config()?,
+                config,
                 App::new(db).with_policy(args.policy()?).with_key_cache(args.key_cache()),
                 db_config.url.clone(),
                 listener,

@@ -1,19 +1,23 @@
-//! Prometheus metrics on an HTTP port of their own (`--metrics-listen`). Code records
-//! through the `metrics` facade (a no-op until an exporter is installed, as in tests);
-//! this module installs the exporter and samples what is not an event: the process's
-//! CPU and memory (from `/proc`) and the connection pool.
-//!
-//! Names recorded elsewhere, for one place to look them up:
-//! - `grpc_server_handled_total{service,method,code}` and
-//!   `grpc_server_handling_seconds{service,method}` (grpc/observe.rs);
-//! - `db_pool_waiting`, `db_pool_acquire_seconds` (db/mod.rs);
-//! - `violation_feed_subscribers`, `violation_feed_publish_lag_seconds` (feed);
-//! - `usage_events_total{outcome}`, `usage_transaction_events` (app/usage.rs).
+//! Prometheus metrics and HTTP probes on a port of their own (`--metrics-listen`):
+//! `/metrics`, `/healthz` (the process is up) and `/readyz` (it can serve: database
+//! reachable and migrated, not shutting down). Code records through the `metrics` facade
+//! (a no-op until the recorder is installed, as in tests); this module installs the
+//! recorder, describes every series (the `# HELP` lines), and samples what is not an
+//! event: the process (metrics-process) and the connection pool.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics::Unit;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
@@ -27,66 +31,157 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Sizes of usage transactions (events decided together).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0, 2000.0];
 
-/// Serves `/metrics` on `addr`; must run inside the tokio runtime.
-pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// The build, for `--version` and the `billing_build_info` series: the crate version,
+/// the git revision and the date it was built (both from build.rs).
+pub const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_GIT_REVISION"), ", built ", env!("BUILD_DATE"), ")");
+
+/// The metrics endpoint of one process: its bound socket and the recorder it renders.
+#[derive(Clone)]
+pub struct MetricsEndpoint {
+    listener: Arc<std::net::TcpListener>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for MetricsEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsEndpoint").field("listener", &self.listener).finish_non_exhaustive()
+    }
+}
+
+/// Binds `addr` (so a port in use fails the start, and probes can connect as soon as
+/// the process says it serves) and installs the process's recorder, once.
+pub fn install(addr: SocketAddr) -> anyhow::Result<MetricsEndpoint> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full("usage_transaction_events".into()), BATCH_BUCKETS)?
-        .install()?;
-    tracing::info!(address = %addr, "serving Prometheus metrics on /metrics");
-    Ok(())
+        .install_recorder()?;
+    describe();
+    metrics::gauge!(
+        "billing_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "revision" => env!("BUILD_GIT_REVISION"),
+        "build_date" => env!("BUILD_DATE")
+    )
+    .set(1.0);
+    Ok(MetricsEndpoint { listener: Arc::new(listener), handle })
 }
 
-/// What `/proc/self` says about this process.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct ProcessSample {
-    pub cpu_seconds: f64,
-    pub resident_bytes: u64,
-    pub peak_resident_bytes: u64,
-    pub threads: u64,
+/// The `# HELP` line of every series this service records.
+fn describe() {
+    use metrics::{describe_counter as counter, describe_gauge as gauge, describe_histogram as histogram};
+    metrics_process::Collector::default().describe();
+    gauge!("billing_build_info", "The running build: version, git revision and build date (always 1).");
+    counter!("grpc_server_started_total", "RPCs started on the server.");
+    counter!("grpc_server_handled_total", "RPCs completed on the server, whatever their status.");
+    histogram!(
+        "grpc_server_handling_seconds",
+        Unit::Seconds,
+        "Time from an RPC's arrival to its last message (streams included)."
+    );
+    gauge!(
+        "process_resident_memory_peak_bytes",
+        Unit::Bytes,
+        "Largest resident set size the process has had."
+    );
+    gauge!("runtime_alive_tasks", "Tasks alive in the async runtime (streams, connections, jobs).");
+    gauge!("db_pool_connections", "Open database connections of the pool, by state (idle, in_use).");
+    gauge!("db_pool_waiting", "Calls waiting for a database connection.");
+    histogram!("db_pool_acquire_seconds", Unit::Seconds, "Wait for a database connection.");
+    counter!("db_work_shed_total", "Calls refused at once because too many were waiting for a connection.");
+    counter!(
+        "db_work_expired_before_start_total",
+        "Database work not started because its call's deadline had passed."
+    );
+    gauge!("violation_feed_subscribers", "Open WatchViolations streams on this instance.");
+    histogram!(
+        "violation_feed_publish_lag_seconds",
+        Unit::Seconds,
+        "Time from a violation's commit to its delivery to this instance's subscribers."
+    );
+    counter!("usage_events_total", "Usage events decided, by outcome.");
+    histogram!("usage_transaction_events", "Usage events decided together in one database transaction.");
 }
 
-/// Reads `/proc/self/stat` and `/proc/self/status`; `None` where there is no procfs.
-pub fn sample_process() -> Option<ProcessSample> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_process(&stat, &status, clock_ticks_per_second())
+/// What the probes answer and `/metrics` renders.
+#[derive(Clone)]
+struct Probes {
+    handle: PrometheusHandle,
+    ready: watch::Receiver<bool>,
+    process: std::sync::Arc<metrics_process::Collector>,
 }
 
-/// Linux reports CPU time in clock ticks; USER_HZ is 100 on every mainstream platform.
-fn clock_ticks_per_second() -> f64 {
-    100.0
-}
-
-fn parse_process(stat: &str, status: &str, ticks: f64) -> Option<ProcessSample> {
-    // The command name (field 2) may hold spaces: count fields after its closing paren.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    let kb = |key: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(key))?;
-        line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+/// Serves `/metrics`, `/healthz` and `/readyz` on the endpoint until `stop`; `ready`
+/// says whether the instance can serve.
+pub async fn serve(endpoint: MetricsEndpoint, ready: watch::Receiver<bool>, stop: CancellationToken) {
+    let listener = match endpoint.listener.try_clone().and_then(tokio::net::TcpListener::from_std) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics endpoint failed to start; serving gRPC without it");
+            return;
+        }
     };
-    Some(ProcessSample {
-        cpu_seconds: (utime + stime) / ticks,
-        resident_bytes: kb("VmRSS:")? * 1024,
-        peak_resident_bytes: kb("VmHWM:")? * 1024,
-        threads: kb("Threads:").unwrap_or(0),
-    })
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let probes = Probes { handle: endpoint.handle, ready, process: Default::default() };
+    let upkeep = probes.handle.clone();
+    let app = Router::new()
+        .route("/metrics", get(render))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readiness))
+        .with_state(probes);
+    tracing::info!(address = %addr, "serving /metrics, /healthz and /readyz");
+    let stopped = stop.clone();
+    let upkeep_loop = async move {
+        // Histograms are drained into their buckets here, not on every record.
+        loop {
+            tokio::select! {
+                _ = stopped.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => upkeep.run_upkeep(),
+            }
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+    let (served, ()) = tokio::join!(server, upkeep_loop);
+    if let Err(e) = served {
+        tracing::error!(error = %e, "metrics endpoint failed");
+    }
 }
 
-/// Samples process and pool figures every `interval` until `stop`.
+async fn render(State(probes): State<Probes>) -> impl IntoResponse {
+    probes.process.collect();
+    if let Some(peak) = peak_resident_bytes() {
+        metrics::gauge!("process_resident_memory_peak_bytes").set(peak as f64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], probes.handle.render())
+}
+
+async fn readiness(State(probes): State<Probes>) -> (StatusCode, &'static str) {
+    if *probes.ready.borrow() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// The largest resident set the process has had, from getrusage.
+fn peak_resident_bytes() -> Option<u64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a whole rusage into the pointer on success.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    // Linux reports ru_maxrss in kibibytes.
+    u64::try_from(usage.ru_maxrss).ok().map(|kib| kib * 1024)
+}
+
+/// Samples the runtime and the pool every `interval` until `stop`.
 pub async fn sample(db: Db, interval: Duration, stop: CancellationToken) {
     loop {
-        if let Some(p) = sample_process() {
-            metrics::gauge!("process_cpu_seconds_total").set(p.cpu_seconds);
-            metrics::gauge!("process_resident_memory_bytes").set(p.resident_bytes as f64);
-            metrics::gauge!("process_resident_memory_peak_bytes").set(p.peak_resident_bytes as f64);
-            metrics::gauge!("process_threads").set(p.threads as f64);
-        }
         // Tasks alive in the runtime: streams, connections, jobs. A leak shows here first.
         metrics::gauge!("runtime_alive_tasks")
             .set(tokio::runtime::Handle::current().metrics().num_alive_tasks() as f64);
@@ -105,25 +200,12 @@ pub async fn sample(db: Db, interval: Duration, stop: CancellationToken) {
 mod tests {
     use super::*;
 
-    const STAT: &str = "4242 (billing (x) y) S 1 4242 4242 0 -1 4194560 1500 0 0 0 250 50 0 0 20 0 9 0 \
-                        1234 100000 2000 18446744073709551615";
-    const STATUS: &str = "Name:\tbilling\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t9\n";
-
     #[test]
-    fn cpu_time_is_user_plus_system_ticks_even_with_parens_in_the_name() {
-        let s = parse_process(STAT, STATUS, 100.0).expect("parses");
-        assert_eq!(s.cpu_seconds, 3.0);
-    }
-
-    #[test]
-    fn memory_figures_come_from_status_in_bytes() {
-        let s = parse_process(STAT, STATUS, 100.0).expect("parses");
-        assert_eq!((s.resident_bytes, s.peak_resident_bytes, s.threads), (10240 * 1024, 20480 * 1024, 9));
-    }
-
-    #[test]
-    fn this_process_can_be_sampled() {
-        let s = sample_process().expect("procfs on Linux");
-        assert!(s.resident_bytes > 0 && s.peak_resident_bytes >= s.resident_bytes);
+    fn the_peak_resident_set_is_read_from_the_kernel() {
+        let before = peak_resident_bytes().expect("getrusage answers");
+        let ballast = vec![1u8; 64 * 1024 * 1024];
+        std::hint::black_box(&ballast);
+        let after = peak_resident_bytes().expect("getrusage answers");
+        assert!(after >= before + 32 * 1024 * 1024, "64 MiB touched raises the peak: {before} -> {after}");
     }
 }

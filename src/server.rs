@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub connections: crate::listener::ConnectionLimits,
     /// Serve over TLS with this identity; plaintext when `None`.
     pub tls: Option<TlsPem>,
+    /// Metrics and HTTP probes, when `--metrics-listen` is set.
+    pub metrics: Option<crate::metrics::MetricsEndpoint>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -100,6 +102,7 @@ impl Default for ServerConfig {
             usage_batching: Default::default(),
             connections: Default::default(),
             tls: None,
+            metrics: None,
         }
     }
 }
@@ -123,9 +126,20 @@ fn health_names() -> [&'static str; 13] {
     ]
 }
 
-async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
-    for name in health_names() {
-        reporter.set_service_status(name, status).await;
+/// What the instance reports of itself: gRPC health for every service, and readiness
+/// for the HTTP probe (`/readyz`).
+#[derive(Clone)]
+struct Health {
+    reporter: HealthReporter,
+    ready: watch::Sender<bool>,
+}
+
+impl Health {
+    async fn set(&self, status: ServingStatus) {
+        for name in health_names() {
+            self.reporter.set_service_status(name, status).await;
+        }
+        self.ready.send_replace(status == ServingStatus::Serving);
     }
 }
 
@@ -160,7 +174,7 @@ async fn monitor_health(
     owner_url: String,
     probe_url: String,
     interval: Duration,
-    reporter: HealthReporter,
+    health: Health,
     migrated: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
@@ -193,7 +207,7 @@ async fn monitor_health(
         let status = if reachable { ServingStatus::Serving } else { ServingStatus::NotServing };
         if last != Some(status) {
             tracing::info!(serving = reachable, "health changed");
-            set_health(&reporter, status).await;
+            health.set(status).await;
             last = Some(status);
         }
         tokio::select! {
@@ -221,7 +235,7 @@ pub struct Instance {
     config: ServerConfig,
     app: App,
     feed: Feed,
-    reporter: HealthReporter,
+    health: Health,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -231,8 +245,9 @@ impl Instance {
     /// `database_url` is migrated and answers.
     pub async fn start(config: ServerConfig, app: App, database_url: String) -> Self {
         let stop = CancellationToken::new();
-        let reporter = HealthReporter::new();
-        set_health(&reporter, ServingStatus::NotServing).await;
+        let (ready, ready_rx) = watch::channel(false);
+        let health = Health { reporter: HealthReporter::new(), ready };
+        health.set(ServingStatus::NotServing).await;
         let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
         let channels = vec![feed.channel(), app.key_cache().channel()];
         // The service's own connections log in as its role, like the pool's; only the
@@ -244,7 +259,7 @@ impl Instance {
             database_url,
             login_url,
             config.health_check_interval,
-            reporter.clone(),
+            health.clone(),
             migrated,
             stop.clone(),
         )));
@@ -254,7 +269,10 @@ impl Instance {
             Duration::from_secs(1),
             stop.clone(),
         )));
-        Self { config, app, feed, reporter, stop, tasks }
+        if let Some(endpoint) = config.metrics.clone() {
+            tasks.push(tokio::spawn(crate::metrics::serve(endpoint, ready_rx, stop.clone())));
+        }
+        Self { config, app, feed, health, stop, tasks }
     }
 
     /// The instance's violation feed.
@@ -269,8 +287,8 @@ impl Instance {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { config, app, feed, reporter, stop, tasks } = self;
-        let health_service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()))
+        let Self { config, app, feed, health, stop, tasks } = self;
+        let health_service = HealthServer::new(HealthService::from_health_reporter(health.reporter.clone()))
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip);
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -325,7 +343,7 @@ impl Instance {
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: refusing new calls, ending streams, draining in-flight calls");
-            set_health(&reporter, ServingStatus::NotServing).await;
+            health.set(ServingStatus::NotServing).await;
             signal_stop.cancel();
         };
 

@@ -1,15 +1,22 @@
-//! Observation of every RPC: a tracing span (method, org, status code, latency) opened
-//! when the request arrives and closed when the response ends, so streams are measured
-//! to their last message and a client that goes away is logged as CANCELLED.
+//! Observation of every RPC: a tracing span (method, request id, org, status code,
+//! latency) opened when the request arrives and closed when the response ends, so
+//! streams are measured to their last message and a client that goes away is logged as
+//! CANCELLED. Metrics follow the grpc-ecosystem names and labels (go-grpc-prometheus),
+//! so dashboards built for them work unchanged. The request id is the caller's
+//! `x-request-id`, or a new one, and goes back in the response's `x-request-id`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::Frame;
 use pin_project_lite::pin_project;
+use prost::Message as _;
 use tonic::Code;
 use tonic::body::Body;
 use tower::{Layer, Service};
@@ -34,7 +41,7 @@ pub struct Observe<S> {
 /// Logs the end of one RPC exactly once: on its status, or on drop if none came.
 struct Outcome {
     span: Span,
-    method: String,
+    labels: Labels,
     started: Instant,
     done: bool,
 }
@@ -44,10 +51,11 @@ impl Outcome {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let latency_ms = elapsed * 1000.0;
-        let code_name = format!("{code:?}");
-        record(&self.method, &code_name, elapsed);
+        let elapsed = self.started.elapsed();
+        // Whole microseconds as milliseconds with three decimals, not 1.0814100000000002.
+        let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+        let code_name = code_label(code);
+        self.labels.handled(code_name, elapsed.as_secs_f64());
         let _entered = self.span.enter();
         match code {
             Code::Internal | Code::Unknown | Code::DataLoss | Code::Unavailable => {
@@ -65,26 +73,123 @@ impl Drop for Outcome {
     }
 }
 
-/// `/package.Service/Method` as its service and method labels.
-fn split_path(path: &str) -> (String, String) {
-    let trimmed = path.trim_start_matches('/');
-    match trimmed.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
+/// The grpc-ecosystem labels of one RPC.
+struct Labels {
+    service: String,
+    method: String,
+    kind: &'static str,
+}
+
+impl Labels {
+    /// From the request path `/package.Service/Method`.
+    fn of(path: &str) -> Self {
+        let trimmed = path.trim_start_matches('/');
+        let (service, method) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+        let kind = method_kinds().get(trimmed).copied().unwrap_or("unary");
+        Self { service: service.to_owned(), method: method.to_owned(), kind }
+    }
+
+    fn started(&self) {
+        metrics::counter!(
+            "grpc_server_started_total",
+            "grpc_service" => self.service.clone(),
+            "grpc_method" => self.method.clone(),
+            "grpc_type" => self.kind
+        )
+        .increment(1);
+    }
+
+    fn handled(&self, code: &'static str, seconds: f64) {
+        metrics::counter!(
+            "grpc_server_handled_total",
+            "grpc_service" => self.service.clone(),
+            "grpc_method" => self.method.clone(),
+            "grpc_type" => self.kind,
+            "grpc_code" => code
+        )
+        .increment(1);
+        metrics::histogram!(
+            "grpc_server_handling_seconds",
+            "grpc_service" => self.service.clone(),
+            "grpc_method" => self.method.clone(),
+            "grpc_type" => self.kind
+        )
+        .record(seconds);
     }
 }
 
-fn record(path: &str, code: &str, seconds: f64) {
-    let (service, method) = split_path(path);
-    metrics::counter!(
-        "grpc_server_handled_total",
-        "service" => service.clone(),
-        "method" => method.clone(),
-        "code" => code.to_owned()
-    )
-    .increment(1);
-    metrics::histogram!("grpc_server_handling_seconds", "service" => service, "method" => method)
-        .record(seconds);
+/// `grpc_type` of every method served, `package.Service/Method` to `unary`,
+/// `server_stream`, `client_stream` or `bidi_stream`, read from the descriptors of the
+/// contract, health and reflection, so a new streaming method needs no list kept here.
+fn method_kinds() -> &'static HashMap<String, &'static str> {
+    static KINDS: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
+    KINDS.get_or_init(|| {
+        let sets = [
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let mut kinds = HashMap::new();
+        for set in sets {
+            let set =
+                prost_types::FileDescriptorSet::decode(set).expect("descriptor sets built into the binary");
+            for file in set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        let kind = match (method.client_streaming(), method.server_streaming()) {
+                            (false, false) => "unary",
+                            (false, true) => "server_stream",
+                            (true, false) => "client_stream",
+                            (true, true) => "bidi_stream",
+                        };
+                        let path = format!("{}.{}/{}", file.package(), service.name(), method.name());
+                        kinds.insert(path, kind);
+                    }
+                }
+            }
+        }
+        kinds
+    })
+}
+
+/// A status code as the grpc-ecosystem label spells it (Go's `codes.Code` names: `OK`,
+/// `Canceled`, `InvalidArgument`, ...).
+fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The header a call's request id travels in, both ways.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's request id when it sent a usable one (visible ASCII, at most 128
+/// bytes), else a new UUID v7.
+fn request_id(headers: &http::HeaderMap) -> HeaderValue {
+    headers
+        .get(REQUEST_ID)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a header value")
+        })
 }
 
 fn code_of(headers: &http::HeaderMap) -> Option<Code> {
@@ -150,17 +255,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = req.uri().path().to_owned();
+        let request_id = request_id(req.headers());
         let span = tracing::info_span!(
             "rpc",
             method = %method,
+            request_id = request_id.to_str().unwrap_or_default(),
             org = tracing::field::Empty,
         );
+        let labels = Labels::of(&method);
+        labels.started();
         let started = Instant::now();
         let fut_span = span.clone();
         Box::pin(
             async move {
-                let response = inner.call(req).await?;
-                let mut outcome = Outcome { span, method, started, done: false };
+                let mut response = inner.call(req).await?;
+                response.headers_mut().insert(REQUEST_ID, request_id);
+                let mut outcome = Outcome { span, labels, started, done: false };
                 // An error before any message travels in the headers ("trailers-only").
                 if let Some(code) = code_of(response.headers()) {
                     outcome.finish(code);

@@ -34,6 +34,7 @@ mod scopes;
 mod sealed_tokens;
 mod server;
 mod streams;
+mod telemetry;
 mod time_zones;
 mod tls;
 mod usage;

@@ -196,12 +196,18 @@ pub mod tempdir {
 
 /// The Prometheus text of a `--metrics-listen` endpoint.
 pub fn scrape(addr: &str) -> String {
+    http_get(addr, "/metrics").1
+}
+
+/// GETs `path` from the HTTP server at `addr`: the status code and the whole response.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint listens");
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    (status, response)
 }
 
 /// The value of an unlabelled gauge in a scrape, if present.

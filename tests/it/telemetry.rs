@@ -1,0 +1,130 @@
+//! What an operator's tooling reads: Prometheus series under the grpc-ecosystem names
+//! with `# HELP` on each, the build, HTTP liveness and readiness probes, and a request
+//! id on every call and its log lines.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use tonic::metadata::MetadataValue;
+
+use crate::support::process::{ServeProcess, free_port, grpcurl, http_get, root, run_ok, scrape};
+use crate::support::{TestDb, TestServer, wait_until};
+
+/// The revision the binary under test was built from.
+fn head_revision() -> String {
+    run_ok(Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(root()))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn metrics_use_grpc_ecosystem_names_and_every_series_is_described() {
+    let db = TestDb::create();
+    let metrics = free_port();
+    let serve = ServeProcess::start(&db.url, &["--metrics-listen", &metrics]);
+    assert!(grpcurl(&serve.address, &["grpc.health.v1.Health/Check"]).0, "health answers");
+    let (ok, _, _) = grpcurl(&serve.address, &["billing.commitments.v1.CustomerService/ListCustomers"]);
+    assert!(!ok, "a call without a key fails");
+    let expected = [
+        r#"grpc_server_started_total{grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_type="unary"} 1"#,
+        r#"grpc_server_handled_total{grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_type="unary",grpc_code="OK"} 1"#,
+        r#"grpc_server_handled_total{grpc_service="billing.commitments.v1.CustomerService",grpc_method="ListCustomers",grpc_type="unary",grpc_code="Unauthenticated"} 1"#,
+        r#"grpc_server_handling_seconds_bucket{grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_type="unary",le="0.005"}"#,
+        // grpcurl (1.8) finds methods through reflection v1alpha, a bidirectional stream.
+        r#"grpc_server_started_total{grpc_service="grpc.reflection.v1alpha.ServerReflection",grpc_method="ServerReflectionInfo",grpc_type="bidi_stream"}"#,
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_peak_bytes ",
+        "db_pool_connections{state=\"idle\"}",
+    ];
+    // Histograms reach the text at the exporter's upkeep and the pool at its sampling:
+    // wait for them rather than for a fixed time.
+    wait_until("every expected series is scraped", || {
+        let body = scrape(&metrics);
+        async move { expected.iter().all(|e| body.contains(e)) }
+    })
+    .await;
+    let body = scrape(&metrics);
+    let typed: HashSet<&str> =
+        body.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
+    let described: HashSet<&str> =
+        body.lines().filter_map(|l| l.strip_prefix("# HELP ")?.split_whitespace().next()).collect();
+    let undescribed: Vec<_> = typed.difference(&described).collect();
+    assert!(typed.len() > 10 && undescribed.is_empty(), "series without # HELP: {undescribed:?}");
+    let build = format!(
+        r#"billing_build_info{{version="{}",revision="{}","#,
+        env!("CARGO_PKG_VERSION"),
+        head_revision()
+    );
+    assert!(body.contains(&build), "{build} missing from:\n{body}");
+}
+
+#[test]
+fn version_names_the_revision_and_build_date() {
+    let out = run_ok(Command::new(env!("CARGO_BIN_EXE_billing-commitments")).arg("--version"));
+    let (name, rest) = out.trim().split_once(' ').expect("name and version");
+    assert_eq!(name, "billing-commitments");
+    assert!(rest.starts_with(env!("CARGO_PKG_VERSION")), "{out}");
+    assert!(rest.contains(&head_revision()), "the git revision: {out}");
+    let date = rest.split("built ").nth(1).expect("a build date").trim_end_matches(')');
+    assert!(chrono::DateTime::parse_from_rfc3339(date).is_ok(), "an RFC 3339 build date: {out}");
+}
+
+/// Liveness is the process, readiness the database: a database that cannot be reached
+/// leaves /healthz answering 200 (an orchestrator must not restart the process) while
+/// /readyz answers 503 (it must not send traffic).
+#[tokio::test]
+async fn healthz_is_the_process_and_readyz_the_database() {
+    let nowhere = format!("postgres://postgres@{}/billing_nowhere", free_port());
+    let metrics = free_port();
+    let _serve = ServeProcess::start(&nowhere, &["--metrics-listen", &metrics]);
+    let (status, body) = http_get(&metrics, "/healthz");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(&metrics, "/readyz");
+    assert_eq!(status, 503, "not ready without a database: {body}");
+
+    let db = TestDb::create();
+    let metrics = free_port();
+    let _serve = ServeProcess::start(&db.url, &["--metrics-listen", &metrics]);
+    wait_until("/readyz answers 200 once the database is migrated", || {
+        let ready = http_get(&metrics, "/readyz").0 == 200;
+        async move { ready }
+    })
+    .await;
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
+}
+
+/// A caller's `x-request-id` comes back on the answer and names the call in its log
+/// line; a call without one gets a new id, returned the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_is_returned_and_logged() {
+    let server = TestServer::start().await;
+    let (_, key) = server.org("Acme").await;
+    let mut customers = server.customers(&key).await;
+    let mut request = tonic::Request::new(billing::proto::v1::ListCustomersRequest::default());
+    request.metadata_mut().insert("x-request-id", MetadataValue::from_static("trace-me-42"));
+    let answer = customers.list_customers(request).await.expect("listed");
+    assert_eq!(answer.metadata().get("x-request-id").unwrap(), "trace-me-42");
+
+    let answer = customers.list_customers(billing::proto::v1::ListCustomersRequest::default()).await.unwrap();
+    let generated = answer.metadata().get("x-request-id").expect("an id is made up").to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "a UUID: {generated}");
+
+    let db = TestDb::create();
+    let serve = ServeProcess::start(&db.url, &[]);
+    let (_, _, _) = grpcurl(
+        &serve.address,
+        &["-H", "x-request-id: from-the-edge-7", "billing.commitments.v1.CustomerService/ListCustomers"],
+    );
+    let line_of_the_call = || {
+        let logs = serve.logs.lock().unwrap();
+        logs.iter().find(|l| l.contains("rpc finished") && l.contains("ListCustomers")).cloned()
+    };
+    wait_until("the call's log line is written", || {
+        let written = line_of_the_call().is_some();
+        async move { written }
+    })
+    .await;
+    let line = line_of_the_call().unwrap();
+    assert!(line.contains("from-the-edge-7"), "the call's log line names its request id: {line}");
+}

@@ -77,9 +77,14 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address the gRPC server listens on.
+    /// Address the gRPC server listens on (opened once the database is migrated).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Leave creating the database and migrating it to a separate step (`migrate`, run
+    /// as the schema owner); wait until it is done instead.
+    #[arg(long, env = "NO_MIGRATE")]
+    pub no_migrate: bool,
 
     /// PEM certificate chain for serving gRPC over TLS (with `--tls-key`); plaintext
     /// when unset.
@@ -324,6 +329,7 @@ impl ServeArgs {
                 handshake_timeout: self.handshake_timeout,
             },
             tls: self.tls()?,
+            migrate: !self.no_migrate,
             // The process-wide recorder is installed once, by `serve`, from `metrics_listen`.
             metrics: None,
         })

@@ -57,14 +57,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(billing::metrics::install)
                 .transpose()
                 .context("installing metrics")?;
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("binding {}", args.listen))?;
             billing::server::run(
                 config,
                 App::new(db).with_policy(args.policy()?).with_key_cache(args.key_cache()),
                 db_config.url.clone(),
-                listener,
+                args.listen,
                 billing::server::termination_signal(),
             )
             .await

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use diesel::Connection as _;
 use diesel::connection::SimpleConnection as _;
 use diesel::pg::PgConnection;
@@ -19,7 +20,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::app::App;
-use crate::db::migrate::prepare_database;
+use crate::db::migrate::{prepare_database, require_migrated};
 use crate::feed::Feed;
 use crate::grpc::alert::AlertApi;
 use crate::grpc::allowance::AllowanceApi;
@@ -71,6 +72,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsPem>,
     /// Metrics and HTTP probes, when `--metrics-listen` is set.
     pub metrics: Option<crate::metrics::MetricsEndpoint>,
+    /// Create and migrate the database at start; when false, wait for a separate
+    /// `migrate` step to have done it.
+    pub migrate: bool,
 }
 
 /// A PEM certificate chain and its private key.
@@ -103,6 +107,7 @@ impl Default for ServerConfig {
             connections: Default::default(),
             tls: None,
             metrics: None,
+            migrate: true,
         }
     }
 }
@@ -143,12 +148,21 @@ impl Health {
     }
 }
 
-/// Creates the database and runs migrations, retrying until the database answers;
-/// then says so on `migrated`.
-async fn wait_for_database(url: String, migrated: watch::Sender<bool>, shutdown: CancellationToken) -> bool {
+/// Creates the database and runs migrations (or, when `migrate` is false, waits for a
+/// separate step to have done so), retrying until the database answers; then says so
+/// on `migrated`.
+async fn wait_for_database(
+    url: String,
+    migrate: bool,
+    migrated: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) -> bool {
     loop {
         let attempt_url = url.clone();
-        let outcome = tokio::task::spawn_blocking(move || prepare_database(&attempt_url)).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            if migrate { prepare_database(&attempt_url) } else { require_migrated(&attempt_url) }
+        })
+        .await;
         match outcome {
             Ok(Ok(applied)) => {
                 if !applied.is_empty() {
@@ -169,16 +183,18 @@ async fn wait_for_database(url: String, migrated: watch::Sender<bool>, shutdown:
 
 /// Keeps health in step with database reachability, on a connection of its own so a
 /// busy pool is not mistaken for a dead database; `owner_url` migrates, `probe_url`
-/// probes.
+/// probes (and checks the migrations when `migrate` is false).
 async fn monitor_health(
     owner_url: String,
     probe_url: String,
+    migrate: bool,
     interval: Duration,
     health: Health,
     migrated: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    if !wait_for_database(owner_url, migrated, shutdown.clone()).await {
+    let url = if migrate { owner_url } else { probe_url.clone() };
+    if !wait_for_database(url, migrate, migrated, shutdown.clone()).await {
         return;
     }
     let mut conn: Option<PgConnection> = None;
@@ -236,6 +252,7 @@ pub struct Instance {
     app: App,
     feed: Feed,
     health: Health,
+    migrated: watch::Receiver<bool>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -258,12 +275,13 @@ impl Instance {
         tasks.push(tokio::spawn(monitor_health(
             database_url,
             login_url,
+            config.migrate,
             config.health_check_interval,
             health.clone(),
             migrated,
             stop.clone(),
         )));
-        tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), migrated_rx, stop.clone()));
+        tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), migrated_rx.clone(), stop.clone()));
         tasks.push(tokio::spawn(crate::metrics::sample(
             app.db().clone(),
             Duration::from_secs(1),
@@ -272,7 +290,15 @@ impl Instance {
         if let Some(endpoint) = config.metrics.clone() {
             tasks.push(tokio::spawn(crate::metrics::serve(endpoint, ready_rx, stop.clone())));
         }
-        Self { config, app, feed, health, stop, tasks }
+        Self { config, app, feed, health, migrated: migrated_rx, stop, tasks }
+    }
+
+    /// Resolves once the database is migrated (by this instance or, with
+    /// `--no-migrate`, by the separate step) and reachable.
+    pub async fn migrated(&self) {
+        let mut migrated = self.migrated.clone();
+        // The sender lives in the health monitor until the instance stops.
+        let _ = migrated.wait_for(|done| *done).await;
     }
 
     /// The instance's violation feed.
@@ -287,7 +313,7 @@ impl Instance {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { config, app, feed, health, stop, tasks } = self;
+        let Self { config, app, feed, health, stop, tasks, .. } = self;
         let health_service = HealthServer::new(HealthService::from_health_reporter(health.reporter.clone()))
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip);
@@ -386,15 +412,33 @@ impl Instance {
 /// running and answering its calls. The process exits within grace plus this margin.
 pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(2);
 
-/// Starts an instance and serves on `listener` until `shutdown` resolves.
+/// Starts an instance, opens `listen` once the database is migrated (so no client, nor
+/// a racing `admin` command, meets a database that is not ready), and serves until
+/// `shutdown` resolves.
 pub async fn run(
     config: ServerConfig,
     app: App,
     database_url: String,
-    listener: TcpListener,
+    listen: std::net::SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    Instance::start(config, app, database_url).await.serve(listener, shutdown).await
+    let instance = Instance::start(config, app, database_url).await;
+    let stop = CancellationToken::new();
+    let signalled = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        signalled.cancel();
+    });
+    tokio::select! {
+        () = instance.migrated() => {}
+        () = stop.cancelled() => {
+            tracing::info!("shut down before the database was ready");
+            instance.stop.cancel();
+            return Ok(());
+        }
+    }
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    instance.serve(listener, stop.cancelled_owned()).await
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -73,6 +73,45 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     result
 }
 
+/// The embedded migrations the database at `url` has not applied, by version. Reads
+/// the migrations table and nothing else, so the service's own role (which cannot
+/// change the schema) can ask.
+pub fn pending_migrations(url: &str) -> Result<Vec<String>, DbError> {
+    #[derive(QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let mut conn = PgConnection::establish(url)?;
+    let applied: std::collections::HashSet<String> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load::<Applied>(&mut conn)
+            .map_err(|e| DbError::Other(format!("no migrations table ({e})")))?
+            .into_iter()
+            .map(|a| a.version)
+            .collect();
+    let embedded = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| DbError::Other(format!("embedded migrations: {e}")))?;
+    Ok(embedded
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .filter(|version| !applied.contains(version))
+        .collect())
+}
+
+/// Succeeds once the database at `url` has every embedded migration, for a service that
+/// leaves migrating to a separate step (`serve --no-migrate`).
+pub fn require_migrated(url: &str) -> Result<Vec<String>, DbError> {
+    let pending = pending_migrations(url)?;
+    match pending.first() {
+        None => Ok(Vec::new()),
+        Some(first) => Err(DbError::Other(format!(
+            "{} migration(s) not applied yet, from {first}: run `billing-commitments migrate`",
+            pending.len()
+        ))),
+    }
+}
+
 /// Creates the database if needed and brings its schema up to date.
 pub fn prepare_database(url: &str) -> Result<Vec<String>, DbError> {
     let created = ensure_database(url)?;

@@ -253,3 +253,31 @@ async fn gzip_requests_are_accepted_and_answered_in_gzip() {
         health.check(HealthCheckRequest { service: String::new() }).await.expect("health takes gzip");
     assert_eq!(status.into_inner().status, ServingStatus::Serving as i32);
 }
+
+/// With `--no-migrate` the service leaves the schema to the `migrate` step: it neither
+/// creates nor migrates the database, keeps its gRPC port closed and is not ready until
+/// the step has run, then opens the port and serves.
+#[tokio::test]
+async fn no_migrate_waits_for_the_migrate_step_with_its_port_closed() {
+    use crate::support::process::{ServeProcess, admin, free_port, grpcurl, http_get};
+    let db = TestDb::unmigrated();
+    let (listen, metrics) = (free_port(), free_port());
+    let serve = ServeProcess::launch(&db.url, &listen, &["--no-migrate", "--metrics-listen", &metrics]);
+    let logs = Arc::clone(&serve.logs);
+    crate::support::wait_until("serve says it waits for the database", || {
+        let waiting = logs.lock().unwrap().iter().any(|l| l.contains("database not ready"));
+        async move { waiting }
+    })
+    .await;
+    assert!(std::net::TcpStream::connect(&listen).is_err(), "no connection before the schema is there");
+    assert_eq!(http_get(&metrics, "/readyz").0, 503, "not ready");
+
+    admin(&db.url, &["migrate"]);
+    crate::support::wait_until("serve opens its port", || {
+        let open = std::net::TcpStream::connect(&listen).is_ok();
+        async move { open }
+    })
+    .await;
+    let (ok, out, err) = grpcurl(&listen, &["grpc.health.v1.Health/Check"]);
+    assert!(ok && out.contains("SERVING"), "{out}{err}");
+}

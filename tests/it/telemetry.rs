@@ -77,7 +77,12 @@ fn version_names_the_revision_and_build_date() {
 async fn healthz_is_the_process_and_readyz_the_database() {
     let nowhere = format!("postgres://postgres@{}/billing_nowhere", free_port());
     let metrics = free_port();
-    let _serve = ServeProcess::start(&nowhere, &["--metrics-listen", &metrics]);
+    let _serve = ServeProcess::launch(&nowhere, &free_port(), &["--metrics-listen", &metrics]);
+    wait_until("the metrics port is open", || {
+        let open = std::net::TcpStream::connect(&metrics).is_ok();
+        async move { open }
+    })
+    .await;
     let (status, body) = http_get(&metrics, "/healthz");
     assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(&metrics, "/readyz");

@@ -35,6 +35,8 @@ pub struct ServeProcess {
     pub address: String,
     /// Every line the process has logged so far.
     pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Says the address once `serve` listens.
+    listening: mpsc::Receiver<String>,
 }
 
 impl ServeProcess {
@@ -45,7 +47,29 @@ impl ServeProcess {
 
     /// Like `start`, with `RUST_LOG` set to `filter`.
     pub fn start_logging(database_url: &str, extra: &[&str], filter: &str) -> Self {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_billing-commitments")), database_url, extra, filter)
+        let mut process = Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_billing-commitments")),
+            database_url,
+            "127.0.0.1:0",
+            extra,
+            filter,
+        );
+        process.address = process.wait_listening();
+        process
+    }
+
+    /// Starts `serve` listening on `listen` without waiting for it to listen (it opens
+    /// the port only once the database is migrated).
+    pub fn launch(database_url: &str, listen: &str, extra: &[&str]) -> Self {
+        let mut process = Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_billing-commitments")),
+            database_url,
+            listen,
+            extra,
+            "info",
+        );
+        process.address = listen.to_owned();
+        process
     }
 
     /// Like `start`, run by `wrapper` (e.g. `prlimit --nofile=48:48`), which execs the
@@ -53,20 +77,14 @@ impl ServeProcess {
     pub fn start_under(wrapper: &[&str], database_url: &str, extra: &[&str]) -> Self {
         let mut command = Command::new(wrapper[0]);
         command.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_billing-commitments"));
-        Self::spawn(command, database_url, extra, "info")
+        let mut process = Self::spawn(command, database_url, "127.0.0.1:0", extra, "info");
+        process.address = process.wait_listening();
+        process
     }
 
-    fn spawn(mut command: Command, database_url: &str, extra: &[&str], filter: &str) -> Self {
+    fn spawn(mut command: Command, database_url: &str, listen: &str, extra: &[&str], filter: &str) -> Self {
         let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--health-check-interval",
-                "100ms",
-            ])
+            .args(["serve", "--listen", listen, "--log-format", "json", "--health-check-interval", "100ms"])
             .args(extra)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", filter)
@@ -75,7 +93,7 @@ impl ServeProcess {
             .spawn()
             .expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
+        let (tx, listening) = mpsc::channel();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = std::sync::Arc::clone(&logs);
         std::thread::spawn(move || {
@@ -88,8 +106,12 @@ impl ServeProcess {
                 }
             }
         });
-        let address = rx.recv_timeout(Duration::from_secs(30)).expect("serve printed its address");
-        Self { child, address, logs }
+        Self { child, address: String::new(), logs, listening }
+    }
+
+    /// The address `serve` logs when it opens its port.
+    fn wait_listening(&self) -> String {
+        self.listening.recv_timeout(Duration::from_secs(30)).expect("serve printed its address")
     }
 
     /// Sends SIGTERM and waits up to `limit` for the exit status.

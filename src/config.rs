@@ -124,6 +124,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// After SIGTERM/SIGINT, how long to keep taking new calls while health already
+    /// says NOT_SERVING, before the listener closes and the grace period starts (time
+    /// for load balancers to stop sending; 0 closes at once).
+    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_drain_delay: Duration,
+
     /// How often database reachability is checked for health reporting.
     #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_check_interval: Duration,
@@ -306,6 +312,7 @@ impl ServeArgs {
             keepalive_timeout: self.keepalive_timeout,
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
+            drain_delay: self.shutdown_drain_delay,
             health_check_interval: self.health_check_interval,
             jobs: crate::jobs::JobsConfig {
                 segment_close_interval: self.segment_close_interval,

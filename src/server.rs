@@ -36,6 +36,7 @@ use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
 use crate::grpc::promo::PromoApi;
 use crate::grpc::reservation::ReservationApi;
+use crate::grpc::shutdown::EndAtShutdown;
 use crate::grpc::usage::UsageApi;
 use crate::grpc::violation::ViolationApi;
 use crate::jobs::JobsConfig;
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long health says NOT_SERVING while the listener still takes
+    /// new calls, so load balancers stop sending before connections are refused.
+    pub drain_delay: Duration,
     pub health_check_interval: Duration,
     pub jobs: JobsConfig,
     pub feed: crate::feed::FeedConfig,
@@ -100,6 +104,7 @@ impl Default for ServerConfig {
             keepalive_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             health_check_interval: Duration::from_secs(1),
             jobs: JobsConfig::default(),
             feed: crate::feed::FeedConfig::default(),
@@ -345,9 +350,9 @@ impl Instance {
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthLayer::new(app.clone()))
             .layer(MessageLimitLayer)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(EndAtShutdown::new(health_service, stop.clone()))
+            .add_service(EndAtShutdown::new(reflection_v1, stop.clone()))
+            .add_service(EndAtShutdown::new(reflection_v1alpha, stop.clone()))
             .add_service(limited!(CustomerServiceServer, CustomerApi::new(app.clone()), max))
             .add_service(limited!(ProductServiceServer, ProductApi::new(app.clone()), max))
             .add_service(limited!(CommitServiceServer, CommitApi::new(app.clone()), max))
@@ -366,10 +371,18 @@ impl Instance {
             .add_service(limited!(ApiKeyServiceServer, ApiKeyApi::new(app.clone()), max));
 
         let signal_stop = stop.clone();
+        let drain_delay = config.drain_delay;
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutting down: refusing new calls, ending streams, draining in-flight calls");
             health.set(ServingStatus::NotServing).await;
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    delay_ms = drain_delay.as_millis() as u64,
+                    "shutting down: not serving, still taking calls while load balancers notice"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
+            tracing::info!("shutting down: refusing new calls, ending streams, draining in-flight calls");
             signal_stop.cancel();
         };
 

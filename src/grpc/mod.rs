@@ -20,6 +20,7 @@ pub mod product;
 pub mod promo;
 pub mod reservation;
 pub mod scopes;
+pub mod shutdown;
 pub mod status;
 pub mod usage;
 pub mod violation;

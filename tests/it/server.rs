@@ -281,3 +281,67 @@ async fn no_migrate_waits_for_the_migrate_step_with_its_port_closed() {
     let (ok, out, err) = grpcurl(&listen, &["grpc.health.v1.Health/Check"]);
     assert!(ok && out.contains("SERVING"), "{out}{err}");
 }
+
+/// Health `Watch` and reflection streams end with UNAVAILABLE when shutdown begins, so
+/// they do not hold the process for its grace period (an hour here: it exits long
+/// before, or this test fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_watch_and_reflection_streams_end_at_shutdown_instead_of_holding_it() {
+    use crate::support::process::ServeProcess;
+    let db = TestDb::create();
+    let mut serve = ServeProcess::start(&db.url, &["--shutdown-grace", "1h"]);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", serve.address))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .expect("watch opens")
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, ServingStatus::Serving as i32);
+    let list = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let requests = tokio_stream::iter(vec![list]).chain(tokio_stream::pending());
+    let mut reflection = ServerReflectionClient::new(channel)
+        .server_reflection_info(requests)
+        .await
+        .expect("reflection opens")
+        .into_inner();
+    assert!(reflection.next().await.unwrap().is_ok(), "reflection answers, and stays open");
+
+    serve.signal_term();
+    let ended = loop {
+        match watch.next().await {
+            Some(Ok(_)) => continue, // NOT_SERVING comes first
+            Some(Err(status)) => break status.code(),
+            None => break Code::Ok,
+        }
+    };
+    assert_eq!(ended, Code::Unavailable, "the watch ends as the server goes");
+    let ended = reflection.next().await.map(|r| r.map(|_| ()));
+    assert!(matches!(&ended, Some(Err(s)) if s.code() == Code::Unavailable), "{ended:?}");
+    let status = serve.wait_exit(Duration::from_secs(120)).expect("exits without waiting out the grace");
+    assert!(status.success(), "{status:?}");
+}
+
+/// With a drain delay the listener keeps taking calls after SIGTERM while health says
+/// NOT_SERVING, so load balancers can stop sending before connections are refused.
+#[tokio::test]
+async fn a_drain_delay_keeps_taking_calls_while_health_says_not_serving() {
+    use crate::support::process::{ServeProcess, grpcurl};
+    let db = TestDb::create();
+    let serve = ServeProcess::start(&db.url, &["--shutdown-drain-delay", "1h"]);
+    serve.signal_term();
+    // Each grpcurl call opens a new connection: an answer at all proves the listener open.
+    crate::support::wait_until("health answers NOT_SERVING on a new connection", || {
+        let (_, out, _) = grpcurl(&serve.address, &["grpc.health.v1.Health/Check"]);
+        async move { out.contains("NOT_SERVING") }
+    })
+    .await;
+    let (ok, out, err) = grpcurl(&serve.address, &["list"]);
+    assert!(ok && out.contains("billing.commitments.v1.UsageService"), "calls are still taken: {out}{err}");
+}

@@ -93,21 +93,30 @@ impl http_body::Body for EndingBody {
         if *this.ended {
             return Poll::Ready(None);
         }
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            *this.ended = frame.is_none();
-            return Poll::Ready(frame);
-        }
-        if this.stop.poll(cx).is_ready() {
-            *this.ended = true;
-            if !*this.answer {
-                return Poll::Ready(None);
+        let stopped = this.stop.poll(cx).is_ready();
+        match this.inner.poll_frame(cx) {
+            // What the service has ready still goes out (a watch's NOT_SERVING, sent
+            // just before the stop), and before the stop everything goes as it is.
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() && *this.answer => {
+                return Poll::Ready(Some(Ok(frame)));
             }
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from(tonic::Code::Unavailable as i32));
-            trailers.insert("grpc-message", HeaderValue::from_static("server%20shutting%20down"));
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            Poll::Ready(end) if !stopped => {
+                *this.ended = end.is_none();
+                return Poll::Ready(end);
+            }
+            Poll::Pending if !stopped => return Poll::Pending,
+            // Stopped: however the service would end (it may close cleanly, seeing its
+            // request end at the same moment), the caller is told UNAVAILABLE.
+            _ => {}
         }
-        Poll::Pending
+        *this.ended = true;
+        if !*this.answer {
+            return Poll::Ready(None);
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from(tonic::Code::Unavailable as i32));
+        trailers.insert("grpc-message", HeaderValue::from_static("server%20shutting%20down"));
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -133,6 +133,12 @@ impl UsageEvent {
     }
 }
 
+/// " of <event id>" for messages, nothing for an event that has no id (a CheckUsage
+/// question), so no message reads "of  is".
+fn of_event(e: &UsageEvent) -> String {
+    if e.event_id.is_empty() { String::new() } else { format!(" of {}", e.event_id) }
+}
+
 fn limit_detail(
     e: &UsageEvent,
     product: ProductId,
@@ -142,11 +148,11 @@ fn limit_detail(
     let over = if check.outcome == Outcome::Exceeded { "past its tolerance" } else { "within its tolerance" };
     ViolationDetail {
         message: format!(
-            "{} {} per {} of {} is {} against a maximum of {} ({over})",
+            "{} {} per {}{} is {} against a maximum of {} ({over})",
             check.scope,
             check.measure.as_str(),
             check.period.as_str(),
-            e.event_id,
+            of_event(e),
             check.used.normalize(),
             check.maximum.normalize()
         ),
@@ -176,7 +182,10 @@ pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> 
             customer,
             at,
             ViolationDetail {
-                message: format!("event {} uses a service no allowance includes", e.event_id),
+                message: match e.event_id.as_str() {
+                    "" => "the event uses a service no allowance includes".to_owned(),
+                    id => format!("event {id} uses a service no allowance includes"),
+                },
                 event_id: Some(e.event_id.clone()),
                 product_id: Some(product),
                 blocked,
@@ -353,12 +362,24 @@ mod tests {
             decision: Decision::AllowedOverLimit,
             checks: vec![check(Outcome::OverLimit)],
             not_included_blocks: false,
-            ..ev
+            ..ev.clone()
         };
         let raised = limit_violations(&e, product, &warned);
         assert_eq!(raised.len(), 1);
         assert_eq!((raised[0].kind, raised[0].detail.blocked), (ViolationKind::LimitWarning, false));
         assert!(raised[0].detail.message.ends_with("(within its tolerance)"));
+
+        // A question without an event id (CheckUsage) leaves no empty slot in a message.
+        let unnamed = UsageEvent { event_id: String::new(), ..e };
+        let raised = limit_violations(&unnamed, product, &ev);
+        let messages: Vec<&str> = raised.iter().map(|r| r.detail.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "the event uses a service no allowance includes",
+                "customer rated_amount per day is 130 against a maximum of 100 (past its tolerance)"
+            ]
+        );
     }
 
     #[test]

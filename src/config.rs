@@ -21,25 +21,25 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/billi
 )]
 pub struct Cli {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    #[arg(long, help_heading = "Database", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
     /// Most database connections held open at once.
-    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(long, help_heading = "Database", env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
 
     /// Longest wait for a free database connection (e.g. "2s"); keep it below callers'
     /// deadlines.
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, help_heading = "Database", env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub db_acquire_timeout: Duration,
 
     /// Most calls waiting for a database connection at once; past it a call is answered
     /// UNAVAILABLE (reason OVERLOADED, with a retry delay) at once.
-    #[arg(long, env = "DB_MAX_WAITING", default_value_t = 1024, global = true)]
+    #[arg(long, help_heading = "Database", env = "DB_MAX_WAITING", default_value_t = 1024, global = true)]
     pub db_max_waiting: usize,
 
     /// Server-side limit on any single SQL statement.
-    #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, help_heading = "Database", env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub db_statement_timeout: Duration,
 
     /// Role the service's connections log in as, so PostgreSQL's row-level security
@@ -47,18 +47,23 @@ pub struct Cli {
     /// nothing, cannot bypass row security). Without APP_DATABASE_URL it logs in at
     /// DATABASE_URL's server and database with no password (trust, peer or certificate
     /// authentication). DATABASE_URL's own user (the owner) only migrates.
-    #[arg(long, env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE, global = true)]
+    #[arg(long, help_heading = "Database", env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE, global = true)]
     pub database_role: String,
 
     /// URL the service's role logs in with, e.g.
     /// postgres://billing_app:PASSWORD@host/billing, when DATABASE_URL with its user
     /// replaced will not do (password authentication).
-    #[arg(long, env = "APP_DATABASE_URL", global = true)]
+    #[arg(long, help_heading = "Database", env = "APP_DATABASE_URL", global = true)]
     pub app_database_url: Option<String>,
 
     /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    #[arg(long, help_heading = "Telemetry", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
+
+    /// OTLP/gRPC collector to export spans to (e.g. `http://127.0.0.1:4317`), continuing
+    /// callers' W3C `traceparent`; none when unset. `OTEL_SERVICE_NAME` names the service.
+    #[arg(long, help_heading = "Telemetry", env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -78,135 +83,135 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address the gRPC server listens on (opened once the database is migrated).
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, help_heading = "Server", env = "LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
     /// Leave creating the database and migrating it to a separate step (`migrate`, run
     /// as the schema owner); wait until it is done instead.
-    #[arg(long, env = "NO_MIGRATE")]
+    #[arg(long, help_heading = "Database", env = "NO_MIGRATE")]
     pub no_migrate: bool,
 
     /// PEM certificate chain for serving gRPC over TLS (with `--tls-key`); plaintext
     /// when unset.
-    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    #[arg(long, help_heading = "TLS", env = "TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
 
     /// PEM private key of `--tls-cert`.
-    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    #[arg(long, help_heading = "TLS", env = "TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
     /// Address of the Prometheus metrics endpoint (`/metrics`) and the HTTP probes
     /// (`/healthz`, `/readyz`); none when unset.
-    #[arg(long, env = "METRICS_LISTEN")]
+    #[arg(long, help_heading = "Telemetry", env = "METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
     /// Largest request or response message, in bytes.
-    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, help_heading = "Server", env = "MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
     /// Most concurrent HTTP/2 streams (calls) per client connection.
-    #[arg(long, env = "MAX_CONCURRENT_STREAMS", default_value_t = 4096)]
+    #[arg(long, help_heading = "Server", env = "MAX_CONCURRENT_STREAMS", default_value_t = 4096)]
     pub max_concurrent_streams: u32,
 
     /// Interval of HTTP/2 keepalive pings to idle clients.
-    #[arg(long, env = "KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub keepalive_interval: Duration,
 
     /// How long a keepalive ping may go unanswered before the connection is closed.
-    #[arg(long, env = "KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
 
     /// Longest a unary call may run; a shorter client deadline wins.
-    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
     /// After SIGTERM/SIGINT, how long in-flight calls may take before the process exits.
-    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
     /// After SIGTERM/SIGINT, how long to keep taking new calls while health already
     /// says NOT_SERVING, before the listener closes and the grace period starts (time
     /// for load balancers to stop sending; 0 closes at once).
-    #[arg(long, env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "SHUTDOWN_DRAIN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub shutdown_drain_delay: Duration,
 
     /// How often database reachability is checked for health reporting.
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "HEALTH_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub health_check_interval: Duration,
 
     /// How often access segments that have ended are closed (expiries and true-ups).
-    #[arg(long, env = "SEGMENT_CLOSE_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Background jobs", env = "SEGMENT_CLOSE_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub segment_close_interval: Duration,
 
     /// How long violations stay in the feed; older ones are pruned and cursors pointing
     /// before them are OUT_OF_RANGE.
-    #[arg(long, env = "VIOLATION_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Violation feed", env = "VIOLATION_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
     pub violation_retention: Duration,
 
     /// How often violations past their retention are pruned.
-    #[arg(long, env = "VIOLATION_PRUNE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Background jobs", env = "VIOLATION_PRUNE_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub violation_prune_interval: Duration,
 
     /// How often commitment periods that have ended are closed.
-    #[arg(long, env = "COMMITMENT_EVALUATION_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Background jobs", env = "COMMITMENT_EVALUATION_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub commitment_evaluation_interval: Duration,
 
     /// Most concurrent RecordUsage calls of one org decided in one shared transaction.
-    #[arg(long, env = "USAGE_GROUP_MAX_EVENTS", default_value_t = 256)]
+    #[arg(long, help_heading = "Usage", env = "USAGE_GROUP_MAX_EVENTS", default_value_t = 256)]
     pub usage_group_max_events: usize,
 
     /// Most shared RecordUsage transactions of one org running at once.
-    #[arg(long, env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 4)]
+    #[arg(long, help_heading = "Usage", env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 4)]
     pub usage_group_transactions: usize,
 
     /// Most RecordUsage calls of one org waiting for a shared transaction; past it a
     /// call is answered RESOURCE_EXHAUSTED with a retry delay at once.
-    #[arg(long, env = "USAGE_QUEUE_PER_ORG", default_value_t = 1024)]
+    #[arg(long, help_heading = "Usage", env = "USAGE_QUEUE_PER_ORG", default_value_t = 1024)]
     pub usage_queue_per_org: usize,
 
     /// Most connections open at once; past it a new connection is closed at once.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, help_heading = "Server", env = "MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
     /// How long a new connection may take to send its whole opening (HTTP/2 preface and
     /// SETTINGS, or the TLS ClientHello) before it is closed.
-    #[arg(long, env = "HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Server", env = "HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 
     /// How often the feed polls the table when no notification arrives.
-    #[arg(long, env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Violation feed", env = "FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
 
     /// How long after an access segment ends usage dated inside it may still draw from
     /// it; the segment's remainder expires (or is trued up) once this has passed.
-    #[arg(long, env = "LATE_USAGE_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Usage", env = "LATE_USAGE_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
     pub late_usage_grace: Duration,
 
     /// Oldest age a usage event or drawdown may be dated; by default the start of the
     /// previous calendar month in the customer's time zone.
-    #[arg(long, env = "BACKDATING_HORIZON", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Usage", env = "BACKDATING_HORIZON", value_parser = humantime::parse_duration)]
     pub backdating_horizon: Option<Duration>,
 
     /// How long a reservation holds when its request names no `ttl`.
-    #[arg(long, env = "RESERVATION_DEFAULT_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Reservations", env = "RESERVATION_DEFAULT_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
     pub reservation_default_ttl: Duration,
 
     /// The longest `ttl` a reservation or extension may ask for.
-    #[arg(long, env = "RESERVATION_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Reservations", env = "RESERVATION_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub reservation_max_ttl: Duration,
 
     /// How often open reservations past their expiry are marked expired (a reservation
     /// stops holding at its expiry whether or not this has run).
-    #[arg(long, env = "RESERVATION_EXPIRY_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "Background jobs", env = "RESERVATION_EXPIRY_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub reservation_expiry_interval: Duration,
 
     /// How long a resolved API key is trusted without asking the database (revocations
     /// reach every instance at once regardless, by NOTIFY); 0 turns the cache off.
-    #[arg(long, env = "API_KEY_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, help_heading = "API keys", env = "API_KEY_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub api_key_cache_ttl: Duration,
 
     /// Most API keys cached per instance.
-    #[arg(long, env = "API_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
+    #[arg(long, help_heading = "API keys", env = "API_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
     pub api_key_cache_capacity: usize,
 }
 

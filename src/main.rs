@@ -33,12 +33,19 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    billing::telemetry::init(cli.log_format, level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // The span exporter's connection runs on this runtime: set up inside it.
+    let telemetry = {
+        let _inside = runtime.enter();
+        billing::telemetry::init(cli.log_format, level, cli.otlp_endpoint.as_deref())
+            .context("setting up span export")?
+    };
     let result = runtime.block_on(run(cli));
+    // Spans still batched go out now, while the runtime their export runs on is alive.
+    drop(telemetry);
     // Work the shutdown could not cancel (a database that stopped answering) must not
     // hold the exit: blocking tasks are left to the operating system after this.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));

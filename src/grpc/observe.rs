@@ -177,6 +177,25 @@ fn code_label(code: Code) -> &'static str {
     }
 }
 
+/// A request's headers as OpenTelemetry reads W3C trace context from them.
+struct TraceHeaders<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key)?.to_str().ok()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// The caller's trace (W3C `traceparent`), to continue; empty when it sent none.
+fn caller_trace(headers: &http::HeaderMap) -> opentelemetry::Context {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&TraceHeaders(headers))
+}
+
 /// The header a call's request id travels in, both ways.
 const REQUEST_ID: &str = "x-request-id";
 
@@ -256,12 +275,25 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = req.uri().path().to_owned();
         let request_id = request_id(req.headers());
+        let parent = caller_trace(req.headers());
+        let trace = {
+            use opentelemetry::trace::TraceContextExt as _;
+            let context = parent.span().span_context().clone();
+            context.is_valid().then(|| context.trace_id().to_string())
+        };
         let span = tracing::info_span!(
             "rpc",
             method = %method,
+            // Exported spans are named as OpenTelemetry's RPC conventions have it.
+            otel.name = method.trim_start_matches('/'),
+            otel.kind = "server",
+            rpc.system = "grpc",
             request_id = request_id.to_str().unwrap_or_default(),
+            trace_id = trace.as_deref(),
             org = tracing::field::Empty,
         );
+        // The exported span continues the caller's trace (no-op without an exporter).
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
         let labels = Labels::of(&method);
         labels.started();
         let started = Instant::now();

@@ -213,3 +213,19 @@ fn grpcurl_reserves_extends_commits_and_reads_balances_and_alert_states() {
     let status = server.terminate(Duration::from_secs(15)).expect("exits after SIGTERM");
     assert!(status.success(), "clean exit: {status:?}");
 }
+
+/// `serve --help` groups its flags by what they set, instead of one list of forty.
+#[test]
+fn serve_help_groups_its_flags() {
+    let out = crate::support::process::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_billing-commitments")).args(["serve", "--help"]),
+    );
+    let headings: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ') && l.ends_with(':')).collect();
+    for heading in
+        ["Server:", "Database:", "TLS:", "Telemetry:", "Violation feed:", "Background jobs:", "Usage:"]
+    {
+        assert!(headings.contains(&heading), "{heading} missing from {headings:?}");
+    }
+    let server = out.split("Server:").nth(1).and_then(|rest| rest.split("\n\n").next()).unwrap_or_default();
+    assert!(server.contains("--listen") && !server.contains("--database-url"), "{server}");
+}

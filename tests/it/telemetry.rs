@@ -133,3 +133,61 @@ async fn a_request_id_is_returned_and_logged() {
     let line = line_of_the_call().unwrap();
     assert!(line.contains("from-the-edge-7"), "the call's log line names its request id: {line}");
 }
+
+/// An OTLP collector stand-in that keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Status,
+    > {
+        let spans =
+            request.into_inner().resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
+        self.0.lock().unwrap().extend(spans);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// With an OTLP endpoint, each call's span is exported there as a child of the caller's
+/// W3C `traceparent`, named after its method; the call's log line names the trace too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_continue_the_callers_trace_and_reach_the_otlp_collector() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let db = TestDb::create();
+    let serve = ServeProcess::start(&db.url, &["--otlp-endpoint", &endpoint]);
+    let (trace, parent) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    let traceparent = format!("traceparent: 00-{trace}-{parent}-01");
+    let (ok, _, err) = grpcurl(&serve.address, &["-H", &traceparent, "grpc.health.v1.Health/Check"]);
+    assert!(ok, "{err}");
+
+    let check_span = || {
+        let spans = collector.0.lock().unwrap();
+        spans.iter().find(|s| s.name == "grpc.health.v1.Health/Check").cloned()
+    };
+    wait_until("the call's span reaches the collector", || {
+        let arrived = check_span().is_some();
+        async move { arrived }
+    })
+    .await;
+    let span = check_span().unwrap();
+    assert_eq!(hex::encode(&span.trace_id), trace, "the caller's trace continues");
+    assert_eq!(hex::encode(&span.parent_span_id), parent, "under the caller's span");
+    let logs = serve.logs.lock().unwrap();
+    let line =
+        logs.iter().find(|l| l.contains("rpc finished") && l.contains("Health/Check")).expect("logged");
+    assert!(line.contains(trace), "the log line names the trace: {line}");
+}

@@ -126,7 +126,7 @@ async fn seed_customer(
     ] {
         commits.create_commit(authed(pb::CreateCommitRequest { commit: Some(c) }, &key)).await?;
     }
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         let applied = pb::AppliedPromotion {
             customer: billing::proto::customer_id(customer.clone()),
             promotion_id: (*promotion).clone(),

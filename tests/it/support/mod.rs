@@ -44,7 +44,7 @@ pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
 
 /// Installs a test log subscriber once per process (set RUST_LOG to see logs).
 pub fn init_logs() {
-    billing::telemetry::init(billing::telemetry::LogFormat::Pretty, "warn");
+    let _ = billing::telemetry::init(billing::telemetry::LogFormat::Pretty, "warn", None);
 }
 
 /// Field paths of the `BadRequest` inside a `google.rpc.Status` (a batch item's error).

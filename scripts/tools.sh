@@ -14,6 +14,13 @@ flock 9
 venv=.tools/venv
 requirements=scripts/tools-requirements.txt
 stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
+# jq: the README's walk-through (run by the tests) keeps ids from answers with it.
+if ! command -v jq >/dev/null; then
+    echo "installing jq from Debian's packages" >&2
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    $sudo apt-get install -y -q jq >&2
+fi
 node_modules=examples/typescript/node_modules
 node_stamp="$node_modules/.installed-$(sha256sum examples/typescript/package-lock.json | cut -c1-16)"
 if [[ ! -f $node_stamp ]]; then

@@ -28,6 +28,7 @@ mod outage;
 mod performance;
 mod products;
 mod promos;
+mod readme;
 mod reservations;
 mod row_security;
 mod scopes;

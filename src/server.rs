@@ -275,8 +275,13 @@ impl Instance {
         // The service's own connections log in as its role, like the pool's; only the
         // migrations use `database_url`, the owner's.
         let login_url = app.db().login_url().to_owned();
-        tasks.push(tokio::spawn(crate::db::listen::run(login_url.clone(), channels, stop.clone())));
         let (migrated, migrated_rx) = watch::channel(false);
+        tasks.push(tokio::spawn(crate::db::listen::run(
+            login_url.clone(),
+            channels,
+            migrated_rx.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(monitor_health(
             database_url,
             login_url,

@@ -30,8 +30,19 @@ pub struct Channel {
     pub on_link: Arc<dyn Fn(Link) + Send + Sync>,
 }
 
-/// LISTENs on `channels` until `stop`, reconnecting after any failure.
-pub async fn run(url: String, channels: Vec<Channel>, stop: CancellationToken) {
+/// LISTENs on `channels` until `stop`, reconnecting after any failure; starts once
+/// `migrated` says the database and the role it logs in as exist (before, a failed
+/// connection is no trouble to warn of).
+pub async fn run(
+    url: String,
+    channels: Vec<Channel>,
+    mut migrated: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        ready = migrated.wait_for(|done| *done) => if ready.is_err() { return },
+    }
     loop {
         match listen_once(&url, &channels, &stop).await {
             Ok(()) => return,

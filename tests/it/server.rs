@@ -137,6 +137,10 @@ async fn background_jobs_start_once_the_new_database_is_migrated() {
     let failures: Vec<String> =
         serve.logs.lock().unwrap().iter().filter(|l| l.contains("failed")).cloned().collect();
     assert!(failures.is_empty(), "no background job failed: {failures:#?}");
+    // Creating the database it was told to use is no trouble to warn of.
+    let warnings: Vec<String> =
+        serve.logs.lock().unwrap().iter().filter(|l| l.contains(r#""level":"WARN""#)).cloned().collect();
+    assert!(warnings.is_empty(), "no warning while the new database is made: {warnings:#?}");
 }
 
 /// Reads from a raw connection until the server closes it (EOF or reset); the limit is

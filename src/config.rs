@@ -24,38 +24,6 @@ pub struct Cli {
     #[arg(long, help_heading = "Database", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
-    /// Most database connections held open at once.
-    #[arg(long, help_heading = "Database", env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
-    pub db_pool_size: u32,
-
-    /// Longest wait for a free database connection (e.g. "2s"); keep it below callers'
-    /// deadlines.
-    #[arg(long, help_heading = "Database", env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
-    pub db_acquire_timeout: Duration,
-
-    /// Most calls waiting for a database connection at once; past it a call is answered
-    /// UNAVAILABLE (reason OVERLOADED, with a retry delay) at once.
-    #[arg(long, help_heading = "Database", env = "DB_MAX_WAITING", default_value_t = 1024, global = true)]
-    pub db_max_waiting: usize,
-
-    /// Server-side limit on any single SQL statement.
-    #[arg(long, help_heading = "Database", env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
-    pub db_statement_timeout: Duration,
-
-    /// Role the service's connections log in as, so PostgreSQL's row-level security
-    /// applies to every query; the migrations create it (it cannot switch roles, owns
-    /// nothing, cannot bypass row security). Without APP_DATABASE_URL it logs in at
-    /// DATABASE_URL's server and database with no password (trust, peer or certificate
-    /// authentication). DATABASE_URL's own user (the owner) only migrates.
-    #[arg(long, help_heading = "Database", env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE, global = true)]
-    pub database_role: String,
-
-    /// URL the service's role logs in with, e.g.
-    /// postgres://billing_app:PASSWORD@host/billing, when DATABASE_URL with its user
-    /// replaced will not do (password authentication).
-    #[arg(long, help_heading = "Database", env = "APP_DATABASE_URL", global = true)]
-    pub app_database_url: Option<String>,
-
     /// Log line format.
     #[arg(long, help_heading = "Telemetry", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
@@ -90,6 +58,38 @@ pub struct ServeArgs {
     /// as the schema owner); wait until it is done instead.
     #[arg(long, help_heading = "Database", env = "NO_MIGRATE")]
     pub no_migrate: bool,
+
+    /// Most database connections held open at once.
+    #[arg(long, help_heading = "Database", env = "DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// Longest wait for a free database connection (e.g. "2s"); keep it below callers'
+    /// deadlines.
+    #[arg(long, help_heading = "Database", env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Most calls waiting for a database connection at once; past it a call is answered
+    /// UNAVAILABLE (reason OVERLOADED, with a retry delay) at once.
+    #[arg(long, help_heading = "Database", env = "DB_MAX_WAITING", default_value_t = 1024)]
+    pub db_max_waiting: usize,
+
+    /// Server-side limit on any single SQL statement.
+    #[arg(long, help_heading = "Database", env = "DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: Duration,
+
+    /// Role the service's connections log in as, so PostgreSQL's row-level security
+    /// applies to every query; the migrations create it (it cannot switch roles, owns
+    /// nothing, cannot bypass row security). Without APP_DATABASE_URL it logs in at
+    /// DATABASE_URL's server and database with no password (trust, peer or certificate
+    /// authentication). DATABASE_URL's own user (the owner) only migrates.
+    #[arg(long, help_heading = "Database", env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE)]
+    pub database_role: String,
+
+    /// URL the service's role logs in with, e.g.
+    /// postgres://billing_app:PASSWORD@host/billing, when DATABASE_URL with its user
+    /// replaced will not do (password authentication).
+    #[arg(long, help_heading = "Database", env = "APP_DATABASE_URL")]
+    pub app_database_url: Option<String>,
 
     /// PEM certificate chain for serving gRPC over TLS (with `--tls-key`); plaintext
     /// when unset.
@@ -254,22 +254,22 @@ pub enum AdminCommand {
     },
 }
 
-impl Cli {
-    pub fn db_config(&self) -> DbConfig {
+impl ServeArgs {
+    /// The service's database settings: its pool, logging in as its own role, at
+    /// `database_url` (the owner's, which only migrates) unless `--app-database-url`
+    /// says where.
+    pub fn db_config(&self, database_url: &str) -> DbConfig {
         DbConfig {
-            url: self.database_url.clone(),
             pool_size: self.db_pool_size,
             acquire_timeout: self.db_acquire_timeout,
             statement_timeout: self.db_statement_timeout,
             max_waiting: self.db_max_waiting,
             role: Some(self.database_role.clone()),
             login_url: self.app_database_url.clone(),
-            ..DbConfig::new(self.database_url.clone())
+            ..DbConfig::new(database_url.to_owned())
         }
     }
-}
 
-impl ServeArgs {
     /// The operator-tuned rules of the application.
     pub fn policy(&self) -> anyhow::Result<crate::app::Policy> {
         use crate::domain::backdating::BackdatingHorizon;

@@ -53,10 +53,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let db_config = cli.db_config();
     match cli.command {
         Command::Serve(args) => {
             billing::listener::raise_open_file_limit();
+            let db_config = args.db_config(&cli.database_url);
             let db = Db::open(&db_config)?;
             let mut config = args.server_config()?;
             config.metrics = args
@@ -74,7 +74,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Migrate => {
-            let url = db_config.url.clone();
+            let url = cli.database_url;
             let applied =
                 tokio::task::spawn_blocking(move || billing::db::migrate::prepare_database(&url)).await??;
             eprintln!("{} migration(s) applied", applied.len());
@@ -83,7 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             // Operator commands span organizations (list, create), so they run as the
             // connecting role, which owns the schema, not as the service's role.
-            let owner = DbConfig { role: None, ..db_config };
+            let owner = DbConfig { role: None, ..DbConfig::new(cli.database_url) };
             admin(App::new(Db::open(&owner)?), owner.url, cmd).await
         }
     }

@@ -229,3 +229,20 @@ fn serve_help_groups_its_flags() {
     let server = out.split("Server:").nth(1).and_then(|rest| rest.split("\n\n").next()).unwrap_or_default();
     assert!(server.contains("--listen") && !server.contains("--database-url"), "{server}");
 }
+
+/// The pool and the service's own login are `serve`'s: operator commands name only the
+/// database they act on.
+#[test]
+fn admin_help_names_the_database_but_not_the_service_pool() {
+    let out = crate::support::process::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_billing-commitments")).args([
+            "admin",
+            "create-org",
+            "--help",
+        ]),
+    );
+    assert!(out.contains("--database-url"), "{out}");
+    for serve_only in ["--db-pool-size", "--database-role", "--app-database-url", "--db-max-waiting"] {
+        assert!(!out.contains(serve_only), "{serve_only} is serve's: {out}");
+    }
+}

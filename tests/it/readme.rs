@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::e2e::wait_serving;
 use crate::support::TestDb;
-use crate::support::process::{ServeProcess, root, tool};
+use crate::support::process::{ServeProcess, root, run_ok, tool};
 
 /// The shell blocks between the walk-through's heading and the next top-level section.
 fn walk_through_blocks(readme: &str) -> Vec<String> {
@@ -49,21 +49,9 @@ fn the_readme_walk_through_runs_top_to_bottom() {
         .map(|(i, block)| format!("echo '>>> block {}' >&2\n{block}\n", i + 1))
         .collect::<String>()
         .replace("localhost:50051", &server.address);
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(prelude + &script)
-        .current_dir(root())
-        .env(
-            "PATH",
-            format!("{}:{}", tool("grpcurl").parent().unwrap().display(), std::env::var("PATH").unwrap()),
-        )
-        .output()
-        .expect("run bash");
-    assert!(
-        out.status.success(),
-        "the walk-through failed ({}); its output:\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Fails with the walk-through's output when a command fails.
+    run_ok(Command::new("bash").arg("-c").arg(prelude + &script).current_dir(root()).env(
+        "PATH",
+        format!("{}:{}", tool("grpcurl").parent().unwrap().display(), std::env::var("PATH").unwrap()),
+    ));
 }

@@ -6,7 +6,7 @@
 //! `x-request-id`, or a new one, and goes back in the response's `x-request-id`.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use http::{HeaderValue, Request, Response};
 use http_body::Frame;
+use metrics::SharedString;
 use pin_project_lite::pin_project;
 use prost::Message as _;
 use tonic::Code;
@@ -73,10 +74,12 @@ impl Drop for Outcome {
     }
 }
 
-/// The grpc-ecosystem labels of one RPC.
+/// The grpc-ecosystem labels of one RPC. Those of every method served are made once
+/// (shared strings: a call clones reference counts, not text).
+#[derive(Clone)]
 struct Labels {
-    service: String,
-    method: String,
+    service: SharedString,
+    method: SharedString,
     kind: &'static str,
 }
 
@@ -84,9 +87,11 @@ impl Labels {
     /// From the request path `/package.Service/Method`.
     fn of(path: &str) -> Self {
         let trimmed = path.trim_start_matches('/');
+        if let Some(known) = method_labels().get(trimmed) {
+            return known.clone();
+        }
         let (service, method) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-        let kind = method_kinds().get(trimmed).copied().unwrap_or("unary");
-        Self { service: service.to_owned(), method: method.to_owned(), kind }
+        Self { service: service.to_owned().into(), method: method.to_owned().into(), kind: "unary" }
     }
 
     fn started(&self) {
@@ -118,11 +123,12 @@ impl Labels {
     }
 }
 
-/// `grpc_type` of every method served, `package.Service/Method` to `unary`,
-/// `server_stream`, `client_stream` or `bidi_stream`, read from the descriptors of the
-/// contract, health and reflection, so a new streaming method needs no list kept here.
-fn method_kinds() -> &'static HashMap<String, &'static str> {
-    static KINDS: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
+/// The labels of every method served, by `package.Service/Method`, its `grpc_type`
+/// (`unary`, `server_stream`, `client_stream` or `bidi_stream`) read from the
+/// descriptors of the contract, health and reflection, so a new streaming method needs
+/// no list kept here.
+fn method_labels() -> &'static HashMap<String, Labels> {
+    static KINDS: OnceLock<HashMap<String, Labels>> = OnceLock::new();
     KINDS.get_or_init(|| {
         let sets = [
             crate::proto::FILE_DESCRIPTOR_SET,
@@ -143,8 +149,13 @@ fn method_kinds() -> &'static HashMap<String, &'static str> {
                             (true, false) => "client_stream",
                             (true, true) => "bidi_stream",
                         };
-                        let path = format!("{}.{}/{}", file.package(), service.name(), method.name());
-                        kinds.insert(path, kind);
+                        let service_name = format!("{}.{}", file.package(), service.name());
+                        let labels = Labels {
+                            service: SharedString::from_shared(Arc::from(service_name.as_str())),
+                            method: SharedString::from_shared(Arc::from(method.name())),
+                            kind,
+                        };
+                        kinds.insert(format!("{service_name}/{}", method.name()), labels);
                     }
                 }
             }

@@ -20,7 +20,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/billi
     about = "Commits, promos, commitments and usage allowance limits over gRPC"
 )]
 pub struct Cli {
-    /// PostgreSQL connection URL.
+    /// PostgreSQL connection settings as libpq reads them: a URL or `key=value` pairs
+    /// (`sslmode`, `sslrootcert`, ... apply to every connection, LISTEN's included).
     #[arg(long, help_heading = "Database", env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
@@ -85,7 +86,7 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Database", env = "DATABASE_ROLE", default_value = crate::db::APP_ROLE)]
     pub database_role: String,
 
-    /// URL the service's role logs in with, e.g.
+    /// Settings (URL or `key=value`) the service's role logs in with, e.g.
     /// postgres://billing_app:PASSWORD@host/billing, when DATABASE_URL with its user
     /// replaced will not do (password authentication).
     #[arg(long, help_heading = "Database", env = "APP_DATABASE_URL")]

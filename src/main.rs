@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use billing::app::App;
 use billing::app::api_keys::parse_scope_list;
 use billing::config::{AdminCommand, Cli, Command};
-use billing::db::{Db, DbConfig};
+use billing::db::{ConnInfo, Db, DbConfig};
 use billing::domain::api_key::parse_key_or_id;
 use billing::domain::ids::OrgId;
 use billing::domain::scope::KeyRequest;
@@ -58,6 +58,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             billing::listener::raise_open_file_limit();
             let db_config = args.db_config(&cli.database_url);
             let db = Db::open(&db_config)?;
+            // The listener connects later, retrying; settings it can never honour are
+            // refused now rather than warned about every second.
+            db.login_url()
+                .parse::<ConnInfo>()
+                .and_then(|settings| settings.listener_config())
+                .context("the notification listener's database connection")?;
             let mut config = args.server_config()?;
             config.metrics = args
                 .metrics_listen

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::poll_fn;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
+
+use super::conninfo::{BadConnInfo, ConnInfo};
 
 /// Whether notifications are being received.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +32,20 @@ pub struct Channel {
     pub on_link: Arc<dyn Fn(Link) + Send + Sync>,
 }
 
-/// LISTENs on `channels` until `stop`, reconnecting after any failure; starts once
+/// Names the listener's session in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "billing-commitments notifications";
+
+/// Why a listening connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(transparent)]
+    Settings(#[from] BadConnInfo),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+/// LISTENs on `channels` until `stop`, reconnecting after any failure, over a
+/// connection made from the libpq settings `url` (TLS as their `sslmode` says); starts once
 /// `migrated` says the database and the role it logs in as exist (before, a failed
 /// connection is no trouble to warn of).
 pub async fn run(
@@ -59,12 +74,11 @@ pub async fn run(
 }
 
 /// One connection's life: Ok when stopped, Err when the connection failed.
-async fn listen_once(
-    url: &str,
-    channels: &[Channel],
-    stop: &CancellationToken,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+async fn listen_once(url: &str, channels: &[Channel], stop: &CancellationToken) -> Result<(), ListenError> {
+    // Settings and certificate files are read on every connect, so renewed ones apply.
+    let (mut config, tls) = url.parse::<ConnInfo>()?.listener_config()?;
+    config.application_name(APPLICATION_NAME);
+    let (client, mut connection) = config.connect(tls.connector()?).await?;
     let handlers = channels.to_vec();
     let mut driver = tokio::spawn(async move {
         poll_fn(move |cx| {
@@ -96,7 +110,7 @@ async fn listen_once(
         }
         ended = &mut driver => match ended {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(e.into()),
             Err(_) => Ok(()),
         },
     }

@@ -5,7 +5,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::DbError;
+use super::{BadConnInfo, ConnInfo, DbError};
 
 /// The migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -14,47 +14,38 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// instances starting at once do not race on the schema.
 const MIGRATION_LOCK_KEY: i64 = 0x6269_6c6c_696e_6721;
 
-/// A libpq URL split around its database name.
-#[derive(Debug, PartialEq, Eq)]
-struct UrlParts<'a> {
-    before: &'a str,
-    database: &'a str,
-    after: &'a str,
-}
-
-fn split_database(url: &str) -> Option<UrlParts<'_>> {
-    let scheme_end = url.find("://")? + 3;
-    let path_start = scheme_end + url[scheme_end..].find('/')?;
-    let rest = &url[path_start + 1..];
-    let db_len = rest.find('?').unwrap_or(rest.len());
-    Some(UrlParts { before: &url[..path_start + 1], database: &rest[..db_len], after: &rest[db_len..] })
-}
-
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Creates the database named in `url` if it does not exist; true when it was created.
+/// Creates the database named in `url` (libpq settings) if it does not exist; true
+/// when it was created.
 pub fn ensure_database(url: &str) -> Result<bool, DbError> {
     if PgConnection::establish(url).is_ok() {
         return Ok(false);
     }
-    let parts = split_database(url)
-        .filter(|p| !p.database.is_empty())
-        .ok_or_else(|| DbError::Other("database URL names no database".into()))?;
-    let admin_url = format!("{}postgres{}", parts.before, parts.after);
-    let mut admin = PgConnection::establish(&admin_url)?;
-    let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-        "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{}')",
-        parts.database.replace('\'', "''")
-    )))
-    .get_result(&mut admin)?;
-    if exists {
+    let settings: ConnInfo = url.parse().map_err(|e: BadConnInfo| DbError::Other(e.to_string()))?;
+    let database = settings
+        .get("dbname")
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| DbError::Other("the database settings name no database (dbname)".into()))?
+        .to_owned();
+    let mut admin = PgConnection::establish(&settings.on_database("postgres").to_libpq())?;
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found: Found =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(&database)
+            .get_result(&mut admin)?;
+    if found.exists {
         // It exists but we could not connect: report the real reason.
         PgConnection::establish(url)?;
         return Ok(false);
     }
-    match admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(parts.database))) {
+    match admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&database))) {
         Ok(()) => Ok(true),
         // Another instance created it first.
         Err(e) if e.to_string().contains("already exists") => Ok(false),
@@ -125,16 +116,6 @@ pub fn prepare_database(url: &str) -> Result<Vec<String>, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_name_is_found_between_host_and_query() {
-        let p = split_database("postgres://u@h:5432/billing?sslmode=disable").unwrap();
-        assert_eq!(p.before, "postgres://u@h:5432/");
-        assert_eq!(p.database, "billing");
-        assert_eq!(p.after, "?sslmode=disable");
-        assert_eq!(split_database("postgres://h/db").unwrap().database, "db");
-        assert!(split_database("postgres://h").is_none());
-    }
 
     #[test]
     fn identifiers_are_quoted() {

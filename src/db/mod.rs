@@ -12,6 +12,7 @@ pub mod balance_alerts;
 pub mod commit_ledger;
 pub mod commitments;
 pub mod commits;
+pub mod conninfo;
 pub mod credit;
 pub mod credit_types;
 pub mod customers;
@@ -19,7 +20,6 @@ pub mod deadline;
 pub mod drawdowns;
 pub mod error;
 pub mod listen;
-pub mod login;
 pub mod migrate;
 pub mod prepared;
 pub mod products;
@@ -28,6 +28,7 @@ pub mod reservations;
 pub mod schema;
 pub mod shutdown;
 pub mod tenancy;
+pub mod tls;
 pub mod usage;
 pub mod usage_events;
 pub mod violations;
@@ -41,6 +42,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 
+pub use conninfo::{BadConnInfo, ConnInfo};
 pub use error::{DbError, TxError};
 
 use crate::domain::ids::{ApiKeyId, OrgId};
@@ -48,7 +50,8 @@ use crate::domain::ids::{ApiKeyId, OrgId};
 /// How the service reaches its database.
 #[derive(Clone, Debug)]
 pub struct DbConfig {
-    /// libpq connection URL.
+    /// libpq connection settings: a `postgres://` URL or `key=value` pairs (see
+    /// [`ConnInfo`]).
     pub url: String,
     /// Most connections held open at once.
     pub pool_size: u32,
@@ -63,12 +66,13 @@ pub struct DbConfig {
     /// Times a transaction that hit a serialization failure or deadlock is run again.
     pub max_retries: u32,
     /// Role the pooled connections log in as, so row-level security applies to every
-    /// query: at `login_url` when set, otherwise at `url` with its user replaced (see
-    /// `login::as_role`). `None` logs in as `url`'s own user (operator commands, which
-    /// own the schema).
+    /// query: at `login_url` when set, otherwise at `url` with its user replaced and
+    /// its password dropped (see [`ConnInfo::as_role`]). `None` logs in as `url`'s own
+    /// user (operator commands, which own the schema). The service's role cannot switch
+    /// to another, owns nothing and cannot bypass row-level security.
     pub role: Option<String>,
-    /// The URL the service's role logs in with, when it cannot be made from `url`
-    /// (password authentication).
+    /// The settings the service's role logs in with, when they cannot be made from
+    /// `url` (password authentication).
     pub login_url: Option<String>,
 }
 
@@ -87,12 +91,12 @@ impl DbConfig {
         }
     }
 
-    /// The URL pooled connections log in with.
-    pub fn pool_url(&self) -> Result<String, login::NotAUrl> {
+    /// The settings pooled connections log in with.
+    pub fn pool_conninfo(&self) -> Result<ConnInfo, BadConnInfo> {
         match (&self.role, &self.login_url) {
-            (None, _) => Ok(self.url.clone()),
-            (Some(_), Some(url)) => Ok(url.clone()),
-            (Some(role), None) => login::as_role(&self.url, role),
+            (None, _) => self.url.parse(),
+            (Some(_), Some(url)) => url.parse(),
+            (Some(role), None) => Ok(self.url.parse::<ConnInfo>()?.as_role(role)),
         }
     }
 }
@@ -160,21 +164,16 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for TracingErrorHandler {
     }
 }
 
-/// Adds a connect timeout to `url` unless it has one, so a dead host fails fast.
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_owned();
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}connect_timeout={}", timeout.as_secs().max(1))
-}
-
 impl Db {
     /// A pool for `config`. No connection is made yet, so the service can start (and
-    /// report NOT_SERVING) while the database is down; the error is a URL the service's
-    /// role cannot be given.
-    pub fn open(config: &DbConfig) -> Result<Self, login::NotAUrl> {
-        let url = with_connect_timeout(&config.pool_url()?, config.acquire_timeout);
+    /// report NOT_SERVING) while the database is down; the error is settings libpq
+    /// cannot read.
+    pub fn open(config: &DbConfig) -> Result<Self, BadConnInfo> {
+        // A connect timeout unless one is given, so a dead host fails fast.
+        let url = config
+            .pool_conninfo()?
+            .with_default("connect_timeout", config.acquire_timeout.as_secs().max(1).to_string())
+            .to_libpq();
         let in_flight = Arc::new(shutdown::InFlight::new());
         let manager = ConnectionManager::<PgConnection>::new(url.clone());
         let pool = Pool::builder()
@@ -386,26 +385,15 @@ mod tests {
 
     #[test]
     fn the_pool_logs_in_as_the_service_role_unless_it_is_the_owners() {
+        let settings = |s: &str| s.parse::<ConnInfo>().unwrap();
         let service = DbConfig::new("postgres://owner@h/b");
-        assert_eq!(service.pool_url().unwrap(), "postgres://billing_app@h/b");
+        assert_eq!(service.pool_conninfo().unwrap(), settings("postgres://billing_app@h/b"));
         let explicit =
             DbConfig { login_url: Some("postgres://billing_app:pw@h/b".into()), ..service.clone() };
-        assert_eq!(explicit.pool_url().unwrap(), "postgres://billing_app:pw@h/b");
+        assert_eq!(explicit.pool_conninfo().unwrap(), settings("postgres://billing_app:pw@h/b"));
         let owner = DbConfig { role: None, ..service };
-        assert_eq!(owner.pool_url().unwrap(), "postgres://owner@h/b");
-    }
-
-    #[test]
-    fn connect_timeout_is_added_once() {
-        let t = Duration::from_secs(2);
-        assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=2");
-        assert_eq!(
-            with_connect_timeout("postgres://h/db?sslmode=disable", t),
-            "postgres://h/db?sslmode=disable&connect_timeout=2"
-        );
-        assert_eq!(
-            with_connect_timeout("postgres://h/db?connect_timeout=9", t),
-            "postgres://h/db?connect_timeout=9"
-        );
+        assert_eq!(owner.pool_conninfo().unwrap(), settings("postgres://owner@h/b"));
+        let pairs = DbConfig::new("host=h dbname=b user=owner");
+        assert_eq!(pairs.pool_conninfo().unwrap(), settings("postgres://billing_app@h/b"));
     }
 }

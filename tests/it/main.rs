@@ -13,6 +13,7 @@ mod commitments;
 mod commits;
 mod currencies;
 mod customers;
+mod db_tls;
 mod drawdown;
 mod e2e;
 mod external_ids;

@@ -42,11 +42,7 @@ fn new_customer(external_id: &str) -> pb::CreateCustomerRequest {
 async fn postgres_stopped_and_started_is_survived_without_a_restart() {
     let pg = PrivatePostgres::start();
     let url = pg.url("billing");
-    let prepare = url.clone();
-    tokio::task::spawn_blocking(move || billing::db::migrate::prepare_database(&prepare))
-        .await
-        .unwrap()
-        .expect("migrations apply on the private cluster");
+    crate::support::db::prepare(&url).await;
     let server = TestServer::start_with(Arc::new(TestDb::create()), test_server_config(), |c| DbConfig {
         url: url.clone(),
         acquire_timeout: Duration::from_millis(500),

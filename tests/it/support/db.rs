@@ -9,6 +9,15 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 use sha2::{Digest, Sha256};
 
+/// Creates (if missing) and migrates the database of `settings`, as `serve` would.
+pub async fn prepare(settings: &str) {
+    let owned = settings.to_owned();
+    tokio::task::spawn_blocking(move || billing::db::migrate::prepare_database(&owned))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("migrating {settings}: {e}"));
+}
+
 /// Server-level URL (no database) of the PostgreSQL the tests use.
 pub fn server_url() -> String {
     std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())

@@ -9,6 +9,8 @@ pub struct PrivatePostgres {
     dir: PathBuf,
     pub port: u16,
     bin: PathBuf,
+    /// Server settings beyond the port and sockets (TLS).
+    extra: String,
 }
 
 fn bin_dir() -> PathBuf {
@@ -28,12 +30,39 @@ fn is_root() -> bool {
 impl PrivatePostgres {
     /// Initializes and starts a cluster with trust authentication for `postgres`.
     pub fn start() -> Self {
+        let this = Self::init();
+        this.start_server();
+        this
+    }
+
+    /// As [`start`](Self::start), with TLS offered under the certificate and key
+    /// given (PEM); plaintext connections are still accepted.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        let mut this = Self::init();
+        let cert = this.dir.join("server.crt");
+        let key = this.dir.join("server.key");
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        // PostgreSQL refuses a key others can read, and runs as `postgres` under root.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        if is_root() {
+            let status = Command::new("chown").arg("postgres:postgres").args([&cert, &key]).status().unwrap();
+            assert!(status.success());
+        }
+        this.extra =
+            format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert.display(), key.display());
+        this.start_server();
+        this
+    }
+
+    fn init() -> Self {
         let dir = std::env::temp_dir().join(format!("billing-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let this = Self {
             dir,
             port: super::process::free_port().parse::<std::net::SocketAddr>().unwrap().port(),
             bin: bin_dir(),
+            extra: String::new(),
         };
         if is_root() {
             assert!(
@@ -41,7 +70,6 @@ impl PrivatePostgres {
             );
         }
         this.pg("initdb", &["-D", &this.data(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
-        this.start_server();
         this
     }
 
@@ -69,9 +97,10 @@ impl PrivatePostgres {
 
     pub fn start_server(&self) {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra
         );
         let log = self.dir.join("log").display().to_string();
         self.pg("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);

@@ -34,6 +34,11 @@ impl Measure {
             Self::Usage => "usage",
         }
     }
+
+    /// The measure `as_str` names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::RatedAmount, Self::Usage].into_iter().find(|m| m.as_str() == name)
+    }
 }
 
 /// Over what a maximum counts.
@@ -51,6 +56,11 @@ impl Period {
             Self::Day => "day",
             Self::Month => "month",
         }
+    }
+
+    /// The period `as_str` names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Transaction, Self::Day, Self::Month].into_iter().find(|p| p.as_str() == name)
     }
 }
 
@@ -156,7 +166,20 @@ impl Selector {
         }
     }
 
-    fn value(&self) -> &str {
+    /// The selector of a scope name `scope` made; `None` for the customer's own
+    /// ("customer") or a name it never makes.
+    pub fn from_scope(scope: &str) -> Option<Self> {
+        let (kind, value) = scope.split_once(':')?;
+        let make = match kind {
+            "service" => Self::Service,
+            "service_type" => Self::ServiceType,
+            "service_family" => Self::ServiceFamily,
+            _ => return None,
+        };
+        Some(make(value.to_owned()))
+    }
+
+    pub fn value(&self) -> &str {
         match self {
             Self::Service(v) | Self::ServiceType(v) | Self::ServiceFamily(v) => v,
         }

@@ -176,3 +176,24 @@ fn an_update_sets_each_top_level_field_it_carries_and_keeps_the_others() {
         ("EUR", None, true, true, vec![d("80")])
     );
 }
+
+#[test]
+fn measures_periods_and_scopes_read_back_from_the_names_they_are_stored_under() {
+    for m in [Measure::RatedAmount, Measure::Usage] {
+        assert_eq!(Measure::parse(m.as_str()), Some(m));
+    }
+    for p in [Period::Transaction, Period::Day, Period::Month] {
+        assert_eq!(Period::parse(p.as_str()), Some(p));
+    }
+    assert_eq!(Measure::parse("amount"), None);
+    assert_eq!(Period::parse("week"), None);
+    for s in [
+        Selector::Service("CREED".into()),
+        Selector::ServiceType("Usage Services".into()),
+        Selector::ServiceFamily("a:b".into()),
+    ] {
+        assert_eq!(Selector::from_scope(&s.scope()), Some(s));
+    }
+    assert_eq!(Selector::from_scope("customer"), None);
+    assert_eq!(Selector::from_scope("service_group:X"), None);
+}

@@ -14,6 +14,9 @@ use super::ids::ProductId;
 use super::product::Product;
 use super::windows::{Window, WindowKind, window_of};
 
+/// The scope name of the customer's own maxima (services' are `Selector::scope`).
+pub const CUSTOMER: &str = "customer";
+
 /// Totals of one product in one window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -360,7 +363,7 @@ impl CustomerUsage {
 
 /// The scope name of a selector, or of the customer as a whole.
 pub fn scope_name(selector: Option<&Selector>) -> String {
-    selector.map_or_else(|| "customer".to_owned(), Selector::scope)
+    selector.map_or_else(|| CUSTOMER.to_owned(), Selector::scope)
 }
 
 #[cfg(test)]

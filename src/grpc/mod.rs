@@ -14,6 +14,7 @@ pub mod customer;
 pub mod customer_ref;
 pub mod deadline;
 pub mod json_value;
+pub mod limit_ref;
 pub mod message_limit;
 pub mod observe;
 pub mod product;

@@ -3,6 +3,7 @@
 //! requests; limit warnings in ListAlertStates; one crossing under concurrent usage on
 //! two instances.
 
+use crate::support::limit_of;
 use std::sync::Arc;
 
 use billing::proto::v1 as pb;
@@ -203,13 +204,13 @@ async fn limit_warnings_are_in_alarm_since_their_threshold_was_crossed_in_the_wi
     let mut u = usage_client(&server, &t.key).await;
     record(&mut u, event(&t, "e1", "CREED", "1", "60")).await.unwrap();
     let now = states(&mut a, &t).await.limit_alerts;
-    let day = now.iter().find(|l| l.period == "day").unwrap();
+    let day = now.iter().find(|l| limit_of(&l.limit_ref).3 == pb::LimitPeriod::Day).unwrap();
     assert_eq!(
         (day.status(), day.threshold_percent.as_str(), day.used.as_str()),
         (pb::AlertStatus::Alarm, "50", "60")
     );
     assert!(day.state_change_time.is_some());
-    let month = now.iter().find(|l| l.period == "month").unwrap();
+    let month = now.iter().find(|l| limit_of(&l.limit_ref).3 == pb::LimitPeriod::Month).unwrap();
     assert_eq!(month.status(), pb::AlertStatus::Ok, "60 of 1,000 is below 50 %");
 }
 

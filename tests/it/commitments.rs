@@ -68,7 +68,7 @@ pub(crate) fn string(s: &str) -> prost_types::Value {
 }
 
 pub(crate) fn op(op: &str, path: &str, value: Option<prost_types::Value>) -> pb::PatchOperation {
-    pb::PatchOperation { op: op.into(), path: path.into(), from_path: String::new(), value }
+    pb::PatchOperation { op: op.into(), path: path.into(), value, ..Default::default() }
 }
 
 pub(crate) async fn spend(
@@ -429,6 +429,64 @@ async fn patches_apply_atomically_and_are_kept_in_history() {
     assert_eq!(edits[0].edited_by, key_id.to_string());
     assert_eq!(edits[0].operations.len(), 3);
     assert_eq!(edits[0].operations[1].value, Some(string("150")));
+    let kinds: Vec<_> = edits[0].operations.iter().map(|o| (o.op.as_str(), o.operation())).collect();
+    assert_eq!(
+        kinds,
+        [("test", pb::PatchOp::Test), ("replace", pb::PatchOp::Replace), ("replace", pb::PatchOp::Replace)],
+        "the history names each operation both ways"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_operation_may_be_named_by_its_enum_instead_of_its_rfc_6902_string() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commitments_client(&server, &t.key).await;
+    let now = Utc::now();
+    let created =
+        create(&mut c, monthly_spend(&t, "100", now - Duration::days(1), now + Duration::days(90))).await;
+    let by_enum = |operation: pb::PatchOp, op: &str, amount: &str| pb::PatchCommitmentRequest {
+        id: created.id.clone(),
+        operations: vec![pb::PatchOperation {
+            operation: operation.into(),
+            op: op.into(),
+            path: "/customer_obligations/minimum_spend/0/amount".into(),
+            value: Some(string(amount)),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let patched = c.patch_commitment(by_enum(pb::PatchOp::Replace, "", "150")).await.expect("the enum alone");
+    let obligations = patched.into_inner().commitment.unwrap().customer_obligations.unwrap();
+    assert_eq!(obligations.minimum_spend[0].amount, "150");
+    c.patch_commitment(by_enum(pb::PatchOp::Replace, "replace", "160")).await.expect("both, alike");
+    let disagree = expect_code(
+        c.patch_commitment(by_enum(pb::PatchOp::Test, "replace", "1")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_fields(&disagree), ["operations[0].operation"]);
+    let unknown = by_enum(pb::PatchOp::Unspecified, "", "1");
+    let mut unknown = unknown;
+    unknown.operations[0].operation = 99;
+    let unknown = expect_code(c.patch_commitment(unknown).await, Code::InvalidArgument);
+    assert_eq!(bad_fields(&unknown), ["operations[0].operation"]);
+    let neither = expect_code(
+        c.patch_commitment(by_enum(pb::PatchOp::Unspecified, "", "1")).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(bad_fields(&neither), ["operations[0].op"]);
+    let now_state = c
+        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .commitment
+        .unwrap();
+    assert_eq!(
+        now_state.customer_obligations.unwrap().minimum_spend[0].amount,
+        "160",
+        "refused patches changed nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,9 +600,11 @@ async fn two_evaluators_close_each_period_exactly_once() {
         .unwrap()
         .into_inner()
         .compensations;
-    let amounts: Vec<_> =
-        compensations.iter().map(|c| (c.kind.as_str(), c.amount.as_ref().unwrap().amount.as_str())).collect();
-    assert_eq!(amounts, [("SHORTFALL", "100"), ("SHORTFALL", "100")]);
+    let amounts: Vec<_> = compensations
+        .iter()
+        .map(|c| (c.compensation_kind(), c.amount.as_ref().unwrap().amount.as_str()))
+        .collect();
+    assert_eq!(amounts, [(pb::CompensationKind::Shortfall, "100"), (pb::CompensationKind::Shortfall, "100")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,7 +696,9 @@ async fn early_termination_records_the_penalty_and_a_violation() {
         .unwrap()
         .into_inner();
     assert_eq!(done.commitment.as_ref().unwrap().status, pb::CommitmentStatus::Terminated as i32);
-    assert_eq!(done.penalty.as_ref().unwrap().amount.as_ref().unwrap().amount, "250");
+    let penalty = done.penalty.as_ref().unwrap();
+    assert_eq!(penalty.amount.as_ref().unwrap().amount, "250");
+    assert_eq!(penalty.compensation_kind(), pb::CompensationKind::EarlyTermination);
     let feed = crate::support::fixtures::violations(&server, &t.key)
         .await
         .list_violations(pb::ListViolationsRequest {

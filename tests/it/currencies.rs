@@ -2,6 +2,7 @@
 //! per organization before use, and limits on rated amount judge only amounts in their
 //! own currency.
 
+use crate::support::limit_of;
 use billing::proto::v1 as pb;
 use chrono::{Duration, Utc};
 use tonic::Code;
@@ -95,7 +96,8 @@ async fn limits_on_rated_amount_judge_only_their_currency() {
     let usd = event(&t, "b", "CREED", "1", "80");
     assert_eq!(bad_fields(&record(&mut u, usd).await.unwrap_err()), ["event.credit_type"]);
     let next = record(&mut u, in_eur("c", "20")).await.unwrap();
-    let amount_check = next.checks.iter().find(|c| c.measure == "rated_amount").unwrap();
+    let amount_check =
+        next.checks.iter().find(|c| limit_of(&c.limit_ref).2 == pb::LimitMeasure::RatedAmount).unwrap();
     assert_eq!((next.decision, amount_check.used.as_str()), (pb::UsageDecision::Allowed as i32, "100"));
 
     // With only usage maxima, any currency counts toward them.

@@ -2,6 +2,7 @@
 //! balances, commits recorded as usage, releases and expiries ending holds, idempotency,
 //! customer balances, and the invariant under concurrent callers on two instances.
 
+use crate::support::limit_of;
 use std::sync::Arc;
 
 use billing::proto::v1 as pb;
@@ -108,7 +109,11 @@ async fn used_today(server: &TestServer, t: &Tenant) -> String {
         .await
         .expect("allowance usage")
         .into_inner();
-    report.usage.iter().find(|l| l.period == "day" && l.measure == "usage").map(|l| l.used.clone()).unwrap()
+    let day_usage = |l: &&pb::AllowanceUsage| {
+        let (_, _, measure, period) = limit_of(&l.limit_ref);
+        (measure, period) == (pb::LimitMeasure::Usage, pb::LimitPeriod::Day)
+    };
+    report.usage.iter().find(day_usage).map(|l| l.used.clone()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

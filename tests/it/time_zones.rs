@@ -1,6 +1,7 @@
 //! Allowance windows are the customer's local calendar days and months, over the wire,
 //! at fixed instants: around local midnight, across a month end, and on DST days.
 
+use crate::support::limit_of;
 use billing::proto::v1 as pb;
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -60,8 +61,10 @@ async fn spend(
         ..Default::default()
     };
     let o = record(u, e).await.unwrap();
-    let used = |period: &str| o.checks.iter().find(|c| c.period == period).map(|c| c.used.clone()).unwrap();
-    (o.decision, used("day"), used("month"))
+    let used = |period| {
+        o.checks.iter().find(|c| limit_of(&c.limit_ref).3 == period).map(|c| c.used.clone()).unwrap()
+    };
+    (o.decision, used(pb::LimitPeriod::Day), used(pb::LimitPeriod::Month))
 }
 
 const ALLOWED: i32 = pb::UsageDecision::Allowed as i32;
@@ -95,7 +98,7 @@ async fn a_tokyo_day_starts_at_local_midnight_not_utc_midnight() {
         .await
         .unwrap()
         .into_inner();
-    let day = report.usage.iter().find(|l| l.period == "day").unwrap();
+    let day = report.usage.iter().find(|l| limit_of(&l.limit_ref).3 == pb::LimitPeriod::Day).unwrap();
     assert_eq!((day.used.as_str(), day.window_start), ("80", ts(utc(2026, 3, 14, 15, 0))), "Mar 15 JST");
 }
 

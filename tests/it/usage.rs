@@ -1,6 +1,7 @@
 //! UsageService: decisions, recording, drawdowns, violations, idempotency, batches,
 //! CheckUsage, GetAllowanceUsage, and a daily maximum under concurrent callers.
 
+use crate::support::limit_of;
 use std::sync::Arc;
 
 use billing::proto::v1 as pb;
@@ -71,8 +72,8 @@ async fn allowed_usage_is_recorded_and_drawn_down() {
         .into_inner();
     let line = &report.usage[0];
     assert_eq!(
-        (line.scope.as_str(), line.period.as_str(), line.used.as_str(), line.percent_used.as_str()),
-        ("customer", "day", "70", "70")
+        (limit_of(&line.limit_ref), line.used.as_str(), line.percent_used.as_str()),
+        ((pb::LimitScope::Customer, "", pb::LimitMeasure::RatedAmount, pb::LimitPeriod::Day), "70", "70")
     );
 }
 
@@ -93,6 +94,42 @@ async fn past_the_maximum_within_tolerance_is_allowed_with_a_warning() {
         ("130", "100", "130")
     );
     assert!(warning.sequence > 0 && !warning.cursor.is_empty(), "written to the feed");
+    assert_eq!(
+        limit_of(&warning.limit_ref),
+        (pb::LimitScope::Customer, "", pb::LimitMeasure::RatedAmount, pb::LimitPeriod::Day)
+    );
+    let listed = crate::support::fixtures::violations(&server, &t.key)
+        .await
+        .list_violations(pb::ListViolationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .violations;
+    assert_eq!(
+        listed.last().map(|v| &v.limit_ref),
+        Some(&warning.limit_ref),
+        "the feed names the same maximum"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)]
+async fn the_string_forms_of_a_maximum_are_still_sent_beside_its_enums() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    let blocked = record(&mut u, event(&t, "e1", "CREED", "1", "130")).await.unwrap();
+    let check = &blocked.checks[0];
+    assert_eq!(
+        (check.scope.as_str(), check.measure.as_str(), check.period.as_str()),
+        ("customer", "rated_amount", "day")
+    );
+    let v = &blocked.violations[0];
+    assert_eq!(
+        (v.scope.as_str(), v.measure.as_str(), v.period.as_str()),
+        ("customer", "rated_amount", "day")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +187,10 @@ async fn services_not_included_are_blocked_when_asked() {
     let mut u = usage_client(&server, &t.key).await;
     let vod = record(&mut u, event(&t, "e1", "CREED", "3", "1")).await.unwrap();
     assert_eq!(vod.decision, pb::UsageDecision::Allowed as i32);
-    assert_eq!(vod.checks[0].scope, "service_type:vod services");
+    assert_eq!(
+        limit_of(&vod.checks[0].limit_ref),
+        (pb::LimitScope::ServiceType, "vod services", pb::LimitMeasure::Usage, pb::LimitPeriod::Transaction)
+    );
     let fuel = record(&mut u, event(&t, "e2", "EXXON", "1", "1")).await.unwrap();
     assert_eq!(fuel.decision, pb::UsageDecision::Blocked as i32);
     assert!(fuel.service_not_included);

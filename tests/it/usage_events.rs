@@ -2,6 +2,7 @@
 //! balances and ledger, credit promotion uses) in one transaction, idempotently, never
 //! reopening a closed segment; listing pages a customer's events with filters.
 
+use crate::support::limit_of;
 use billing::proto::v1 as pb;
 use chrono::{Duration, Utc};
 use tonic::Code;
@@ -33,7 +34,11 @@ async fn daily_used(server: &TestServer, t: &Tenant, u: &mut Usage) -> String {
         .unwrap()
         .into_inner()
         .usage;
-    usage.iter().find(|l| l.period == "day" && l.scope == "customer").unwrap().used.clone()
+    let customer_day = |l: &&pb::AllowanceUsage| {
+        let (scope, _, _, period) = limit_of(&l.limit_ref);
+        (scope, period) == (pb::LimitScope::Customer, pb::LimitPeriod::Day)
+    };
+    usage.iter().find(customer_day).unwrap().used.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

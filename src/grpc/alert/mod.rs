@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::App;
 use crate::app::balance_alerts::{AlertStates, LimitAlert};
+use crate::domain::allowance::Period;
 use crate::domain::balance_alert::{AlertState, BalanceAlert, BalanceAlertDraft, Threshold};
 use crate::domain::money::parse_credit_type;
 use crate::domain::validation::{Parsed, Violations};
@@ -12,6 +13,7 @@ use crate::grpc::convert::{
     decimal, key_id, opt_timestamp, parsed_decimal, parsed_id, require_id, timestamp,
 };
 use crate::grpc::customer_ref;
+use crate::grpc::limit_ref::limit_ref;
 use crate::proto::v1 as pb;
 use crate::proto::v1::alert_service_server::AlertService;
 
@@ -50,17 +52,19 @@ fn alert(a: BalanceAlert) -> pb::BalanceAlert {
     }
 }
 
+#[allow(deprecated)] // the string forms are still sent to clients written before the enums
 fn limit_alert(l: LimitAlert) -> pb::LimitAlertState {
     let line = l.line;
     let period = match line.window.kind {
-        crate::domain::windows::WindowKind::Day => "day",
-        crate::domain::windows::WindowKind::Month => "month",
+        crate::domain::windows::WindowKind::Day => Period::Day,
+        crate::domain::windows::WindowKind::Month => Period::Month,
     };
     let (percent, since) = l.raised.unwrap_or_default();
     pb::LimitAlertState {
+        limit_ref: Some(limit_ref(&line.scope, line.measure, period)),
         scope: line.scope,
         measure: line.measure.as_str().to_owned(),
-        period: period.to_owned(),
+        period: period.as_str().to_owned(),
         window_start: Some(timestamp(line.window.start)),
         window_end: Some(timestamp(line.window.end)),
         used: decimal(line.used),

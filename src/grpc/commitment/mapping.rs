@@ -234,8 +234,9 @@ pub fn patch(req: pb::PatchCommitmentRequest) -> Result<PatchRequest, Violations
     let ops = req
         .operations
         .into_iter()
-        .map(|o| Operation {
-            op: o.op,
+        .enumerate()
+        .map(|(i, o)| Operation {
+            op: op_name(&mut v, i, o.op, o.operation),
             path: o.path,
             from: non_empty(o.from_path),
             value: o.value.map(to_json),
@@ -309,6 +310,41 @@ pub fn commitment(c: Commitment) -> pb::Commitment {
     }
 }
 
+const PATCH_OPS: [(pb::PatchOp, &str); 6] = [
+    (pb::PatchOp::Add, "add"),
+    (pb::PatchOp::Remove, "remove"),
+    (pb::PatchOp::Replace, "replace"),
+    (pb::PatchOp::Move, "move"),
+    (pb::PatchOp::Copy, "copy"),
+    (pb::PatchOp::Test, "test"),
+];
+
+/// The RFC 6902 name of operation `i`, from its `op` or its `operation` (one of them,
+/// or both agreeing); what the name may be is the domain's to judge.
+fn op_name(v: &mut Violations, i: usize, op: String, operation: i32) -> String {
+    let named = PATCH_OPS.iter().find(|(kind, _)| *kind as i32 == operation).map(|(_, name)| *name);
+    match named {
+        None if operation != 0 => {
+            v.add(format!("operations[{i}].operation"), format!("{operation} is not a PatchOp"));
+            op
+        }
+        None => op,
+        Some(name) if op.is_empty() || op == name => name.to_owned(),
+        Some(name) => {
+            v.add(
+                format!("operations[{i}].operation"),
+                format!("is {name}, but op is {op:?}: give one, or both alike"),
+            );
+            op
+        }
+    }
+}
+
+/// The enum of an RFC 6902 operation name (UNSPECIFIED for one it does not know).
+fn op_kind(name: &str) -> pb::PatchOp {
+    PATCH_OPS.iter().find(|(_, n)| *n == name).map_or(pb::PatchOp::Unspecified, |(kind, _)| *kind)
+}
+
 pub fn edit(e: Edit) -> pb::CommitmentEdit {
     pb::CommitmentEdit {
         id: e.id.to_string(),
@@ -319,6 +355,7 @@ pub fn edit(e: Edit) -> pb::CommitmentEdit {
             .operations
             .into_iter()
             .map(|o| pb::PatchOperation {
+                operation: op_kind(&o.op).into(),
                 op: o.op,
                 path: o.path,
                 from_path: o.from.unwrap_or_default(),
@@ -356,10 +393,17 @@ pub fn evaluation(e: Evaluation) -> pb::EvaluateCommitmentResponse {
     }
 }
 
+#[allow(deprecated)] // `kind` is still sent to clients written before the enum
 pub fn compensation(c: Compensation) -> pb::Compensation {
     pb::Compensation {
         id: c.id.to_string(),
         commitment_id: c.commitment.to_string(),
+        compensation_kind: match c.kind {
+            "EARLY_TERMINATION" => pb::CompensationKind::EarlyTermination,
+            "SHORTFALL" => pb::CompensationKind::Shortfall,
+            _ => pb::CompensationKind::Unspecified,
+        }
+        .into(),
         kind: c.kind.to_owned(),
         scope: c.period.map(|p| p.0.as_str().to_owned()).unwrap_or_default(),
         measure: c.period.map(|p| p.1.as_str().to_owned()).unwrap_or_default(),

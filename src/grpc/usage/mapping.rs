@@ -17,6 +17,7 @@ use crate::domain::seal::TokenKey;
 use crate::domain::usage::{MAX_BATCH, ProductRef, UsageEventDraft, validate_event};
 use crate::domain::validation::{Parsed, Violations};
 use crate::grpc::convert::{decimal, non_empty, parsed_decimal, parsed_id, parsed_timestamp, timestamp};
+use crate::grpc::limit_ref::limit_ref;
 use crate::grpc::violation::mapping::violation;
 use crate::proto::v1 as pb;
 use crate::proto::v1::usage_event::Customer as WireCustomer;
@@ -132,8 +133,10 @@ fn outcome_to_wire(o: Outcome) -> pb::LimitOutcome {
 }
 
 /// One maximum checked, on the wire.
+#[allow(deprecated)] // the string forms are still sent to clients written before the enums
 pub fn limit_check(c: LimitCheck) -> pb::LimitCheck {
     pb::LimitCheck {
+        limit_ref: Some(limit_ref(&c.scope, c.measure, c.period)),
         scope: c.scope,
         measure: c.measure.as_str().to_owned(),
         period: c.period.as_str().to_owned(),
@@ -182,17 +185,15 @@ pub fn batch_result(r: Result<UsageOutcome, AppError>, tokens: &TokenKey) -> pb:
     pb::UsageBatchResult { result: Some(result) }
 }
 
+#[allow(deprecated)] // the string forms are still sent to clients written before the enums
 pub fn usage_line(l: UsageLine) -> pb::AllowanceUsage {
+    let period =
+        if l.window.kind == crate::domain::windows::WindowKind::Day { Period::Day } else { Period::Month };
     pb::AllowanceUsage {
+        limit_ref: Some(limit_ref(&l.scope, l.measure, period)),
         scope: l.scope,
         measure: l.measure.as_str().to_owned(),
-        period: if l.window.kind == crate::domain::windows::WindowKind::Day {
-            Period::Day
-        } else {
-            Period::Month
-        }
-        .as_str()
-        .to_owned(),
+        period: period.as_str().to_owned(),
         window_start: Some(timestamp(l.window.start)),
         window_end: Some(timestamp(l.window.end)),
         used: decimal(l.used),

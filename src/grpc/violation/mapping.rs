@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::seal::TokenKey;
 use crate::domain::violation::{NewViolation, ViolationKind, cursor_of};
 use crate::grpc::convert::{decimal, opt_timestamp};
+use crate::grpc::limit_ref::stored_limit_ref;
 use crate::proto::v1 as pb;
 
 pub fn kind_to_wire(k: ViolationKind) -> pb::ViolationKind {
@@ -30,6 +31,7 @@ pub fn kind_from_wire(k: i32) -> Option<ViolationKind> {
 
 /// A violation on the wire, its cursor sealed by `tokens`; `seq` and `recorded_at` are
 /// unset for one not written.
+#[allow(deprecated)] // the string forms are still sent to clients written before the enums
 pub fn violation(
     seq: Option<i64>,
     recorded_at: Option<DateTime<Utc>>,
@@ -49,6 +51,7 @@ pub fn violation(
         message: d.message.clone(),
         event_id: d.event_id.clone().unwrap_or_default(),
         product_id: d.product_id.map(|p| p.to_string()).unwrap_or_default(),
+        limit_ref: stored_limit_ref(d.scope.as_deref(), d.measure.as_deref(), d.period.as_deref()),
         scope: d.scope.clone().unwrap_or_default(),
         measure: d.measure.clone().unwrap_or_default(),
         period: d.period.clone().unwrap_or_default(),

@@ -16,6 +16,16 @@ pub use db::TestDb;
 pub use server::{Key, TestServer};
 
 /// Field paths of the `BadRequest` detail of an INVALID_ARGUMENT status.
+/// Which maximum a check, total, alert or violation is about: scope, scope name,
+/// measure and period.
+pub fn limit_of(
+    r: &Option<billing::proto::v1::LimitRef>,
+) -> (billing::proto::v1::LimitScope, &str, billing::proto::v1::LimitMeasure, billing::proto::v1::LimitPeriod)
+{
+    let r = r.as_ref().expect("limit_ref is set");
+    (r.scope(), r.scope_name.as_str(), r.measure(), r.period())
+}
+
 pub fn bad_fields(status: &Status) -> Vec<String> {
     assert_eq!(status.code(), Code::InvalidArgument, "expected INVALID_ARGUMENT, got {status:?}");
     status

@@ -63,6 +63,19 @@ pub(crate) async fn create(
         .unwrap()
 }
 
+/// The commitment `id` as it stands.
+async fn current(
+    c: &mut pb::commitment_service_client::CommitmentServiceClient<Authed>,
+    id: &str,
+) -> pb::Commitment {
+    c.get_commitment(pb::GetCommitmentRequest { id: id.to_owned(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .commitment
+        .unwrap()
+}
+
 pub(crate) fn string(s: &str) -> prost_types::Value {
     prost_types::Value { kind: Some(Kind::StringValue(s.into())) }
 }
@@ -147,13 +160,7 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
         (applied.commitment_id.as_str(), applied.customer_id()),
         (commitment.id.as_str(), t.customer_id.as_str())
     );
-    let got = c
-        .get_commitment(pb::GetCommitmentRequest { id: commitment.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .commitment
-        .unwrap();
+    let got = current(&mut c, &commitment.id).await;
     assert_eq!(got, commitment);
     let stored = pb::Commitment {
         id: String::new(),
@@ -407,13 +414,7 @@ async fn patches_apply_atomically_and_are_kept_in_history() {
     );
     assert_eq!(bad_fields(&breaks_rule), ["operations[1]"]);
 
-    let now_state = c
-        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .commitment
-        .unwrap();
+    let now_state = current(&mut c, &created.id).await;
     assert_eq!(now_state, ok, "failed patches changed nothing");
     let edits = c
         .list_commitment_edits(pb::ListCommitmentEditsRequest {
@@ -475,13 +476,7 @@ async fn a_patch_operation_may_be_named_by_its_enum_instead_of_its_rfc_6902_stri
         Code::InvalidArgument,
     );
     assert_eq!(bad_fields(&neither), ["operations[0].op"]);
-    let now_state = c
-        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .commitment
-        .unwrap();
+    let now_state = current(&mut c, &created.id).await;
     assert_eq!(
         now_state.customer_obligations.unwrap().minimum_spend[0].amount,
         "160",
@@ -586,13 +581,7 @@ async fn two_evaluators_close_each_period_exactly_once() {
     assert_eq!(first.app.evaluate_due_commitments().await.unwrap(), 0);
     assert_eq!(count(&first, "SELECT count(*) AS n FROM commitment_periods"), 3);
     assert_eq!(count(&first, "SELECT count(*) AS n FROM violations WHERE kind = 'COMMITMENT_SHORTFALL'"), 2);
-    let got = c
-        .get_commitment(pb::GetCommitmentRequest { id: created.id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .commitment
-        .unwrap();
+    let got = current(&mut c, &created.id).await;
     assert_eq!(got.status, pb::CommitmentStatus::Violated as i32);
     let compensations = c
         .list_compensations(pb::ListCompensationsRequest { commitment_id: created.id, ..Default::default() })
@@ -664,13 +653,7 @@ async fn at_its_end_a_met_commitment_is_fulfilled_or_restarts() {
         .commitment
         .unwrap();
     assert_eq!(renewed.status, pb::CommitmentStatus::Ended as i32);
-    let next = c
-        .get_commitment(pb::GetCommitmentRequest { id: renewed.successor_id.clone(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .commitment
-        .unwrap();
+    let next = current(&mut c, &renewed.successor_id).await;
     assert_eq!(next.status, pb::CommitmentStatus::Active as i32);
     assert_eq!(next.time_range.unwrap().start_time, ts(end), "the next term starts where this one ended");
 }

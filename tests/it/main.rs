@@ -19,6 +19,7 @@ mod e2e;
 mod external_ids;
 mod faults;
 mod feed;
+mod field_behavior;
 mod fuzz;
 mod guarded_writes;
 mod history;

@@ -24,6 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Vendored google.rpc types are the ones tonic-types already provides.
         .extern_path(".google.rpc", "::tonic_types::pb")
+        // Maps encode in key order, so one request always has one encoding (its
+        // fingerprint for request ids).
+        .btree_map(".")
         .file_descriptor_set_path(out_dir.join("billing_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
 

@@ -9,8 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::drawdowns::Balances;
+use super::request_ids::{Operation, RequestId, remember, replay_made};
 use super::{App, AppError, clock};
-use crate::db::{self, Conn, acting_key};
+use crate::db::{self, Conn, DbError, acting_key};
 use crate::domain::balance_alert::{
     AlertState, BalanceAlert, BalanceAlertDraft, Standing, transition, validate_alert,
 };
@@ -111,19 +112,31 @@ pub struct LimitAlert {
     pub raised: Option<(rust_decimal::Decimal, Option<DateTime<Utc>>)>,
 }
 
+/// One balance alert.
+fn alert(conn: &mut Conn, org: OrgId, id: BalanceAlertId) -> Result<Option<BalanceAlert>, DbError> {
+    let Some(customer) = db::balance_alerts::customer_of(conn, org, id)? else { return Ok(None) };
+    Ok(db::balance_alerts::for_customers(conn, org, &[customer], false)?.into_iter().find(|a| a.id == id))
+}
+
 impl App {
     /// Adds a balance alert, judged at once; `v` holds what the wire could not parse
     /// (reported with the rules' problems, each field once).
+    /// With a request id, a retry gets the alert the first call made.
     pub async fn create_balance_alert(
         &self,
         org: OrgId,
         draft: BalanceAlertDraft,
         v: Violations,
+        request: Option<RequestId>,
     ) -> Result<BalanceAlert, AppError> {
+        const CREATE: Operation = Operation { name: "CreateBalanceAlert", resource: "balance alert" };
         let acting = acting_key::current();
         let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
+                if let Some(made) = replay_made(conn, org, CREATE, request.as_ref(), BalanceAlertId, alert)? {
+                    return Ok(made);
+                }
                 let mut v = v.clone();
                 let mut rules = Violations::default();
                 let valid = validate_alert(&draft, &mut rules);
@@ -160,6 +173,7 @@ impl App {
                 // Judged at once: an alert made below its threshold starts in alarm.
                 let violations = judge(conn, org, std::slice::from_mut(&mut alert), (now, grace))?;
                 db::violations::append(conn, org, &violations, now)?;
+                remember(conn, org, CREATE, request.as_ref(), alert.id)?;
                 Ok(alert)
             })
             .await

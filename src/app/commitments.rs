@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::credit::{AppliedView, apply_in};
+use super::credit::{AppliedView, apply_in, views};
 use super::customers::require_customer;
+use super::request_ids::{self, RequestId, made_id, remember, replay};
 use super::{App, AppError, Caller, clock};
 use crate::db::commitments::{ClosedPeriod, CommitmentFilter, Compensation, Edit, MeasureQuery};
 use crate::db::{self, Conn, acting_key};
@@ -28,6 +29,16 @@ use crate::domain::validation::{Parsed, Violations};
 use crate::domain::violation::{NewViolation, ViolationDetail, ViolationKind};
 
 const RESOURCE: &str = "commitment";
+const CREATE: request_ids::Operation =
+    request_ids::Operation { name: "CreateCommitment", resource: RESOURCE };
+const TERMINATE: request_ids::Operation =
+    request_ids::Operation { name: "TerminateCommitment", resource: RESOURCE };
+
+/// The commitment a remembered call made or changed.
+fn load_made(conn: &mut Conn, org: OrgId, made: &str) -> Result<Commitment, AppError> {
+    let id = CommitmentId(made_id(made)?);
+    db::commitments::get(conn, org, id, false)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
+}
 
 /// A query for one page of a commitment's history: (org, commitment, after id, limit).
 type HistoryQuery<T> = fn(&mut Conn, OrgId, CommitmentId, Option<Uuid>, i64) -> Result<Vec<T>, db::DbError>;
@@ -128,16 +139,26 @@ fn stop_of(c: &Commitment) -> Option<DateTime<Utc>> {
 
 impl App {
     /// Creates a commitment, and applies a credit promotion with it when asked, in one
-    /// transaction. `v` holds the request's parse problems.
+    /// transaction. `v` holds the request's parse problems. With a request id, a retry
+    /// gets the commitment the first call made and the promotions applied with it.
     pub async fn create_commitment(
         &self,
         org: OrgId,
         new: NewCommitment,
         v: Violations,
+        request: Option<RequestId>,
     ) -> Result<(Commitment, Vec<AppliedView>), AppError> {
         let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
+                let read = |conn: &mut Conn, made: &str| {
+                    let commitment = load_made(conn, org, made)?;
+                    let applied = db::credit::applied_with_commitment(conn, org, commitment.id)?;
+                    Ok((commitment, views(conn, org, applied, clock::now())?))
+                };
+                if let Some(made) = replay(conn, org, CREATE, request.as_ref(), read)? {
+                    return Ok(made);
+                }
                 let mut v = v.clone();
                 let customer = new.customer.clone().required(&mut v, "commitment.customer_id");
                 if let Some(c) = customer
@@ -177,6 +198,7 @@ impl App {
                     }
                     applied.extend(view);
                 }
+                remember(conn, org, CREATE, request.as_ref(), commitment.id)?;
                 Ok((commitment, applied))
             })
             .await
@@ -319,6 +341,7 @@ impl App {
 
     /// Terminates before the end: an early termination (before the minimum term) is a
     /// violation, and records the penalty when one is configured.
+    /// With a request id, a retry gets the terminated commitment and its penalty.
     pub async fn terminate_commitment(
         &self,
         org: OrgId,
@@ -326,10 +349,21 @@ impl App {
         placement: Placement,
         etag: String,
         reason: Option<String>,
+        request: Option<RequestId>,
     ) -> Result<(Commitment, Option<Compensation>), AppError> {
         let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
+                let read = |conn: &mut Conn, made: &str| {
+                    let commitment = load_made(conn, org, made)?;
+                    let compensations =
+                        db::commitments::list_compensations(conn, org, commitment.id, None, i64::MAX)?;
+                    let penalty = compensations.into_iter().find(|c| c.kind == "EARLY_TERMINATION");
+                    Ok((commitment, penalty))
+                };
+                if let Some(made) = replay(conn, org, TERMINATE, request.as_ref(), read)? {
+                    return Ok(made);
+                }
                 let c = lock_open(conn, org, id, placement, &etag)?;
                 let now = clock::now();
                 if now >= c.terms.time_range.end_time {
@@ -384,6 +418,7 @@ impl App {
                 let context = format!("commitment {id} terminated");
                 db::credit::remove_applied_with_commitment(conn, org, id, now, &context)?;
                 db::violations::append(conn, org, &violations, now)?;
+                remember(conn, org, TERMINATE, request.as_ref(), id)?;
                 Ok((next, penalty))
             })
             .await

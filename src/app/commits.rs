@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::balance_alerts::settle_alerts;
 use super::credit_types::check_declared;
 use super::customers::require_customer;
+use super::request_ids::{Operation, RequestId, made_id, remember, replay};
 use super::segments::{close_due_for_customer, write_off};
 use super::{App, AppError, clock};
 use crate::db::commit_ledger::RequestKey;
@@ -21,6 +22,13 @@ use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::Violations;
 
 const RESOURCE: &str = "commit";
+const CREATE: Operation = Operation { name: "CreateCommit", resource: RESOURCE };
+const VOID: Operation = Operation { name: "VoidCommit", resource: RESOURCE };
+
+/// The commit a remembered call made or changed.
+fn load_made(conn: &mut Conn, org: OrgId, made: &str) -> Result<Commit, AppError> {
+    load(conn, org, CommitId(made_id(made)?))
+}
 
 /// A commit's balance at an instant.
 #[derive(Clone, Debug)]
@@ -95,12 +103,14 @@ fn grants(c: &Commit, now: DateTime<Utc>) -> Vec<LedgerEntry> {
 }
 
 impl App {
-    /// Creates a commit after checking every rule (the draft's parse problems are in `v`).
+    /// Creates a commit after checking every rule (the draft's parse problems are in `v`);
+    /// with a request id, a retry gets the commit the first call made.
     pub async fn create_commit(
         &self,
         org: OrgId,
         draft: CommitDraft,
         v: Violations,
+        request: Option<RequestId>,
     ) -> Result<Commit, AppError> {
         let key = draft.uniqueness_key.clone();
         let acting = acting_key::current();
@@ -108,6 +118,10 @@ impl App {
         let created = self
             .db()
             .transaction(org, move |conn| {
+                if let Some(made) = replay(conn, org, CREATE, request.as_ref(), |c, m| load_made(c, org, m))?
+                {
+                    return Ok(made);
+                }
                 let mut v = v.clone();
                 let mut named = vec![("access_schedule.credit_type", draft.access_credit_type.as_str())];
                 if let Some(s) = &draft.invoice_schedule {
@@ -126,6 +140,7 @@ impl App {
                 db::commits::insert(conn, org, &commit)?;
                 db::commit_ledger::insert(conn, org, &grants(&commit, now))?;
                 settle_alerts(conn, org, &[commit.customer_id], (now, grace))?;
+                remember(conn, org, CREATE, request.as_ref(), commit.id)?;
                 Ok(commit)
             })
             .await
@@ -200,18 +215,22 @@ impl App {
     }
 
     /// Voids a commit: every open segment's balance is written off and it takes no more
-    /// usage.
+    /// usage. With a request id, a retry gets the voided commit.
     pub async fn void_commit(
         &self,
         org: OrgId,
         id: CommitId,
         etag: String,
         reason: Option<String>,
+        request: Option<RequestId>,
     ) -> Result<Commit, AppError> {
         let acting = acting_key::current();
         let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
+                if let Some(made) = replay(conn, org, VOID, request.as_ref(), |c, m| load_made(c, org, m))? {
+                    return Ok(made);
+                }
                 let current = lock_commit(conn, org, id, &etag)?;
                 refuse_if_voided(&current)?;
                 let now = clock::now();
@@ -231,6 +250,7 @@ impl App {
                 next.updated_at = now;
                 db::commits::update(conn, org, &next, reason.as_deref())?;
                 settle_alerts(conn, org, &[next.customer_id], (now, grace))?;
+                remember(conn, org, VOID, request.as_ref(), next.id)?;
                 Ok(next)
             })
             .await

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::customers::require_customer;
+use super::request_ids::{Operation, RequestId, made_id, remember, replay, replay_made};
 use super::{App, AppError, clock};
-use crate::db::{self, Conn, acting_key};
+use crate::db::{self, Conn, DbError, acting_key};
 use crate::domain::credit::{
     AmountsLeft, ApplicationDraft, ApplicationRefs, AppliedPromotion, CreditPromotion, CreditPromotionDraft,
     amounts_left, validate_application, validate_promotion,
 };
-use crate::domain::ids::{ApiKeyId, AppliedPromotionId, CustomerId, OrgId};
+use crate::domain::ids::{ApiKeyId, AppliedPromotionId, CreditPromotionId, CustomerId, OrgId};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::Violations;
 
@@ -24,7 +25,7 @@ pub struct AppliedView {
 }
 
 /// What is left of each of `applied` at `at`.
-fn views(
+pub(crate) fn views(
     conn: &mut Conn,
     org: OrgId,
     applied: Vec<AppliedPromotion>,
@@ -76,16 +77,40 @@ pub fn apply_in(
     Ok(views(conn, org, vec![applied], now)?.pop())
 }
 
+const CREATE: Operation = Operation { name: "CreateCreditPromotion", resource: "credit promotion" };
+const APPLY: Operation = Operation { name: "ApplyPromotion", resource: "applied promotion" };
+
+/// One credit promotion.
+fn promotion(conn: &mut Conn, org: OrgId, id: CreditPromotionId) -> Result<Option<CreditPromotion>, DbError> {
+    Ok(db::credit::promotions(conn, org, &[id])?.remove(&id))
+}
+
+/// The application a remembered call made, with what is left of it now.
+fn applied_view(conn: &mut Conn, org: OrgId, made: &str) -> Result<AppliedView, AppError> {
+    let id = AppliedPromotionId(made_id(made)?);
+    let not_found = || AppError::not_found(APPLY.resource, id);
+    let a = db::credit::get_applied(conn, org, id)?.ok_or_else(not_found)?;
+    views(conn, org, vec![a], clock::now())?.pop().ok_or_else(not_found)
+}
+
 impl App {
+    /// Creates a credit promotion; with a request id, a retry gets the one the first call
+    /// made.
     pub async fn create_credit_promotion(
         &self,
         org: OrgId,
         draft: CreditPromotionDraft,
         v: Violations,
+        request: Option<RequestId>,
     ) -> Result<CreditPromotion, AppError> {
         let acting = acting_key::current();
         self.db()
             .transaction(org, move |conn| {
+                if let Some(made) =
+                    replay_made(conn, org, CREATE, request.as_ref(), CreditPromotionId, promotion)?
+                {
+                    return Ok(made);
+                }
                 let wanted: Vec<_> = draft.product_ids.iter().filter_map(|p| p.valid().copied()).collect();
                 let known: Vec<_> =
                     db::products::get_many(conn, org, &wanted)?.into_iter().map(|p| p.id).collect();
@@ -102,6 +127,7 @@ impl App {
                     _ => return Err(AppError::Invalid(v)),
                 };
                 db::credit::insert_promotion(conn, org, &p)?;
+                remember(conn, org, CREATE, request.as_ref(), p.id)?;
                 Ok(p)
             })
             .await
@@ -124,22 +150,31 @@ impl App {
         Ok(Page::from_rows(rows, &page, &filters_key, |p| p.id.to_string()))
     }
 
+    /// Applies a credit promotion to a customer; with a request id, a retry gets the
+    /// application the first call made.
     pub async fn apply_promotion(
         &self,
         org: OrgId,
         draft: ApplicationDraft,
         v: Violations,
+        request: Option<RequestId>,
     ) -> Result<AppliedView, AppError> {
         let acting = acting_key::current();
         let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
+                if let Some(made) =
+                    replay(conn, org, APPLY, request.as_ref(), |c, m| applied_view(c, org, m))?
+                {
+                    return Ok(made);
+                }
                 let mut v = v.clone();
                 let view = v.nested("applied", |v| apply_in(conn, org, draft.clone(), acting, v))?;
                 match view {
                     Some(view) if v.is_empty() => {
                         let customer = view.applied.customer;
                         super::balance_alerts::settle_alerts(conn, org, &[customer], (clock::now(), grace))?;
+                        remember(conn, org, APPLY, request.as_ref(), view.applied.id)?;
                         Ok(view)
                     }
                     _ => Err(AppError::Invalid(v)),

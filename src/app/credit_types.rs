@@ -1,6 +1,7 @@
 //! Custom credit types: declaring them, listing them, and the check every use case that
 //! takes an amount runs so an undeclared custom type is refused where it is named.
 
+use super::request_ids::{Operation, RequestId, remember, replay};
 use super::{App, AppError, Caller, clock};
 use crate::db::{self, Conn};
 use crate::domain::credit_type::{CreditType, is_custom, validate_declaration};
@@ -10,6 +11,7 @@ use crate::domain::page::{Page, PageRequest};
 use crate::domain::validation::Violations;
 
 const RESOURCE: &str = "credit type";
+const CREATE: Operation = Operation { name: "CreateCreditType", resource: RESOURCE };
 
 /// Records in `v` every credit type among `named` (field, upper-case code) that is not
 /// an ISO 4217 currency and that the organization has not declared.
@@ -40,13 +42,15 @@ pub fn undeclared(code: &str) -> String {
 }
 
 impl App {
-    /// Declares a custom credit type (`code` already upper-cased; its parse problems in `v`).
+    /// Declares a custom credit type (`code` already upper-cased; its parse problems in
+    /// `v`); with a request id, a retry gets the type the first call declared.
     pub async fn create_credit_type(
         &self,
         caller: Caller,
         code: String,
         name: String,
         mut v: Violations,
+        request: Option<RequestId>,
     ) -> Result<CreditType, AppError> {
         v.nested("credit_type", |v| validate_declaration(&code, &name, v));
         v.finish(()).map_err(AppError::Invalid)?;
@@ -54,7 +58,15 @@ impl App {
             CreditType { code: code.clone(), name, created_at: clock::now(), created_by: Some(caller.key) };
         self.db()
             .transaction(caller.org, move |conn| {
-                db::credit_types::insert(conn, caller.org, &t)?;
+                let org = caller.org;
+                let read = |conn: &mut Conn, made: &str| {
+                    db::credit_types::get(conn, org, made)?.ok_or_else(|| AppError::not_found(RESOURCE, made))
+                };
+                if let Some(made) = replay(conn, org, CREATE, request.as_ref(), read)? {
+                    return Ok(made);
+                }
+                db::credit_types::insert(conn, org, &t)?;
+                remember(conn, org, CREATE, request.as_ref(), &t.code)?;
                 Ok::<_, AppError>(t.clone())
             })
             .await

@@ -2,6 +2,7 @@
 
 use super::clock;
 
+use super::request_ids::{Operation, RequestId, remember, replay_made};
 use super::{App, AppError};
 use crate::db::{self, acting_key};
 use crate::domain::customer::{Customer, CustomerChanges, CustomerFilter, NewCustomer};
@@ -23,13 +24,26 @@ fn lock_current(conn: &mut db::Conn, org: OrgId, id: CustomerId, etag: &str) -> 
 }
 
 impl App {
-    pub async fn create_customer(&self, org: OrgId, new: NewCustomer) -> Result<Customer, AppError> {
+    /// Creates a customer; with a request id, a retry gets the customer the first call made.
+    pub async fn create_customer(
+        &self,
+        org: OrgId,
+        new: NewCustomer,
+        request: Option<RequestId>,
+    ) -> Result<Customer, AppError> {
+        const CREATE: Operation = Operation { name: "CreateCustomer", resource: RESOURCE };
         let customer = Customer::create(CustomerId::generate(), new, clock::now(), acting_key::current());
         let external_id = customer.external_id.clone();
         let created = self
             .db()
             .transaction(org, move |conn| {
+                if let Some(made) =
+                    replay_made(conn, org, CREATE, request.as_ref(), CustomerId, db::customers::get)?
+                {
+                    return Ok(made);
+                }
                 db::customers::insert(conn, org, &customer)?;
+                remember(conn, org, CREATE, request.as_ref(), customer.id)?;
                 Ok::<_, AppError>(customer.clone())
             })
             .await

@@ -17,6 +17,7 @@ pub mod key_cache;
 pub mod policy;
 pub mod products;
 pub mod promos;
+pub mod request_ids;
 pub mod reservations;
 pub mod segments;
 pub mod tenancy;

@@ -2,6 +2,7 @@
 
 use super::clock;
 
+use super::request_ids::{Operation, RequestId, remember, replay_made};
 use super::{App, AppError};
 use crate::db::{self, acting_key};
 use crate::domain::etag::etag_matches;
@@ -23,13 +24,26 @@ fn lock_current(conn: &mut db::Conn, org: OrgId, id: ProductId, etag: &str) -> R
 }
 
 impl App {
-    pub async fn create_product(&self, org: OrgId, new: NewProduct) -> Result<Product, AppError> {
+    /// Creates a product; with a request id, a retry gets the product the first call made.
+    pub async fn create_product(
+        &self,
+        org: OrgId,
+        new: NewProduct,
+        request: Option<RequestId>,
+    ) -> Result<Product, AppError> {
+        const CREATE: Operation = Operation { name: "CreateProduct", resource: RESOURCE };
         let product = Product::create(ProductId::generate(), new, clock::now(), acting_key::current());
         let code = product.code.clone();
         let created = self
             .db()
             .transaction(org, move |conn| {
+                if let Some(made) =
+                    replay_made(conn, org, CREATE, request.as_ref(), ProductId, db::products::get)?
+                {
+                    return Ok(made);
+                }
                 db::products::insert(conn, org, &product)?;
+                remember(conn, org, CREATE, request.as_ref(), product.id)?;
                 Ok::<_, AppError>(product.clone())
             })
             .await

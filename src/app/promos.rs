@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::customers::require_customer;
+use super::request_ids::{Operation, RequestId, remember, replay_made};
 use super::{App, AppError, Caller, clock};
 use crate::db::promos::PromoFilter;
 use crate::db::{self, Conn, DbError, acting_key};
@@ -18,6 +19,12 @@ use crate::domain::promo::{
 use crate::domain::validation::Violations;
 
 const RESOURCE: &str = "billing promo";
+const CREATE: Operation = Operation { name: "CreateBillingPromo", resource: RESOURCE };
+
+/// The promo, unless deleted, not locked.
+fn get_live(conn: &mut Conn, org: OrgId, id: PromoId) -> Result<Option<BillingPromo>, DbError> {
+    db::promos::get(conn, org, id, false)
+}
 
 /// A basket's evaluation, with the rewards it granted; stored for replays.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,16 +71,21 @@ fn lock_promo(conn: &mut Conn, org: OrgId, id: PromoId, etag: &str) -> Result<Bi
 }
 
 impl App {
-    /// Creates a promo, filling the seed's defaults; `created_by` is the calling key.
+    /// Creates a promo, filling the product's defaults; `created_by` is the calling key.
+    /// With a request id, a retry gets the promo the first call made.
     pub async fn create_billing_promo(
         &self,
         caller: Caller,
         draft: PromoDraft,
         v: Violations,
+        request: Option<RequestId>,
     ) -> Result<BillingPromo, AppError> {
         let org = caller.org;
         self.db()
             .transaction(org, move |conn| {
+                if let Some(made) = replay_made(conn, org, CREATE, request.as_ref(), PromoId, get_live)? {
+                    return Ok(made);
+                }
                 let ids = [draft.product.valid().copied(), draft.reward_product.valid().copied()]
                     .into_iter()
                     .flatten()
@@ -86,6 +98,7 @@ impl App {
                     _ => return Err(AppError::Invalid(v)),
                 };
                 db::promos::insert(conn, org, &promo)?;
+                remember(conn, org, CREATE, request.as_ref(), promo.id)?;
                 Ok(promo)
             })
             .await
@@ -94,7 +107,7 @@ impl App {
     pub async fn get_billing_promo(&self, org: OrgId, id: PromoId) -> Result<BillingPromo, AppError> {
         self.db()
             .transaction(org, move |conn| {
-                db::promos::get(conn, org, id, false)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
+                get_live(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
             })
             .await
     }

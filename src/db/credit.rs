@@ -256,6 +256,23 @@ pub fn remove_applied(
     Ok(())
 }
 
+/// Every application made together with `commitment`, removed ones too, oldest first.
+pub fn applied_with_commitment(
+    conn: &mut PgConnection,
+    org: OrgId,
+    commitment: CommitmentId,
+) -> Result<Vec<AppliedPromotion>, DbError> {
+    Ok(applied_promotions::table
+        .filter(applied_promotions::org_id.eq(org.uuid()))
+        .filter(applied_promotions::commitment_id.eq(commitment.uuid()))
+        .order(applied_promotions::id)
+        .select(AppliedRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(AppliedPromotion::from)
+        .collect())
+}
+
 /// Removes every application still applied together with `commitment`, at `at`, with
 /// `context` saying why.
 pub fn remove_applied_with_commitment(

@@ -53,6 +53,16 @@ pub fn list(
     Ok(rows.into_iter().map(CreditType::from).collect())
 }
 
+/// The credit type declared under `code`.
+pub fn get(conn: &mut PgConnection, org: OrgId, code: &str) -> Result<Option<CreditType>, DbError> {
+    let row: Option<CreditTypeRow> = credit_types::table
+        .find((org.uuid(), code))
+        .select(CreditTypeRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(CreditType::from))
+}
+
 /// Which of `codes` the organization has declared.
 pub fn declared(conn: &mut PgConnection, org: OrgId, codes: &[&str]) -> Result<Vec<String>, DbError> {
     if codes.is_empty() {

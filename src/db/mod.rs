@@ -24,6 +24,7 @@ pub mod migrate;
 pub mod prepared;
 pub mod products;
 pub mod promos;
+pub mod request_ids;
 pub mod reservations;
 pub mod schema;
 pub mod shutdown;

@@ -362,6 +362,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    request_ids (org_id, operation, request_id) {
+        org_id -> Uuid,
+        operation -> Text,
+        request_id -> Text,
+        fingerprint -> Bytea,
+        resource -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     reservation_extensions (org_id, request_id) {
         org_id -> Uuid,
         request_id -> Text,
@@ -492,6 +503,7 @@ diesel::joinable!(balance_alerts -> organizations (org_id));
 diesel::joinable!(credit_types -> organizations (org_id));
 diesel::joinable!(customers -> organizations (org_id));
 diesel::joinable!(products -> organizations (org_id));
+diesel::joinable!(request_ids -> organizations (org_id));
 diesel::joinable!(reservation_extensions -> organizations (org_id));
 diesel::joinable!(usage_reservations -> organizations (org_id));
 diesel::joinable!(violation_sequences -> organizations (org_id));
@@ -519,6 +531,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     promo_baskets,
     promo_rewards,
+    request_ids,
     reservation_extensions,
     reward_redemptions,
     token_secrets,

@@ -19,6 +19,7 @@ pub mod message_limit;
 pub mod observe;
 pub mod product;
 pub mod promo;
+pub mod request_id;
 pub mod reservation;
 pub mod scopes;
 pub mod shutdown;

@@ -30,6 +30,7 @@ fn below(
         customer: billing::proto::customer_id(t.customer_id.clone()),
         credit_type: String::new(),
         threshold: Some(threshold),
+        request_id: String::new(),
     }
 }
 

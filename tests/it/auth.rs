@@ -17,6 +17,7 @@ fn new_customer(external_id: &str) -> pb::CreateCustomerRequest {
             name: "Acme Ltd".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     }
 }
 

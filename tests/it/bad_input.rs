@@ -120,7 +120,7 @@ async fn hostile_commit_and_limit_values_are_invalid_and_change_nothing() {
         let mut m = valid.clone();
         edit(&mut m);
         let status = expect_code(
-            c.create_commit(pb::CreateCommitRequest { commit: Some(m) }).await,
+            c.create_commit(pb::CreateCommitRequest { commit: Some(m), request_id: String::new() }).await,
             Code::InvalidArgument,
         );
         let fields = bad_fields(&status);

@@ -55,12 +55,16 @@ pub(crate) async fn create(
     c: &mut CommitmentServiceClient<Authed>,
     commitment: pb::Commitment,
 ) -> pb::Commitment {
-    c.create_commitment(pb::CreateCommitmentRequest { commitment: Some(commitment), apply_promotion: None })
-        .await
-        .expect("create commitment")
-        .into_inner()
-        .commitment
-        .unwrap()
+    c.create_commitment(pb::CreateCommitmentRequest {
+        commitment: Some(commitment),
+        apply_promotion: None,
+        request_id: String::new(),
+    })
+    .await
+    .expect("create commitment")
+    .into_inner()
+    .commitment
+    .unwrap()
 }
 
 /// The commitment `id` as it stands.
@@ -110,6 +114,7 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
                 amount_per_cycle: Some("10".into()),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -149,6 +154,7 @@ async fn a_commitment_keeps_every_field_and_can_apply_a_credit_promotion() {
                 applied_time_range: Some(pb::TimeRange { start_time: ts(now), end_time: None }),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -203,8 +209,12 @@ async fn malformed_parts_and_rule_breaches_are_reported_in_one_answer() {
     bad.subscription_id = "not-a-uuid".into();
     bad.product_id = uuid::Uuid::now_v7().to_string();
     let status = expect_code(
-        c.create_commitment(pb::CreateCommitmentRequest { commitment: Some(bad), apply_promotion: None })
-            .await,
+        c.create_commitment(pb::CreateCommitmentRequest {
+            commitment: Some(bad),
+            apply_promotion: None,
+            request_id: String::new(),
+        })
+        .await,
         Code::InvalidArgument,
     );
     let mut fields = bad_fields(&status);
@@ -238,8 +248,12 @@ async fn rule_breaches_are_named_and_nothing_is_created() {
     });
     bad.product_id = uuid::Uuid::now_v7().to_string();
     let status = expect_code(
-        c.create_commitment(pb::CreateCommitmentRequest { commitment: Some(bad), apply_promotion: None })
-            .await,
+        c.create_commitment(pb::CreateCommitmentRequest {
+            commitment: Some(bad),
+            apply_promotion: None,
+            request_id: String::new(),
+        })
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(
@@ -256,6 +270,7 @@ async fn rule_breaches_are_named_and_nothing_is_created() {
         c.create_commitment(pb::CreateCommitmentRequest {
             commitment: Some(malformed),
             apply_promotion: None,
+            request_id: String::new(),
         })
         .await,
         Code::InvalidArgument,
@@ -774,6 +789,7 @@ async fn another_orgs_commitments_are_not_found() {
         cb.create_commitment(pb::CreateCommitmentRequest {
             commitment: Some(monthly_spend(&a, "1", now, now + Duration::days(30))),
             apply_promotion: None,
+            request_id: String::new(),
         })
         .await,
         Code::InvalidArgument,

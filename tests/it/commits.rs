@@ -145,7 +145,7 @@ async fn every_rule_breach_is_reported_at_once_and_nothing_is_created() {
         ..Default::default()
     };
     let status = expect_code(
-        c.create_commit(pb::CreateCommitRequest { commit: Some(bad) }).await,
+        c.create_commit(pb::CreateCommitRequest { commit: Some(bad), request_id: String::new() }).await,
         Code::InvalidArgument,
     );
     assert_eq!(
@@ -180,7 +180,7 @@ async fn reused_uniqueness_key_is_already_exists_and_creates_nothing() {
     create_commit(&mut c, commit.clone()).await;
     commit.access_schedule.as_mut().unwrap().schedule_items[0].amount = "999".into();
     let status = expect_code(
-        c.create_commit(pb::CreateCommitRequest { commit: Some(commit) }).await,
+        c.create_commit(pb::CreateCommitRequest { commit: Some(commit), request_id: String::new() }).await,
         Code::AlreadyExists,
     );
     assert_eq!(reason(&status), "ALREADY_EXISTS");
@@ -207,7 +207,8 @@ async fn postpaid_commit_follows_its_rules() {
         ..Default::default()
     });
     let status = expect_code(
-        c.create_commit(pb::CreateCommitRequest { commit: Some(commit.clone()) }).await,
+        c.create_commit(pb::CreateCommitRequest { commit: Some(commit.clone()), request_id: String::new() })
+            .await,
         Code::InvalidArgument,
     );
     assert_eq!(
@@ -344,6 +345,7 @@ async fn void_writes_off_the_balance_and_stops_drawdowns() {
             id: created.id.clone(),
             etag: String::new(),
             reason: "customer churned".into(),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -580,6 +582,7 @@ async fn another_orgs_commit_is_not_found_for_every_call() {
     let status = expect_code(
         cb.create_commit(pb::CreateCommitRequest {
             commit: Some(prepaid(&a, "1", "1", day(2026, 1, 1), day(2027, 1, 1))),
+            request_id: String::new(),
         })
         .await,
         Code::InvalidArgument,

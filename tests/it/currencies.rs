@@ -29,6 +29,7 @@ fn declare(code: &str) -> pb::CreateCreditTypeRequest {
             name: "Platform credits".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     }
 }
 
@@ -41,7 +42,11 @@ async fn a_custom_credit_type_is_declared_before_use() {
         prepaid(&t, "100", "1", Utc::now() - Duration::days(1), Utc::now() + Duration::days(30));
     in_credits.access_schedule.as_mut().unwrap().credit_type = "credits".into();
     let status = expect_code(
-        c.create_commit(pb::CreateCommitRequest { commit: Some(in_credits.clone()) }).await,
+        c.create_commit(pb::CreateCommitRequest {
+            commit: Some(in_credits.clone()),
+            request_id: String::new(),
+        })
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(bad_fields(&status), ["commit.access_schedule.credit_type"]);

@@ -14,6 +14,7 @@ fn customer(external_id: &str, name: &str, tz: &str) -> pb::CreateCustomerReques
             time_zone: tz.into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     }
 }
 
@@ -40,7 +41,7 @@ async fn every_bad_field_is_reported_at_once() {
         expect_code(c.create_customer(customer("", "", "Mars/Olympus")).await, Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["customer.external_id", "customer.name", "customer.time_zone"]);
     let status = expect_code(
-        c.create_customer(pb::CreateCustomerRequest { customer: None }).await,
+        c.create_customer(pb::CreateCustomerRequest { customer: None, request_id: String::new() }).await,
         Code::InvalidArgument,
     );
     assert_eq!(bad_fields(&status), ["customer"]);

@@ -95,8 +95,8 @@ async fn every_request_naming_a_customer_takes_its_external_id_alike() {
 
     let mut c = commits(&server, &t.key).await;
     let commit = |who| pb::Commit { customer: named(who, &t), ..prepaid(&t, "100", "1", start, end) };
-    let created =
-        alike!("CreateCommit", |who| c.create_commit(pb::CreateCommitRequest { commit: Some(commit(who)) }));
+    let created = alike!("CreateCommit", |who| c
+        .create_commit(pb::CreateCommitRequest { commit: Some(commit(who)), request_id: String::new() }));
     assert_eq!(created.commit.unwrap().customer_id(), t.customer_id, "answers name the customer by id");
     alike!("ListCommits", same, |who| c
         .list_commits(pb::ListCommitsRequest { customer: named(who, &t), ..Default::default() }));
@@ -138,8 +138,10 @@ async fn every_request_naming_a_customer_takes_its_external_id_alike() {
         applied_time_range: Some(pb::TimeRange { start_time: ts(start), end_time: ts(end) }),
         ..Default::default()
     };
-    alike!("ApplyPromotion", |who| p
-        .apply_promotion(pb::ApplyPromotionRequest { applied: Some(applied(who)) }));
+    alike!("ApplyPromotion", |who| p.apply_promotion(pb::ApplyPromotionRequest {
+        applied: Some(applied(who)),
+        request_id: String::new()
+    }));
     alike!("ListAppliedPromotions", same, |who| p.list_applied_promotions(
         pb::ListAppliedPromotionsRequest { customer: named(who, &t), ..Default::default() }
     ));
@@ -159,10 +161,12 @@ async fn every_request_naming_a_customer_takes_its_external_id_alike() {
     alike!("CreateCommitment", |who| m.create_commitment(pb::CreateCommitmentRequest {
         commitment: Some(commitment(who)),
         apply_promotion: None,
+        request_id: String::new()
     }));
     alike!("CreateCommitment apply_promotion", |who| m.create_commitment(pb::CreateCommitmentRequest {
         commitment: Some(commitment(Who::Id)),
         apply_promotion: Some(applied(who)),
+        request_id: String::new()
     }));
     alike!("ListCommitments", same, |who| m
         .list_commitments(pb::ListCommitmentsRequest { customer: named(who, &t), ..Default::default() }));

@@ -291,6 +291,7 @@ async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_no
             name: "Late".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     });
     req.set_timeout(Duration::from_millis(200));
     let status = late.create_customer(req).await.expect_err("its deadline passes first");

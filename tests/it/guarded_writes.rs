@@ -47,6 +47,7 @@ async fn two() -> Two {
                 product: owner.vod.clone(),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -103,7 +104,12 @@ impl Two {
 async fn guarded_writes(t: &Two, key: &str, etag: &str) -> Vec<(&'static str, tonic::Status)> {
     let s = &t.server;
     let mut out = Vec::new();
-    let void = pb::VoidCommitRequest { id: t.commit.id.clone(), etag: etag.into(), reason: "x".into() };
+    let void = pb::VoidCommitRequest {
+        id: t.commit.id.clone(),
+        etag: etag.into(),
+        reason: "x".into(),
+        request_id: String::new(),
+    };
     out.push(("VoidCommit", commits(s, key).await.void_commit(void).await.unwrap_err()));
     let terminate = pb::TerminateCommitmentRequest {
         id: t.commitment.id.clone(),

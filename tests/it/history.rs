@@ -84,6 +84,7 @@ async fn with_promotion(
                 applied_time_range: Some(pb::TimeRange { start_time: ts(from), end_time: None }),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()

@@ -30,6 +30,7 @@ async fn a_reused_key_names_the_resource_that_holds_it() {
             name: "Other".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     };
     let status = customers.create_customer(again).await.unwrap_err();
     assert_eq!(existing(status), t.customer_id, "external id");
@@ -42,6 +43,7 @@ async fn a_reused_key_names_the_resource_that_holds_it() {
             kind: pb::ProductKind::Service.into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     };
     assert_eq!(existing(products.create_product(again).await.unwrap_err()), t.vod, "product code");
 
@@ -49,7 +51,10 @@ async fn a_reused_key_names_the_resource_that_holds_it() {
     let mut keyed = prepaid(&t, "100", "1", Utc::now() - Duration::days(1), Utc::now() + Duration::days(30));
     keyed.uniqueness_key = Some("contract-7".into());
     let commit = create_commit(&mut c, keyed.clone()).await;
-    let status = c.create_commit(pb::CreateCommitRequest { commit: Some(keyed) }).await.unwrap_err();
+    let status = c
+        .create_commit(pb::CreateCommitRequest { commit: Some(keyed), request_id: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(existing(status), commit.id, "commit uniqueness key");
 
     let first = apply(&mut c, &t, "draw-1", usage(&t.vod, "5")).await.unwrap();

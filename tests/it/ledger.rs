@@ -143,6 +143,7 @@ async fn entries_on_an_upcoming_segment_take_effect_at_its_start() {
         id: commit.id.clone(),
         etag: commit.etag.clone(),
         reason: "cancelled".into(),
+        request_id: String::new(),
     })
     .await
     .unwrap();

@@ -31,6 +31,7 @@ mod performance;
 mod products;
 mod promos;
 mod readme;
+mod request_ids;
 mod reservations;
 mod row_security;
 mod scopes;

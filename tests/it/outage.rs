@@ -35,6 +35,7 @@ fn new_customer(external_id: &str) -> pb::CreateCustomerRequest {
             name: "C".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     }
 }
 

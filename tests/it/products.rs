@@ -16,6 +16,7 @@ fn product(code: &str, kind: pb::ProductKind, tags: &[&str], service_type: &str)
             kind: kind.into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     }
 }
 

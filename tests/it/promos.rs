@@ -24,7 +24,7 @@ pub(crate) async fn create(
     c: &mut billing::proto::v1::promo_service_client::PromoServiceClient<crate::support::server::Authed>,
     p: pb::BillingPromo,
 ) -> pb::BillingPromo {
-    c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(p) })
+    c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(p), request_id: String::new() })
         .await
         .expect("create promo")
         .into_inner()
@@ -82,7 +82,8 @@ async fn contradictory_promos_are_invalid_with_every_field_named() {
         ..Default::default()
     };
     let status = expect_code(
-        c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(bad) }).await,
+        c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(bad), request_id: String::new() })
+            .await,
         Code::InvalidArgument,
     );
     assert_eq!(
@@ -96,8 +97,11 @@ async fn contradictory_promos_are_invalid_with_every_field_named() {
         ]
     );
     let missing = expect_code(
-        c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(pb::BillingPromo::default()) })
-            .await,
+        c.create_billing_promo(pb::CreateBillingPromoRequest {
+            promo: Some(pb::BillingPromo::default()),
+            request_id: String::new(),
+        })
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(bad_fields(&missing), ["promo.type", "promo.product_type", "promo.product"]);
@@ -113,7 +117,11 @@ async fn the_reward_type_is_checked_against_the_reward_product_given_or_defaulte
         ..promo(pb::BillingPromoType::Rewards, &t.vod)
     };
     let status = expect_code(
-        c.create_billing_promo(pb::CreateBillingPromoRequest { promo: Some(mismatched) }).await,
+        c.create_billing_promo(pb::CreateBillingPromoRequest {
+            promo: Some(mismatched),
+            request_id: String::new(),
+        })
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(
@@ -339,6 +347,7 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
                 total_amount: Some("30".into()),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -358,6 +367,7 @@ async fn credit_promotions_draw_with_usage_in_priority_order_with_commits() {
                 relation_id: "contract-line-7".into(),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -417,6 +427,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
                 total_amount: Some("50".into()),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -435,6 +446,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
                 }),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -504,6 +516,7 @@ async fn bad_credit_promotions_and_applications_are_invalid() {
                 total_amount: Some("-1".into()),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await,
         Code::InvalidArgument,
@@ -520,6 +533,7 @@ async fn bad_credit_promotions_and_applications_are_invalid() {
                 }),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await,
         Code::InvalidArgument,

@@ -96,6 +96,7 @@ async fn oversized_request_is_resource_exhausted_and_changes_nothing() {
             name: "x".repeat(5 * 1024 * 1024),
             ..Default::default()
         }),
+        request_id: String::new(),
     };
     let status = expect_code(c.create_customer(huge).await, Code::ResourceExhausted);
     assert_eq!(crate::support::reason(&status), "MESSAGE_TOO_LARGE");
@@ -246,6 +247,7 @@ async fn gzip_requests_are_accepted_and_answered_in_gzip() {
                 name: "Gzip".into(),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .expect("a gzip request is accepted");

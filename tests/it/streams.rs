@@ -263,6 +263,7 @@ async fn a_write_blocked_past_the_grace_period_is_rolled_back_answered_and_the_p
             name: "Blocked".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     };
     let call = tokio::spawn(async move { customers.create_customer(create).await });
     db.wait_for_lock_waiters(1, "the create waits on the test's lock").await;

@@ -65,6 +65,7 @@ async fn voiding_an_event_reverses_totals_balances_and_promotion_draws_once() {
             }),
             ..Default::default()
         }),
+        request_id: String::new(),
     })
     .await
     .unwrap();
@@ -136,9 +137,14 @@ async fn an_event_that_drew_from_a_closed_segment_cannot_be_voided() {
     .await;
     let mut u = usage_client(&server, &t.key).await;
     record(&mut u, event(&t, "e", "CREED", "1", "10")).await.unwrap();
-    c.void_commit(pb::VoidCommitRequest { id: commit.id, etag: commit.etag, reason: "cancelled".into() })
-        .await
-        .unwrap();
+    c.void_commit(pb::VoidCommitRequest {
+        id: commit.id,
+        etag: commit.etag,
+        reason: "cancelled".into(),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
     let status = expect_code(void(&mut u, "e").await, Code::FailedPrecondition);
     assert_eq!(reason(&status), "SEGMENT_CLOSED");
     expect_code(void(&mut u, "unknown").await, Code::NotFound);

@@ -190,6 +190,7 @@ async fn each_resource_names_the_key_that_created_it_and_the_one_that_last_chang
                 applied_time_range: Some(pb::TimeRange { start_time: ts(now), end_time: None }),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .unwrap()

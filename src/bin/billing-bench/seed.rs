@@ -44,6 +44,7 @@ async fn create_product(channel: Channel, key: &str, i: usize) -> anyhow::Result
             kind: pb::ProductKind::Service.into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     };
     let product = ProductServiceClient::new(channel).create_product(authed(req, key)).await?;
     Ok(product.into_inner().product.context("no product")?.id)
@@ -105,6 +106,7 @@ async fn seed_customer(
                     name: format!("Customer {n}"),
                     ..Default::default()
                 }),
+                request_id: String::new(),
             },
             &key,
         ))
@@ -124,7 +126,12 @@ async fn seed_customer(
         commit(&customer, &products[0], "1", vec![TAGS[0].into()]),
         commit(&customer, &products[1], "2", Vec::new()),
     ] {
-        commits.create_commit(authed(pb::CreateCommitRequest { commit: Some(c) }, &key)).await?;
+        commits
+            .create_commit(authed(
+                pb::CreateCommitRequest { commit: Some(c), request_id: String::new() },
+                &key,
+            ))
+            .await?;
     }
     if n.is_multiple_of(10) {
         let applied = pb::AppliedPromotion {
@@ -138,7 +145,10 @@ async fn seed_customer(
             ..Default::default()
         };
         PromoServiceClient::new(channel)
-            .apply_promotion(authed(pb::ApplyPromotionRequest { applied: Some(applied) }, &key))
+            .apply_promotion(authed(
+                pb::ApplyPromotionRequest { applied: Some(applied), request_id: String::new() },
+                &key,
+            ))
             .await?;
     }
     Ok(customer)
@@ -163,6 +173,7 @@ pub async fn seed(
                     total_amount: Some("50".into()),
                     ..Default::default()
                 }),
+                request_id: String::new(),
             },
             key,
         ))

@@ -7,13 +7,14 @@ use crate::app::balance_alerts::{AlertStates, LimitAlert};
 use crate::domain::allowance::Period;
 use crate::domain::balance_alert::{AlertState, BalanceAlert, BalanceAlertDraft, Threshold};
 use crate::domain::money::parse_credit_type;
-use crate::domain::validation::{Parsed, Violations};
+use crate::domain::validation::Parsed;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{
     decimal, key_id, opt_timestamp, parsed_decimal, parsed_id, require_id, timestamp,
 };
 use crate::grpc::customer_ref;
 use crate::grpc::limit_ref::limit_ref;
+use crate::grpc::request_id::request_id;
 use crate::proto::v1 as pb;
 use crate::proto::v1::alert_service_server::AlertService;
 
@@ -83,7 +84,7 @@ impl AlertService for AlertApi {
     ) -> Result<Response<pb::CreateBalanceAlertResponse>, Status> {
         let org = caller(&req)?.org;
         let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
-        let mut v = Violations::default();
+        let (request, mut v) = request_id(&req, |r| &mut r.request_id);
         let customer = match req.customer_id() {
             "" => Parsed::Absent,
             id => parsed_id(&mut v, "customer_id", id),
@@ -99,7 +100,7 @@ impl AlertService for AlertApi {
             None => (Parsed::Absent, Parsed::Absent),
         };
         let draft = BalanceAlertDraft { customer, credit_type, absolute, percent };
-        let created = self.app.create_balance_alert(org, draft, v).await?;
+        let created = self.app.create_balance_alert(org, draft, v, request).await?;
         Ok(Response::new(pb::CreateBalanceAlertResponse { alert: Some(alert(created)) }))
     }
 

@@ -10,6 +10,7 @@ use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{parsed_timestamp, require_id};
 use crate::grpc::customer_ref;
+use crate::grpc::request_id::{request_id, with_request_id};
 use crate::proto::v1 as pb;
 use crate::proto::v1::commit_service_server::CommitService;
 
@@ -32,8 +33,10 @@ impl CommitService for CommitApi {
         let org = caller(&req)?.org;
         let mut req = req.into_inner();
         customer_ref::by_id_in(&self.app, org, "commit.", &mut req.commit).await?;
-        let (draft, violations) = mapping::create(req);
-        let commit = self.app.create_commit(org, draft, violations).await?;
+        let (request, request_problems) = request_id(&req, |r| &mut r.request_id);
+        let (draft, mut violations) = mapping::create(req);
+        violations.extend(request_problems);
+        let commit = self.app.create_commit(org, draft, violations, request).await?;
         Ok(Response::new(pb::CreateCommitResponse { commit: Some(mapping::commit(commit)) }))
     }
 
@@ -76,8 +79,9 @@ impl CommitService for CommitApi {
         req: Request<pb::VoidCommitRequest>,
     ) -> Result<Response<pb::VoidCommitResponse>, Status> {
         let org = caller(&req)?.org;
-        let (id, etag, reason) = mapping::void(req.into_inner())?;
-        let commit = self.app.void_commit(org, id, etag, reason).await?;
+        let request = request_id(req.get_ref(), |r| &mut r.request_id);
+        let (request, (id, etag, reason)) = with_request_id(request, mapping::void(req.into_inner()))?;
+        let commit = self.app.void_commit(org, id, etag, reason, request).await?;
         Ok(Response::new(pb::VoidCommitResponse { commit: Some(mapping::commit(commit)) }))
     }
 

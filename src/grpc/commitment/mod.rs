@@ -12,6 +12,7 @@ use crate::grpc::auth::caller;
 use crate::grpc::convert::{non_empty, parse_id, parsed_timestamp, require_id};
 use crate::grpc::customer_ref;
 use crate::grpc::promo::mapping::applied;
+use crate::grpc::request_id::request_id;
 use crate::proto::v1 as pb;
 use crate::proto::v1::commitment_service_server::CommitmentService;
 
@@ -48,8 +49,10 @@ impl CommitmentService for CommitmentApi {
         let mut req = req.into_inner();
         customer_ref::by_id_in(&self.app, org, "commitment.", &mut req.commitment).await?;
         customer_ref::by_id_in(&self.app, org, "apply_promotion.", &mut req.apply_promotion).await?;
-        let (new, v) = mapping::create(req);
-        let (commitment, views) = self.app.create_commitment(org, new, v).await?;
+        let (request, request_problems) = request_id(&req, |r| &mut r.request_id);
+        let (new, mut v) = mapping::create(req);
+        v.extend(request_problems);
+        let (commitment, views) = self.app.create_commitment(org, new, v, request).await?;
         Ok(Response::new(pb::CreateCommitmentResponse {
             commitment: Some(mapping::commitment(commitment)),
             first_applied_promotions: views.into_iter().map(applied).collect(),
@@ -129,13 +132,14 @@ impl CommitmentService for CommitmentApi {
     ) -> Result<Response<pb::TerminateCommitmentResponse>, Status> {
         let org = caller(&req)?.org;
         let req = req.into_inner();
-        let mut v = Violations::default();
+        let (request, mut v) = request_id(&req, |r| &mut r.request_id);
         let id = parse_id(&mut v, "id", &req.id);
         let placement = mapping::placement(&mut v, &req.subscription_id, &req.promotion_id, &req.device_id);
         crate::domain::text::check_length(&mut v, "reason", &req.reason, 0, 500);
         let (Some(id), true) = (id, v.is_empty()) else { return Err(v.into()) };
+        let reason = non_empty(req.reason);
         let (c, penalty) =
-            self.app.terminate_commitment(org, id, placement, req.etag, non_empty(req.reason)).await?;
+            self.app.terminate_commitment(org, id, placement, req.etag, reason, request).await?;
         Ok(Response::new(pb::TerminateCommitmentResponse {
             commitment: Some(mapping::commitment(c)),
             penalty: penalty.map(mapping::compensation),

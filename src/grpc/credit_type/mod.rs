@@ -8,6 +8,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::timestamp;
+use crate::grpc::request_id::request_id;
 use crate::proto::v1 as pb;
 use crate::proto::v1::credit_type_service_server::CreditTypeService;
 
@@ -37,13 +38,13 @@ impl CreditTypeService for CreditTypeApi {
         req: Request<pb::CreateCreditTypeRequest>,
     ) -> Result<Response<pb::CreateCreditTypeResponse>, Status> {
         let caller = caller(&req)?;
+        let (request, mut v) = request_id(req.get_ref(), |r| &mut r.request_id);
         let t = req.into_inner().credit_type.unwrap_or_default();
-        let mut v = Violations::default();
         if t.code.is_empty() {
             v.add("credit_type.code", "is required");
         }
         let code = parse_credit_type(&mut v, "credit_type.code", &t.code);
-        let created = self.app.create_credit_type(caller, code, t.name, v).await?;
+        let created = self.app.create_credit_type(caller, code, t.name, v, request).await?;
         Ok(Response::new(pb::CreateCreditTypeResponse { credit_type: Some(credit_type(created)) }))
     }
 

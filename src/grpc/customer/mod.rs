@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::app::{App, Caller};
 use crate::grpc::auth::caller;
 use crate::grpc::convert::require_id;
+use crate::grpc::request_id::{request_id, with_request_id};
 use crate::proto::v1 as pb;
 use crate::proto::v1::customer_service_server::CustomerService;
 
@@ -27,8 +28,9 @@ impl CustomerService for CustomerApi {
         req: Request<pb::CreateCustomerRequest>,
     ) -> Result<Response<pb::CreateCustomerResponse>, Status> {
         let org = caller(&req)?.org;
-        let new = mapping::new_customer(req.into_inner())?;
-        let customer = self.app.create_customer(org, new).await?;
+        let request = request_id(req.get_ref(), |r| &mut r.request_id);
+        let (request, new) = with_request_id(request, mapping::new_customer(req.into_inner()))?;
+        let customer = self.app.create_customer(org, new, request).await?;
         Ok(Response::new(pb::CreateCustomerResponse { customer: Some(mapping::customer(customer)) }))
     }
 

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::app::{App, Caller};
 use crate::grpc::auth::caller;
 use crate::grpc::convert::require_id;
+use crate::grpc::request_id::{request_id, with_request_id};
 use crate::proto::v1 as pb;
 use crate::proto::v1::product_service_server::ProductService;
 
@@ -27,8 +28,9 @@ impl ProductService for ProductApi {
         req: Request<pb::CreateProductRequest>,
     ) -> Result<Response<pb::CreateProductResponse>, Status> {
         let org = caller(&req)?.org;
-        let new = mapping::new_product(req.into_inner())?;
-        let product = self.app.create_product(org, new).await?;
+        let request = request_id(req.get_ref(), |r| &mut r.request_id);
+        let (request, new) = with_request_id(request, mapping::new_product(req.into_inner()))?;
+        let product = self.app.create_product(org, new, request).await?;
         Ok(Response::new(pb::CreateProductResponse { product: Some(mapping::product(product)) }))
     }
 

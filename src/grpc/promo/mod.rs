@@ -10,6 +10,7 @@ use crate::domain::validation::Violations;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::{non_empty, require_id};
 use crate::grpc::customer_ref;
+use crate::grpc::request_id::request_id;
 use crate::proto::v1 as pb;
 use crate::proto::v1::promo_service_server::PromoService;
 
@@ -30,8 +31,10 @@ impl PromoService for PromoApi {
         req: Request<pb::CreateBillingPromoRequest>,
     ) -> Result<Response<pb::CreateBillingPromoResponse>, Status> {
         let who = caller(&req)?;
-        let (draft, v) = mapping::create(req.into_inner());
-        let promo = self.app.create_billing_promo(who, draft, v).await?;
+        let (request, request_problems) = request_id(req.get_ref(), |r| &mut r.request_id);
+        let (draft, mut v) = mapping::create(req.into_inner());
+        v.extend(request_problems);
+        let promo = self.app.create_billing_promo(who, draft, v, request).await?;
         Ok(Response::new(pb::CreateBillingPromoResponse { promo: Some(mapping::promo(promo)) }))
     }
 
@@ -123,8 +126,10 @@ impl PromoService for PromoApi {
         req: Request<pb::CreateCreditPromotionRequest>,
     ) -> Result<Response<pb::CreateCreditPromotionResponse>, Status> {
         let org = caller(&req)?.org;
-        let (draft, v) = mapping::credit_promotion(req.into_inner());
-        let p = self.app.create_credit_promotion(org, draft, v).await?;
+        let (request, request_problems) = request_id(req.get_ref(), |r| &mut r.request_id);
+        let (draft, mut v) = mapping::credit_promotion(req.into_inner());
+        v.extend(request_problems);
+        let p = self.app.create_credit_promotion(org, draft, v, request).await?;
         Ok(Response::new(pb::CreateCreditPromotionResponse {
             promotion: Some(mapping::credit_promotion_to_wire(p)),
         }))
@@ -151,12 +156,12 @@ impl PromoService for PromoApi {
         req: Request<pb::ApplyPromotionRequest>,
     ) -> Result<Response<pb::ApplyPromotionResponse>, Status> {
         let org = caller(&req)?.org;
-        let mut applied = req.into_inner().applied;
-        customer_ref::by_id_in(&self.app, org, "applied.", &mut applied).await?;
-        let applied = applied.unwrap_or_default();
-        let mut v = Violations::default();
+        let mut req = req.into_inner();
+        customer_ref::by_id_in(&self.app, org, "applied.", &mut req.applied).await?;
+        let (request, mut v) = request_id(&req, |r| &mut r.request_id);
+        let applied = req.applied.unwrap_or_default();
         let draft = v.nested("applied", |v| mapping::application(v, &applied));
-        let view = self.app.apply_promotion(org, draft, v).await?;
+        let view = self.app.apply_promotion(org, draft, v, request).await?;
         Ok(Response::new(pb::ApplyPromotionResponse { applied: Some(mapping::applied(view)) }))
     }
 

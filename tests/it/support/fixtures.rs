@@ -64,6 +64,7 @@ impl Tenant {
                     name: "Customer".into(),
                     ..Default::default()
                 }),
+                request_id: String::new(),
             })
             .await
             .expect("create customer")
@@ -82,6 +83,7 @@ impl Tenant {
                     kind: pb::ProductKind::Service.into(),
                     ..Default::default()
                 }),
+                request_id: String::new(),
             };
             let mut client = products.clone();
             async move {
@@ -103,6 +105,7 @@ impl Tenant {
                     name: "Other".into(),
                     ..Default::default()
                 }),
+                request_id: String::new(),
             })
             .await
             .expect("create customer")
@@ -145,7 +148,7 @@ pub async fn commits(server: &TestServer, key: &str) -> CommitServiceClient<Auth
 /// Creates `commit`, returning it as stored.
 pub async fn create_commit(client: &mut CommitServiceClient<Authed>, commit: pb::Commit) -> pb::Commit {
     client
-        .create_commit(pb::CreateCommitRequest { commit: Some(commit) })
+        .create_commit(pb::CreateCommitRequest { commit: Some(commit), request_id: String::new() })
         .await
         .expect("create commit")
         .into_inner()
@@ -295,6 +298,7 @@ pub async fn credit_promotion(
                 amount_per_cycle: Some(per_cycle.into()),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .expect("create credit promotion")

@@ -72,6 +72,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
                 ..Default::default()
             }),
             apply_promotion: None,
+            request_id: String::new(),
         })
         .await
         .expect("commitment")
@@ -102,6 +103,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
                 product: t.vod.clone(),
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await
         .expect("promo")
@@ -128,6 +130,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
             }),
             ..Default::default()
         }),
+        request_id: String::new(),
     })
     .await
     .expect("apply promotion");
@@ -142,6 +145,7 @@ pub async fn one_of_everything(server: &TestServer, t: &Tenant) -> Everything {
             name: "Credits".into(),
             ..Default::default()
         }),
+        request_id: String::new(),
     })
     .await
     .expect("credit type");

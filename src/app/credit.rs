@@ -79,6 +79,7 @@ pub fn apply_in(
 
 const CREATE: Operation = Operation { name: "CreateCreditPromotion", resource: "credit promotion" };
 const APPLY: Operation = Operation { name: "ApplyPromotion", resource: "applied promotion" };
+const REMOVE: Operation = Operation { name: "RemoveAppliedPromotion", resource: "applied promotion" };
 
 /// One credit promotion.
 fn promotion(conn: &mut Conn, org: OrgId, id: CreditPromotionId) -> Result<Option<CreditPromotion>, DbError> {
@@ -204,17 +205,24 @@ impl App {
         Ok(Page::from_rows(rows, &page, &filters_key, |v| v.applied.id.to_string()))
     }
 
-    /// Removes an application: it draws no more, and keeps its history.
+    /// Removes an application: it draws no more, and keeps its history. With a request
+    /// id, a retry gets the removed application instead of ALREADY_REMOVED.
     pub async fn remove_applied_promotion(
         &self,
         org: OrgId,
         id: AppliedPromotionId,
         context: Option<String>,
+        request: Option<RequestId>,
     ) -> Result<AppliedView, AppError> {
         let acting = acting_key::current();
         let grace = self.policy().late_usage_grace;
         self.db()
             .transaction(org, move |conn| {
+                if let Some(made) =
+                    replay(conn, org, REMOVE, request.as_ref(), |c, m| applied_view(c, org, m))?
+                {
+                    return Ok(made);
+                }
                 let a = db::credit::get_applied(conn, org, id)?
                     .ok_or_else(|| AppError::not_found("applied promotion", id))?;
                 db::customers::lock(conn, org, a.customer)?;
@@ -233,6 +241,7 @@ impl App {
                     by: a.by.changed(acting),
                     ..a
                 };
+                remember(conn, org, REMOVE, request.as_ref(), id)?;
                 views(conn, org, vec![removed], now)?
                     .pop()
                     .ok_or_else(|| AppError::not_found("applied promotion", id))

@@ -466,6 +466,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
         .remove_applied_promotion(pb::RemoveAppliedPromotionRequest {
             id: applied.id.clone(),
             removal_context: "churn".into(),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -480,6 +481,7 @@ async fn a_removed_application_draws_no_more_and_keeps_its_history() {
         c.remove_applied_promotion(pb::RemoveAppliedPromotionRequest {
             id: applied.id.clone(),
             removal_context: String::new(),
+            request_id: String::new(),
         })
         .await,
         Code::FailedPrecondition,

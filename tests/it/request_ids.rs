@@ -223,6 +223,36 @@ async fn a_void_or_termination_retried_with_its_request_id_answers_as_the_first_
         .into_inner()
         .compensations;
     assert_eq!(compensations.len(), 1, "one penalty, however often the call is retried");
+    let p = promos(&server, &t.key).await;
+    let promotion = credit_promotion(&server, &t, "Loyalty", "5").await;
+    let applied = p
+        .clone()
+        .apply_promotion(pb::ApplyPromotionRequest {
+            applied: Some(pb::AppliedPromotion {
+                customer: billing::proto::customer_id(t.customer_id.clone()),
+                promotion_id: promotion.id,
+                priority: "1".into(),
+                applied_time_range: Some(pb::TimeRange { start_time: ts(from), end_time: None }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .applied
+        .unwrap();
+    let remove = pb::RemoveAppliedPromotionRequest {
+        id: applied.id,
+        removal_context: "plan changed".into(),
+        request_id: "remove-1".into(),
+    };
+    let first = p.clone().remove_applied_promotion(remove.clone()).await.unwrap().into_inner();
+    let again =
+        p.clone().remove_applied_promotion(remove.clone()).await.expect("a retried removal is answered");
+    assert_eq!(again.into_inner().applied.map(|a| a.removed_time), first.applied.map(|a| a.removed_time));
+    let unkeyed = pb::RemoveAppliedPromotionRequest { request_id: String::new(), ..remove };
+    expect_code(p.clone().remove_applied_promotion(unkeyed).await, Code::FailedPrecondition);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

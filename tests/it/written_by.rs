@@ -202,6 +202,7 @@ async fn each_resource_names_the_key_that_created_it_and_the_one_that_last_chang
         .remove_applied_promotion(pb::RemoveAppliedPromotionRequest {
             id: applied.id.clone(),
             removal_context: String::new(),
+            request_id: String::new(),
         })
         .await
         .unwrap()

@@ -190,10 +190,11 @@ impl PromoService for PromoApi {
         let org = caller(&req)?.org;
         let req = req.into_inner();
         let id = require_id("id", &req.id)?;
-        let mut v = Violations::default();
+        let (request, mut v) = request_id(&req, |r| &mut r.request_id);
         crate::domain::text::check_length(&mut v, "removal_context", &req.removal_context, 0, 500);
         v.finish(())?;
-        let view = self.app.remove_applied_promotion(org, id, non_empty(req.removal_context)).await?;
+        let context = non_empty(req.removal_context);
+        let view = self.app.remove_applied_promotion(org, id, context, request).await?;
         Ok(Response::new(pb::RemoveAppliedPromotionResponse { applied: Some(mapping::applied(view)) }))
     }
 }

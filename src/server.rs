@@ -2,6 +2,8 @@
 //! reflection (v1 and v1alpha), limits, and graceful shutdown.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -142,10 +144,27 @@ fn health_names() -> [&'static str; 13] {
 struct Health {
     reporter: HealthReporter,
     ready: watch::Sender<bool>,
+    /// Set once shutdown begins: from then on the instance is NOT_SERVING whatever the
+    /// database does (a blip and recovery during the drain delay must not bring it
+    /// back into the load balancer's rotation).
+    draining: Arc<AtomicBool>,
 }
 
 impl Health {
+    fn new(ready: watch::Sender<bool>) -> Self {
+        Self { reporter: HealthReporter::new(), ready, draining: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// NOT_SERVING for good: shutdown has begun.
+    async fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.set(ServingStatus::NotServing).await;
+    }
+
     async fn set(&self, status: ServingStatus) {
+        if status == ServingStatus::Serving && self.draining.load(Ordering::SeqCst) {
+            return;
+        }
         for name in health_names() {
             self.reporter.set_service_status(name, status).await;
         }
@@ -268,7 +287,7 @@ impl Instance {
     pub async fn start(config: ServerConfig, app: App, database_url: String) -> Self {
         let stop = CancellationToken::new();
         let (ready, ready_rx) = watch::channel(false);
-        let health = Health { reporter: HealthReporter::new(), ready };
+        let health = Health::new(ready);
         health.set(ServingStatus::NotServing).await;
         let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
         let channels = vec![feed.channel(), app.key_cache().channel()];
@@ -379,7 +398,7 @@ impl Instance {
         let drain_delay = config.drain_delay;
         let signal = async move {
             shutdown.await;
-            health.set(ServingStatus::NotServing).await;
+            health.drain().await;
             if !drain_delay.is_zero() {
                 tracing::info!(
                     delay_ms = drain_delay.as_millis() as u64,

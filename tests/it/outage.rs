@@ -69,3 +69,39 @@ async fn postgres_stopped_and_started_is_survived_without_a_restart() {
     assert_eq!(ids.len(), 2, "the failed call left nothing behind: {ids:?}");
     assert!(ids.contains(&"before") && ids.contains(&"after"));
 }
+
+/// Shutdown begun, the instance stays NOT_SERVING through its drain delay even when the
+/// database goes away and comes back: the health monitor seeing it recover does not put
+/// a stopping instance back into a load balancer's rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_blip_during_the_drain_delay_does_not_bring_health_back() {
+    use crate::support::process::{ServeProcess, grpcurl};
+    let pg = PrivatePostgres::start();
+    let url = pg.url("billing");
+    crate::support::db::prepare(&url).await;
+    let serve = ServeProcess::start(&url, &["--shutdown-drain-delay", "600s"]);
+    let logs = Arc::clone(&serve.logs);
+    // The index of the first log line from `from` on that holds every one of `parts`.
+    let line_with = |parts: &'static [&'static str], from: usize| {
+        let logs = Arc::clone(&logs);
+        async move {
+            let mut found = None;
+            crate::support::wait_until(parts[0], || {
+                found =
+                    logs.lock().unwrap().iter().skip(from).position(|l| parts.iter().all(|p| l.contains(p)));
+                let seen = found.is_some();
+                async move { seen }
+            })
+            .await;
+            from + found.unwrap()
+        }
+    };
+    serve.signal_term();
+    let draining = line_with(&["still taking calls while load balancers notice"], 0).await;
+    pg.stop_server();
+    let lost = line_with(&["health changed", r#""serving":false"#], draining).await;
+    pg.start_server();
+    line_with(&["health changed", r#""serving":true"#], lost).await;
+    let (ok, out, err) = grpcurl(&serve.address, &["grpc.health.v1.Health/Check"]);
+    assert!(ok && out.contains("NOT_SERVING"), "still not serving while it drains: {out}{err}");
+}

@@ -11,7 +11,7 @@ use tonic::Code;
 use tonic::codec::Streaming;
 
 use crate::support::fixtures::{Tenant, block_everything, raise, violations};
-use crate::support::{TestServer, expect_code, reason};
+use crate::support::{TestServer, expect_code, reason, wait_until};
 
 async fn watch(server: &TestServer, key: &str, start: Start) -> Streaming<pb::WatchViolationsResponse> {
     let req = pb::WatchViolationsRequest { start: Some(start), ..Default::default() };
@@ -441,6 +441,14 @@ async fn a_revoked_key_ends_a_stream_whose_client_is_not_reading() {
     let (server, t, mut behind) = a_subscriber_that_does_not_read().await;
     let (id, _) = billing::domain::api_key::parse_key(&t.key).unwrap();
     server.admin.revoke_api_key(id).await.unwrap();
+    // Reading starts once the instance knows of the revocation (calls with the key are
+    // refused): read at once, the 600 could all arrive before the notice does.
+    let feed = violations(&server, &t.key).await;
+    wait_until("the instance refuses the revoked key", || {
+        let mut feed = feed.clone();
+        async move { feed.list_violations(pb::ListViolationsRequest::default()).await.is_err() }
+    })
+    .await;
     let (received, end) = read_to_end(&mut behind).await;
     assert_eq!((end.code(), reason(&end)), (Code::Unauthenticated, "API_KEY_REVOKED".to_owned()));
     assert!(received < 600, "the stream ended before delivering everything ({received})");

@@ -60,7 +60,8 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Database", env = "NO_MIGRATE")]
     pub no_migrate: bool,
 
-    /// Most database connections held open at once.
+    /// Most database connections held open at once. Every instance's pool together must
+    /// fit in the server's max_connections; serve warns at start when this one cannot fill.
     #[arg(long, help_heading = "Database", env = "DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
 

@@ -205,6 +205,18 @@ async fn wait_for_database(
     }
 }
 
+/// Says at start, once the database is there, when the pool cannot fill.
+async fn warn_of_connection_shortfall(db: crate::db::Db, mut migrated: watch::Receiver<bool>) {
+    if migrated.wait_for(|done| *done).await.is_err() {
+        return;
+    }
+    match db.connection_shortfall().await {
+        Ok(Some(why)) => tracing::warn!(why, "connection budget: the pool cannot fill"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the server's connection limits"),
+    }
+}
+
 /// Keeps health in step with database reachability, on a connection of its own so a
 /// busy pool is not mistaken for a dead database; `owner_url` migrates, `probe_url`
 /// probes (and checks the migrations when `migrate` is false).
@@ -311,6 +323,7 @@ impl Instance {
             stop.clone(),
         )));
         tasks.extend(crate::jobs::spawn(app.clone(), config.jobs.clone(), migrated_rx.clone(), stop.clone()));
+        tasks.push(tokio::spawn(warn_of_connection_shortfall(app.db().clone(), migrated_rx.clone())));
         tasks.push(tokio::spawn(crate::metrics::sample(
             app.db().clone(),
             Duration::from_secs(1),

@@ -9,6 +9,7 @@
 pub mod acting_key;
 pub mod allowances;
 pub mod balance_alerts;
+pub mod budget;
 pub mod commit_ledger;
 pub mod commitments;
 pub mod commits;
@@ -220,6 +221,12 @@ impl Db {
     /// passed when a connection became free (for metrics and tests).
     pub fn expired_before_start(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Why the pool cannot fill on its server, if it cannot (see `budget`).
+    pub async fn connection_shortfall(&self) -> Result<Option<String>, DbError> {
+        let size = self.pool.max_size();
+        self.run(move |conn| Ok(budget::shortfall(size, &budget::read(conn)?))).await
     }
 
     /// Connections open and idle, for metrics.

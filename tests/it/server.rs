@@ -351,3 +351,20 @@ async fn a_drain_delay_keeps_taking_calls_while_health_says_not_serving() {
     let (ok, out, err) = grpcurl(&serve.address, &["list"]);
     assert!(ok && out.contains("billing.commitments.v1.UsageService"), "calls are still taken: {out}{err}");
 }
+
+/// A pool the server cannot fill (all instances' pools must fit in max_connections) is
+/// said at start, not discovered as UNAVAILABLE under load.
+#[tokio::test]
+async fn a_pool_larger_than_the_server_allows_is_warned_of_at_start() {
+    use crate::support::process::ServeProcess;
+    let db = TestDb::create();
+    let serve = ServeProcess::start(&db.url, &["--db-pool-size", "100000"]);
+    let logs = Arc::clone(&serve.logs);
+    crate::support::wait_until("serve warns that its pool cannot fill", || {
+        let warned = logs.lock().unwrap().iter().any(|l| {
+            l.contains("connection budget") && l.contains("100000") && l.contains("max_connections")
+        });
+        async move { warned }
+    })
+    .await;
+}

@@ -24,6 +24,7 @@ mod fuzz;
 mod guarded_writes;
 mod history;
 mod idempotency;
+mod jobs;
 mod ledger;
 mod org_filter;
 mod outage;

@@ -300,6 +300,11 @@ impl Db {
                     Err(TxFailure::App(e)) => e,
                     Err(TxFailure::Db(e)) => E::from(DbError::from(e)),
                 };
+                // The statement ran out of what was left of the caller's deadline: the
+                // caller's time is up, which is not the database being slow.
+                if timeout.is_some() && matches!(error.as_db_error(), Some(DbError::Timeout)) {
+                    return Err(DbError::DeadlineExceeded.into());
+                }
                 // Rolled back, most likely by the cancel that closing sent.
                 if in_flight.is_closing() && error.as_db_error().is_some() {
                     return Err(DbError::ShuttingDown.into());

@@ -399,7 +399,22 @@ async fn a_subscriber_that_does_not_read() -> (TestServer, Tenant, Streaming<pb:
     server.wait_serving().await;
     let t = Tenant::create(&server, "Acme").await;
     block_everything(&server, &t).await;
-    let behind = watch(&server, &t.key, Start::FromNow(true)).await;
+    // A small HTTP/2 window (16 KiB, a few dozen violations): the client's transport
+    // cannot take in all 600 on its own, so the server's stream task is blocked sending
+    // whatever the machine's pace. (With the default 2 MiB window all 600 could be
+    // delivered into the client's buffers before the stream ends.)
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .initial_stream_window_size(16 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let mut client = pb::violation_service_client::ViolationServiceClient::with_interceptor(
+        channel,
+        crate::support::server::Key::bearer(&t.key),
+    );
+    let req = pb::WatchViolationsRequest { start: Some(Start::FromNow(true)), ..Default::default() };
+    let behind = client.watch_violations(req).await.expect("watch").into_inner();
     raise(&server, &t, "r", 600).await;
     (server, t, behind)
 }

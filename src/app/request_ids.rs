@@ -2,8 +2,9 @@
 //! the caller may send a `request_id`; a retry with the same id and the same request
 //! gets what the first call made, a reuse with another request is ALREADY_EXISTS naming
 //! it. The id is remembered in the call's own transaction, so a call either ran and is
-//! remembered or did not run, and two calls racing with one id make one thing (the
-//! second's insert conflicts, its transaction runs again and finds the first's).
+//! remembered or did not run; and a call holds its id (a transaction-scoped advisory
+//! lock) while it looks and works, so two calls racing with one id make one thing: the
+//! second waits for the first and finds what it made.
 
 use super::AppError;
 use crate::db::{self, Conn, DbError};

@@ -36,8 +36,9 @@ pub fn find(
         .optional()?)
 }
 
-/// Remembers what the call made. A call with the same id that committed meanwhile
-/// makes this a conflict, so the transaction runs again and finds it.
+/// Remembers what the call made. Should a call with the same id have committed
+/// meanwhile (`claim` keeps that from happening), the conflict runs the transaction
+/// again, and it finds that call's.
 pub fn insert(
     conn: &mut Conn,
     org: OrgId,

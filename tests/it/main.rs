@@ -8,6 +8,7 @@ mod alerts;
 mod allowances;
 mod auth;
 mod bad_input;
+mod citus_ready;
 mod clients;
 mod commitments;
 mod commits;

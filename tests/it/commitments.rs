@@ -67,6 +67,19 @@ pub(crate) async fn create(
     .unwrap()
 }
 
+/// A server, a tenant, a commitments client and a commitment of 100 a month that began
+/// yesterday and runs 90 days: what the patch tests start from.
+async fn a_running_monthly_commitment()
+-> (TestServer, Tenant, CommitmentServiceClient<Authed>, pb::Commitment) {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commitments_client(&server, &t.key).await;
+    let now = Utc::now();
+    let created =
+        create(&mut c, monthly_spend(&t, "100", now - Duration::days(1), now + Duration::days(90))).await;
+    (server, t, c, created)
+}
+
 /// The commitment `id` as it stands.
 async fn current(
     c: &mut pb::commitment_service_client::CommitmentServiceClient<Authed>,
@@ -353,12 +366,7 @@ async fn list_filters_by_customer_subscription_device_promotion_and_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patches_apply_atomically_and_are_kept_in_history() {
-    let server = TestServer::start().await;
-    let t = Tenant::create(&server, "Acme").await;
-    let mut c = commitments_client(&server, &t.key).await;
-    let now = Utc::now();
-    let created =
-        create(&mut c, monthly_spend(&t, "100", now - Duration::days(1), now + Duration::days(90))).await;
+    let (_server, t, mut c, created) = a_running_monthly_commitment().await;
     let patch = |etag: &str, ops: Vec<pb::PatchOperation>| pb::PatchCommitmentRequest {
         id: created.id.clone(),
         etag: etag.into(),
@@ -455,12 +463,7 @@ async fn patches_apply_atomically_and_are_kept_in_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patch_operation_may_be_named_by_its_enum_instead_of_its_rfc_6902_string() {
-    let server = TestServer::start().await;
-    let t = Tenant::create(&server, "Acme").await;
-    let mut c = commitments_client(&server, &t.key).await;
-    let now = Utc::now();
-    let created =
-        create(&mut c, monthly_spend(&t, "100", now - Duration::days(1), now + Duration::days(90))).await;
+    let (_server, _t, mut c, created) = a_running_monthly_commitment().await;
     let by_enum = |operation: pb::PatchOp, op: &str, amount: &str| pb::PatchCommitmentRequest {
         id: created.id.clone(),
         operations: vec![pb::PatchOperation {
@@ -481,8 +484,7 @@ async fn a_patch_operation_may_be_named_by_its_enum_instead_of_its_rfc_6902_stri
         Code::InvalidArgument,
     );
     assert_eq!(bad_fields(&disagree), ["operations[0].operation"]);
-    let unknown = by_enum(pb::PatchOp::Unspecified, "", "1");
-    let mut unknown = unknown;
+    let mut unknown = by_enum(pb::PatchOp::Unspecified, "", "1");
     unknown.operations[0].operation = 99;
     let unknown = expect_code(c.patch_commitment(unknown).await, Code::InvalidArgument);
     assert_eq!(bad_fields(&unknown), ["operations[0].operation"]);
@@ -501,12 +503,7 @@ async fn a_patch_operation_may_be_named_by_its_enum_instead_of_its_rfc_6902_stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_patches_with_the_same_etag_let_exactly_one_through() {
-    let server = TestServer::start().await;
-    let t = Tenant::create(&server, "Acme").await;
-    let mut c = commitments_client(&server, &t.key).await;
-    let now = Utc::now();
-    let created =
-        create(&mut c, monthly_spend(&t, "100", now - Duration::days(1), now + Duration::days(90))).await;
+    let (server, t, mut c, created) = a_running_monthly_commitment().await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let mut c = commitments_client(&server, &t.key).await;

@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 
 use crate::commitments::{monthly_spend, months_ago};
 use crate::support::fixtures::{
-    Tenant, commitments_client, commits, create_commit, days_from_today, far_ahead, prepaid, violations,
+    Tenant, commitments_client, commits, create_commit, days_from_today, far_ahead, list_violations, prepaid,
 };
 use crate::support::server::{Key, accepting_old_usage};
 use crate::support::{TestServer, wait_until};
@@ -30,16 +30,6 @@ async fn run_every_job_everywhere(instances: &[TestServer]) {
         }
     });
     futures::future::join_all(runs).await;
-}
-
-async fn feed(server: &TestServer, key: &str, kind: pb::ViolationKind) -> Vec<pb::Violation> {
-    violations(server, key)
-        .await
-        .list_violations(pb::ListViolationsRequest { kinds: vec![kind.into()], ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .violations
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +109,9 @@ async fn four_instances_running_every_job_at_once_do_each_piece_of_work_once() {
         compensations.iter().map(|c| c.period_start.map(|t| t.seconds)).collect();
     assert!(!compensations.is_empty(), "the ended months were evaluated");
     assert_eq!(periods.len(), compensations.len(), "one compensation per period: {compensations:?}");
-    let shortfalls = feed(server, &t.key, pb::ViolationKind::CommitmentShortfall).await;
+    let kinds = vec![pb::ViolationKind::CommitmentShortfall.into()];
+    let shortfalls =
+        list_violations(server, &t.key, pb::ListViolationsRequest { kinds, ..Default::default() }).await;
     assert_eq!(shortfalls.len(), compensations.len(), "one violation per shortfall");
 
     let held = r
@@ -142,14 +134,10 @@ async fn four_instances_running_every_job_at_once_do_each_piece_of_work_once() {
 
     // Pruning: everything written so far is past a cutoff a day ahead; four pruners at
     // once remove each violation once between them, and the feed is empty after.
-    let before = violations(server, &t.key)
-        .await
-        .list_violations(pb::ListViolationsRequest { page_size: 1000, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .violations
-        .len();
+    let before =
+        list_violations(server, &t.key, pb::ListViolationsRequest { page_size: 1000, ..Default::default() })
+            .await
+            .len();
     assert!(before > 0);
     let cutoff = Utc::now() + Duration::days(1);
     let pruned: usize = futures::future::join_all(instances.iter().map(|s| s.app.prune_violations(cutoff)))
@@ -158,12 +146,6 @@ async fn four_instances_running_every_job_at_once_do_each_piece_of_work_once() {
         .map(|n| n.expect("pruning"))
         .sum();
     assert_eq!(pruned, before, "each violation pruned once");
-    let after = violations(server, &t.key)
-        .await
-        .list_violations(pb::ListViolationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .violations;
+    let after = list_violations(server, &t.key, pb::ListViolationsRequest::default()).await;
     assert!(after.is_empty(), "{after:?}");
 }

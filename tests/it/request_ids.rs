@@ -12,7 +12,7 @@ use tonic_types::StatusExt;
 use crate::commitments::monthly_spend;
 use crate::promos::promo;
 use crate::support::fixtures::{
-    Tenant, commitments_client, commits, create_commit, credit_promotion, prepaid, promos, ts,
+    Tenant, application, commitments_client, commits, create_commit, credit_promotion, prepaid, promos,
 };
 use crate::support::server::Key;
 use crate::support::{TestServer, bad_fields, expect_code};
@@ -138,21 +138,15 @@ async fn every_create_with_a_request_id_makes_one_thing_and_replays_it() {
     replays("CreateCreditPromotion", call, credit("10"), credit("20")).await;
 
     let promotion = credit_promotion(&server, &t, "Loyalty", "5").await;
-    let application = |priority: &str| pb::ApplyPromotionRequest {
-        applied: Some(pb::AppliedPromotion {
-            customer: billing::proto::customer_id(t.customer_id.clone()),
-            promotion_id: promotion.id.clone(),
-            priority: priority.into(),
-            applied_time_range: Some(pb::TimeRange { start_time: ts(from), end_time: None }),
-            ..Default::default()
-        }),
+    let apply = |priority: &str| pb::ApplyPromotionRequest {
         request_id: rid(),
+        ..application(&t, &promotion.id, priority, from)
     };
     let call = |r| {
         let mut c = p.clone();
         async move { Ok(c.apply_promotion(r).await?.into_inner().applied.unwrap().id) }
     };
-    replays("ApplyPromotion", call, application("1"), application("2")).await;
+    replays("ApplyPromotion", call, apply("1"), apply("2")).await;
 
     let alerts = pb::alert_service_client::AlertServiceClient::with_interceptor(
         server.channel().await,
@@ -227,16 +221,7 @@ async fn a_void_or_termination_retried_with_its_request_id_answers_as_the_first_
     let promotion = credit_promotion(&server, &t, "Loyalty", "5").await;
     let applied = p
         .clone()
-        .apply_promotion(pb::ApplyPromotionRequest {
-            applied: Some(pb::AppliedPromotion {
-                customer: billing::proto::customer_id(t.customer_id.clone()),
-                promotion_id: promotion.id,
-                priority: "1".into(),
-                applied_time_range: Some(pb::TimeRange { start_time: ts(from), end_time: None }),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
+        .apply_promotion(application(&t, &promotion.id, "1", from))
         .await
         .unwrap()
         .into_inner()

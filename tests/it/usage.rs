@@ -98,13 +98,7 @@ async fn past_the_maximum_within_tolerance_is_allowed_with_a_warning() {
         limit_of(&warning.limit_ref),
         (pb::LimitScope::Customer, "", pb::LimitMeasure::RatedAmount, pb::LimitPeriod::Day)
     );
-    let listed = crate::support::fixtures::violations(&server, &t.key)
-        .await
-        .list_violations(pb::ListViolationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .violations;
+    let listed = crate::support::fixtures::list_violations(&server, &t.key, Default::default()).await;
     assert_eq!(
         listed.last().map(|v| &v.limit_ref),
         Some(&warning.limit_ref),

@@ -234,6 +234,34 @@ pub async fn violations(
     )
 }
 
+/// One page of the organization's violations, as `req` asks.
+pub async fn list_violations(
+    server: &TestServer,
+    key: &str,
+    req: billing::proto::v1::ListViolationsRequest,
+) -> Vec<billing::proto::v1::Violation> {
+    violations(server, key).await.list_violations(req).await.expect("list violations").into_inner().violations
+}
+
+/// Applying credit promotion `promotion` to the tenant's customer from `start`, open-ended.
+pub fn application(
+    t: &Tenant,
+    promotion: &str,
+    priority: &str,
+    start: DateTime<Utc>,
+) -> pb::ApplyPromotionRequest {
+    pb::ApplyPromotionRequest {
+        applied: Some(pb::AppliedPromotion {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+            promotion_id: promotion.to_owned(),
+            priority: priority.into(),
+            applied_time_range: Some(pb::TimeRange { start_time: ts(start), end_time: None }),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
 /// Makes every usage of the tenant's customer blocked (usage per transaction at most 0),
 /// so each recorded event writes exactly one LIMIT_BLOCK violation.
 pub async fn block_everything(server: &TestServer, t: &Tenant) {

@@ -18,20 +18,30 @@ use crate::support::{TestDb, TestServer, wait_until};
 
 /// A CA, written to a PEM file, and a server certificate for `localhost` it signed.
 struct TestCa {
-    root: PathBuf,
+    root: TempFile,
     server_cert: String,
     server_key: String,
 }
 
-impl Drop for TestCa {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.root);
+/// A file of the test's own under the temporary directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn with(name: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("billing-{}-{name}", uuid::Uuid::now_v7().simple()));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn display(&self) -> std::path::Display<'_> {
+        self.0.display()
     }
 }
 
-/// A file of the test's own under the temporary directory.
-fn temp_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("billing-{}-{name}", uuid::Uuid::now_v7().simple()))
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn new_ca() -> CertifiedIssuer<'static, KeyPair> {
@@ -48,9 +58,11 @@ fn test_ca() -> TestCa {
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
     params.distinguished_name.push(DnType::CommonName, "localhost");
     let cert = params.signed_by(&key, &ca).unwrap();
-    let root = temp_file("root.crt");
-    std::fs::write(&root, ca.pem()).unwrap();
-    TestCa { root, server_cert: cert.pem(), server_key: key.serialize_pem() }
+    TestCa {
+        root: TempFile::with("root.crt", &ca.pem()),
+        server_cert: cert.pem(),
+        server_key: key.serialize_pem(),
+    }
 }
 
 /// Whether the listener's connection (found by its session name) is up, and with TLS.
@@ -140,12 +152,10 @@ async fn listener_connects(settings: &str) -> Result<bool, String> {
 async fn the_listener_verifies_the_server_as_sslmode_says() {
     let ca = test_ca();
     let pg = PrivatePostgres::start_with_tls(&ca.server_cert, &ca.server_key);
-    let stranger =
-        TestCa { root: temp_file("other.crt"), server_cert: String::new(), server_key: String::new() };
-    std::fs::write(&stranger.root, new_ca().pem()).unwrap();
+    let stranger = TempFile::with("other.crt", &new_ca().pem());
     let at = |host: &str, rest: &str| format!("postgres://postgres@{host}:{}/postgres?{rest}", pg.port);
     let root = format!("sslrootcert={}", ca.root.display());
-    let other = format!("sslrootcert={}", stranger.root.display());
+    let other = format!("sslrootcert={}", stranger.display());
 
     assert_eq!(listener_connects(&at("127.0.0.1", "sslmode=disable")).await, Ok(false), "disable: plaintext");
     assert_eq!(

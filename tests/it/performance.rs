@@ -86,11 +86,12 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
 }
 
 #[test]
-fn benchmark_smoke_run_measures_every_phase() {
+fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
     let out_dir = crate::support::process::tempdir::TempDir::new();
     let database = format!("bench_smoke_{}", uuid::Uuid::now_v7().simple());
     let out = Command::new(env!("CARGO_BIN_EXE_billing-bench"))
         .args(["--smoke", "--database", &database, "--server-bin", env!("CARGO_BIN_EXE_billing-commitments")])
+        .args(["--instances", "3"])
         .arg("--out")
         .arg(out_dir.path())
         .env("BENCH_POSTGRES_URL", server_url())
@@ -120,6 +121,28 @@ fn benchmark_smoke_run_measures_every_phase() {
     let rows: HashSet<&str> =
         singles.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 4 |")).collect();
     assert_eq!(rows.len(), 2, "one row per concurrency:\n{stdout}");
+    assert!(stdout.contains("3 instance(s)"), "the header names the instances:\n{stdout}");
+    let spread = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Events decided by each instance over the load phases: "))
+        .unwrap_or_default();
+    let decided: Vec<f64> = spread.trim_end_matches('.').split(", ").filter_map(|n| n.parse().ok()).collect();
+    assert!(
+        decided.len() == 3 && decided.iter().all(|n| *n > 0.0),
+        "the load reaches all three instances: {spread:?}"
+    );
+    let connections = singles.lines().find(|l| l.starts_with("| 4 |")).unwrap_or_default();
+    let busy_open: Vec<i64> = connections
+        .split('|')
+        .nth(10)
+        .unwrap_or_default()
+        .split(" / ")
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    assert!(
+        matches!(busy_open[..], [open, busy] if open >= 3 && busy >= 1),
+        "each instance's pool opened a connection and some were busy: {connections:?}"
+    );
     let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
     let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
     let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();

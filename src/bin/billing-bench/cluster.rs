@@ -1,4 +1,4 @@
-//! The system under test: a fresh database, two service instances started from the
+//! The system under test: a fresh database, N service instances started from the
 //! release binary, and the figures they export on their metrics endpoints.
 
 use std::net::{SocketAddr, TcpListener};
@@ -26,7 +26,7 @@ impl Drop for Instance {
     }
 }
 
-/// Two instances on one fresh database, and an API key of the org they serve.
+/// Instances on one fresh database, and an API key of the org they serve.
 pub struct Cluster {
     pub instances: Vec<Instance>,
     pub key: String,

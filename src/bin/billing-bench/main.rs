@@ -1,14 +1,17 @@
 //! `billing-bench`: measures the service against the Postgres limit on this machine.
 //!
-//! It starts two release instances on a fresh database, seeds a realistic org through
-//! the public API, drives RecordUsage (single and batched) from its own tonic clients,
+//! It starts release instances (two by default, `--instances N`) on a fresh database,
+//! seeds a realistic org through the public API, drives RecordUsage (single and batched)
+//! from its own tonic clients, spread over every instance,
 //! runs pgbench with the per-event SQL at the same concurrencies (and in set-based form
 //! at the batch sizes), times violations to
-//! subscribers on both instances, and measures idle subscribers' memory. Server-side
-//! figures (CPU, RSS, subscribers) come from the instances' Prometheus endpoints.
+//! subscribers on the first and last instance, and measures idle subscribers' memory.
+//! Server-side figures (CPU, RSS, subscribers) come from the instances' Prometheus
+//! endpoints, PostgreSQL's connections from `pg_stat_activity`.
 //! `--smoke` runs every phase on tiny data in seconds; the test suite runs it.
 
 mod cluster;
+mod connections;
 mod cpu;
 mod feed;
 mod load;
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use crate::cluster::{Cluster, Scrape, connect, sibling_binary};
+use crate::connections::{ConnectionSampler, ConnectionsUsed};
 use crate::cpu::CpuSample;
 use crate::load::{Measured, Target};
 
@@ -61,9 +65,13 @@ struct Args {
     /// Concurrent callers of the batch phase.
     #[arg(long, default_value_t = 4)]
     batch_callers: usize,
-    /// HTTP/2 connections the load is spread over.
+    /// HTTP/2 connections the load is spread over (at least one per instance).
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Service instances on the one database; the load phases spread their connections
+    /// over all of them, the feed phases use the first and the last.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    instances: u16,
     /// Violations timed in the latency phase.
     #[arg(long, default_value_t = 500)]
     violations: usize,
@@ -104,22 +112,53 @@ impl Args {
     }
 }
 
-/// Figures of one single-event row.
-struct SingleRow {
-    callers: usize,
+/// Figures of one load phase.
+struct PhaseRow {
+    /// Callers, or the batch size in the batch phase.
+    size: usize,
     measured: Measured,
+    /// CPU of all instances together, in percent of one core.
     cpu_percent: f64,
+    /// The largest peak RSS of one instance.
     peak_rss: f64,
     /// CPU of the service and PostgreSQL per 1,000 events, in milliseconds.
     cpu_per_1000: f64,
+    connections: ConnectionsUsed,
 }
 
 fn mb(bytes: f64) -> f64 {
     bytes / (1024.0 * 1024.0)
 }
 
-async fn server_cpu(addr: std::net::SocketAddr) -> anyhow::Result<f64> {
-    Ok(Scrape::from(addr).await?.sum("process_cpu_seconds_total", &[]))
+/// Runs one closed-loop phase of `callers` (sending batches of `batch`, or single events
+/// when 0) and measures what it cost the instances and PostgreSQL.
+async fn phase(
+    args: &Args,
+    cluster: &Cluster,
+    target: &Target,
+    (callers, batch): (usize, usize),
+) -> anyhow::Result<PhaseRow> {
+    let metrics: Vec<_> = cluster.instances.iter().map(|i| i.metrics).collect();
+    let sampler = ConnectionSampler::start(&cluster.database_url).await?;
+    let before = CpuSample::take(&metrics).await?;
+    let measured = load::closed_loop(target, callers, batch, args.warmup, args.duration).await;
+    let wall = (args.warmup + args.duration).as_secs_f64();
+    // The instances' CPU sampler runs every second: let it catch the phase's end.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let used = before.used_until(&CpuSample::take(&metrics).await?);
+    let connections = sampler.stop();
+    let mut peak_rss = 0.0_f64;
+    for m in &metrics {
+        peak_rss = peak_rss.max(Scrape::from(*m).await?.sum("process_resident_memory_peak_bytes", &[]));
+    }
+    Ok(PhaseRow {
+        size: if batch == 0 { callers } else { batch },
+        cpu_percent: used.service / (wall + 1.1) * 100.0,
+        cpu_per_1000: used.ms_per_1000(measured.events_per_second(), wall),
+        measured,
+        peak_rss,
+        connections,
+    })
 }
 
 #[tokio::main]
@@ -130,13 +169,15 @@ async fn main() -> anyhow::Result<()> {
         None => sibling_binary("billing-commitments")?,
     };
     let run_started = Instant::now();
-    eprintln!("starting two instances on a fresh database {:?}", args.database);
+    let count = usize::from(args.instances);
+    eprintln!("starting {count} instances on a fresh database {:?}", args.database);
     let cluster =
-        Cluster::start(&bin, &args.postgres_url, &args.database, 2, args.pool_size, &args.out).await?;
-    let (a, b) = (&cluster.instances[0], &cluster.instances[1]);
+        Cluster::start(&bin, &args.postgres_url, &args.database, count, args.pool_size, &args.out).await?;
+    let (a, b) = (&cluster.instances[0], &cluster.instances[count - 1]);
+    // Channel i goes to instance i mod N, so channel 0 (the feed phase's sender) is on A.
     let mut channels = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        channels.push(connect(a.grpc).await?);
+    for i in 0..args.connections.max(count) {
+        channels.push(connect(cluster.instances[i % count].grpc).await?);
     }
     eprintln!("seeding {} customers", args.customers);
     let seeded = seed::seed(&channels, &cluster.key, args.customers, 64).await?;
@@ -150,22 +191,10 @@ async fn main() -> anyhow::Result<()> {
         codes: seeded.codes,
     };
 
-    let instances = [a.metrics, b.metrics];
     let mut singles = Vec::new();
     for &callers in &args.concurrency {
         eprintln!("RecordUsage, {callers} callers");
-        let cpu_before = server_cpu(a.metrics).await?;
-        let both_before = CpuSample::take(&instances).await?;
-        let measured = load::closed_loop(&target, callers, 0, args.warmup, args.duration).await;
-        let wall = (args.warmup + args.duration).as_secs_f64();
-        // The sampler runs every second: let it catch the phase's end.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let used = both_before.used_until(&CpuSample::take(&instances).await?);
-        let scrape = Scrape::from(a.metrics).await?;
-        let cpu_percent = (scrape.sum("process_cpu_seconds_total", &[]) - cpu_before) / (wall + 1.1) * 100.0;
-        let peak_rss = scrape.sum("process_resident_memory_peak_bytes", &[]);
-        let cpu_per_1000 = used.ms_per_1000(measured.events_per_second(), wall);
-        singles.push(SingleRow { callers, measured, cpu_percent, peak_rss, cpu_per_1000 });
+        singles.push(phase(&args, &cluster, &target, (callers, 0)).await?);
     }
     let best = singles.iter().map(|r| r.measured.events_per_second()).fold(0.0, f64::max);
     eprintln!("RecordUsage, open loop at half of {best:.0} events/s");
@@ -181,13 +210,12 @@ async fn main() -> anyhow::Result<()> {
     let mut batches = Vec::new();
     for &size in &args.batch_sizes {
         eprintln!("RecordUsageBatch of {size}, {} callers", args.batch_callers);
-        let before = CpuSample::take(&instances).await?;
-        let measured = load::closed_loop(&target, args.batch_callers, size, args.warmup, args.duration).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let used = before.used_until(&CpuSample::take(&instances).await?);
-        let wall = (args.warmup + args.duration).as_secs_f64();
-        let cpu_per_1000 = used.ms_per_1000(measured.events_per_second(), wall);
-        batches.push((size, measured, cpu_per_1000));
+        batches.push(phase(&args, &cluster, &target, (args.batch_callers, size)).await?);
+    }
+
+    let mut per_instance = Vec::new();
+    for instance in &cluster.instances {
+        per_instance.push(Scrape::from(instance.metrics).await?.sum("usage_events_total", &[]));
     }
 
     eprintln!("pgbench with the per-event SQL");
@@ -228,6 +256,7 @@ async fn main() -> anyhow::Result<()> {
         &half,
         best,
         (&batches, &pg_batches),
+        &per_instance,
         &reservations,
         &pg,
         &latency,
@@ -240,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|r| &r.measured)
         .chain([&half])
-        .chain(batches.iter().map(|(_, m, _)| m))
+        .chain(batches.iter().map(|r| &r.measured))
         .chain(reservations.iter().map(|(_, r)| &r.pairs))
         .collect();
     let errors: u64 = measured.iter().map(|m| m.errors).sum();
@@ -254,10 +283,11 @@ async fn main() -> anyhow::Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn report(
     args: &Args,
-    singles: &[SingleRow],
+    singles: &[PhaseRow],
     half: &Measured,
     best: f64,
-    (batches, pg_batches): (&[(usize, Measured, f64)], &[f64]),
+    (batches, pg_batches): (&[PhaseRow], &[f64]),
+    per_instance: &[f64],
     reservations: &[(usize, load::PairsMeasured)],
     pg: &[pgbench::PgbenchRun],
     latency: &feed::FeedLatency,
@@ -268,12 +298,13 @@ fn report(
     let _ = writeln!(
         s,
         "# billing-bench{}\n\n{} customers, {} measured per phase after {} warm-up, {} HTTP/2 connections, \
-         2 instances (pool {} each), {} cores; run took {:.0?}.\n",
+         {} instance(s) (pool {} each), {} cores; run took {:.0?}.\n",
         if args.smoke { " (smoke: not a measurement)" } else { "" },
         args.customers,
         humantime::format_duration(args.duration),
         humantime::format_duration(args.warmup),
-        args.connections,
+        args.connections.max(usize::from(args.instances)),
+        args.instances,
         args.pool_size,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         took,
@@ -281,15 +312,15 @@ fn report(
     let _ = writeln!(s, "## RecordUsage, one event per call (closed loop) vs pgbench (same per-event SQL)\n");
     let _ = writeln!(
         s,
-        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % | CPU ms per 1,000 events (service + PostgreSQL) | server peak RSS MB | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
+        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | server peak RSS MB | PostgreSQL connections open / busy | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (r, p) in singles.iter().zip(pg) {
         let m = &r.measured;
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.2} | {:.2} |",
-            r.callers,
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {} / {} | {} | {:.0} | {:.2} | {:.2} |",
+            r.size,
             m.events_per_second(),
             m.ms(0.5),
             m.ms(0.99),
@@ -298,12 +329,16 @@ fn report(
             r.cpu_percent,
             r.cpu_per_1000,
             mb(r.peak_rss),
+            r.connections.open,
+            r.connections.busy,
             p.clients,
             p.tps,
             p.latency_avg_ms,
             m.events_per_second() / p.tps,
         );
     }
+    let spread: Vec<String> = per_instance.iter().map(|n| format!("{n:.0}")).collect();
+    let _ = writeln!(s, "\nEvents decided by each instance over the load phases: {}.", spread.join(", "));
     let _ = writeln!(
         s,
         "\nOpen loop at half the best rate ({:.0} events/s offered): {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, \
@@ -322,17 +357,23 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | CPU ms per 1,000 events (service + PostgreSQL) | pgbench events/s | service / pgbench |"
+        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | PostgreSQL connections open / busy | pgbench events/s | service / pgbench |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for ((size, m, cpu), pg) in batches.iter().zip(pg_batches) {
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, pg) in batches.iter().zip(pg_batches) {
+        let m = &r.measured;
         let _ = writeln!(
             s,
-            "| {size} | {:.0} | {:.1} | {:.1} | {} | {cpu:.0} | {pg:.0} | {:.2} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} / {} | {pg:.0} | {:.2} |",
+            r.size,
             m.events_per_second(),
             m.ms(0.5),
             m.ms(0.99),
             m.errors,
+            r.cpu_percent,
+            r.cpu_per_1000,
+            r.connections.open,
+            r.connections.busy,
             m.events_per_second() / pg,
         );
     }
@@ -346,7 +387,7 @@ fn report(
     );
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (callers, r) in reservations {
-        let single = singles.iter().find(|x| x.callers == *callers).map(|x| &x.measured);
+        let single = singles.iter().find(|x| x.size == *callers).map(|x| &x.measured);
         let m = &r.pairs;
         let _ = writeln!(
             s,
@@ -367,7 +408,7 @@ fn report(
         s,
         "\n## Violation latency (causing call sent on instance A -> subscriber receives)\n\n\
          | subscriber on | p50 ms | p99 ms | violations |\n|---|---:|---:|---:|\n\
-         | same instance (A) | {:.2} | {:.2} | {} |\n| other instance (B) | {:.2} | {:.2} | {} |\n",
+         | first instance (A), the sender's | {:.2} | {:.2} | {} |\n| last instance (B) | {:.2} | {:.2} | {} |\n",
         latency.same.0, latency.same.1, latency.same.2, latency.other.0, latency.other.1, latency.other.2,
     );
     let per = (idle.rss_with - idle.rss_before) / idle.count.max(1) as f64 / 1024.0;

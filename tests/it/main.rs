@@ -9,6 +9,7 @@ mod allowances;
 mod auth;
 mod bad_input;
 mod citus_ready;
+mod citus_statements;
 mod clients;
 mod commitments;
 mod commits;

@@ -32,6 +32,13 @@ fn the_readme_walk_through_runs_top_to_bottom() {
     let db = TestDb::create();
     let server = ServeProcess::start(&db.url, &[]);
     wait_serving(&server.address);
+    run_walk_through(&db.url, &server.address);
+}
+
+/// Runs the README's walk-through against the server at `address` on `database_url`.
+pub fn run_walk_through(database_url: &str, address: &str) {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks = walk_through_blocks(&readme);
     // As the reader runs it, with two stand-ins: `cargo run --release -q -- admin ...`
     // is the binary under test on the test's database, and the server's address is
     // the test server's. Streams (WatchViolations) run until Ctrl-C; here they are cut
@@ -40,7 +47,7 @@ fn the_readme_walk_through_runs_top_to_bottom() {
         "set -euo pipefail\n\
          export DATABASE_URL='{url}'\n\
          cargo() {{ while [[ $# -gt 0 && $1 != -- ]]; do shift; done; shift; '{bin}' \"$@\"; }}\n",
-        url = db.url,
+        url = database_url,
         bin = env!("CARGO_BIN_EXE_billing-commitments"),
     );
     let script = blocks
@@ -48,7 +55,7 @@ fn the_readme_walk_through_runs_top_to_bottom() {
         .enumerate()
         .map(|(i, block)| format!("echo '>>> block {}' >&2\n{block}\n", i + 1))
         .collect::<String>()
-        .replace("localhost:50051", &server.address);
+        .replace("localhost:50051", address);
     // Fails with the walk-through's output when a command fails.
     run_ok(Command::new("bash").arg("-c").arg(prelude + &script).current_dir(root()).env(
         "PATH",

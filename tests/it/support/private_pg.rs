@@ -35,6 +35,14 @@ impl PrivatePostgres {
         this
     }
 
+    /// As [`start`](Self::start), with server `settings` (`-c name=value ...`).
+    pub fn start_with_settings(settings: &str) -> Self {
+        let mut this = Self::init();
+        this.extra = format!(" {settings}");
+        this.start_server();
+        this
+    }
+
     /// As [`start`](Self::start), with TLS offered under the certificate and key
     /// given (PEM); plaintext connections are still accepted.
     pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Self {

@@ -90,18 +90,33 @@ impl App {
         Ok(self.db().run(move |conn| db::violations::positions(conn, &orgs)).await?)
     }
 
-    /// Deletes, in every org, violations recorded before `cutoff`. Returns how many.
-    pub async fn prune_violations(&self, cutoff: DateTime<Utc>) -> Result<usize, AppError> {
+    /// Retention of the feed: in every org, the violations recorded before `cutoff` leave
+    /// the feed; then the months wholly behind every feed are dropped, and the months
+    /// ahead made.
+    pub async fn prune_violations(&self, cutoff: DateTime<Utc>) -> Result<Pruned, AppError> {
         let orgs = self.db().run(db::violations::orgs_with_feeds).await?;
-        let mut pruned = 0;
+        let mut violations = 0;
         for org in orgs {
-            pruned += self
+            violations += self
                 .db()
                 .transaction(org, move |conn| Ok::<_, AppError>(db::violations::prune(conn, org, cutoff)?))
                 .await?;
         }
-        Ok(pruned)
+        let months_dropped = self.db().run(move |conn| db::violations::drop_expired(conn, cutoff)).await?;
+        let months_made = self.db().run(db::violations::make_months_ahead).await?;
+        Ok(Pruned { violations, months_dropped, months_made })
     }
+}
+
+/// What one run of the feed's retention did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Violations that left the feed.
+    pub violations: usize,
+    /// Monthly partitions dropped, by name.
+    pub months_dropped: Vec<String>,
+    /// Monthly partitions made ahead, by name.
+    pub months_made: Vec<String>,
 }
 
 fn check_customer(conn: &mut db::Conn, org: OrgId, filter: &ViolationFilter) -> Result<(), AppError> {

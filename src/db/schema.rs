@@ -486,7 +486,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    violations (org_id, seq) {
+    violations (org_id, seq, recorded_at) {
         org_id -> Uuid,
         seq -> Int8,
         id -> Uuid,

@@ -192,8 +192,10 @@ pub fn orgs_with_feeds(conn: &mut PgConnection) -> Result<Vec<OrgId>, DbError> {
     Ok(feed_positions(conn, None)?.into_iter().map(|r| OrgId(r.org_id)).collect())
 }
 
-/// Deletes the org's violations recorded before `cutoff` (always a prefix of the feed)
-/// and moves the retained position past them. Returns how many were deleted.
+/// Moves the org's retained position past the violations recorded before `cutoff`
+/// (always a prefix of the feed): readers no longer see them, and cursors before them
+/// are OUT_OF_RANGE. The rows themselves go with their month (see [`drop_expired`]).
+/// Returns how many left the feed.
 pub fn prune(conn: &mut PgConnection, org: OrgId, cutoff: DateTime<Utc>) -> Result<usize, DbError> {
     // Lock the sequence row: writers wait, so the prefix below stays a prefix.
     let Some((last, retained_from)) = violation_sequences::table
@@ -207,16 +209,55 @@ pub fn prune(conn: &mut PgConnection, org: OrgId, cutoff: DateTime<Utc>) -> Resu
     };
     let keep_from: Option<i64> = violations::table
         .filter(violations::org_id.eq(org.uuid()))
+        .filter(violations::seq.ge(retained_from))
         .filter(violations::recorded_at.ge(cutoff))
         .select(diesel::dsl::min(violations::seq))
         .first(conn)?;
     let keep_from = keep_from.unwrap_or(last + 1).max(retained_from);
-    let deleted = diesel::delete(
-        violations::table.filter(violations::org_id.eq(org.uuid())).filter(violations::seq.lt(keep_from)),
-    )
-    .execute(conn)?;
+    if keep_from == retained_from {
+        return Ok(0);
+    }
+    let leaving: i64 = violations::table
+        .filter(violations::org_id.eq(org.uuid()))
+        .filter(violations::seq.ge(retained_from))
+        .filter(violations::seq.lt(keep_from))
+        .count()
+        .get_result(conn)?;
     diesel::update(violation_sequences::table.find(org.uuid()))
         .set(violation_sequences::retained_from.eq(keep_from))
         .execute(conn)?;
-    Ok(deleted)
+    Ok(usize::try_from(leaving).unwrap_or(0))
+}
+
+#[derive(QueryableByName)]
+struct Partition {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// Months of the feed made ahead of time, beyond the current one.
+pub const MONTHS_AHEAD: i32 = 3;
+
+/// Makes the feed's missing monthly partitions, from this month to [`MONTHS_AHEAD`]
+/// after it; returns their names. Spans organizations (DDL through a function that owns
+/// the table).
+pub fn make_months_ahead(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+    Ok(prepared("SELECT billing_create_partitions_ahead('violations', $1) AS name")
+        .bind::<diesel::sql_types::Integer, _>(MONTHS_AHEAD)
+        .load::<Partition>(conn)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect())
+}
+
+/// Drops the feed's months that ended by `cutoff` and that no org's feed retains any
+/// more (run [`prune`] for every org first), and deletes such rows from the default
+/// partition; returns the months dropped. Spans organizations.
+pub fn drop_expired(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+    Ok(prepared("SELECT billing_drop_expired_violations($1) AS name")
+        .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
+        .load::<Partition>(conn)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect())
 }

@@ -92,7 +92,12 @@ pub fn spawn(
             let app = pruner.clone();
             async move {
                 match app.prune_violations(crate::app::clock::now() - retention).await {
-                    Ok(n) => tracing::info!(violations = n, "pruned violations past their retention"),
+                    Ok(p) => tracing::info!(
+                        violations = p.violations,
+                        months_dropped = ?p.months_dropped,
+                        months_made = ?p.months_made,
+                        "pruned violations past their retention"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "pruning violations failed"),
                 }
             }

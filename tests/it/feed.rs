@@ -229,7 +229,7 @@ async fn a_cursor_no_longer_retained_or_ahead_is_out_of_range_with_its_reason_fo
     raise(&server, &t, "old", 5).await;
     let pruned =
         server.app.prune_violations(billing::app::clock::now() + chrono::Duration::seconds(1)).await.unwrap();
-    assert_eq!(pruned, 5);
+    assert_eq!(pruned.violations, 5);
     raise(&server, &t, "new", 2).await;
     let mut c = violations(&server, &t.key).await;
     let stale = pb::WatchViolationsRequest {

@@ -143,7 +143,7 @@ async fn four_instances_running_every_job_at_once_do_each_piece_of_work_once() {
     let pruned: usize = futures::future::join_all(instances.iter().map(|s| s.app.prune_violations(cutoff)))
         .await
         .into_iter()
-        .map(|n| n.expect("pruning"))
+        .map(|n| n.expect("pruning").violations)
         .sum();
     assert_eq!(pruned, before, "each violation pruned once");
     let after = list_violations(server, &t.key, pb::ListViolationsRequest::default()).await;

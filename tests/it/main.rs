@@ -21,6 +21,7 @@ mod e2e;
 mod external_ids;
 mod faults;
 mod feed;
+mod feed_partitions;
 mod field_behavior;
 mod fuzz;
 mod guarded_writes;

@@ -22,6 +22,12 @@ struct TableSecurity {
     forced: bool,
     #[diesel(sql_type = Bool)]
     has_policy: bool,
+    /// A partition of a partitioned table: reached through its parent, whose policy
+    /// applies; the service's role may not reach it directly.
+    #[diesel(sql_type = Bool)]
+    is_partition: bool,
+    #[diesel(sql_type = Bool)]
+    app_may_read: bool,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,9 +39,11 @@ async fn every_tenant_table_has_a_forced_policy() {
                 EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
                         AND a.attname = 'org_id' AND NOT a.attisdropped) AS has_org_id,
                 c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
-                EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy
+                EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy,
+                c.relispartition AS is_partition,
+                has_table_privilege('billing_app', c.oid, 'SELECT') AS app_may_read
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
     )
     .load(&mut conn)
     .unwrap();
@@ -43,8 +51,17 @@ async fn every_tenant_table_has_a_forced_policy() {
         tables.iter().filter(|t| !t.has_org_id).map(|t| t.table_name.as_str()).collect();
     // A new table without org_id must be a deliberate exception, added here.
     assert_eq!(unscoped, ["__diesel_schema_migrations", "organizations", "token_secrets"]);
-    let tenant_tables: Vec<&TableSecurity> = tables.iter().filter(|t| t.has_org_id).collect();
+    let (partitions, tenant_tables): (Vec<&TableSecurity>, Vec<&TableSecurity>) =
+        tables.iter().filter(|t| t.has_org_id).partition(|t| t.is_partition);
     assert!(tenant_tables.len() >= 20, "found only {tenant_tables:?}");
+    assert!(!partitions.is_empty(), "the feed's months are found");
+    for p in partitions {
+        assert!(
+            !p.app_may_read,
+            "{} is readable by the service's role around its parent's policy",
+            p.table_name
+        );
+    }
     for t in tenant_tables {
         assert!(t.enabled && t.forced && t.has_policy, "{} is not protected: {t:?}", t.table_name);
     }
@@ -274,7 +291,7 @@ async fn row_security_hides_another_orgs_rows_in_every_tenant_table() {
         "SELECT c.relname::text AS table_name FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped
-         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1",
     )
     .load::<TableName>(&mut owner)
     .unwrap()

@@ -614,7 +614,7 @@ pub(super) fn persist(
     }
     // Another transaction recorded the same event id (for another customer) first: run
     // the batch again, it will find that event and answer accordingly.
-    db::usage::insert_events(conn, rows).map_err(|e| e.retry_if_taken("usage_events_pkey"))?;
+    db::usage::insert_events(conn, rows).map_err(|e| e.retry_if_taken("usage_event_keys_pkey"))?;
     Ok(())
 }
 

@@ -91,8 +91,7 @@ impl App {
     }
 
     /// Retention of the feed: in every org, the violations recorded before `cutoff` leave
-    /// the feed; then the months wholly behind every feed are dropped, and the months
-    /// ahead made.
+    /// the feed; then the months wholly behind every feed are dropped.
     pub async fn prune_violations(&self, cutoff: DateTime<Utc>) -> Result<Pruned, AppError> {
         let orgs = self.db().run(db::violations::orgs_with_feeds).await?;
         let mut violations = 0;
@@ -103,8 +102,7 @@ impl App {
                 .await?;
         }
         let months_dropped = self.db().run(move |conn| db::violations::drop_expired(conn, cutoff)).await?;
-        let months_made = self.db().run(db::violations::make_months_ahead).await?;
-        Ok(Pruned { violations, months_dropped, months_made })
+        Ok(Pruned { violations, months_dropped })
     }
 }
 
@@ -115,8 +113,18 @@ pub struct Pruned {
     pub violations: usize,
     /// Monthly partitions dropped, by name.
     pub months_dropped: Vec<String>,
-    /// Monthly partitions made ahead, by name.
-    pub months_made: Vec<String>,
+}
+
+impl App {
+    /// Makes the missing months of every table partitioned by month, from this one to a
+    /// few ahead; returns their names.
+    pub async fn make_months_ahead(&self) -> Result<Vec<String>, AppError> {
+        let mut made = Vec::new();
+        for table in db::partitions::Partitioned::ALL {
+            made.extend(self.db().run(move |conn| db::partitions::make_months_ahead(conn, table)).await?);
+        }
+        Ok(made)
+    }
 }
 
 fn check_customer(conn: &mut db::Conn, org: OrgId, filter: &ViolationFilter) -> Result<(), AppError> {

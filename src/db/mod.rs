@@ -22,6 +22,7 @@ pub mod drawdowns;
 pub mod error;
 pub mod listen;
 pub mod migrate;
+pub mod partitions;
 pub mod prepared;
 pub mod products;
 pub mod promos;

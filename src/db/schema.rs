@@ -416,7 +416,15 @@ diesel::table! {
 }
 
 diesel::table! {
-    usage_events (org_id, event_id) {
+    usage_event_keys (org_id, event_id) {
+        org_id -> Uuid,
+        event_id -> Text,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    usage_events (org_id, event_id, recorded_at) {
         org_id -> Uuid,
         event_id -> Text,
         id -> Uuid,
@@ -536,6 +544,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reward_redemptions,
     token_secrets,
     usage_alerts,
+    usage_event_keys,
     usage_events,
     usage_reservations,
     usage_totals,

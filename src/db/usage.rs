@@ -81,11 +81,13 @@ pub fn find_events(
         return Ok(Vec::new());
     }
     // A join on unnest, not `= ANY(...)`: with many ids the latter can turn into a
-    // sequential scan comparing every row with every id.
+    // sequential scan comparing every row with every id. The key names the event's
+    // month, so each stored event is read from its one partition.
     let rows: Vec<RawStoredEvent> = prepared(
         "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
          FROM unnest($2::text[]) AS wanted(event_id) \
-         JOIN usage_events e ON e.org_id = $1 AND e.event_id = wanted.event_id",
+         JOIN usage_event_keys k ON k.org_id = $1 AND k.event_id = wanted.event_id \
+         JOIN usage_events e ON e.org_id = $1 AND e.event_id = k.event_id AND e.recorded_at = k.recorded_at",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<Text>, _>(event_ids)
@@ -120,7 +122,8 @@ struct EventColumns {
 }
 
 /// Inserts events with one array per column: a fixed, small number of bind parameters
-/// whatever the number of rows.
+/// whatever the number of rows. Each event's key goes to `usage_event_keys` in the same
+/// statement; an event id already stored fails it on `usage_event_keys_pkey`.
 pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), DbError> {
     if events.is_empty() {
         return Ok(());
@@ -143,11 +146,16 @@ pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(
         c.recorded_at.push(e.recorded_at);
     }
     prepared(
-        "INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
+        "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], \
+            $6::numeric[], $7::numeric[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], \
+            $12::bytea[], $13::bytea[], $14::timestamptz[]) AS r(org_id, event_id, id, customer_id, product_id, \
+            quantity, amount, credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, \
+            recorded_at)), \
+         keys AS (INSERT INTO usage_event_keys (org_id, event_id, recorded_at) \
+            SELECT org_id, event_id, recorded_at FROM new) \
+         INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
             credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, recorded_at) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::numeric[], \
-            $7::numeric[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], $12::bytea[], \
-            $13::bytea[], $14::timestamptz[])",
+         SELECT * FROM new",
     )
     .bind::<Array<SqlUuid>, _>(c.org_id)
     .bind::<Array<Text>, _>(c.event_id)

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
-use super::schema::usage_events;
+use super::schema::{usage_event_keys, usage_events};
 use super::usage::StoredAnswer;
 use crate::domain::ids::{ApiKeyId, CustomerId, OrgId, ProductId};
 
@@ -58,6 +58,22 @@ pub struct EventFilter {
     pub include_voided: bool,
 }
 
+/// The event `event_id` of `org`, in the one month its key names (the events' primary
+/// key carries the month; the key table says which).
+#[diesel::dsl::auto_type]
+fn one_event<'a>(org: Uuid, event_id: &'a str) -> _ {
+    usage_events::table
+        .filter(usage_events::org_id.eq(org))
+        .filter(usage_events::event_id.eq(event_id))
+        .filter(
+            usage_events::recorded_at.nullable().eq(usage_event_keys::table
+                .filter(usage_event_keys::org_id.eq(org))
+                .filter(usage_event_keys::event_id.eq(event_id))
+                .select(usage_event_keys::recorded_at)
+                .single_value()),
+        )
+}
+
 /// The event recorded under `event_id`, locked when `lock`.
 pub fn get(
     conn: &mut PgConnection,
@@ -65,7 +81,7 @@ pub fn get(
     event_id: &str,
     lock: bool,
 ) -> Result<Option<EventRecord>, DbError> {
-    let q = usage_events::table.find((org.uuid(), event_id)).select(EventRecord::as_select());
+    let q = one_event(org.uuid(), event_id).select(EventRecord::as_select());
     Ok(if lock { q.for_update().first(conn).optional()? } else { q.first(conn).optional()? })
 }
 
@@ -109,7 +125,7 @@ pub fn mark_voided(
     event_id: &str,
     (at, by, reason): (DateTime<Utc>, ApiKeyId, &str),
 ) -> Result<(), DbError> {
-    diesel::update(usage_events::table.find((org.uuid(), event_id)))
+    diesel::update(one_event(org.uuid(), event_id))
         .set((
             usage_events::voided_at.eq(at),
             usage_events::voided_by.eq(by.uuid()),

@@ -229,34 +229,13 @@ pub fn prune(conn: &mut PgConnection, org: OrgId, cutoff: DateTime<Utc>) -> Resu
     Ok(usize::try_from(leaving).unwrap_or(0))
 }
 
-#[derive(QueryableByName)]
-struct Partition {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-}
-
-/// Months of the feed made ahead of time, beyond the current one.
-pub const MONTHS_AHEAD: i32 = 3;
-
-/// Makes the feed's missing monthly partitions, from this month to [`MONTHS_AHEAD`]
-/// after it; returns their names. Spans organizations (DDL through a function that owns
-/// the table).
-pub fn make_months_ahead(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
-    Ok(prepared("SELECT billing_create_partitions_ahead('violations', $1) AS name")
-        .bind::<diesel::sql_types::Integer, _>(MONTHS_AHEAD)
-        .load::<Partition>(conn)?
-        .into_iter()
-        .map(|p| p.name)
-        .collect())
-}
-
 /// Drops the feed's months that ended by `cutoff` and that no org's feed retains any
 /// more (run [`prune`] for every org first), and deletes such rows from the default
 /// partition; returns the months dropped. Spans organizations.
 pub fn drop_expired(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> Result<Vec<String>, DbError> {
     Ok(prepared("SELECT billing_drop_expired_violations($1) AS name")
         .bind::<diesel::sql_types::Timestamptz, _>(cutoff)
-        .load::<Partition>(conn)?
+        .load::<super::partitions::Partition>(conn)?
         .into_iter()
         .map(|p| p.name)
         .collect())

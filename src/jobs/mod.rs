@@ -95,10 +95,14 @@ pub fn spawn(
                     Ok(p) => tracing::info!(
                         violations = p.violations,
                         months_dropped = ?p.months_dropped,
-                        months_made = ?p.months_made,
                         "pruned violations past their retention"
                     ),
                     Err(e) => tracing::warn!(error = %e, "pruning violations failed"),
+                }
+                match app.make_months_ahead().await {
+                    Ok(made) if made.is_empty() => {}
+                    Ok(made) => tracing::info!(partitions = ?made, "made monthly partitions ahead"),
+                    Err(e) => tracing::warn!(error = %e, "making monthly partitions ahead failed"),
                 }
             }
         })),

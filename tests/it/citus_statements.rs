@@ -78,8 +78,10 @@ fn filters_by_org(sql: &str) -> bool {
         let after = text[at + "org_id".len()..].trim_start();
         after.starts_with('=') || after.starts_with("in ") || after.starts_with("is not distinct from")
     });
-    let inserted = text.starts_with("insert into")
-        && text.split(" values").next().unwrap_or_default().contains("org_id");
+    // Every INSERT of the statement (a CTE may hold several) names org_id among its columns.
+    let mut inserts = text.split("insert into ").skip(1).peekable();
+    let inserted = inserts.peek().is_some()
+        && inserts.all(|rest| rest.split(')').next().unwrap_or_default().contains("org_id"));
     compared || inserted
 }
 
@@ -190,6 +192,9 @@ fn a_statement_on_a_tenant_table_without_org_id_is_found() {
     let recorded = [
         r#"SELECT "customers"."id" FROM "customers" WHERE "customers"."org_id" = $1 AND "customers"."id" = $2"#,
         r#"INSERT INTO "usage_events" ("org_id", "id") VALUES ($1, $2)"#,
+        "WITH new AS (SELECT * FROM unnest($1) AS r(org_id, id)), k AS (INSERT INTO usage_events (org_id, id) \
+         SELECT * FROM new) INSERT INTO customers (org_id, id) SELECT * FROM new",
+        "WITH k AS (INSERT INTO usage_events (org_id, id) SELECT 1, 2) INSERT INTO customers (id) SELECT 3",
         "UPDATE customers SET name = $1 WHERE org_id = ANY($2)",
         "SELECT org_id FROM customers WHERE id = $1",
         "DELETE FROM usage_events WHERE id IN (SELECT id FROM customers)",
@@ -201,6 +206,7 @@ fn a_statement_on_a_tenant_table_without_org_id_is_found() {
     assert_eq!(
         statements_without_org(&recorded, &tables, &exempt),
         [
+            "WITH k AS (INSERT INTO usage_events (org_id, id) SELECT 1, 2) INSERT INTO customers (id) SELECT 3",
             "SELECT org_id FROM customers WHERE id = $1",
             "DELETE FROM usage_events WHERE id IN (SELECT id FROM customers)"
         ],

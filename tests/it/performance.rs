@@ -91,12 +91,17 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
     let database = format!("bench_smoke_{}", uuid::Uuid::now_v7().simple());
     let out = Command::new(env!("CARGO_BIN_EXE_billing-bench"))
         .args(["--smoke", "--database", &database, "--server-bin", env!("CARGO_BIN_EXE_billing-commitments")])
-        .args(["--instances", "3"])
+        .args(["--instances", "3", "--prefill-events", "1200"])
         .arg("--out")
         .arg(out_dir.path())
         .env("BENCH_POSTGRES_URL", server_url())
         .output()
         .expect("run billing-bench");
+    let prefilled = PgConnection::establish(&format!("{}/{database}", server_url())).ok().map(|mut c| {
+        diesel::sql_query("SELECT count(*) AS n FROM usage_events WHERE event_id LIKE 'prefill-%'")
+            .get_result::<Count>(&mut c)
+            .map(|c| c.n)
+    });
     let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
     let _ =
         diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);
@@ -122,6 +127,7 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
         singles.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 4 |")).collect();
     assert_eq!(rows.len(), 2, "one row per concurrency:\n{stdout}");
     assert!(stdout.contains("3 instance(s)"), "the header names the instances:\n{stdout}");
+    assert!(matches!(prefilled, Some(Ok(1200))), "1,200 events were prefilled: {prefilled:?}");
     let spread = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Events decided by each instance over the load phases: "))

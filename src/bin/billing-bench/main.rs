@@ -16,6 +16,7 @@ mod cpu;
 mod feed;
 mod load;
 mod pgbench;
+mod prefill;
 mod seed;
 
 use std::fmt::Write as _;
@@ -87,6 +88,10 @@ struct Args {
     /// Connection pool size of each instance.
     #[arg(long, default_value_t = 16)]
     pool_size: u32,
+    /// Usage events written in SQL before the load (spread over the last year), to
+    /// measure recording on tables of a long-lived deployment.
+    #[arg(long, default_value_t = 0)]
+    prefill_events: i64,
     /// Where the report (Markdown) and the instances' logs are written.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -181,6 +186,10 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("seeding {} customers", args.customers);
     let seeded = seed::seed(&channels, &cluster.key, args.customers, 64).await?;
+    if args.prefill_events > 0 {
+        eprintln!("prefilling {} usage events", args.prefill_events);
+        prefill::prefill(&cluster.database_url, args.prefill_events).await?;
+    }
     // As autovacuum would within a minute: plans made on the empty tables' statistics
     // scan a whole org where an index finds one customer's rows.
     cluster.analyze().await?;
@@ -297,10 +306,11 @@ fn report(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# billing-bench{}\n\n{} customers, {} measured per phase after {} warm-up, {} HTTP/2 connections, \
+        "# billing-bench{}\n\n{} customers, {} usage events prefilled, {} measured per phase after {} warm-up, {} HTTP/2 connections, \
          {} instance(s) (pool {} each), {} cores; run took {:.0?}.\n",
         if args.smoke { " (smoke: not a measurement)" } else { "" },
         args.customers,
+        args.prefill_events,
         humantime::format_duration(args.duration),
         humantime::format_duration(args.warmup),
         args.connections.max(usize::from(args.instances)),

@@ -1,6 +1,7 @@
-//! The violation feed is partitioned by month of `recorded_at`: months are made ahead by
-//! the prune job, retention drops whole months once no org's feed retains a row of them,
-//! and rows no month was made for land in the default partition and are pruned there.
+//! Violations and usage events are partitioned by month of `recorded_at`: months are made
+//! ahead by a job; the feed's retention drops whole months once no org's feed retains a
+//! row of them, and its rows no month was made for land in the default partition and are
+//! pruned there; an event id stays used once across months (the key table).
 
 use billing::proto::v1 as pb;
 use chrono::{Datelike as _, Duration, TimeZone as _, Utc};
@@ -8,8 +9,13 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::support::TestServer;
-use crate::support::fixtures::{Tenant, block_everything, list_violations, raise};
+use tonic::Code;
+
+use crate::support::fixtures::{
+    Tenant, block_everything, event, list_violations, raise, record, usage_client,
+};
+use crate::support::{TestServer, expect_code};
+use crate::usage::{daily_amount, set_limits};
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Placed {
@@ -48,11 +54,16 @@ fn partitions(conn: &mut PgConnection) -> Vec<String> {
     .collect()
 }
 
-/// The partition name of the month `months` after the current one.
-fn month_name(months: u32) -> String {
+/// The name of `table`'s partition of the month `months` after the current one.
+fn month_of(table: &str, months: u32) -> String {
     let now = Utc::now();
     let index = now.year() * 12 + now.month0() as i32 + months as i32;
-    format!("violations_y{:04}m{:02}", index / 12, index % 12 + 1)
+    format!("{table}_y{:04}m{:02}", index / 12, index % 12 + 1)
+}
+
+/// The feed's partition of the month `months` after the current one.
+fn month_name(months: u32) -> String {
+    month_of("violations", months)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,10 +81,12 @@ async fn violations_land_in_their_month_and_months_are_made_ahead() {
     found.retain(|p| expected.contains(p));
     assert_eq!(found, expected, "this month, three ahead and the default partition exist");
 
-    // A month missing ahead (a job that did not run) is made by the next prune run.
-    owner.batch_execute(&format!("DROP TABLE {}", month_name(2))).unwrap();
-    let run = server.app.prune_violations(Utc::now() - Duration::days(30)).await.unwrap();
-    assert_eq!(run.months_made, [month_name(2)]);
+    // Months missing ahead (a job that did not run) are made by the next run, for the
+    // feed and the usage events alike.
+    owner
+        .batch_execute(&format!("DROP TABLE {}; DROP TABLE {}", month_name(2), month_of("usage_events", 3)))
+        .unwrap();
+    assert_eq!(server.app.make_months_ahead().await.unwrap(), [month_name(2), month_of("usage_events", 3)]);
     assert!(partitions(&mut owner).contains(&month_name(2)));
 }
 
@@ -152,4 +165,71 @@ async fn rows_without_a_month_land_in_the_default_partition_and_are_pruned_there
     let run = server.app.prune_violations(Utc::now() - Duration::days(1)).await.unwrap();
     assert_eq!(run.violations, 1);
     assert_eq!(placement(&mut owner), [(2, month_name(0))], "the default partition's pruned row is deleted");
+}
+
+/// The partition holding event `event_id`.
+fn event_partition(conn: &mut PgConnection, event_id: &str) -> String {
+    diesel::sql_query("SELECT tableoid::regclass::text AS name FROM usage_events WHERE event_id = $1")
+        .bind::<Text, _>(event_id)
+        .get_result::<Name>(conn)
+        .unwrap()
+        .name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stored_in_an_earlier_month_is_still_replayed_refused_when_changed_listed_and_voided() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    set_limits(&server, &t, daily_amount("100", "0")).await;
+    let mut u = usage_client(&server, &t.key).await;
+    let e = event(&t, "e1", "CREED", "1", "60");
+    let first = record(&mut u, e.clone()).await.unwrap();
+    let mut owner = server.db.connect();
+    assert_eq!(event_partition(&mut owner, "e1"), month_of("usage_events", 0));
+    // As if it had been recorded in January: the event moves to January's month, its key
+    // with it.
+    owner
+        .batch_execute(
+            "SELECT billing_create_month_partition('usage_events', '2026-01-01');
+             UPDATE usage_events SET recorded_at = '2026-01-15T12:00:00Z' WHERE event_id = 'e1';
+             UPDATE usage_event_keys SET recorded_at = '2026-01-15T12:00:00Z' WHERE event_id = 'e1';",
+        )
+        .unwrap();
+    assert_eq!(event_partition(&mut owner, "e1"), "usage_events_y2026m01");
+
+    let again = record(&mut u, e.clone()).await.unwrap();
+    assert!(again.replayed, "found in January, not recorded again this month");
+    assert_eq!(pb::UsageOutcome { replayed: false, ..again }, first);
+    let mut changed = e.clone();
+    changed.rated_amount = "61".into();
+    expect_code(record(&mut u, changed).await, Code::AlreadyExists);
+    let in_batch = u
+        .record_usage_batch(pb::RecordUsageBatchRequest { events: vec![e.clone()] })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(
+        matches!(&in_batch[0].result, Some(pb::usage_batch_result::Result::Outcome(o)) if o.replayed),
+        "{in_batch:?}"
+    );
+    let listed = u
+        .list_usage_events(pb::ListUsageEventsRequest {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e1"]);
+    u.void_usage_event(pb::VoidUsageEventRequest { event_id: "e1".into(), reason: "sent twice".into() })
+        .await
+        .expect("the January event is voided");
+    let voided: i64 = diesel::sql_query(
+        "SELECT count(*) AS seq, 'x' AS partition FROM usage_events_y2026m01 WHERE voided_at IS NOT NULL",
+    )
+    .get_result::<Placed>(&mut owner)
+    .unwrap()
+    .seq;
+    assert_eq!(voided, 1, "voided in its own month");
 }

@@ -1,0 +1,92 @@
+-- Usage events are the largest table and append-only but for voids: partitioned by month
+-- of recorded_at (when the service stored the event, never backdated), so a year of
+-- events is twelve tables with their own indexes, each filled once and then only read.
+-- Events have no retention (they are the financial record); partitions serve size.
+--
+-- Event-id dedupe must stay exact across months, but a partition key must be part of
+-- every unique key, so the events' own primary key (org_id, event_id, recorded_at) no
+-- longer says an event id is used once. usage_event_keys does: one narrow row per
+-- stored event, unique by (org_id, event_id), written by the same statement as the
+-- event, and holding the month, so a stored event is found in its one partition.
+CREATE TABLE usage_event_keys (
+    org_id      uuid NOT NULL,
+    event_id    text NOT NULL,
+    -- The stored event's recorded_at: its partition.
+    recorded_at timestamptz NOT NULL,
+    PRIMARY KEY (org_id, event_id)
+);
+
+ALTER TABLE usage_events RENAME TO usage_events_unpartitioned;
+ALTER INDEX usage_events_pkey RENAME TO usage_events_unpartitioned_pkey;
+ALTER INDEX usage_events_customer_id_idx RENAME TO usage_events_unpartitioned_customer_id_idx;
+ALTER INDEX usage_events_customer_time_idx RENAME TO usage_events_unpartitioned_customer_time_idx;
+
+CREATE TABLE usage_events (
+    LIKE usage_events_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+    PRIMARY KEY (org_id, event_id, recorded_at)
+) PARTITION BY RANGE (recorded_at);
+CREATE INDEX usage_events_customer_id_idx ON usage_events (org_id, customer_id, id);
+CREATE INDEX usage_events_customer_time_idx ON usage_events (org_id, customer_id, occurred_at)
+    WHERE decision <> 'BLOCKED' AND voided_at IS NULL;
+-- Rows of a month not made (a clock far off, a job that did not run) land here rather
+-- than failing the call that recorded them.
+CREATE TABLE usage_events_default PARTITION OF usage_events DEFAULT;
+
+-- The month function learns the second table (same partition key, same naming).
+CREATE OR REPLACE FUNCTION billing_create_month_partition(parent text, month date)
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$
+    DECLARE
+        name text := format('%s_y%sm%s', parent, to_char(month, 'YYYY'), to_char(month, 'MM'));
+        lo timestamptz := make_timestamptz(extract(year FROM month)::int, extract(month FROM month)::int, 1, 0, 0, 0, 'UTC');
+        hi timestamptz := lo + interval '1 month';
+        waiting boolean;
+    BEGIN
+        IF parent NOT IN ('violations', 'usage_events') THEN
+            RAISE EXCEPTION 'billing_create_month_partition: % is not partitioned by month', parent;
+        END IF;
+        PERFORM pg_advisory_xact_lock(hashtext('billing_create_month_partition'));
+        IF to_regclass(name) IS NOT NULL THEN
+            RETURN NULL;
+        END IF;
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE recorded_at >= $1 AND recorded_at < $2)',
+                       parent || '_default')
+            INTO waiting USING lo, hi;
+        IF waiting THEN
+            RETURN NULL;
+        END IF;
+        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', name, parent, lo, hi);
+        RETURN name;
+    END
+    $$;
+
+DO $$
+DECLARE
+    month date := coalesce(
+        (SELECT date_trunc('month', min(recorded_at) AT TIME ZONE 'UTC')::date FROM usage_events_unpartitioned),
+        date_trunc('month', now() AT TIME ZONE 'UTC')::date);
+BEGIN
+    WHILE month <= (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date LOOP
+        PERFORM billing_create_month_partition('usage_events', month);
+        month := (month + interval '1 month')::date;
+    END LOOP;
+END
+$$;
+INSERT INTO usage_events SELECT * FROM usage_events_unpartitioned;
+INSERT INTO usage_event_keys (org_id, event_id, recorded_at)
+    SELECT org_id, event_id, recorded_at FROM usage_events_unpartitioned;
+DROP TABLE usage_events_unpartitioned;
+
+ALTER TABLE usage_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE usage_events FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON usage_events
+    USING (org_id = (SELECT billing_current_org())) WITH CHECK (org_id = (SELECT billing_current_org()));
+-- Voids update an event; nothing deletes one.
+GRANT SELECT, INSERT, UPDATE ON usage_events TO billing_app;
+
+ALTER TABLE usage_event_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE usage_event_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON usage_event_keys
+    USING (org_id = (SELECT billing_current_org())) WITH CHECK (org_id = (SELECT billing_current_org()));
+GRANT SELECT, INSERT ON usage_event_keys TO billing_app;

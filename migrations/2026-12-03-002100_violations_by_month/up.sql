@@ -16,44 +16,51 @@ CREATE TABLE violations (
 CREATE INDEX violations_customer_idx ON violations (org_id, customer_id, seq);
 
 -- Rows no month is made for yet (a clock far off, a job that did not run) land here
--- rather than failing the usage call that recorded them.
+-- rather than failing the usage call that recorded them; making their month moves them.
 CREATE TABLE violations_default PARTITION OF violations DEFAULT;
 
--- Makes `parent`'s partition of the month starting at `month` (UTC) unless it exists or
--- rows of that month already sit in the default partition (making it would fail; they
--- stay there, and are pruned there). Returns the partition's name when it made one.
--- Serialized by a transaction advisory lock, so instances making months at once do not
--- race on CREATE TABLE.
+-- For any table partitioned by range of one timestamptz column with a default partition
+-- named `<parent>_default` (the feed here; later migrations partition others the same
+-- way): makes `parent`'s partition of the month starting at `month` (UTC) unless it
+-- exists, moving into it the rows of that month that the default partition took while
+-- the month was missing. Returns the partition's name when it made one. Serialized by a
+-- transaction advisory lock, so instances making months at once do not race.
+-- A lock wait is bounded: a month made later is made on the next run.
 CREATE FUNCTION billing_create_month_partition(parent text, month date)
     RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET lock_timeout = '5s'
     AS $$
     DECLARE
         name text := format('%s_y%sm%s', parent, to_char(month, 'YYYY'), to_char(month, 'MM'));
         lo timestamptz := make_timestamptz(extract(year FROM month)::int, extract(month FROM month)::int, 1, 0, 0, 0, 'UTC');
         hi timestamptz := lo + interval '1 month';
-        waiting boolean;
+        key text;
     BEGIN
-        IF parent <> 'violations' THEN
-            RAISE EXCEPTION 'billing_create_month_partition: % is not partitioned by month', parent;
+        SELECT a.attname INTO key
+        FROM pg_partitioned_table pt
+        JOIN pg_class c ON c.oid = pt.partrelid
+        JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
+        WHERE c.relname = parent AND c.relnamespace = 'public'::regnamespace;
+        IF key IS NULL THEN
+            RAISE EXCEPTION 'billing_create_month_partition: % is not a partitioned table', parent;
         END IF;
         PERFORM pg_advisory_xact_lock(hashtext('billing_create_month_partition'));
         IF to_regclass(name) IS NOT NULL THEN
             RETURN NULL;
         END IF;
-        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE recorded_at >= $1 AND recorded_at < $2)',
-                       parent || '_default')
-            INTO waiting USING lo, hi;
-        IF waiting THEN
-            RETURN NULL;
-        END IF;
-        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', name, parent, lo, hi);
+        -- Made apart and attached, so rows the default partition holds for the month can
+        -- move in first (CREATE TABLE .. PARTITION OF would fail on them).
+        EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name, parent);
+        EXECUTE format('WITH moved AS (DELETE FROM %I WHERE %I >= $1 AND %I < $2 RETURNING *) '
+                       'INSERT INTO %I SELECT * FROM moved', parent || '_default', key, key, name)
+            USING lo, hi;
+        EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', parent, name, lo, hi);
         RETURN name;
     END
     $$;
 
 -- Makes the partitions of the current month and of `months_ahead` months after it that
--- are missing; returns their names. The service's prune job calls it on every run.
+-- are missing; returns their names. The service's jobs call it on every prune run.
 CREATE FUNCTION billing_create_partitions_ahead(parent text, months_ahead int)
     RETURNS SETOF text
     LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp

@@ -4,14 +4,21 @@
 -- Events have no retention (they are the financial record); partitions serve size.
 --
 -- Event-id dedupe must stay exact across months, but a partition key must be part of
--- every unique key, so the events' own primary key (org_id, event_id, recorded_at) no
--- longer says an event id is used once. usage_event_keys does: one narrow row per
--- stored event, unique by (org_id, event_id), written by the same statement as the
--- event, and holding the month, so a stored event is found in its one partition.
+-- every unique key, so the events' own keys cannot say an event id is used once.
+-- usage_event_keys does: one narrow row per stored event, unique by (org_id, event_id),
+-- written by the same statement as the event, and holding the event's primary key, so a
+-- stored event is found in its one partition.
+--
+-- The events' primary key becomes (org_id, customer_id, id, recorded_at): it takes the
+-- place of the (org_id, customer_id, id) index that lists a customer's events, so an
+-- event still costs three index entries (the key's, this one, the time index) of which
+-- only the key's is at a random place (event ids are the caller's).
 CREATE TABLE usage_event_keys (
     org_id      uuid NOT NULL,
     event_id    text NOT NULL,
-    -- The stored event's recorded_at: its partition.
+    -- The stored event's customer_id, id and recorded_at: its primary key and month.
+    customer_id uuid NOT NULL,
+    id          uuid NOT NULL,
     recorded_at timestamptz NOT NULL,
     PRIMARY KEY (org_id, event_id)
 );
@@ -23,43 +30,13 @@ ALTER INDEX usage_events_customer_time_idx RENAME TO usage_events_unpartitioned_
 
 CREATE TABLE usage_events (
     LIKE usage_events_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
-    PRIMARY KEY (org_id, event_id, recorded_at)
+    PRIMARY KEY (org_id, customer_id, id, recorded_at)
 ) PARTITION BY RANGE (recorded_at);
-CREATE INDEX usage_events_customer_id_idx ON usage_events (org_id, customer_id, id);
 CREATE INDEX usage_events_customer_time_idx ON usage_events (org_id, customer_id, occurred_at)
     WHERE decision <> 'BLOCKED' AND voided_at IS NULL;
 -- Rows of a month not made (a clock far off, a job that did not run) land here rather
 -- than failing the call that recorded them.
 CREATE TABLE usage_events_default PARTITION OF usage_events DEFAULT;
-
--- The month function learns the second table (same partition key, same naming).
-CREATE OR REPLACE FUNCTION billing_create_month_partition(parent text, month date)
-    RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$
-    DECLARE
-        name text := format('%s_y%sm%s', parent, to_char(month, 'YYYY'), to_char(month, 'MM'));
-        lo timestamptz := make_timestamptz(extract(year FROM month)::int, extract(month FROM month)::int, 1, 0, 0, 0, 'UTC');
-        hi timestamptz := lo + interval '1 month';
-        waiting boolean;
-    BEGIN
-        IF parent NOT IN ('violations', 'usage_events') THEN
-            RAISE EXCEPTION 'billing_create_month_partition: % is not partitioned by month', parent;
-        END IF;
-        PERFORM pg_advisory_xact_lock(hashtext('billing_create_month_partition'));
-        IF to_regclass(name) IS NOT NULL THEN
-            RETURN NULL;
-        END IF;
-        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE recorded_at >= $1 AND recorded_at < $2)',
-                       parent || '_default')
-            INTO waiting USING lo, hi;
-        IF waiting THEN
-            RETURN NULL;
-        END IF;
-        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', name, parent, lo, hi);
-        RETURN name;
-    END
-    $$;
 
 DO $$
 DECLARE
@@ -74,8 +51,8 @@ BEGIN
 END
 $$;
 INSERT INTO usage_events SELECT * FROM usage_events_unpartitioned;
-INSERT INTO usage_event_keys (org_id, event_id, recorded_at)
-    SELECT org_id, event_id, recorded_at FROM usage_events_unpartitioned;
+INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
+    SELECT org_id, event_id, customer_id, id, recorded_at FROM usage_events_unpartitioned;
 DROP TABLE usage_events_unpartitioned;
 
 ALTER TABLE usage_events ENABLE ROW LEVEL SECURITY;

@@ -388,7 +388,7 @@ impl App {
                 Ok((entry, running))
             })
             .await
-            .map_err(|e| e.unique("commit_ledger_request_idx", "adjustment", "request_id"))
+            .map_err(|e| e.unique("commit_ledger_requests_pkey", "adjustment", "request_id"))
     }
 }
 

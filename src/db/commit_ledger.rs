@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::prepared::{BindNext, prepared};
-use super::schema::commit_ledger;
+use super::schema::{commit_ledger, commit_ledger_requests};
 use crate::domain::commit::balance::{KindTotal, LedgerEntry, LedgerKind};
 use crate::domain::commit::timeline::LaterEntries;
 use crate::domain::ids::{CommitId, OrgId, ProductId};
@@ -82,12 +82,17 @@ pub fn insert_with_key(
     let products: Vec<Option<Uuid>> = entries.iter().map(|e| e.product_id.map(|p| p.uuid())).collect();
     let reasons: Vec<Option<&str>> = entries.iter().map(|e| e.reason.as_deref()).collect();
     let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.created_at).collect();
-    // One statement whatever the number of entries: arrays, not a bind per value.
+    // One statement whatever the number of entries: arrays, not a bind per value. A
+    // request id is made unique by its own table (the entries' unique keys carry their
+    // month), which names the entry it wrote; a reused id fails on its primary key.
     prepared(
-        "INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, effective_at, \
-            source_id, product_id, reason, created_at, request_id, request_hash) \
+        "WITH written AS (INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, \
+            effective_at, source_id, product_id, reason, created_at, request_id, request_hash) \
          SELECT $1, *, $12, $13 FROM unnest($2::uuid[], $3::uuid[], $4::int4[], $5::text[], \
-            $6::numeric[], $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::timestamptz[])",
+            $6::numeric[], $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::timestamptz[]) \
+         RETURNING id, effective_at) \
+         INSERT INTO commit_ledger_requests (org_id, request_id, entry_id, effective_at) \
+         SELECT $1, $12, id, effective_at FROM written WHERE $12::text IS NOT NULL",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<SqlUuid>, _>(ids)
@@ -112,9 +117,16 @@ pub fn find_by_request(
     org: OrgId,
     request_id: &str,
 ) -> Result<Option<(LedgerEntry, Vec<u8>)>, DbError> {
+    let Some((entry_id, effective_at)) = commit_ledger_requests::table
+        .find((org.uuid(), request_id))
+        .select((commit_ledger_requests::entry_id, commit_ledger_requests::effective_at))
+        .first::<(Uuid, DateTime<Utc>)>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
     let row: Option<(LedgerRow, Option<Vec<u8>>)> = commit_ledger::table
-        .filter(commit_ledger::org_id.eq(org.uuid()))
-        .filter(commit_ledger::request_id.eq(request_id))
+        .find((org.uuid(), entry_id, effective_at))
         .select((LedgerRow::as_select(), commit_ledger::request_hash))
         .first(conn)
         .optional()?;

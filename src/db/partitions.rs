@@ -1,6 +1,6 @@
-//! Tables partitioned by month of recording (`violations`, `usage_events`): their months
-//! are made ahead of time by functions the migrations define, so the service's role needs
-//! no DDL rights.
+//! Tables partitioned by month (`violations` and `usage_events` by recording time,
+//! `commit_ledger` by effective time): their months are made ahead of time by functions
+//! the migrations define, so the service's role needs no DDL rights.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
@@ -8,20 +8,22 @@ use diesel::sql_types::{Integer, Text};
 use super::DbError;
 use super::prepared::{BindNext, prepared};
 
-/// A table partitioned by month of `recorded_at`.
+/// A table partitioned by month.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Partitioned {
     Violations,
     UsageEvents,
+    CommitLedger,
 }
 
 impl Partitioned {
-    pub const ALL: [Self; 2] = [Self::Violations, Self::UsageEvents];
+    pub const ALL: [Self; 3] = [Self::Violations, Self::UsageEvents, Self::CommitLedger];
 
     fn table(self) -> &'static str {
         match self {
             Self::Violations => "violations",
             Self::UsageEvents => "usage_events",
+            Self::CommitLedger => "commit_ledger",
         }
     }
 }

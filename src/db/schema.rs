@@ -124,7 +124,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    commit_ledger (org_id, id) {
+    commit_ledger (org_id, id, effective_at) {
         org_id -> Uuid,
         id -> Uuid,
         commit_id -> Uuid,
@@ -138,6 +138,15 @@ diesel::table! {
         request_id -> Nullable<Text>,
         request_hash -> Nullable<Bytea>,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    commit_ledger_requests (org_id, request_id) {
+        org_id -> Uuid,
+        request_id -> Text,
+        entry_id -> Uuid,
+        effective_at -> Timestamptz,
     }
 }
 
@@ -419,12 +428,14 @@ diesel::table! {
     usage_event_keys (org_id, event_id) {
         org_id -> Uuid,
         event_id -> Text,
+        customer_id -> Uuid,
+        id -> Uuid,
         recorded_at -> Timestamptz,
     }
 }
 
 diesel::table! {
-    usage_events (org_id, event_id, recorded_at) {
+    usage_events (org_id, customer_id, id, recorded_at) {
         org_id -> Uuid,
         event_id -> Text,
         id -> Uuid,
@@ -525,6 +536,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     balance_alerts,
     billing_promos,
     commit_ledger,
+    commit_ledger_requests,
     commit_segments,
     commitment_compensations,
     commitment_edits,

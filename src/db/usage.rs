@@ -87,7 +87,8 @@ pub fn find_events(
         "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
          FROM unnest($2::text[]) AS wanted(event_id) \
          JOIN usage_event_keys k ON k.org_id = $1 AND k.event_id = wanted.event_id \
-         JOIN usage_events e ON e.org_id = $1 AND e.event_id = k.event_id AND e.recorded_at = k.recorded_at",
+         JOIN usage_events e ON e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
+            AND e.recorded_at = k.recorded_at",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<Text>, _>(event_ids)
@@ -151,8 +152,8 @@ pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(
             $12::bytea[], $13::bytea[], $14::timestamptz[]) AS r(org_id, event_id, id, customer_id, product_id, \
             quantity, amount, credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, \
             recorded_at)), \
-         keys AS (INSERT INTO usage_event_keys (org_id, event_id, recorded_at) \
-            SELECT org_id, event_id, recorded_at FROM new) \
+         keys AS (INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at) \
+            SELECT org_id, event_id, customer_id, id, recorded_at FROM new) \
          INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
             credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, recorded_at) \
          SELECT * FROM new",

@@ -60,18 +60,17 @@ pub struct EventFilter {
 
 /// The event `event_id` of `org`, in the one month its key names (the events' primary
 /// key carries the month; the key table says which).
-#[diesel::dsl::auto_type]
-fn one_event<'a>(org: Uuid, event_id: &'a str) -> _ {
-    usage_events::table
-        .filter(usage_events::org_id.eq(org))
-        .filter(usage_events::event_id.eq(event_id))
-        .filter(
-            usage_events::recorded_at.nullable().eq(usage_event_keys::table
-                .filter(usage_event_keys::org_id.eq(org))
-                .filter(usage_event_keys::event_id.eq(event_id))
-                .select(usage_event_keys::recorded_at)
-                .single_value()),
-        )
+/// The primary key (customer, id, month) of event `event_id`, from its key row.
+fn key_of(
+    conn: &mut PgConnection,
+    org: OrgId,
+    event_id: &str,
+) -> Result<Option<(Uuid, Uuid, DateTime<Utc>)>, DbError> {
+    Ok(usage_event_keys::table
+        .find((org.uuid(), event_id))
+        .select((usage_event_keys::customer_id, usage_event_keys::id, usage_event_keys::recorded_at))
+        .first(conn)
+        .optional()?)
 }
 
 /// The event recorded under `event_id`, locked when `lock`.
@@ -81,7 +80,8 @@ pub fn get(
     event_id: &str,
     lock: bool,
 ) -> Result<Option<EventRecord>, DbError> {
-    let q = one_event(org.uuid(), event_id).select(EventRecord::as_select());
+    let Some((customer, id, month)) = key_of(conn, org, event_id)? else { return Ok(None) };
+    let q = usage_events::table.find((org.uuid(), customer, id, month)).select(EventRecord::as_select());
     Ok(if lock { q.for_update().first(conn).optional()? } else { q.first(conn).optional()? })
 }
 
@@ -125,7 +125,8 @@ pub fn mark_voided(
     event_id: &str,
     (at, by, reason): (DateTime<Utc>, ApiKeyId, &str),
 ) -> Result<(), DbError> {
-    diesel::update(one_event(org.uuid(), event_id))
+    let Some((customer, id, month)) = key_of(conn, org, event_id)? else { return Ok(()) };
+    diesel::update(usage_events::table.find((org.uuid(), customer, id, month)))
         .set((
             usage_events::voided_at.eq(at),
             usage_events::voided_by.eq(by.uuid()),

@@ -12,7 +12,8 @@ use diesel::sql_types::{BigInt, Text};
 use tonic::Code;
 
 use crate::support::fixtures::{
-    Tenant, block_everything, event, list_violations, raise, record, usage_client,
+    Tenant, block_everything, commits, create_commit, event, list_violations, prepaid, raise, record,
+    usage_client,
 };
 use crate::support::{TestServer, expect_code};
 use crate::usage::{daily_amount, set_limits};
@@ -88,6 +89,11 @@ async fn violations_land_in_their_month_and_months_are_made_ahead() {
         .unwrap();
     assert_eq!(server.app.make_months_ahead().await.unwrap(), [month_name(2), month_of("usage_events", 3)]);
     assert!(partitions(&mut owner).contains(&month_name(2)));
+    let refused = owner.batch_execute("SELECT billing_create_month_partition('customers', '2026-01-01')");
+    assert!(
+        refused.as_ref().is_err_and(|e| e.to_string().contains("customers is not a partitioned table")),
+        "{refused:?}"
+    );
 }
 
 /// Moves violation `seq` of `org` to `recorded_at`, as the table's owner (PostgreSQL
@@ -149,22 +155,29 @@ async fn retention_drops_a_month_no_feed_retains_and_keeps_one_a_feed_still_read
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_without_a_month_land_in_the_default_partition_and_are_pruned_there() {
+async fn rows_without_a_month_wait_in_the_default_partition_until_it_is_made_or_they_are_pruned() {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let org = server.org_of(&t.key).await.uuid();
     let mut owner = server.db.connect();
     block_everything(&server, &t).await;
-    raise(&server, &t, "e", 2).await;
+    raise(&server, &t, "e", 3).await;
     record_at(&mut owner, org, 1, Utc.with_ymd_and_hms(2020, 5, 1, 0, 0, 0).unwrap());
-    assert_eq!(placement(&mut owner), [(1, "violations_default".to_owned()), (2, month_name(0))]);
-    // Its month cannot be made while its rows sit in the default partition.
-    owner.batch_execute("SELECT billing_create_month_partition('violations', '2020-05-01')").unwrap();
-    assert!(!partitions(&mut owner).contains(&"violations_y2020m05".to_owned()));
+    record_at(&mut owner, org, 2, Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap());
+    let default = "violations_default".to_owned();
+    assert_eq!(placement(&mut owner), [(1, default.clone()), (2, default.clone()), (3, month_name(0))]);
+    // Making a month late moves its rows out of the default partition.
+    owner.batch_execute("SELECT billing_create_month_partition('violations', '2020-06-01')").unwrap();
+    let june = "violations_y2020m06".to_owned();
+    assert_eq!(placement(&mut owner), [(1, default), (2, june.clone()), (3, month_name(0))]);
 
-    let run = server.app.prune_violations(Utc::now() - Duration::days(1)).await.unwrap();
+    let run = server.app.prune_violations(Utc.with_ymd_and_hms(2020, 5, 20, 0, 0, 0).unwrap()).await.unwrap();
     assert_eq!(run.violations, 1);
-    assert_eq!(placement(&mut owner), [(2, month_name(0))], "the default partition's pruned row is deleted");
+    assert_eq!(
+        placement(&mut owner),
+        [(2, june), (3, month_name(0))],
+        "the default partition's pruned row is deleted"
+    );
 }
 
 /// The partition holding event `event_id`.
@@ -187,7 +200,7 @@ async fn an_event_stored_in_an_earlier_month_is_still_replayed_refused_when_chan
     let mut owner = server.db.connect();
     assert_eq!(event_partition(&mut owner, "e1"), month_of("usage_events", 0));
     // As if it had been recorded in January: the event moves to January's month, its key
-    // with it.
+    // with it (the key names the event's month).
     owner
         .batch_execute(
             "SELECT billing_create_month_partition('usage_events', '2026-01-01');
@@ -232,4 +245,79 @@ async fn an_event_stored_in_an_earlier_month_is_still_replayed_refused_when_chan
     .unwrap()
     .seq;
     assert_eq!(voided, 1, "voided in its own month");
+}
+
+#[derive(QueryableByName)]
+struct EntryPlace {
+    #[diesel(sql_type = Text)]
+    partition: String,
+    /// The partition its effective month would have.
+    #[diesel(sql_type = Text)]
+    month: String,
+}
+
+/// Where the ledger entries of `commit` are, with the month each takes effect in.
+fn entry_places(conn: &mut PgConnection, commit: &str) -> Vec<(String, String)> {
+    diesel::sql_query(
+        "SELECT tableoid::regclass::text AS partition,
+                to_char(effective_at AT TIME ZONE 'UTC', '\"commit_ledger_y\"YYYY\"m\"MM') AS month
+         FROM commit_ledger WHERE commit_id = $1::uuid ORDER BY effective_at, id",
+    )
+    .bind::<Text, _>(commit)
+    .load::<EntryPlace>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|p| (p.partition, p.month))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_entries_live_in_the_month_they_take_effect_and_a_request_id_replays_from_any_month() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    let now = Utc::now();
+    let current = create_commit(&mut c, prepaid(&t, "100", "1", now, now + Duration::days(30))).await;
+    let later = now + Duration::days(730);
+    let scheduled = create_commit(&mut c, prepaid(&t, "50", "1", later, later + Duration::days(30))).await;
+    let mut owner = server.db.connect();
+    let grant = entry_places(&mut owner, &current.id);
+    assert_eq!(grant.len(), 1);
+    assert_eq!(grant[0].0, grant[0].1, "the grant is in its effective month");
+    let waiting = entry_places(&mut owner, &scheduled.id);
+    assert_eq!(waiting[0].0, "commit_ledger_default", "two years ahead, no month is made yet");
+    // Making that month moves the grant in.
+    owner
+        .batch_execute(&format!(
+            "SELECT billing_create_month_partition('commit_ledger', '{}')",
+            later.format("%Y-%m-01")
+        ))
+        .unwrap();
+    let moved = entry_places(&mut owner, &scheduled.id);
+    assert_eq!(moved[0].0, moved[0].1);
+
+    // An adjustment sent with a request id, its entry then in an earlier month: a retry
+    // still finds it there, and another request under the id is refused.
+    let adjust = |amount: &str| pb::AdjustCommitBalanceRequest {
+        commit_id: current.id.clone(),
+        segment_index: 0,
+        amount: amount.into(),
+        reason: "goodwill".into(),
+        request_id: "adj-1".into(),
+    };
+    let first = c.adjust_commit_balance(adjust("25")).await.unwrap().into_inner().entry.unwrap();
+    owner
+        .batch_execute(&format!(
+            "SELECT billing_create_month_partition('commit_ledger', '2026-01-01');
+             UPDATE commit_ledger SET effective_at = '2026-01-15T00:00:00Z' WHERE id = '{id}';
+             UPDATE commit_ledger_requests SET effective_at = '2026-01-15T00:00:00Z' WHERE entry_id = '{id}';",
+            id = first.id
+        ))
+        .unwrap();
+    let january: Vec<String> =
+        entry_places(&mut owner, &current.id).into_iter().map(|(partition, _)| partition).collect();
+    assert!(january.contains(&"commit_ledger_y2026m01".to_owned()), "{january:?}");
+    let replay = c.adjust_commit_balance(adjust("25")).await.unwrap().into_inner().entry.unwrap();
+    assert_eq!(replay.id, first.id, "the retry returns the January entry");
+    expect_code(c.adjust_commit_balance(adjust("26")).await, Code::AlreadyExists);
 }

@@ -22,17 +22,22 @@ const INSERT_CHUNK: &str = "
         SELECT org.*, g, md5(g::text) AS h,
                now() - interval '365 days' * (($3 - g)::float8 / $3) AS at
         FROM org, generate_series($1::int8, $2::int8) AS g
+    ), rows AS (
+        SELECT org_id, 'prefill-' || g AS event_id,
+               (lpad(to_hex((extract(epoch FROM at) * 1000)::int8), 12, '0') || '7' || substr(h, 1, 3) || '8'
+                || substr(h, 4, 15))::uuid AS id,
+               customers[1 + g % array_length(customers, 1)] AS customer_id,
+               products[1 + g % array_length(products, 1)] AS product_id, h, at
+        FROM made
     ), keys AS (
-        INSERT INTO usage_event_keys (org_id, event_id, recorded_at) SELECT org_id, 'prefill-' || g, at FROM made
+        INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
+        SELECT org_id, event_id, customer_id, id, at FROM rows
     )
     INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
                               occurred_at, decision, fingerprint, outcome_packed, recorded_at)
-    SELECT org_id, 'prefill-' || g,
-           (lpad(to_hex((extract(epoch FROM at) * 1000)::int8), 12, '0') || '7' || substr(h, 1, 3) || '8'
-            || substr(h, 4, 15))::uuid,
-           customers[1 + g % array_length(customers, 1)], products[1 + g % array_length(products, 1)],
-           1, 0.05, 'USD', at, 'ALLOWED', sha256(h::bytea), $4::bytea, at
-    FROM made";
+    SELECT org_id, event_id, id, customer_id, product_id, 1, 0.05, 'USD', at, 'ALLOWED', sha256(h::bytea),
+           $4::bytea, at
+    FROM rows";
 
 /// The past year's months of the events, as a deployment that has run a year has them.
 const MAKE_MONTHS: &str = "SELECT billing_create_month_partition('usage_events', \

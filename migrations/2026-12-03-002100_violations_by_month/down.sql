@@ -1,3 +1,4 @@
+DROP FUNCTION billing_create_months_from(text, timestamptz);
 DROP FUNCTION billing_drop_expired_violations(timestamptz);
 DROP FUNCTION billing_create_partitions_ahead(text, int);
 DROP FUNCTION billing_create_month_partition(text, date);

@@ -110,19 +110,23 @@ REVOKE ALL ON FUNCTION billing_create_month_partition(text, date), billing_creat
 GRANT EXECUTE ON FUNCTION billing_create_partitions_ahead(text, int), billing_drop_expired_violations(timestamptz)
     TO billing_app;
 
+-- For migrations that partition a table: makes `parent`'s months from the one of `first`
+-- (its earliest row; none: this month) to three ahead. Not for the service.
+CREATE FUNCTION billing_create_months_from(parent text, first timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+    BEGIN
+        PERFORM billing_create_month_partition(parent, month::date)
+        FROM generate_series(date_trunc('month', coalesce(first, now()) AT TIME ZONE 'UTC'),
+                             date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months',
+                             interval '1 month') AS month;
+    END
+    $$;
+REVOKE ALL ON FUNCTION billing_create_months_from(text, timestamptz) FROM PUBLIC;
+
 -- Months for the feed recorded so far and three ahead; then the rows move over.
-DO $$
-DECLARE
-    month date := coalesce(
-        (SELECT date_trunc('month', min(recorded_at) AT TIME ZONE 'UTC')::date FROM violations_unpartitioned),
-        date_trunc('month', now() AT TIME ZONE 'UTC')::date);
-BEGIN
-    WHILE month <= (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date LOOP
-        PERFORM billing_create_month_partition('violations', month);
-        month := (month + interval '1 month')::date;
-    END LOOP;
-END
-$$;
+SELECT billing_create_months_from('violations', (SELECT min(recorded_at) FROM violations_unpartitioned));
 INSERT INTO violations SELECT * FROM violations_unpartitioned;
 DROP TABLE violations_unpartitioned;
 

@@ -38,18 +38,7 @@ CREATE INDEX usage_events_customer_time_idx ON usage_events (org_id, customer_id
 -- than failing the call that recorded them.
 CREATE TABLE usage_events_default PARTITION OF usage_events DEFAULT;
 
-DO $$
-DECLARE
-    month date := coalesce(
-        (SELECT date_trunc('month', min(recorded_at) AT TIME ZONE 'UTC')::date FROM usage_events_unpartitioned),
-        date_trunc('month', now() AT TIME ZONE 'UTC')::date);
-BEGIN
-    WHILE month <= (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date LOOP
-        PERFORM billing_create_month_partition('usage_events', month);
-        month := (month + interval '1 month')::date;
-    END LOOP;
-END
-$$;
+SELECT billing_create_months_from('usage_events', (SELECT min(recorded_at) FROM usage_events_unpartitioned));
 INSERT INTO usage_events SELECT * FROM usage_events_unpartitioned;
 INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
     SELECT org_id, event_id, customer_id, id, recorded_at FROM usage_events_unpartitioned;

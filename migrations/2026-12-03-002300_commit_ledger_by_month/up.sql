@@ -31,18 +31,7 @@ CREATE TABLE commit_ledger_default PARTITION OF commit_ledger DEFAULT;
 
 -- Months from the earliest entry to three ahead (entries further ahead wait in the
 -- default partition for their month); then the entries and request ids move over.
-DO $$
-DECLARE
-    month date := coalesce(
-        (SELECT date_trunc('month', min(effective_at) AT TIME ZONE 'UTC')::date FROM commit_ledger_unpartitioned),
-        date_trunc('month', now() AT TIME ZONE 'UTC')::date);
-BEGIN
-    WHILE month <= (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date LOOP
-        PERFORM billing_create_month_partition('commit_ledger', month);
-        month := (month + interval '1 month')::date;
-    END LOOP;
-END
-$$;
+SELECT billing_create_months_from('commit_ledger', (SELECT min(effective_at) FROM commit_ledger_unpartitioned));
 INSERT INTO commit_ledger SELECT * FROM commit_ledger_unpartitioned;
 INSERT INTO commit_ledger_requests (org_id, request_id, entry_id, effective_at)
     SELECT org_id, request_id, id, effective_at FROM commit_ledger_unpartitioned WHERE request_id IS NOT NULL;

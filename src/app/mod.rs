@@ -14,6 +14,7 @@ pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod key_cache;
+pub mod partitions;
 pub mod policy;
 pub mod products;
 pub mod promos;

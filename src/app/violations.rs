@@ -115,18 +115,6 @@ pub struct Pruned {
     pub months_dropped: Vec<String>,
 }
 
-impl App {
-    /// Makes the missing months of every table partitioned by month, from this one to a
-    /// few ahead; returns their names.
-    pub async fn make_months_ahead(&self) -> Result<Vec<String>, AppError> {
-        let mut made = Vec::new();
-        for table in db::partitions::Partitioned::ALL {
-            made.extend(self.db().run(move |conn| db::partitions::make_months_ahead(conn, table)).await?);
-        }
-        Ok(made)
-    }
-}
-
 fn check_customer(conn: &mut db::Conn, org: OrgId, filter: &ViolationFilter) -> Result<(), AppError> {
     match filter.customer_id {
         Some(c) => require_customer(conn, org, c),

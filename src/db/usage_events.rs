@@ -58,9 +58,8 @@ pub struct EventFilter {
     pub include_voided: bool,
 }
 
-/// The event `event_id` of `org`, in the one month its key names (the events' primary
-/// key carries the month; the key table says which).
-/// The primary key (customer, id, month) of event `event_id`, from its key row.
+/// The primary key (customer, id, month) of event `event_id`, from its key row: the
+/// events' own keys carry the month, so an event is found through its key.
 fn key_of(
     conn: &mut PgConnection,
     org: OrgId,

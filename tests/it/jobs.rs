@@ -148,4 +148,17 @@ async fn four_instances_running_every_job_at_once_do_each_piece_of_work_once() {
     assert_eq!(pruned, before, "each violation pruned once");
     let after = list_violations(server, &t.key, pb::ListViolationsRequest::default()).await;
     assert!(after.is_empty(), "{after:?}");
+
+    // Months ahead: with one missing, four instances making months at once make it once.
+    server.app.make_months_ahead().await.expect("every month ahead in place");
+    let mut owner = server.db.connect();
+    use diesel::connection::SimpleConnection as _;
+    let ahead = (Utc::now() + Duration::days(80)).format("usage_events_y%Ym%m").to_string();
+    owner.batch_execute(&format!("DROP TABLE {ahead}")).unwrap();
+    let made: Vec<String> = futures::future::join_all(instances.iter().map(|s| s.app.make_months_ahead()))
+        .await
+        .into_iter()
+        .flat_map(|m| m.expect("making months"))
+        .collect();
+    assert_eq!(made, [ahead], "the missing month made once among four instances");
 }

@@ -29,6 +29,22 @@ const CROSS_ORG_FUNCTIONS: &[&str] = &[
     "billing_drop_expired_violations",
 ];
 
+/// Statements tests run as the service's role without an org filter on purpose, and why.
+const TEST_PROBES: &[(&str, &str)] = &[
+    (
+        r#"SELECT COUNT(*) FROM "customers""#,
+        "row_security.rs: a query that forgets its org filter sees its org only",
+    ),
+    (
+        r#"UPDATE "customers" SET "name" = $1 WHERE ("customers"."id" = $2)"#,
+        "row_security.rs: an update of another org's row by its id changes nothing",
+    ),
+    (
+        "UPDATE customers SET name = name || $2 WHERE id = $1",
+        "faults.rs: holds a customer's row lock from outside",
+    ),
+];
+
 /// Lower case, without identifier quotes, whitespace runs made one space.
 fn normalized(sql: &str) -> String {
     sql.to_lowercase().replace('"', "").split_whitespace().collect::<Vec<_>>().join(" ")
@@ -163,9 +179,11 @@ fn every_statement_on_a_tenant_table_filters_by_org_id() {
 /// schema of the database at `schema_url`.
 fn check_recorded(stats: &mut PgConnection, schema_url: &str) {
     let mut db = PgConnection::establish(schema_url).unwrap();
+    // Partitions are left out: the service's role may not reach them (row_security.rs
+    // checks it); only the month functions move rows between them.
     let tenant_tables: HashSet<String> = diesel::sql_query(
         "SELECT c.relname::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
            AND EXISTS (SELECT 1 FROM pg_attribute a
                        WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)",
     )
@@ -190,7 +208,11 @@ fn check_recorded(stats: &mut PgConnection, schema_url: &str) {
     )
     .load(stats)
     .unwrap();
-    let queries: Vec<String> = recorded.iter().map(|r| r.query.clone()).collect();
+    let queries: Vec<String> = recorded
+        .iter()
+        .map(|r| r.query.clone())
+        .filter(|q| !TEST_PROBES.iter().any(|(probe, _)| probe == q))
+        .collect();
     let on_tenant_tables =
         queries.iter().filter(|q| !tenant_tables_named(q, &tenant_tables).is_empty()).count();
     let nested = recorded.iter().filter(|r| !r.toplevel).count();

@@ -36,6 +36,8 @@ fn postgres_ticks() -> HashMap<u32, u64> {
 pub struct CpuSample {
     service: f64,
     postgres: HashMap<u32, u64>,
+    /// The largest peak RSS of one instance, read from the same scrapes.
+    pub peak_rss: f64,
 }
 
 /// CPU seconds used between two samples.
@@ -57,11 +59,13 @@ impl CpuUsed {
 
 impl CpuSample {
     pub async fn take(metrics: &[std::net::SocketAddr]) -> anyhow::Result<Self> {
-        let mut service = 0.0;
+        let (mut service, mut peak_rss) = (0.0, 0.0_f64);
         for m in metrics {
-            service += Scrape::from(*m).await?.sum("process_cpu_seconds_total", &[]);
+            let scrape = Scrape::from(*m).await?;
+            service += scrape.sum("process_cpu_seconds_total", &[]);
+            peak_rss = peak_rss.max(scrape.sum("process_resident_memory_peak_bytes", &[]));
         }
-        Ok(Self { service, postgres: postgres_ticks() })
+        Ok(Self { service, postgres: postgres_ticks(), peak_rss })
     }
 
     /// What was used since `self`; a PostgreSQL process started since counts in full,

@@ -150,18 +150,15 @@ async fn phase(
     let wall = (args.warmup + args.duration).as_secs_f64();
     // The instances' CPU sampler runs every second: let it catch the phase's end.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let used = before.used_until(&CpuSample::take(&metrics).await?);
+    let after = CpuSample::take(&metrics).await?;
+    let used = before.used_until(&after);
     let connections = sampler.stop();
-    let mut peak_rss = 0.0_f64;
-    for m in &metrics {
-        peak_rss = peak_rss.max(Scrape::from(*m).await?.sum("process_resident_memory_peak_bytes", &[]));
-    }
     Ok(PhaseRow {
         size: if batch == 0 { callers } else { batch },
         cpu_percent: used.service / (wall + 1.1) * 100.0,
         cpu_per_1000: used.ms_per_1000(measured.events_per_second(), wall),
         measured,
-        peak_rss,
+        peak_rss: after.peak_rss,
         connections,
     })
 }

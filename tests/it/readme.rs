@@ -25,10 +25,6 @@ fn walk_through_blocks(readme: &str) -> Vec<String> {
 
 #[test]
 fn the_readme_walk_through_runs_top_to_bottom() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let blocks = walk_through_blocks(&readme);
-    assert!(blocks.len() >= 8, "the walk-through's blocks are found: {}", blocks.len());
-
     let db = TestDb::create();
     let server = ServeProcess::start(&db.url, &[]);
     wait_serving(&server.address);
@@ -39,6 +35,7 @@ fn the_readme_walk_through_runs_top_to_bottom() {
 pub fn run_walk_through(database_url: &str, address: &str) {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let blocks = walk_through_blocks(&readme);
+    assert!(blocks.len() >= 8, "the walk-through's blocks are found: {}", blocks.len());
     // As the reader runs it, with two stand-ins: `cargo run --release -q -- admin ...`
     // is the binary under test on the test's database, and the server's address is
     // the test server's. Streams (WatchViolations) run until Ctrl-C; here they are cut

@@ -18,6 +18,7 @@ mod load;
 mod pgbench;
 mod prefill;
 mod seed;
+mod settle;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -92,6 +93,10 @@ struct Args {
     /// measure recording on tables of a long-lived deployment.
     #[arg(long, default_value_t = 0)]
     prefill_events: i64,
+    /// Idle time before the load, after the file systems are flushed and write-back has
+    /// drained (which always happens): lets a machine that just wrote gigabytes calm.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// Where the report (Markdown) and the instances' logs are written.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -190,6 +195,8 @@ async fn main() -> anyhow::Result<()> {
     // As autovacuum would within a minute: plans made on the empty tables' statistics
     // scan a whole org where an index finds one customer's rows.
     cluster.analyze().await?;
+    let settled = settle::settle(args.settle).await?;
+    eprintln!("settled: write-back drained and {:?} idle in {settled:.0?}", args.settle);
     let target = Target {
         channels: channels.clone(),
         key: cluster.key.clone(),

@@ -1,0 +1,39 @@
+//! Letting the machine settle before the load: after gigabytes of writes (a prefill,
+//! the previous run's database dropped) the kernel keeps writing back for minutes, and a
+//! load measured meanwhile is 35 to 60% slower on a two-core machine, more than any
+//! effect the benchmark looks for.
+
+use std::time::{Duration, Instant};
+
+/// Below this much memory waiting to be written back, the machine counts as quiet.
+const QUIET_BYTES: u64 = 32 * 1024 * 1024;
+/// How long to wait for write-back before measuring anyway (and saying so).
+const MOST: Duration = Duration::from_secs(600);
+
+/// Bytes dirty or being written back, from `/proc/meminfo` (Linux); `None` elsewhere.
+fn pending_writeback() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    };
+    Some((kb("Dirty:")? + kb("Writeback:")?) * 1024)
+}
+
+/// Flushes the file systems, waits until nothing is left to write back, then idles for
+/// `pause` (autovacuum and the kernel's own work finish); returns how long it took.
+pub async fn settle(pause: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    // `sync` returns once everything dirty is on disk; it blocks, so off the runtime.
+    tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await??;
+    while let Some(pending) = pending_writeback().filter(|b| *b > QUIET_BYTES) {
+        if started.elapsed() > MOST {
+            eprintln!("  still {} MB to write back after {MOST:?}: measuring anyway", pending >> 20);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(pause).await;
+    Ok(started.elapsed())
+}

@@ -138,14 +138,20 @@ struct SessionSettings {
 
 impl SessionSettings {
     fn sql(&self) -> String {
-        // Prepared statements are planned for their parameters every time: a generic
-        // plan, cached per connection, is made from the statistics of the moment, and
-        // one made while a table was nearly empty (hash joins over sequential scans of
-        // usage_events) stayed in use as the table grew, until the next ANALYZE.
+        // Prepared statements are planned once per connection (a generic plan): planning
+        // them for their parameters on every run was 40% of PostgreSQL's time on the
+        // usage path (docs/performance.md), most of it pruning partitions. A generic plan
+        // is made from the statistics of the moment, and PostgreSQL replans when a table
+        // is analyzed, but a table analyzed empty (a month made ahead, a new database)
+        // that then fills keeps its plan until autovacuum analyzes it again: with
+        // sequential scans allowed, that plan scans the table on every call. Every
+        // statement of the service has an index for its org and keys, so sequential
+        // scans are left only where no index serves; lookups by a batch's keys are
+        // written to probe per key (see `db::usage`).
         // The name is made by `shutdown::InFlight`: letters, digits and a space.
         format!(
-            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan; \
-             SET application_name = '{}'",
+            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_generic_plan; \
+             SET enable_seqscan = off; SET application_name = '{}'",
             self.statement_timeout_ms, self.application_name
         )
     }

@@ -1,5 +1,12 @@
 //! Usage event, total and alert rows. Every query takes a whole batch's keys at once, so
 //! a batch costs a fixed number of statements whatever its size.
+//!
+//! Lookups by a batch's keys are `unnest(keys) CROSS JOIN LATERAL (... OFFSET 0)`: the
+//! `OFFSET 0` keeps the subquery from being merged into a join, so the plan is one index
+//! probe per key whatever the table's statistics say. Statements are planned once per
+//! connection (see `SessionSettings` in `db`), and a plain join planned while a table
+//! was analyzed empty hashed a scan of the organization's whole table on every call as
+//! the table filled (2 ms per call in the benchmark, against 0.05 ms).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -80,15 +87,16 @@ pub fn find_events(
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // A join on unnest, not `= ANY(...)`: with many ids the latter can turn into a
-    // sequential scan comparing every row with every id. The key names the event's
-    // month, so each stored event is read from its one partition.
+    // One index probe per id whatever the statistics say (see above); the key
+    // names the event's month, so each stored event is read from its one partition.
     let rows: Vec<RawStoredEvent> = prepared(
         "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
          FROM unnest($2::text[]) AS wanted(event_id) \
-         JOIN usage_event_keys k ON k.org_id = $1 AND k.event_id = wanted.event_id \
-         JOIN usage_events e ON e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
-            AND e.recorded_at = k.recorded_at",
+         CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k \
+            WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k \
+         CROSS JOIN LATERAL (SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome FROM usage_events e \
+            WHERE e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
+              AND e.recorded_at = k.recorded_at OFFSET 0) e",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<Text>, _>(event_ids)
@@ -239,10 +247,9 @@ pub fn load_totals(
     let (customers, kinds, days) = key_arrays(keys);
     let rows: Vec<RawTotal> = prepared(
         "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
-         FROM usage_totals t \
-         JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
-           ON t.customer_id = w.customer_id AND t.window_kind = w.window_kind AND t.first_day = w.first_day \
-         WHERE t.org_id = $1",
+         FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
+         CROSS JOIN LATERAL (SELECT * FROM usage_totals t WHERE t.org_id = $1 AND t.customer_id = w.customer_id \
+            AND t.window_kind = w.window_kind AND t.first_day = w.first_day OFFSET 0) t",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<SqlUuid>, _>(customers)
@@ -335,10 +342,9 @@ pub fn load_alerts(
     let (customers, kinds, days) = key_arrays(keys);
     let rows: Vec<RawAlert> = prepared(
         "SELECT a.customer_id, a.scope, a.measure, a.window_kind, a.first_day, a.percent \
-         FROM usage_alerts a \
-         JOIN unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
-           ON a.customer_id = w.customer_id AND a.window_kind = w.window_kind AND a.first_day = w.first_day \
-         WHERE a.org_id = $1",
+         FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
+         CROSS JOIN LATERAL (SELECT * FROM usage_alerts a WHERE a.org_id = $1 AND a.customer_id = w.customer_id \
+            AND a.window_kind = w.window_kind AND a.first_day = w.first_day OFFSET 0) a",
     )
     .bind::<SqlUuid, _>(org.uuid())
     .bind::<Array<SqlUuid>, _>(customers)

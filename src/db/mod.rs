@@ -147,11 +147,14 @@ impl SessionSettings {
         // sequential scans allowed, that plan scans the table on every call. Every
         // statement of the service has an index for its org and keys, so sequential
         // scans are left only where no index serves; lookups by a batch's keys are
-        // written to probe per key (see `db::usage`).
+        // written to probe per key (see `db::usage`). A plan left with a sequential scan
+        // costs over 10^10 for it, far past `jit_above_cost`: JIT compiled each such
+        // statement (500 ms for a one-row table), so it is off; the service's statements
+        // are short, where JIT never pays.
         // The name is made by `shutdown::InFlight`: letters, digits and a space.
         format!(
             "SET statement_timeout = {}; SET TIME ZONE 'UTC'; SET plan_cache_mode = force_generic_plan; \
-             SET enable_seqscan = off; SET application_name = '{}'",
+             SET enable_seqscan = off; SET jit = off; SET application_name = '{}'",
             self.statement_timeout_ms, self.application_name
         )
     }

@@ -78,6 +78,36 @@ pub struct NewEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The stored events among `$2` (event ids) of org `$1`.
+const FIND_EVENTS: &str = "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
+     FROM unnest($2::text[]) AS wanted(event_id) \
+     CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k \
+        WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k \
+     CROSS JOIN LATERAL (SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome FROM usage_events e \
+        WHERE e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
+        AND e.recorded_at = k.recorded_at OFFSET 0) e";
+
+/// The totals of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
+const LOAD_TOTALS: &str = "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
+     FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
+     CROSS JOIN LATERAL (SELECT * FROM usage_totals t WHERE t.org_id = $1 AND t.customer_id = w.customer_id \
+        AND t.window_kind = w.window_kind AND t.first_day = w.first_day OFFSET 0) t";
+
+/// The alert levels of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
+const LOAD_ALERTS: &str = "SELECT a.customer_id, a.scope, a.measure, a.window_kind, a.first_day, a.percent \
+     FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
+     CROSS JOIN LATERAL (SELECT * FROM usage_alerts a WHERE a.org_id = $1 AND a.customer_id = w.customer_id \
+        AND a.window_kind = w.window_kind AND a.first_day = w.first_day OFFSET 0) a";
+
+/// The lookups by a batch's keys, with their parameter types and the column every index
+/// probe of their plans must name (the key, not only the org): `tests/it/plans.rs`
+/// checks their plans made on tables analyzed empty.
+pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 3] = [
+    (FIND_EVENTS, "uuid, text[]", &["event_id = wanted.event_id", "id = k.id"]),
+    (LOAD_TOTALS, "uuid, uuid[], text[], date[]", &["customer_id = w.customer_id"]),
+    (LOAD_ALERTS, "uuid, uuid[], text[], date[]", &["customer_id = w.customer_id"]),
+];
+
 /// The stored events among `event_ids`.
 pub fn find_events(
     conn: &mut PgConnection,
@@ -89,18 +119,8 @@ pub fn find_events(
     }
     // One index probe per id whatever the statistics say (see above); the key
     // names the event's month, so each stored event is read from its one partition.
-    let rows: Vec<RawStoredEvent> = prepared(
-        "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
-         FROM unnest($2::text[]) AS wanted(event_id) \
-         CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k \
-            WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k \
-         CROSS JOIN LATERAL (SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome FROM usage_events e \
-            WHERE e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
-              AND e.recorded_at = k.recorded_at OFFSET 0) e",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<Text>, _>(event_ids)
-    .load(conn)?;
+    let rows: Vec<RawStoredEvent> =
+        prepared(FIND_EVENTS).bind::<SqlUuid, _>(org.uuid()).bind::<Array<Text>, _>(event_ids).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| StoredEvent {
@@ -245,17 +265,12 @@ pub fn load_totals(
         return Ok(Vec::new());
     }
     let (customers, kinds, days) = key_arrays(keys);
-    let rows: Vec<RawTotal> = prepared(
-        "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
-         FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
-         CROSS JOIN LATERAL (SELECT * FROM usage_totals t WHERE t.org_id = $1 AND t.customer_id = w.customer_id \
-            AND t.window_kind = w.window_kind AND t.first_day = w.first_day OFFSET 0) t",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(customers)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Date>, _>(days)
-    .load(conn)?;
+    let rows: Vec<RawTotal> = prepared(LOAD_TOTALS)
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(customers)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Date>, _>(days)
+        .load(conn)?;
     rows.into_iter()
         .map(|r| {
             Ok(TotalRow {
@@ -340,17 +355,12 @@ pub fn load_alerts(
         return Ok(Vec::new());
     }
     let (customers, kinds, days) = key_arrays(keys);
-    let rows: Vec<RawAlert> = prepared(
-        "SELECT a.customer_id, a.scope, a.measure, a.window_kind, a.first_day, a.percent \
-         FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
-         CROSS JOIN LATERAL (SELECT * FROM usage_alerts a WHERE a.org_id = $1 AND a.customer_id = w.customer_id \
-            AND a.window_kind = w.window_kind AND a.first_day = w.first_day OFFSET 0) a",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(customers)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Date>, _>(days)
-    .load(conn)?;
+    let rows: Vec<RawAlert> = prepared(LOAD_ALERTS)
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(customers)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Date>, _>(days)
+        .load(conn)?;
     rows.into_iter()
         .map(|r| {
             Ok(AlertRow {

@@ -32,6 +32,7 @@ mod org_filter;
 mod outage;
 mod partitions;
 mod performance;
+mod plans;
 mod products;
 mod promos;
 mod readme;

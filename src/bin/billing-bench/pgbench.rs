@@ -1,8 +1,11 @@
 //! The Postgres limit: `pgbench` running, per transaction, the SQL one usage event
-//! costs at least (a dedupe lookup, the day and month totals upserts, the read of the
-//! ledger entries effective after the event, a commit balance update and the event
-//! insert) on the service's own tables and data; and the same work in set-based form
-//! for a batch of events per transaction, the limit of RecordUsageBatch.
+//! costs at least (a dedupe lookup in `usage_event_keys`, the day and month totals
+//! upserts, the read of the ledger entries effective after the event, a commit balance
+//! update, and the event's key and row with a stored answer of the size the service's
+//! are) on the service's own tables and data; and the same work in set-based form for a
+//! batch of events per transaction, the limit of RecordUsageBatch. The event's row id is
+//! derived from its event id (`md5(..)::uuid`) so the key and the row, written by two
+//! statements, name the same row.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +15,7 @@ use anyhow::{Context, bail};
 const SCRIPT: &str = r#"\set n random(1, :customers)
 SELECT org, cust, prod, cmt, gen_random_uuid()::text AS ev FROM bench_map WHERE n = :n \gset
 BEGIN;
-SELECT 1 FROM usage_events WHERE org_id = :org AND event_id = :ev;
+SELECT 1 FROM usage_event_keys WHERE org_id = :org AND event_id = :ev;
 INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
   VALUES (:org, :cust, 'DAY', current_date, :prod, 'USD', 0.05, 1)
   ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
@@ -24,10 +27,11 @@ INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_i
 SELECT effective_at, amount FROM commit_ledger
   WHERE org_id = :org AND commit_id = :cmt AND segment_idx = 0 AND effective_at > now();
 UPDATE commit_segments SET remaining = remaining - 0.05 WHERE org_id = :org AND commit_id = :cmt AND idx = 0;
+INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
+  VALUES (:org, :ev, :cust, md5(:ev)::uuid, now());
 INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
-                          occurred_at, decision, fingerprint, outcome, recorded_at)
-  VALUES (:org, :ev, gen_random_uuid(), :cust, :prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', '{}', now())
-  ON CONFLICT DO NOTHING;
+                          occurred_at, decision, fingerprint, outcome_packed, recorded_at)
+  VALUES (:org, :ev, md5(:ev)::uuid, :cust, :prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', {ANSWER}, now());
 END;
 "#;
 
@@ -38,7 +42,7 @@ END;
 /// service does, so concurrent batches wait instead of deadlocking.
 const BATCH_SCRIPT: &str = r#"\set seed random(1, 2000000000)
 BEGIN;
-SELECT count(*) FROM usage_events e JOIN (
+SELECT count(*) FROM usage_event_keys e JOIN (
   SELECT m.org, :seed || '-' || g AS ev FROM generate_series(1, :batch) g
   {PICK}) b
   ON e.org_id = b.org AND e.event_id = b.ev;
@@ -67,17 +71,24 @@ UPDATE commit_segments s SET remaining = remaining - d.amount FROM (
   SELECT m.org, m.cmt, 0.05 * count(*) AS amount FROM generate_series(1, :batch) g
   {PICK} GROUP BY m.org, m.cmt) d
   WHERE s.org_id = d.org AND s.commit_id = d.cmt AND s.idx = 0;
+INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
+  SELECT m.org, :seed || '-' || g, m.cust, md5(:seed || '-' || g)::uuid, now()
+  FROM generate_series(1, :batch) g {PICK};
 INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
-                          occurred_at, decision, fingerprint, outcome, recorded_at)
-  SELECT m.org, :seed || '-' || g, gen_random_uuid(), m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED', '\x00', '{}', now()
-  FROM generate_series(1, :batch) g {PICK}
-  ON CONFLICT DO NOTHING;
+                          occurred_at, decision, fingerprint, outcome_packed, recorded_at)
+  SELECT m.org, :seed || '-' || g, md5(:seed || '-' || g)::uuid, m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED',
+         '\x00', {ANSWER}, now()
+  FROM generate_series(1, :batch) g {PICK};
 END;
 "#;
 
 /// The batch's events (`g` in 1..=:batch) and their customers, as every statement of
 /// the batch script reads them (`{PICK}` there).
 const PICK: &str = "JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers";
+
+/// The stored answer of each event: the benchmark's events pack theirs in about 600
+/// bytes (see `prefill`).
+const ANSWER: &str = "decode(repeat('5a', 600), 'hex')";
 
 /// Maps 1..=N to the seeded customers, with a product and a commit of each.
 const MAP: &str = "DROP TABLE IF EXISTS bench_map;
@@ -129,8 +140,8 @@ pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<Scripts> 
     tokio::spawn(conn);
     client.batch_execute(MAP).await.context("creating bench_map")?;
     let scripts = Scripts { per_event: dir.join("usage_event.sql"), batch: dir.join("usage_batch.sql") };
-    std::fs::write(&scripts.per_event, SCRIPT)?;
-    std::fs::write(&scripts.batch, BATCH_SCRIPT.replace("{PICK}", PICK))?;
+    std::fs::write(&scripts.per_event, SCRIPT.replace("{ANSWER}", ANSWER))?;
+    std::fs::write(&scripts.batch, BATCH_SCRIPT.replace("{PICK}", PICK).replace("{ANSWER}", ANSWER))?;
     Ok(scripts)
 }
 

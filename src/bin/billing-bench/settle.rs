@@ -21,10 +21,32 @@ fn pending_writeback() -> Option<u64> {
     Some((kb("Dirty:")? + kb("Writeback:")?) * 1024)
 }
 
-/// Flushes the file systems, waits until nothing is left to write back, then idles for
-/// `pause` (autovacuum and the kernel's own work finish); returns how long it took.
-pub async fn settle(pause: Duration) -> anyhow::Result<Duration> {
+/// Autovacuum workers running on the server of `client`.
+async fn autovacuum_workers(client: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    let row = client
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Flushes the file systems, waits until nothing is left to write back and no
+/// autovacuum worker runs (after millions of rows written it vacuums and analyzes them,
+/// on the same two cores as the load), then idles for `pause`; returns how long it took.
+pub async fn settle(database_url: &str, pause: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    loop {
+        let workers = autovacuum_workers(&client).await?;
+        if workers == 0 {
+            break;
+        }
+        if started.elapsed() > MOST {
+            eprintln!("  still {workers} autovacuum worker(s) after {MOST:?}: measuring anyway");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // `sync` returns once everything dirty is on disk; it blocks, so off the runtime.
     tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await??;
     while let Some(pending) = pending_writeback().filter(|b| *b > QUIET_BYTES) {

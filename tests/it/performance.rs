@@ -149,6 +149,8 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
         matches!(busy_open[..], [open, busy] if open >= 3 && busy >= 1),
         "each instance's pool opened a connection and some were busy: {connections:?}"
     );
+    let wal: f64 = connections.split('|').nth(11).and_then(|c| c.trim().parse().ok()).unwrap_or_default();
+    assert!(wal > 0.0, "the WAL each event cost was measured: {connections:?}");
     let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
     let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
     let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();

@@ -19,6 +19,7 @@ mod pgbench;
 mod prefill;
 mod seed;
 mod settle;
+mod wal;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -135,6 +136,8 @@ struct PhaseRow {
     /// CPU of the service and PostgreSQL per 1,000 events, in milliseconds.
     cpu_per_1000: f64,
     connections: ConnectionsUsed,
+    /// WAL written per event, in KB (all of PostgreSQL's, over the phase).
+    wal_kb_per_event: f64,
 }
 
 fn mb(bytes: f64) -> f64 {
@@ -151,6 +154,7 @@ async fn phase(
 ) -> anyhow::Result<PhaseRow> {
     let metrics: Vec<_> = cluster.instances.iter().map(|i| i.metrics).collect();
     let sampler = ConnectionSampler::start(&cluster.database_url).await?;
+    let wal = wal::WalMark::take(&cluster.database_url).await?;
     let before = CpuSample::take(&metrics).await?;
     let measured = load::closed_loop(target, callers, batch, args.warmup, args.duration).await;
     let wall = (args.warmup + args.duration).as_secs_f64();
@@ -159,6 +163,8 @@ async fn phase(
     let after = CpuSample::take(&metrics).await?;
     let used = before.used_until(&after);
     let connections = sampler.stop();
+    let wal_bytes = wal.bytes_since().await?;
+    let events = measured.events_per_second() * wall;
     Ok(PhaseRow {
         size: if batch == 0 { callers } else { batch },
         cpu_percent: used.service / (wall + 1.1) * 100.0,
@@ -166,6 +172,7 @@ async fn phase(
         measured,
         peak_rss: after.peak_rss,
         connections,
+        wal_kb_per_event: if events > 0.0 { wal_bytes as f64 / 1024.0 / events } else { 0.0 },
     })
 }
 
@@ -327,14 +334,14 @@ fn report(
     let _ = writeln!(s, "## RecordUsage, one event per call (closed loop) vs pgbench (same per-event SQL)\n");
     let _ = writeln!(
         s,
-        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | server peak RSS MB | PostgreSQL connections open / busy | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
+        "| callers | events/s | p50 ms | p99 ms | p999 ms | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | server peak RSS MB | PostgreSQL connections open / busy | WAL KB per event | pgbench clients | pgbench tps | pgbench avg ms | service / pgbench |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (r, p) in singles.iter().zip(pg) {
         let m = &r.measured;
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {} / {} | {} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {} / {} | {:.1} | {} | {:.0} | {:.2} | {:.2} |",
             r.size,
             m.events_per_second(),
             m.ms(0.5),
@@ -346,6 +353,7 @@ fn report(
             mb(r.peak_rss),
             r.connections.open,
             r.connections.busy,
+            r.wal_kb_per_event,
             p.clients,
             p.tps,
             p.latency_avg_ms,
@@ -372,14 +380,14 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | PostgreSQL connections open / busy | pgbench events/s | service / pgbench |"
+        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | PostgreSQL connections open / busy | WAL KB per event | pgbench events/s | service / pgbench |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (r, pg) in batches.iter().zip(pg_batches) {
         let m = &r.measured;
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} / {} | {pg:.0} | {:.2} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} / {} | {:.1} | {pg:.0} | {:.2} |",
             r.size,
             m.events_per_second(),
             m.ms(0.5),
@@ -389,6 +397,7 @@ fn report(
             r.cpu_per_1000,
             r.connections.open,
             r.connections.busy,
+            r.wal_kb_per_event,
             m.events_per_second() / pg,
         );
     }

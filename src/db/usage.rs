@@ -39,16 +39,6 @@ impl StoredAnswer {
     }
 }
 
-#[derive(QueryableByName)]
-struct RawEventKey {
-    #[diesel(sql_type = SqlUuid)]
-    customer_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Timestamptz)]
-    recorded_at: DateTime<Utc>,
-}
-
 #[derive(QueryableByName, Debug)]
 struct RawStoredEvent {
     #[diesel(sql_type = Text)]
@@ -88,22 +78,14 @@ pub struct NewEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// Where the stored events among `$2` (event ids) of org `$1` are. The key table is not
-/// partitioned: the common case, no event stored yet, touches no partition.
-const FIND_KEYS: &str = "SELECT k.customer_id, k.id, k.recorded_at \
+/// The stored events among `$2` (event ids) of org `$1`.
+const FIND_EVENTS: &str = "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
      FROM unnest($2::text[]) AS wanted(event_id) \
      CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k \
-        WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k";
-
-/// The events of org `$1` at `($2 customer, $3 id, $4 recorded at)`, recorded between
-/// `$5` and `$6`: bounds PostgreSQL prunes the months by when the statement starts (a
-/// generic plan otherwise opens and locks every month's partition on each run, since
-/// each row's month is known only per row).
-pub const READ_EVENTS: &str = "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
-     FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[]) AS k(customer_id, id, recorded_at) \
+        WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k \
      CROSS JOIN LATERAL (SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome FROM usage_events e \
         WHERE e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
-        AND e.recorded_at = k.recorded_at AND e.recorded_at BETWEEN $5 AND $6 OFFSET 0) e";
+        AND e.recorded_at = k.recorded_at OFFSET 0) e";
 
 /// The totals of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
 const LOAD_TOTALS: &str = "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
@@ -117,20 +99,13 @@ const LOAD_ALERTS: &str = "SELECT a.customer_id, a.scope, a.measure, a.window_ki
      CROSS JOIN LATERAL (SELECT * FROM usage_alerts a WHERE a.org_id = $1 AND a.customer_id = w.customer_id \
         AND a.window_kind = w.window_kind AND a.first_day = w.first_day OFFSET 0) a";
 
-/// The lookups by a batch's keys: each with its parameter types, arguments to plan it
-/// for (`NULL` where any value will do; the events' time bounds open, so no month is
-/// pruned), and the column every index probe of its plan must name (the key, not only the
-/// org). `tests/it/plans.rs` checks their plans made on tables analyzed empty.
-pub const KEY_LOOKUPS: [(&str, &str, &str, &[&str]); 4] = [
-    (FIND_KEYS, "uuid, text[]", "NULL, NULL", &["event_id = wanted.event_id"]),
-    (
-        READ_EVENTS,
-        "uuid, uuid[], uuid[], timestamptz[], timestamptz, timestamptz",
-        "NULL, NULL, NULL, NULL, '-infinity', 'infinity'",
-        &["id = k.id"],
-    ),
-    (LOAD_TOTALS, "uuid, uuid[], text[], date[]", "NULL, NULL, NULL, NULL", &["customer_id = w.customer_id"]),
-    (LOAD_ALERTS, "uuid, uuid[], text[], date[]", "NULL, NULL, NULL, NULL", &["customer_id = w.customer_id"]),
+/// The lookups by a batch's keys, with their parameter types and the column every index
+/// probe of their plans must name (the key, not only the org): `tests/it/plans.rs`
+/// checks their plans made on tables analyzed empty.
+pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 3] = [
+    (FIND_EVENTS, "uuid, text[]", &["event_id = wanted.event_id", "id = k.id"]),
+    (LOAD_TOTALS, "uuid, uuid[], text[], date[]", &["customer_id = w.customer_id"]),
+    (LOAD_ALERTS, "uuid, uuid[], text[], date[]", &["customer_id = w.customer_id"]),
 ];
 
 /// The stored events among `event_ids`.
@@ -142,23 +117,10 @@ pub fn find_events(
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // One index probe per id whatever the statistics say (see above); then, for the
-    // keys found (replays: rare), each event from its month.
-    let keys: Vec<RawEventKey> =
-        prepared(FIND_KEYS).bind::<SqlUuid, _>(org.uuid()).bind::<Array<Text>, _>(event_ids).load(conn)?;
-    let (Some(from), Some(until)) =
-        (keys.iter().map(|k| k.recorded_at).min(), keys.iter().map(|k| k.recorded_at).max())
-    else {
-        return Ok(Vec::new());
-    };
-    let rows: Vec<RawStoredEvent> = prepared(READ_EVENTS)
-        .bind::<SqlUuid, _>(org.uuid())
-        .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.customer_id).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(keys.iter().map(|k| k.id).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(keys.iter().map(|k| k.recorded_at).collect::<Vec<_>>())
-        .bind::<Timestamptz, _>(from)
-        .bind::<Timestamptz, _>(until)
-        .load(conn)?;
+    // One index probe per id whatever the statistics say (see above); the key
+    // names the event's month, so each stored event is read from its one partition.
+    let rows: Vec<RawStoredEvent> =
+        prepared(FIND_EVENTS).bind::<SqlUuid, _>(org.uuid()).bind::<Array<Text>, _>(event_ids).load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| StoredEvent {

@@ -119,8 +119,7 @@ impl Cluster {
 impl Cluster {
     /// Refreshes the planner's statistics of the whole database.
     pub async fn analyze(&self) -> anyhow::Result<()> {
-        let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
+        let client = sql_client(&self.database_url, "for ANALYZE").await?;
         client.batch_execute("ANALYZE").await.context("analyzing the seeded database")?;
         Ok(())
     }
@@ -195,6 +194,16 @@ pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
         bail!("{} not found next to {}; build it first", name, me.display());
     }
     Ok(path)
+}
+
+/// A plain SQL connection to `url` for the benchmark's own queries (seeding aside), its
+/// connection driven in the background; `what` names it in the error.
+pub async fn sql_client(url: &str, what: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting {what}"))?;
+    tokio::spawn(conn);
+    Ok(client)
 }
 
 #[cfg(test)]

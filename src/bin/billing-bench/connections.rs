@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::task::JoinHandle;
+
+use crate::cluster::sql_client;
 
 /// The largest counts seen while sampling.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,10 +31,7 @@ const SAMPLE: &str = "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') \
 
 impl ConnectionSampler {
     pub async fn start(database_url: &str) -> anyhow::Result<Self> {
-        let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .context("connecting the connection sampler")?;
-        tokio::spawn(conn);
+        let client = sql_client(database_url, "the connection sampler").await?;
         let statement = client.prepare(SAMPLE).await?;
         let (open, busy) = (Arc::new(AtomicI64::new(0)), Arc::new(AtomicI64::new(0)));
         let (o, b) = (open.clone(), busy.clone());

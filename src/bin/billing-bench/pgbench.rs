@@ -12,6 +12,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+use crate::cluster::sql_client;
+
 const SCRIPT: &str = r#"\set n random(1, :customers)
 SELECT org, cust, prod, cmt, gen_random_uuid()::text AS ev FROM bench_map WHERE n = :n \gset
 BEGIN;
@@ -136,8 +138,7 @@ pub struct Scripts {
 
 /// Prepares the mapping table and writes the scripts.
 pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<Scripts> {
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = sql_client(database_url, "to create bench_map").await?;
     client.batch_execute(MAP).await.context("creating bench_map")?;
     let scripts = Scripts { per_event: dir.join("usage_event.sql"), batch: dir.join("usage_batch.sql") };
     std::fs::write(&scripts.per_event, SCRIPT.replace("{ANSWER}", ANSWER))?;
@@ -147,8 +148,7 @@ pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<Scripts> 
 
 /// Connections pgbench may open without starving the running service of its own.
 pub async fn free_connections(database_url: &str) -> anyhow::Result<usize> {
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = sql_client(database_url, "to count free connections").await?;
     let row = client
         .query_one(
             "SELECT current_setting('max_connections')::int - count(*)::int FROM pg_stat_activity",

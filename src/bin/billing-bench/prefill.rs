@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
+use crate::cluster::sql_client;
+
 /// Rows written by one statement: progress shows, and no statement holds hours of work.
 const CHUNK: i64 = 500_000;
 
@@ -50,8 +52,7 @@ pub async fn prefill(database_url: &str, total: i64) -> anyhow::Result<()> {
     if total <= 0 {
         return Ok(());
     }
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = sql_client(database_url, "the prefill").await?;
     // The stored answer of a recorded event: its size is what matters to the table (the
     // benchmark's events pack theirs in about 600 bytes; rows are about 820).
     let answer: Vec<u8> = client

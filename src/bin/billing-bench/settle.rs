@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cluster::sql_client;
+
 /// Below this much memory waiting to be written back, the machine counts as quiet.
 const QUIET_BYTES: u64 = 32 * 1024 * 1024;
 /// How long to wait for write-back before measuring anyway (and saying so).
@@ -34,8 +36,7 @@ async fn autovacuum_workers(client: &tokio_postgres::Client) -> anyhow::Result<i
 /// on the same two cores as the load), then idles for `pause`; returns how long it took.
 pub async fn settle(database_url: &str, pause: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let client = sql_client(database_url, "the settle check").await?;
     loop {
         let workers = autovacuum_workers(&client).await?;
         if workers == 0 {

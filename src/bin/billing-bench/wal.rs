@@ -2,7 +2,7 @@
 //! durable (its rows, index entries and, after a checkpoint, the full image of each page
 //! first touched), whoever wrote them.
 
-use anyhow::Context as _;
+use crate::cluster::sql_client;
 
 /// The WAL position at the start of a phase.
 pub struct WalMark {
@@ -15,10 +15,7 @@ const POSITION: &str = "SELECT (pg_current_wal_insert_lsn() - '0/0')::int8";
 
 impl WalMark {
     pub async fn take(database_url: &str) -> anyhow::Result<Self> {
-        let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .context("connecting the WAL sampler")?;
-        tokio::spawn(conn);
+        let client = sql_client(database_url, "the WAL sampler").await?;
         let at = client.query_one(POSITION, &[]).await?.get(0);
         Ok(Self { client, at })
     }

@@ -7,9 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use diesel::Connection as _;
-use diesel::connection::SimpleConnection as _;
-use diesel::pg::PgConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -217,42 +214,36 @@ async fn warn_of_connection_shortfall(db: crate::db::Db, mut migrated: watch::Re
     }
 }
 
-/// Keeps health in step with database reachability, on a connection of its own so a
-/// busy pool is not mistaken for a dead database; `owner_url` migrates, `probe_url`
-/// probes (and checks the migrations when `migrate` is false).
+/// Keeps health in step with database reachability, on the probe's own connection (see
+/// `db::probe`); `owner_url` migrates when `migrate` is set, otherwise the migrations are
+/// checked on the probe's login.
 async fn monitor_health(
     owner_url: String,
-    probe_url: String,
+    db: crate::db::Db,
     migrate: bool,
     interval: Duration,
     health: Health,
     migrated: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let url = if migrate { owner_url } else { probe_url.clone() };
+    let url = if migrate { owner_url } else { db.login_url().to_owned() };
     if !wait_for_database(url, migrate, migrated, shutdown.clone()).await {
         return;
     }
-    let mut conn: Option<PgConnection> = None;
+    let mut probe = db.probe();
     let mut last: Option<ServingStatus> = None;
     loop {
-        let probe_url = probe_url.clone();
-        let (returned, reachable) = tokio::task::spawn_blocking(move || {
-            let mut c = match conn {
-                Some(c) => c,
-                None => match PgConnection::establish(&probe_url) {
-                    Ok(c) => c,
-                    Err(_) => return (None, false),
-                },
-            };
-            match c.batch_execute("SELECT 1") {
-                Ok(()) => (Some(c), true),
-                Err(_) => (None, false),
+        let reachable = match tokio::task::spawn_blocking(move || (probe.answers(), probe)).await {
+            Ok((reachable, returned)) => {
+                probe = returned;
+                reachable
             }
-        })
-        .await
-        .unwrap_or((None, false));
-        conn = returned;
+            Err(e) => {
+                tracing::error!(error = %e, "the health probe's task failed");
+                probe = db.probe();
+                false
+            }
+        };
         if shutdown.is_cancelled() {
             return;
         }
@@ -308,14 +299,14 @@ impl Instance {
         let login_url = app.db().login_url().to_owned();
         let (migrated, migrated_rx) = watch::channel(false);
         tasks.push(tokio::spawn(crate::db::listen::run(
-            login_url.clone(),
+            login_url,
             channels,
             migrated_rx.clone(),
             stop.clone(),
         )));
         tasks.push(tokio::spawn(monitor_health(
             database_url,
-            login_url,
+            app.db().clone(),
             config.migrate,
             config.health_check_interval,
             health.clone(),

@@ -24,6 +24,7 @@ pub mod listen;
 pub mod migrate;
 pub mod partitions;
 pub mod prepared;
+pub mod probe;
 pub mod products;
 pub mod promos;
 pub mod request_ids;
@@ -331,9 +332,9 @@ impl Db {
         .await
     }
 
-    /// Checks the database answers, for health reporting.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await
+    /// The health probe's own connection, logging in like the pool's (see `probe`).
+    pub fn probe(&self) -> probe::Probe {
+        probe::Probe::new(self.url.to_string(), self.statement_timeout.as_millis())
     }
 }
 

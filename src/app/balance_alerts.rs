@@ -54,7 +54,7 @@ fn judge(
     for a in alerts.iter_mut() {
         let standing =
             standings.get(&a.customer).and_then(|s| s.get(&a.credit_type)).copied().unwrap_or_default();
-        if let Some((state, violation)) = transition(a, standing, now) {
+        if let Some((state, violation)) = transition(a, standing, now, uuid::Uuid::now_v7()) {
             db::balance_alerts::set_state(conn, org, a.id, (state, now, standing.available))?;
             (a.state, a.changed_at, a.available) = (state, now, standing.available);
             out.push(violation);

@@ -407,6 +407,7 @@ impl App {
                         ..Default::default()
                     };
                     violations.push(NewViolation::new(
+                        uuid::Uuid::now_v7(),
                         ViolationKind::EarlyTermination,
                         Some(c.customer),
                         now,
@@ -550,6 +551,7 @@ fn close_due(conn: &mut Conn, org: OrgId, id: CommitmentId, now: DateTime<Utc>) 
             .map_or_else(|| "USD".to_owned(), |p| p.credit_type.clone());
         if policy.notifies(o.scope) {
             violations.push(NewViolation::new(
+                uuid::Uuid::now_v7(),
                 ViolationKind::CommitmentShortfall,
                 Some(c.customer),
                 p.end,

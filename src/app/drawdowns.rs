@@ -489,7 +489,13 @@ impl App {
                 let (entries, promotions) = drawdown_entries(&allocation, &usage, id, now);
                 write_entries(conn, org, &entries, &promotions)?;
                 super::balance_alerts::settle_alerts(conn, org, &[customer], (now, policy.late_usage_grace))?;
-                let exhausted = exhaustion_violations(&allocation, customer, usage.timestamp, None);
+                let exhausted = exhaustion_violations(
+                    &allocation,
+                    customer,
+                    usage.timestamp,
+                    None,
+                    &mut uuid::Uuid::now_v7,
+                );
                 let outcome = DrawdownOutcome::of(id, &allocation);
                 let stored = serde_json::to_value(&outcome).map_err(|e| db::DbError::Other(e.to_string()))?;
                 db::drawdowns::insert(

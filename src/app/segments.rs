@@ -42,6 +42,7 @@ pub fn write_off(
 /// The violation telling that a POSTPAID segment ended under-used.
 fn true_up_violation(customer: CustomerId, s: &Segment) -> NewViolation {
     NewViolation::new(
+        uuid::Uuid::now_v7(),
         ViolationKind::PostpaidTrueUp,
         Some(customer),
         s.ending_before,

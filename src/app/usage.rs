@@ -453,7 +453,7 @@ pub(super) fn decide(
         };
         let facts = facts_of(e, product);
         let evaluation = usage.evaluate(&facts);
-        let mut violations = limit_violations(e, product.id, &evaluation);
+        let mut violations = limit_violations(e, product.id, &evaluation, &mut uuid::Uuid::now_v7);
         let event_uuid = Uuid::now_v7();
         let (draws, overage) = if evaluation.decision == Decision::Blocked {
             (Vec::new(), Decimal::ZERO)
@@ -466,6 +466,7 @@ pub(super) fn decide(
                 e.customer_id,
                 e.timestamp,
                 Some(&e.event_id),
+                &mut uuid::Uuid::now_v7,
             ));
             if let Some(w) = writes.as_deref_mut() {
                 for kind in [WindowKind::Day, WindowKind::Month] {

@@ -133,12 +133,13 @@ fn positive(v: &mut Violations, field: &str, d: Decimal) -> Option<Decimal> {
     (d > Decimal::ZERO).then_some(d)
 }
 
-/// The alert's next state for `standing`, with the violation announcing the change;
-/// `None` when the state stays as it is.
+/// The alert's next state for `standing`, with the violation (stored as `id`) announcing
+/// the change; `None` when the state stays as it is.
 pub fn transition(
     alert: &BalanceAlert,
     standing: Standing,
     now: DateTime<Utc>,
+    id: uuid::Uuid,
 ) -> Option<(AlertState, NewViolation)> {
     let alarm = alert.threshold.in_alarm(standing);
     let (state, kind, verb) = match (alert.state, alarm) {
@@ -169,7 +170,7 @@ pub fn transition(
         credit_type: Some(alert.credit_type.clone()),
         ..Default::default()
     };
-    Some((state, NewViolation::new(kind, Some(alert.customer), now, detail)))
+    Some((state, NewViolation::new(id, kind, Some(alert.customer), now, detail)))
 }
 
 #[cfg(test)]

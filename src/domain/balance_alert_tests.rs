@@ -50,7 +50,7 @@ fn a_percent_threshold_is_taken_of_what_was_granted_and_nothing_granted_is_below
 #[test]
 fn an_ok_alert_falls_into_alarm_once_and_recovers_once() {
     let ok = alert(Threshold::Absolute(d(10)), AlertState::Ok);
-    let (state, low) = transition(&ok, standing(5, 50), now()).expect("a crossing down");
+    let (state, low) = transition(&ok, standing(5, 50), now(), uuid::Uuid::nil()).expect("a crossing down");
     assert_eq!((state, low.kind), (AlertState::Alarm, ViolationKind::BalanceLow));
     assert_eq!(low.detail.amount, Some(d(5)));
     assert_eq!(low.detail.limit, Some(d(10)));
@@ -60,16 +60,16 @@ fn an_ok_alert_falls_into_alarm_once_and_recovers_once() {
     assert!(low.detail.message.contains("fell below 10 USD"), "{}", low.detail.message);
 
     let alarm = BalanceAlert { state: AlertState::Alarm, ..ok.clone() };
-    assert_eq!(transition(&alarm, standing(1, 50), now()), None, "still low: nothing new");
-    let (state, up) = transition(&alarm, standing(10, 60), now()).expect("a crossing up");
+    assert_eq!(transition(&alarm, standing(1, 50), now(), uuid::Uuid::nil()), None, "still low: nothing new");
+    let (state, up) = transition(&alarm, standing(10, 60), now(), uuid::Uuid::nil()).expect("a crossing up");
     assert_eq!((state, up.kind), (AlertState::Ok, ViolationKind::BalanceRecovered));
-    assert_eq!(transition(&ok, standing(10, 60), now()), None, "still fine: nothing new");
+    assert_eq!(transition(&ok, standing(10, 60), now(), uuid::Uuid::nil()), None, "still fine: nothing new");
 }
 
 #[test]
 fn a_percent_alert_reports_its_percentage() {
     let ok = alert(Threshold::Percent(d(25)), AlertState::Ok);
-    let (_, low) = transition(&ok, standing(10, 100), now()).unwrap();
+    let (_, low) = transition(&ok, standing(10, 100), now(), uuid::Uuid::nil()).unwrap();
     assert_eq!((low.detail.threshold_percent, low.detail.limit), (Some(d(25)), None));
     assert!(low.detail.message.contains("25 % of 100 granted"), "{}", low.detail.message);
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use uuid::Uuid;
 
 use super::drawdown::{Allocation, RatedUsage, SourceRef};
 use super::fingerprint::fingerprint;
@@ -170,14 +171,20 @@ fn limit_detail(
     }
 }
 
-/// The violations a limits evaluation of `e` raises.
-pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> Vec<NewViolation> {
+/// The violations a limits evaluation of `e` raises, with ids from `ids`.
+pub fn limit_violations(
+    e: &UsageEvent,
+    product: ProductId,
+    ev: &Evaluation,
+    ids: &mut impl FnMut() -> Uuid,
+) -> Vec<NewViolation> {
     let blocked = ev.decision == Decision::Blocked;
     let mut out = Vec::new();
     let at = e.timestamp;
     let customer = Some(e.customer_id);
     if ev.not_included_blocks {
         out.push(NewViolation::new(
+            ids(),
             ViolationKind::ServiceNotIncluded,
             customer,
             at,
@@ -206,6 +213,7 @@ pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> 
             }
         };
         out.push(NewViolation::new(
+            ids(),
             kind,
             customer,
             at,
@@ -215,6 +223,7 @@ pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> 
     for c in &ev.crossings {
         let period = if c.window.kind == super::windows::WindowKind::Day { "day" } else { "month" };
         out.push(NewViolation::new(
+            ids(),
             ViolationKind::ThresholdCrossed,
             customer,
             at,
@@ -241,12 +250,14 @@ pub fn limit_violations(e: &UsageEvent, product: ProductId, ev: &Evaluation) -> 
     out
 }
 
-/// A COMMIT_EXHAUSTED violation for every commit segment `allocation` emptied.
+/// A COMMIT_EXHAUSTED violation for every commit segment `allocation` emptied, with ids
+/// from `ids`.
 pub fn exhaustion_violations(
     allocation: &Allocation,
     customer: CustomerId,
     at: DateTime<Utc>,
     event_id: Option<&str>,
+    ids: &mut impl FnMut() -> Uuid,
 ) -> Vec<NewViolation> {
     allocation
         .draws
@@ -255,6 +266,7 @@ pub fn exhaustion_violations(
         .filter_map(|d| match d.source {
             SourceRef::CreditPromotion { .. } => None,
             SourceRef::CommitSegment { commit_id, idx } => Some(NewViolation::new(
+                ids(),
                 ViolationKind::CommitExhausted,
                 Some(customer),
                 at,
@@ -320,7 +332,7 @@ mod tests {
             soft: false,
             crossings: Vec::new(),
         };
-        let raised = limit_violations(&e, product, &ev);
+        let raised = limit_violations(&e, product, &ev, &mut Uuid::now_v7);
         let kinds: Vec<_> = raised.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
@@ -364,14 +376,14 @@ mod tests {
             not_included_blocks: false,
             ..ev.clone()
         };
-        let raised = limit_violations(&e, product, &warned);
+        let raised = limit_violations(&e, product, &warned, &mut Uuid::now_v7);
         assert_eq!(raised.len(), 1);
         assert_eq!((raised[0].kind, raised[0].detail.blocked), (ViolationKind::LimitWarning, false));
         assert!(raised[0].detail.message.ends_with("(within its tolerance)"));
 
         // A question without an event id (CheckUsage) leaves no empty slot in a message.
         let unnamed = UsageEvent { event_id: String::new(), ..e };
-        let raised = limit_violations(&unnamed, product, &ev);
+        let raised = limit_violations(&unnamed, product, &ev, &mut Uuid::now_v7);
         let messages: Vec<&str> = raised.iter().map(|r| r.detail.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -414,7 +426,7 @@ mod tests {
                 crossing(month, Measure::RatedAmount, 50, 100),
             ],
         };
-        let raised = limit_violations(&e, product, &ev);
+        let raised = limit_violations(&e, product, &ev, &mut Uuid::now_v7);
         assert!(raised.iter().all(|r| r.kind == ViolationKind::ThresholdCrossed));
         assert!(raised.iter().all(|r| (r.customer_id, r.occurred_at) == (Some(e.customer_id), e.timestamp)));
         let details: Vec<_> = raised.into_iter().map(|r| r.detail).collect();
@@ -524,7 +536,7 @@ mod tests {
             overage: Decimal::ONE,
         };
         let customer = CustomerId::generate();
-        let raised = exhaustion_violations(&allocation, customer, latest(), Some("evt-9"));
+        let raised = exhaustion_violations(&allocation, customer, latest(), Some("evt-9"), &mut Uuid::now_v7);
         assert_eq!(raised.len(), 1, "{raised:?}");
         let v = &raised[0];
         assert_eq!(

@@ -115,13 +115,16 @@ pub struct NewViolation {
 }
 
 impl NewViolation {
+    /// A violation with the id it will be stored under; ids are made by the caller (the
+    /// domain takes them, like time, as inputs).
     pub fn new(
+        id: Uuid,
         kind: ViolationKind,
         customer_id: Option<CustomerId>,
         occurred_at: DateTime<Utc>,
         detail: ViolationDetail,
     ) -> Self {
-        Self { id: Uuid::now_v7(), kind, customer_id, occurred_at, detail }
+        Self { id, kind, customer_id, occurred_at, detail }
     }
 }
 
@@ -312,6 +315,7 @@ mod tests {
             seq: 1,
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
             violation: NewViolation::new(
+                Uuid::nil(),
                 ViolationKind::LimitBlock,
                 Some(c),
                 DateTime::<Utc>::UNIX_EPOCH,

@@ -219,6 +219,7 @@ mod tests {
             seq,
             recorded_at: at,
             violation: NewViolation::new(
+                uuid::Uuid::now_v7(),
                 ViolationKind::LimitBlock,
                 Some(CustomerId::generate()),
                 at,

@@ -125,6 +125,7 @@ mod tests {
             seq,
             recorded_at: chrono::DateTime::UNIX_EPOCH,
             violation: NewViolation::new(
+                uuid::Uuid::now_v7(),
                 ViolationKind::LimitBlock,
                 None,
                 chrono::DateTime::UNIX_EPOCH,

@@ -89,13 +89,16 @@ impl AppError {
     }
 
     /// Turns a foreign key violation (something still refers to the row) into
-    /// FAILED_PRECONDITION.
+    /// FAILED_PRECONDITION; the constraint's name is logged, not sent.
     pub fn in_use(self, resource: &'static str) -> Self {
         match self {
-            Self::Db(DbError::ForeignKeyViolation { constraint }) => Self::FailedPrecondition {
-                reason: "RESOURCE_IN_USE",
-                message: format!("{resource} is still referenced ({constraint})"),
-            },
+            Self::Db(DbError::ForeignKeyViolation { constraint }) => {
+                tracing::info!(resource, constraint, "delete refused: still referenced");
+                Self::FailedPrecondition {
+                    reason: "RESOURCE_IN_USE",
+                    message: format!("{resource} is still referenced by other resources"),
+                }
+            }
             other => other,
         }
     }

@@ -135,7 +135,7 @@ impl Feed {
     ) -> Result<Watch, AppError> {
         let org = caller.org;
         if self.stop.is_cancelled() {
-            return Err(AppError::Db(crate::db::DbError::Unavailable("server is shutting down".into())));
+            return Err(AppError::Db(crate::db::DbError::ShuttingDown));
         }
         // Subscribe before reading the position, so nothing committed after it is missed;
         // likewise for revocations before the key is trusted for the stream.
@@ -187,9 +187,7 @@ impl Watch {
     pub fn into_stream(self) -> impl Stream<Item = Result<Violation, StreamEnd>> + Send {
         futures::stream::unfold(Some(self), |state| async move {
             let mut w = state?;
-            let ended = |r: Result<StreamEnd, oneshot::error::RecvError>| {
-                r.unwrap_or_else(|_| StreamEnd::Unavailable("the stream's task ended".into()))
-            };
+            let ended = |r: Result<StreamEnd, oneshot::error::RecvError>| r.unwrap_or(StreamEnd::Interrupted);
             tokio::select! {
                 biased;
                 why = &mut w.end => Some((Err(ended(why)), None)),
@@ -255,7 +253,7 @@ mod tests {
         assert_eq!(stream.next().await.unwrap().unwrap().seq, 2);
         // The task ends without saying why (it panicked): the reader is told to resume.
         drop((tx, end));
-        assert!(matches!(stream.next().await, Some(Err(StreamEnd::Unavailable(_)))));
+        assert!(matches!(stream.next().await, Some(Err(StreamEnd::Interrupted))));
         assert!(stream.next().await.is_none());
     }
 }

@@ -34,6 +34,9 @@ pub enum StreamEnd {
     KeyRevoked,
     /// The key the stream was opened with reached its expiry.
     KeyExpired,
+    /// The stream's task ended without saying why (it panicked): a bug, not the
+    /// database; the reader resumes from its last cursor.
+    Interrupted,
 }
 
 /// The state of one stream's task.

@@ -11,6 +11,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::app::AppError;
 use crate::db::DbError;
 use crate::domain::validation::Violations;
+use crate::feed::StreamEnd;
 
 /// `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "billing.commitments.v1";
@@ -119,8 +120,13 @@ fn from_db(e: DbError) -> Status {
             "the call's deadline passed before its work started; nothing was changed",
             ErrorDetails::new(),
         ),
-        other => {
-            tracing::error!(error = %other, "internal error");
+        // A constraint the use case did not translate, or anything unexpected: a rule the
+        // domain should have caught, or a bug. The cause is logged, never sent.
+        internal @ (DbError::UniqueViolation { .. }
+        | DbError::ForeignKeyViolation { .. }
+        | DbError::CheckViolation { .. }
+        | DbError::Other(_)) => {
+            tracing::error!(error = %internal, "internal error");
             status(Code::Internal, "INTERNAL", "internal error", ErrorDetails::new())
         }
     }
@@ -183,6 +189,52 @@ impl From<AppError> for Status {
             ),
             AppError::Db(e) => from_db(e),
         }
+    }
+}
+
+/// The status a violation stream ends with; every end tells the reader to resume from
+/// its last cursor, or why it cannot.
+impl From<StreamEnd> for Status {
+    fn from(why: StreamEnd) -> Self {
+        let (code, reason, message) = match why {
+            StreamEnd::Shutdown => (
+                Code::Unavailable,
+                "SHUTTING_DOWN",
+                "the server is shutting down; resume from your last cursor",
+            ),
+            StreamEnd::NotRetained => (
+                Code::OutOfRange,
+                "CURSOR_NOT_RETAINED",
+                "violations after your position were pruned while you lagged",
+            ),
+            StreamEnd::KeyRevoked => (
+                Code::Unauthenticated,
+                "API_KEY_REVOKED",
+                "the API key this stream was opened with was revoked",
+            ),
+            StreamEnd::KeyExpired => (
+                Code::Unauthenticated,
+                "API_KEY_EXPIRED",
+                "the API key this stream was opened with has expired",
+            ),
+            StreamEnd::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "violation stream failed");
+                (
+                    Code::Unavailable,
+                    "DATABASE_UNAVAILABLE",
+                    "the feed could not be read; resume from your last cursor",
+                )
+            }
+            StreamEnd::Interrupted => {
+                tracing::error!("a violation stream's task ended without a reason");
+                (
+                    Code::Unavailable,
+                    "STREAM_INTERRUPTED",
+                    "the stream was interrupted; resume from your last cursor",
+                )
+            }
+        };
+        status(code, reason, message, ErrorDetails::new())
     }
 }
 
@@ -263,6 +315,22 @@ mod tests {
         let s = Status::from(AppError::Db(DbError::Unavailable("connection refused".into())));
         assert_eq!(s.code(), Code::Unavailable);
         assert!(!s.message().contains("refused"));
+    }
+
+    #[test]
+    fn a_delete_refused_by_a_reference_does_not_name_the_constraint() {
+        let refused = AppError::Db(DbError::ForeignKeyViolation { constraint: "commits_product_fk".into() });
+        let s = Status::from(refused.in_use("product"));
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(s.get_error_details().error_info().expect("info").reason, "RESOURCE_IN_USE");
+        assert!(!s.message().contains("commits_product_fk"), "{}", s.message());
+    }
+
+    #[test]
+    fn a_stream_whose_task_vanished_ends_unavailable_with_its_own_reason() {
+        let s = Status::from(StreamEnd::Interrupted);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(s.get_error_details().error_info().expect("info").reason, "STREAM_INTERRUPTED");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use billing::domain::violation::{StartAt, ViolationFilter};
 use billing::proto::v1 as pb;
 use billing::proto::v1::watch_violations_request::Start;
 use tonic::Code;
@@ -108,6 +109,25 @@ async fn a_client_resumes_after_a_restart_with_what_was_raised_meanwhile() {
     assert_eq!(seqs(&take(&mut resumed, 4).await), [4, 5, 6, 7], "what was raised while it was down");
     raise(&other, &t, "after", 2).await;
     assert_eq!(seqs(&take(&mut resumed, 2).await), [8, 9], "then live");
+}
+
+/// Shutdown is not an outage: a stream asked for while the instance stops is refused as
+/// SHUTTING_DOWN (retry elsewhere at once), not as the database being unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_opened_during_shutdown_is_refused_as_shutting_down() {
+    let mut server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let caller = server.app.authenticate(&t.key).await.expect("the key is valid");
+    server.signal_stop();
+    server.join().await.expect("clean stop");
+    let refused = server
+        .feed
+        .watch(caller, StartAt::Now, ViolationFilter::default())
+        .await
+        .err()
+        .expect("no stream once stopped");
+    let status = tonic::Status::from(refused);
+    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "SHUTTING_DOWN".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,7 @@ pub mod mapping;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 
 use crate::app::{App, Caller};
 use crate::domain::ids::CustomerId;
@@ -15,11 +14,9 @@ use crate::domain::seal::TokenKey;
 use crate::domain::validation::Violations;
 use crate::domain::violation::{CursorError, MAX_KIND_FILTERS, StartAt, ViolationFilter, parse_cursor};
 use crate::feed::Feed;
-use crate::feed::StreamEnd;
 use crate::grpc::auth::caller;
 use crate::grpc::convert::parsed_id;
 use crate::grpc::customer_ref;
-use crate::grpc::status::ERROR_DOMAIN;
 use crate::proto::v1 as pb;
 use crate::proto::v1::violation_service_server::ViolationService;
 use crate::proto::v1::watch_violations_request::Start;
@@ -69,42 +66,6 @@ fn cursor(v: &mut Violations, field: &str, c: &str, tokens: &TokenKey) -> i64 {
     })
 }
 
-fn stream_end(why: StreamEnd) -> Status {
-    let (code, reason, message) = match why {
-        StreamEnd::Shutdown => (
-            Code::Unavailable,
-            "SHUTTING_DOWN",
-            "the server is shutting down; resume from your last cursor".to_owned(),
-        ),
-        StreamEnd::NotRetained => (
-            Code::OutOfRange,
-            "CURSOR_NOT_RETAINED",
-            "violations after your position were pruned while you lagged".to_owned(),
-        ),
-        StreamEnd::KeyRevoked => (
-            Code::Unauthenticated,
-            "API_KEY_REVOKED",
-            "the API key this stream was opened with was revoked".to_owned(),
-        ),
-        StreamEnd::KeyExpired => (
-            Code::Unauthenticated,
-            "API_KEY_EXPIRED",
-            "the API key this stream was opened with has expired".to_owned(),
-        ),
-        StreamEnd::Unavailable(cause) => {
-            tracing::warn!(error = %cause, "violation stream failed");
-            (
-                Code::Unavailable,
-                "DATABASE_UNAVAILABLE",
-                "the feed could not be read; resume from your last cursor".to_owned(),
-            )
-        }
-    };
-    let mut details = ErrorDetails::new();
-    details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::<String, String>::new());
-    Status::with_error_details(code, message, details)
-}
-
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchViolationsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -136,7 +97,7 @@ impl ViolationService for ViolationApi {
                     &tokens,
                 )),
             }),
-            Err(why) => Err(stream_end(why)),
+            Err(why) => Err(Status::from(why)),
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -85,8 +85,14 @@ impl From<DieselError> for DbError {
                     DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
                         Self::Unavailable(message.to_owned())
                     }
-                    // Diesel has no kind for these SQLSTATEs (40P01, 57014, 57P01..03);
-                    // PostgreSQL's English messages identify them.
+                    // SQLSTATE would say these (40P01, 57014, 57P01..03), but Diesel 2.3
+                    // does not hand it out: `DatabaseErrorInformation` has message,
+                    // details, hint, table, column, constraint and position, and the
+                    // PostgreSQL backend reads the SQLSTATE only to pick a
+                    // `DatabaseErrorKind`, which has no kind for these. PostgreSQL's
+                    // messages identify them while `lc_messages` is English (the default,
+                    // and only a superuser may change it); in another language they fall
+                    // to `Other`, an INTERNAL answer, not a wrong one.
                     _ if message.starts_with("deadlock detected") => Self::Conflict(message.to_owned()),
                     _ if message.contains("statement timeout") => Self::Timeout,
                     _ if message.starts_with("terminating connection")

@@ -497,19 +497,15 @@ impl App {
                     &mut uuid::Uuid::now_v7,
                 );
                 let outcome = DrawdownOutcome::of(id, &allocation);
-                let stored = serde_json::to_value(&outcome).map_err(|e| db::DbError::Other(e.to_string()))?;
-                db::drawdowns::insert(
-                    conn,
-                    &db::drawdowns::NewDrawdownRequest {
-                        org_id: org.uuid(),
-                        idempotency_key: &key,
-                        id,
-                        customer_id: customer.uuid(),
-                        request_hash: &fingerprint,
-                        result: stored,
-                        created_at: now,
-                    },
-                )?;
+                let applied = db::drawdowns::AppliedDrawdown {
+                    key: &key,
+                    id,
+                    customer,
+                    fingerprint: &fingerprint,
+                    answer: &outcome,
+                    at: now,
+                };
+                db::drawdowns::insert(conn, org, &applied)?;
                 db::violations::append(conn, org, &exhausted, now)?;
                 Ok(outcome)
             })

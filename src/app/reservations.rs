@@ -248,7 +248,7 @@ impl App {
                     r.event_id = Some(s.event_id.clone());
                     db::reservations::update(conn, org, &r)?;
                 }
-                persist(conn, org, &state, writes, &mut results, (now, policy.late_usage_grace))?;
+                persist(conn, org, &inputs, &state, writes, &mut results, (now, policy.late_usage_grace))?;
                 let outcome = only_result(results)?;
                 Ok((r, outcome))
             })

@@ -30,18 +30,7 @@ impl App {
         check_name(&mut v, "", &name, 200);
         v.finish(())?;
         let id = OrgId::generate();
-        self.db()
-            .run(move |conn| {
-                db::tenancy::insert_org(
-                    conn,
-                    &db::tenancy::NewOrganization {
-                        id: id.uuid(),
-                        name: &name,
-                        created_at: super::clock::now(),
-                    },
-                )
-            })
-            .await?;
+        self.db().run(move |conn| db::tenancy::insert_org(conn, id, &name, super::clock::now())).await?;
         Ok(id)
     }
 

@@ -19,7 +19,7 @@ use super::drawdowns::{
 };
 use super::{App, AppError, Policy, clock};
 use crate::db::credit::PromotionDrawdown;
-use crate::db::usage::{AlertRow, NewEvent, StoredAnswer, StoredEvent, TotalRow, WindowKey};
+use crate::db::usage::{AlertRow, EventToStore, StoredAnswer, StoredEvent, TotalRow, WindowKey};
 use crate::db::{self, Conn, DbError};
 use crate::domain::allowance::AllowanceLimits;
 use crate::domain::commit::balance::LedgerEntry;
@@ -107,8 +107,20 @@ pub(super) struct Writes {
     ledger: Vec<LedgerEntry>,
     promotion_draws: Vec<PromotionDrawdown>,
     violations: Vec<NewViolation>,
-    /// For each new event: its row, and where its violations start in `violations`.
-    events: Vec<(NewEvent, usize, usize)>,
+    /// The new events, in the order decided.
+    events: Vec<NewEvent>,
+}
+
+/// A new event a batch decided.
+struct NewEvent {
+    /// Its place among the batch's inputs.
+    input: usize,
+    id: Uuid,
+    product: ProductId,
+    decision: Decision,
+    fingerprint: [u8; 32],
+    /// Its violations in `Writes::violations`.
+    violations: std::ops::Range<usize>,
 }
 
 fn valid_events(inputs: &[EventInput]) -> impl Iterator<Item = &UsageEvent> {
@@ -417,7 +429,7 @@ pub(super) fn decide(
     let mut results: Vec<EventResult> = Vec::with_capacity(inputs.len());
     // Events of this batch by id: their fingerprint and index in `results`.
     let mut seen: HashMap<String, ([u8; 32], usize)> = HashMap::new();
-    for input in inputs {
+    for (index, input) in inputs.iter().enumerate() {
         let e = match &input.event {
             Ok(e) => e,
             Err(e) => {
@@ -509,23 +521,14 @@ pub(super) fn decide(
         if let Some(w) = writes.as_deref_mut() {
             let start = w.violations.len();
             w.violations.extend(violations);
-            let row = NewEvent {
-                org_id: Uuid::nil(),
-                event_id: e.event_id.clone(),
+            w.events.push(NewEvent {
+                input: index,
                 id: event_uuid,
-                customer_id: e.customer_id.uuid(),
-                product_id: product.id.uuid(),
-                quantity: e.quantity,
-                amount: e.amount,
-                credit_type: e.credit_type.clone(),
-                occurred_at: e.timestamp,
-                contract_id: e.contract_id.clone(),
-                decision: outcome.decision.as_str(),
-                fingerprint: fingerprint.to_vec(),
-                outcome: Vec::new(),
-                recorded_at: now,
-            };
-            w.events.push((row, start, w.violations.len()));
+                product: product.id,
+                decision: outcome.decision,
+                fingerprint,
+                violations: start..w.violations.len(),
+            });
             seen.insert(e.event_id.clone(), (fingerprint, results.len()));
         }
         results.push(Ok(outcome));
@@ -538,6 +541,7 @@ pub(super) fn decide(
 pub(super) fn persist(
     conn: &mut Conn,
     org: OrgId,
+    inputs: &[EventInput],
     state: &BatchState,
     mut writes: Writes,
     results: &mut [EventResult],
@@ -591,15 +595,21 @@ pub(super) fn persist(
         }
     }
     let mut rows = Vec::with_capacity(writes.events.len());
-    for (mut row, start, end) in writes.events.drain(..) {
-        let Some(Ok(outcome)) = by_id.get(&row.event_id).map(|i| &mut results[*i]) else { continue };
-        for (reported, stored) in outcome.violations.iter_mut().zip(&written[start..end]) {
+    for new in writes.events.drain(..) {
+        let Ok(event) = &inputs[new.input].event else { continue };
+        let Some(Ok(outcome)) = by_id.get(&event.event_id).map(|i| &mut results[*i]) else { continue };
+        for (reported, stored) in outcome.violations.iter_mut().zip(&written[new.violations]) {
             reported.seq = Some(stored.seq);
             reported.recorded_at = Some(stored.recorded_at);
         }
-        row.org_id = org.uuid();
-        row.outcome = pack_outcome(outcome)?;
-        rows.push(row);
+        rows.push(EventToStore {
+            event,
+            id: new.id,
+            product: new.product,
+            decision: new.decision,
+            fingerprint: new.fingerprint,
+            outcome: pack_outcome(outcome)?,
+        });
     }
     // A repeat of an event of this same batch answers as its original now does.
     for i in 0..results.len() {
@@ -615,7 +625,7 @@ pub(super) fn persist(
     }
     // Another transaction recorded the same event id (for another customer) first: run
     // the batch again, it will find that event and answer accordingly.
-    db::usage::insert_events(conn, rows).map_err(|e| e.retry_if_taken("usage_event_keys_pkey"))?;
+    db::usage::insert_events(conn, org, &rows, now).map_err(|e| e.retry_if_taken("usage_event_keys_pkey"))?;
     Ok(())
 }
 
@@ -653,7 +663,7 @@ impl App {
                 let mut state = load_state(conn, org, &inputs, (true, None), (now, policy))?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
-                persist(conn, org, &state, writes, &mut results, (now, policy.late_usage_grace))?;
+                persist(conn, org, &inputs, &state, writes, &mut results, (now, policy.late_usage_grace))?;
                 Ok(results)
             })
             .await

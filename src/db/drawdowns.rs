@@ -6,18 +6,29 @@ use uuid::Uuid;
 
 use super::DbError;
 use super::schema::drawdown_requests;
-use crate::domain::ids::OrgId;
+use crate::domain::ids::{CustomerId, OrgId};
 
 #[derive(Insertable)]
 #[diesel(table_name = drawdown_requests)]
-pub struct NewDrawdownRequest<'a> {
-    pub org_id: Uuid,
-    pub idempotency_key: &'a str,
+struct NewDrawdownRequest<'a> {
+    org_id: Uuid,
+    idempotency_key: &'a str,
+    id: Uuid,
+    customer_id: Uuid,
+    request_hash: &'a [u8],
+    result: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+/// A drawdown applied under an idempotency key, with the answer `A` it got.
+pub struct AppliedDrawdown<'a, A> {
+    pub key: &'a str,
     pub id: Uuid,
-    pub customer_id: Uuid,
-    pub request_hash: &'a [u8],
-    pub result: serde_json::Value,
-    pub created_at: DateTime<Utc>,
+    pub customer: CustomerId,
+    /// The request's fingerprint: a repeat of the key with another request is refused.
+    pub fingerprint: &'a [u8],
+    pub answer: &'a A,
+    pub at: DateTime<Utc>,
 }
 
 /// A stored request: its fingerprint and the answer it got.
@@ -37,7 +48,22 @@ pub fn find(conn: &mut PgConnection, org: OrgId, key: &str) -> Result<Option<Dra
         .optional()?)
 }
 
-pub fn insert(conn: &mut PgConnection, request: &NewDrawdownRequest<'_>) -> Result<(), DbError> {
-    diesel::insert_into(drawdown_requests::table).values(request).execute(conn)?;
+pub fn insert<A: serde::Serialize>(
+    conn: &mut PgConnection,
+    org: OrgId,
+    applied: &AppliedDrawdown<'_, A>,
+) -> Result<(), DbError> {
+    let result = serde_json::to_value(applied.answer)
+        .map_err(|e| DbError::Other(format!("serializing a drawdown's answer: {e}")))?;
+    let row = NewDrawdownRequest {
+        org_id: org.uuid(),
+        idempotency_key: applied.key,
+        id: applied.id,
+        customer_id: applied.customer.uuid(),
+        request_hash: applied.fingerprint,
+        result,
+        created_at: applied.at,
+    };
+    diesel::insert_into(drawdown_requests::table).values(&row).execute(conn)?;
     Ok(())
 }

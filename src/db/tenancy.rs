@@ -19,10 +19,10 @@ pub const REVOKED_CHANNEL: &str = "billing_api_keys";
 
 #[derive(Insertable)]
 #[diesel(table_name = organizations)]
-pub struct NewOrganization<'a> {
-    pub id: Uuid,
-    pub name: &'a str,
-    pub created_at: DateTime<Utc>,
+struct NewOrganization<'a> {
+    id: Uuid,
+    name: &'a str,
+    created_at: DateTime<Utc>,
 }
 
 #[derive(Queryable, Selectable, Debug)]
@@ -33,8 +33,9 @@ pub struct Organization {
     pub created_at: DateTime<Utc>,
 }
 
-pub fn insert_org(conn: &mut PgConnection, org: &NewOrganization<'_>) -> Result<(), DbError> {
-    diesel::insert_into(organizations::table).values(org).execute(conn)?;
+pub fn insert_org(conn: &mut PgConnection, id: OrgId, name: &str, at: DateTime<Utc>) -> Result<(), DbError> {
+    let row = NewOrganization { id: id.uuid(), name, created_at: at };
+    diesel::insert_into(organizations::table).values(&row).execute(conn)?;
     Ok(())
 }
 

@@ -18,6 +18,8 @@ use super::DbError;
 use super::prepared::{BindNext, prepared};
 use super::schema::usage_alerts;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
+use crate::domain::limits::Decision;
+use crate::domain::usage::UsageEvent;
 use crate::domain::windows::WindowKind;
 
 /// The answer stored with an event, as the app encoded it: packed since migration
@@ -59,23 +61,16 @@ pub struct StoredEvent {
     pub answer: StoredAnswer,
 }
 
+/// A decided event to store, in the domain's terms: `db` makes its row.
 #[derive(Debug)]
-pub struct NewEvent {
-    pub org_id: Uuid,
-    pub event_id: String,
+pub struct EventToStore<'a> {
+    pub event: &'a UsageEvent,
     pub id: Uuid,
-    pub customer_id: Uuid,
-    pub product_id: Uuid,
-    pub quantity: Decimal,
-    pub amount: Decimal,
-    pub credit_type: String,
-    pub occurred_at: DateTime<Utc>,
-    pub contract_id: Option<String>,
-    pub decision: &'static str,
-    pub fingerprint: Vec<u8>,
+    pub product: ProductId,
+    pub decision: Decision,
+    pub fingerprint: [u8; 32],
     /// The answer, packed by the app.
     pub outcome: Vec<u8>,
-    pub recorded_at: DateTime<Utc>,
 }
 
 /// The stored events among `$2` (event ids) of org `$1`.
@@ -133,46 +128,53 @@ pub fn find_events(
 
 /// The rows of `insert_events`, column by column.
 #[derive(Default)]
-struct EventColumns {
+struct EventColumns<'a> {
     org_id: Vec<Uuid>,
-    event_id: Vec<String>,
+    event_id: Vec<&'a str>,
     id: Vec<Uuid>,
     customer_id: Vec<Uuid>,
     product_id: Vec<Uuid>,
     quantity: Vec<Decimal>,
     amount: Vec<Decimal>,
-    credit_type: Vec<String>,
+    credit_type: Vec<&'a str>,
     occurred_at: Vec<DateTime<Utc>>,
-    contract_id: Vec<Option<String>>,
+    contract_id: Vec<Option<&'a str>>,
     decision: Vec<&'static str>,
-    fingerprint: Vec<Vec<u8>>,
-    outcome: Vec<Vec<u8>>,
+    fingerprint: Vec<&'a [u8]>,
+    outcome: Vec<&'a [u8]>,
     recorded_at: Vec<DateTime<Utc>>,
 }
 
-/// Inserts events with one array per column: a fixed, small number of bind parameters
-/// whatever the number of rows. Each event's key goes to `usage_event_keys` in the same
-/// statement; an event id already stored fails it on `usage_event_keys_pkey`.
-pub fn insert_events(conn: &mut PgConnection, events: Vec<NewEvent>) -> Result<(), DbError> {
+/// Inserts org `org`'s events, recorded at `recorded_at`, with one array per column: a
+/// fixed, small number of bind parameters whatever the number of rows. Each event's key
+/// goes to `usage_event_keys` in the same statement; an event id already stored fails it
+/// on `usage_event_keys_pkey`.
+pub fn insert_events(
+    conn: &mut PgConnection,
+    org: OrgId,
+    events: &[EventToStore<'_>],
+    recorded_at: DateTime<Utc>,
+) -> Result<(), DbError> {
     if events.is_empty() {
         return Ok(());
     }
     let mut c = EventColumns::default();
-    for e in events {
-        c.org_id.push(e.org_id);
-        c.event_id.push(e.event_id);
-        c.id.push(e.id);
-        c.customer_id.push(e.customer_id);
-        c.product_id.push(e.product_id);
+    for s in events {
+        let e = s.event;
+        c.org_id.push(org.uuid());
+        c.event_id.push(&e.event_id);
+        c.id.push(s.id);
+        c.customer_id.push(e.customer_id.uuid());
+        c.product_id.push(s.product.uuid());
         c.quantity.push(e.quantity);
         c.amount.push(e.amount);
-        c.credit_type.push(e.credit_type);
-        c.occurred_at.push(e.occurred_at);
-        c.contract_id.push(e.contract_id);
-        c.decision.push(e.decision);
-        c.fingerprint.push(e.fingerprint);
-        c.outcome.push(e.outcome);
-        c.recorded_at.push(e.recorded_at);
+        c.credit_type.push(&e.credit_type);
+        c.occurred_at.push(e.timestamp);
+        c.contract_id.push(e.contract_id.as_deref());
+        c.decision.push(s.decision.as_str());
+        c.fingerprint.push(&s.fingerprint);
+        c.outcome.push(&s.outcome);
+        c.recorded_at.push(recorded_at);
     }
     prepared(
         "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], \

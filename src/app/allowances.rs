@@ -8,7 +8,6 @@ use crate::db::{self, Conn, acting_key};
 use crate::domain::allowance::{
     AllowanceChange, AllowanceLimits, LimitSettings, LimitsUpdate, Selector, apply_update, check_services,
 };
-use crate::domain::authorship::Authorship;
 use crate::domain::etag::etag_matches;
 use crate::domain::ids::{ApiKeyId, CustomerId, OrgId};
 use crate::domain::validation::Violations;
@@ -59,15 +58,7 @@ fn store(
     settings: LimitSettings,
     acting: Option<ApiKeyId>,
 ) -> Result<AllowanceLimits, AppError> {
-    let now = clock::now();
-    let limits = AllowanceLimits {
-        customer_id: customer,
-        settings,
-        created_at: current.as_ref().map_or(now, |c| c.created_at),
-        updated_at: now,
-        version: current.as_ref().map_or(1, |c| c.version + 1),
-        by: current.as_ref().map_or(Authorship::created(acting), |c| c.by.changed(acting)),
-    };
+    let limits = AllowanceLimits::next(current.as_ref(), customer, settings, clock::now(), acting);
     db::allowances::put(conn, org, &limits)?;
     Ok(limits)
 }

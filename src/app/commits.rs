@@ -12,6 +12,7 @@ use super::segments::{close_due_for_customer, write_off};
 use super::{App, AppError, clock};
 use crate::db::commit_ledger::RequestKey;
 use crate::db::{self, Conn, acting_key};
+use crate::domain::commit::adjustment::Adjustment;
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, LedgerKind, SegmentBalance, balances_at};
 use crate::domain::commit::timeline::{AdjustmentRefusal, decide_adjustment, effective_instant};
 use crate::domain::commit::validate::{CommitDraft, CommitRefs, validate_new};
@@ -36,25 +37,6 @@ pub struct CommitBalance {
     pub commit: Commit,
     pub at: DateTime<Utc>,
     pub segments: Vec<SegmentBalance>,
-}
-
-/// A manual adjustment to make.
-#[derive(Clone, Debug)]
-pub struct Adjustment {
-    pub commit_id: CommitId,
-    pub segment_idx: i32,
-    pub amount: Decimal,
-    pub reason: String,
-    pub request_id: Option<String>,
-}
-
-impl Adjustment {
-    fn fingerprint(&self) -> Vec<u8> {
-        use sha2::{Digest, Sha256};
-        let text =
-            format!("{}|{}|{}|{}", self.commit_id, self.segment_idx, self.amount.normalize(), self.reason);
-        Sha256::digest(text.as_bytes()).to_vec()
-    }
 }
 
 fn load(conn: &mut Conn, org: OrgId, id: CommitId) -> Result<Commit, AppError> {
@@ -243,11 +225,7 @@ impl App {
                     db::commits::close_segment(conn, org, id, s.idx, at, CloseKind::Voided)?;
                 }
                 db::commit_ledger::insert(conn, org, &entries)?;
-                let mut next = current.clone();
-                next.voided_at = Some(now);
-                next.by = current.by.changed(acting);
-                next.version += 1;
-                next.updated_at = now;
+                let next = current.voided(now, acting);
                 db::commits::update(conn, org, &next, reason.as_deref())?;
                 settle_alerts(conn, org, &[next.customer_id], (now, grace))?;
                 remember(conn, org, VOID, request.as_ref(), next.id)?;

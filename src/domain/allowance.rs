@@ -204,6 +204,28 @@ pub struct AllowanceLimits {
     pub by: super::authorship::Authorship,
 }
 
+impl AllowanceLimits {
+    /// `settings` stored for `customer` at `now` by `key`: the first version, or the one
+    /// after `current`.
+    pub fn next(
+        current: Option<&Self>,
+        customer: CustomerId,
+        settings: LimitSettings,
+        now: DateTime<Utc>,
+        key: Option<super::ids::ApiKeyId>,
+    ) -> Self {
+        use super::authorship::Authorship;
+        Self {
+            customer_id: customer,
+            settings,
+            created_at: current.map_or(now, |c| c.created_at),
+            updated_at: now,
+            version: current.map_or(1, |c| c.version + 1),
+            by: current.map_or(Authorship::created(key), |c| c.by.changed(key)),
+        }
+    }
+}
+
 /// The limits themselves, without bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitSettings {

@@ -197,3 +197,34 @@ fn measures_periods_and_scopes_read_back_from_the_names_they_are_stored_under() 
     assert_eq!(Selector::from_scope("customer"), None);
     assert_eq!(Selector::from_scope("service_group:X"), None);
 }
+
+#[test]
+fn stored_limits_start_at_version_one_and_each_store_advances_it_keeping_the_creation() {
+    use chrono::TimeZone;
+    let (t1, t2) = (
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap(),
+    );
+    let (customer, k1, k2) =
+        (CustomerId(uuid::Uuid::from_u128(1)), uuid::Uuid::from_u128(2), uuid::Uuid::from_u128(3));
+    let first = AllowanceLimits::next(
+        None,
+        customer,
+        LimitSettings::default(),
+        t1,
+        Some(crate::domain::ids::ApiKeyId(k1)),
+    );
+    assert_eq!((first.version, first.created_at, first.updated_at), (1, t1, t1));
+    let second = AllowanceLimits::next(
+        Some(&first),
+        customer,
+        LimitSettings::default(),
+        t2,
+        Some(crate::domain::ids::ApiKeyId(k2)),
+    );
+    assert_eq!((second.version, second.created_at, second.updated_at), (2, t1, t2));
+    assert_eq!(
+        (second.by.created_by, second.by.updated_by),
+        (first.by.created_by, Some(crate::domain::ids::ApiKeyId(k2)))
+    );
+}

@@ -134,3 +134,14 @@ fn each_refused_end_names_its_reason() {
     let (_, moved) = apply_changes(&c, &open, end_change(at(14)), (at(12), Some(at(13))), &mut v);
     assert_eq!((moved, v.is_empty()), (Some((0, at(14))), true));
 }
+
+#[test]
+fn voiding_stamps_the_time_and_key_and_advances_the_version_once() {
+    let c = commit(vec![item(1, 10)]);
+    let key = Some(ApiKeyId(Uuid::from_u128(9)));
+    let voided = c.voided(at(5), key);
+    assert_eq!((voided.voided_at, voided.updated_at), (Some(at(5)), at(5)));
+    assert_eq!(voided.version, c.version + 1);
+    assert_eq!((voided.by.created_by, voided.by.updated_by), (c.by.created_by, key));
+    assert_eq!(voided.access, c.access, "nothing else changes");
+}

@@ -1,6 +1,7 @@
 //! Commits (seed 004, Metronome's customer commits): an amount of credit granted over
 //! access segments and drawn down by the customer's applicable usage.
 
+pub mod adjustment;
 pub mod applicability;
 pub mod balance;
 pub mod schedule;
@@ -109,6 +110,17 @@ pub struct NewCommit {
 }
 
 impl Commit {
+    /// This commit voided at `now` by `key`: one version later, taking no more usage.
+    pub fn voided(&self, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
+        Self {
+            voided_at: Some(now),
+            by: self.by.changed(key),
+            version: self.version + 1,
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
     /// The commit `new` describes, created at `now` with `key`.
     pub fn create(id: CommitId, new: NewCommit, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
         Self {

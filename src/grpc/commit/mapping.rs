@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::commits::{Adjustment, CommitBalance};
+use crate::app::commits::CommitBalance;
 use crate::app::drawdowns::{DrawRecord, DrawdownOutcome};
+use crate::domain::commit::adjustment::{
+    Adjustment, AdjustmentDraft, check_void_reason, validate_adjustment,
+};
 use crate::domain::commit::balance::{CloseKind, LedgerEntry, LedgerKind, SegmentPhase};
 use crate::domain::commit::validate::{
     AccessItemDraft, ChargeDraft, CommitDraft, InvoiceItemDraft, InvoiceScheduleDraft, RecurringDraft,
@@ -359,7 +362,7 @@ pub fn apply(
 pub fn void(req: pb::VoidCommitRequest) -> Result<(CommitId, String, Option<String>), Violations> {
     let mut v = Violations::default();
     let id = parse_id(&mut v, "id", &req.id);
-    crate::domain::text::check_length(&mut v, "reason", &req.reason, 0, 500);
+    check_void_reason(&mut v, &req.reason);
     match id {
         Some(id) if v.is_empty() => Ok((id, req.etag, non_empty(req.reason))),
         _ => Err(v),
@@ -369,26 +372,15 @@ pub fn void(req: pb::VoidCommitRequest) -> Result<(CommitId, String, Option<Stri
 /// The adjustment of an AdjustCommitBalance request.
 pub fn adjustment(req: pb::AdjustCommitBalanceRequest) -> Result<Adjustment, Violations> {
     let mut v = Violations::default();
-    let commit_id = parse_id(&mut v, "commit_id", &req.commit_id);
-    let amount = parse_decimal(&mut v, "amount", &req.amount);
-    if amount.is_some_and(|a| a.is_zero()) {
-        v.add("amount", "must not be zero");
-    }
-    if req.segment_index < 0 {
-        v.add("segment_index", "must not be negative");
-    }
-    crate::domain::text::check_name(&mut v, "reason", &req.reason, 500);
-    if !req.request_id.is_empty() {
-        crate::domain::text::check_code(&mut v, "request_id", &req.request_id, 128);
-    }
-    match (commit_id, amount) {
-        (Some(commit_id), Some(amount)) if v.is_empty() => Ok(Adjustment {
-            commit_id,
-            segment_idx: req.segment_index,
-            amount,
-            reason: req.reason,
-            request_id: non_empty(req.request_id),
-        }),
+    let draft = AdjustmentDraft {
+        commit_id: parsed_id(&mut v, "commit_id", &req.commit_id),
+        segment_idx: req.segment_index,
+        amount: parsed_decimal(&mut v, "amount", &req.amount),
+        reason: req.reason,
+        request_id: req.request_id,
+    };
+    match validate_adjustment(draft, &mut v) {
+        Some(adjustment) if v.is_empty() => Ok(adjustment),
         _ => Err(v),
     }
 }

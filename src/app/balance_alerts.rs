@@ -17,6 +17,7 @@ use crate::domain::balance_alert::{
 };
 use crate::domain::commit::timeline::LateUsageGrace;
 use crate::domain::ids::{BalanceAlertId, CustomerId, OrgId};
+use crate::domain::limits::AlertKey;
 use crate::domain::limits::UsageLine;
 use crate::domain::validation::Violations;
 use crate::domain::violation::NewViolation;
@@ -215,13 +216,13 @@ impl App {
                     let keys: Vec<_> = keys.into_iter().collect();
                     let raised = db::usage::raised_alerts(conn, org, customer, &keys)?;
                     for line in lines {
-                        let found = raised.iter().find(|r| {
-                            let a = &r.alert;
-                            a.scope == line.scope
-                                && a.measure == line.measure.as_str()
-                                && a.kind == line.window.kind
-                                && a.first_day == line.window.first_day
-                        });
+                        let key = AlertKey {
+                            scope: line.scope.clone(),
+                            measure: line.measure,
+                            kind: line.window.kind,
+                            first_day: line.window.first_day,
+                        };
+                        let found = raised.iter().find(|r| r.alert.key == key);
                         let raised = found.map(|r| (r.alert.percent, r.raised_at));
                         out.push(LimitAlert { line: line.clone(), raised });
                     }

@@ -26,7 +26,9 @@ use crate::domain::commit::balance::LedgerEntry;
 use crate::domain::credit_type::is_custom;
 use crate::domain::customer::Customer;
 use crate::domain::ids::{CustomerId, OrgId, ProductId, ReservationId};
-use crate::domain::limits::{CustomerUsage, Decision, EventFacts, LimitCheck, Totals, UsageLine};
+use crate::domain::limits::{
+    AlertKey, CustomerUsage, Decision, EventFacts, LimitCheck, Totals, TotalsKey, UsageLine,
+};
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use crate::domain::usage::{ProductRef, UsageEvent, exhaustion_violations, limit_violations};
@@ -102,8 +104,10 @@ pub(super) struct BatchState {
 /// What a recording batch will write.
 #[derive(Default)]
 pub(super) struct Writes {
-    totals: HashMap<(CustomerId, ProductId, WindowKind, chrono::NaiveDate, String), Totals>,
-    alerts: HashMap<(CustomerId, String, String, WindowKind, chrono::NaiveDate), Decimal>,
+    /// What the batch adds to each total, per customer and credit type.
+    totals: HashMap<(CustomerId, TotalsKey, String), Totals>,
+    /// The highest threshold each customer's limits crossed.
+    alerts: HashMap<(CustomerId, AlertKey), Decimal>,
     ledger: Vec<LedgerEntry>,
     promotion_draws: Vec<PromotionDrawdown>,
     violations: Vec<NewViolation>,
@@ -234,12 +238,8 @@ pub(super) fn load_state(
         }
     }
     for a in alerts {
-        let measure = match a.measure.as_str() {
-            "rated_amount" => crate::domain::allowance::Measure::RatedAmount,
-            _ => crate::domain::allowance::Measure::Usage,
-        };
         if let Some(u) = usage.get_mut(&a.customer) {
-            u.alerted.insert((a.scope, measure, a.kind, a.first_day), a.percent);
+            u.alerted.insert(a.key, a.percent);
         }
     }
 
@@ -272,7 +272,8 @@ pub(super) fn load_state(
 /// amounts in the limits' currency (amounts of other credit types are never summed in).
 fn count_total(u: &mut CustomerUsage, t: &TotalRow) {
     let in_currency = u.limits.as_ref().is_some_and(|l| l.currency == t.credit_type);
-    let total = u.totals.entry((t.product, t.kind, t.first_day)).or_default();
+    let total =
+        u.totals.entry(TotalsKey { product: t.product, kind: t.kind, first_day: t.first_day }).or_default();
     total.quantity += t.quantity;
     if in_currency {
         total.amount += t.amount;
@@ -483,20 +484,14 @@ pub(super) fn decide(
             if let Some(w) = writes.as_deref_mut() {
                 for kind in [WindowKind::Day, WindowKind::Month] {
                     let day = window_of(kind, usage.time_zone, e.timestamp).first_day;
-                    let key = (e.customer_id, product.id, kind, day, e.credit_type.clone());
+                    let window = TotalsKey { product: product.id, kind, first_day: day };
+                    let key = (e.customer_id, window, e.credit_type.clone());
                     let t = w.totals.entry(key).or_default();
                     t.amount += e.amount;
                     t.quantity += e.quantity;
                 }
                 for c in &evaluation.crossings {
-                    let key = (
-                        e.customer_id,
-                        c.scope.clone(),
-                        c.measure.as_str().to_owned(),
-                        c.window.kind,
-                        c.window.first_day,
-                    );
-                    let level = w.alerts.entry(key).or_default();
+                    let level = w.alerts.entry((e.customer_id, c.alert_key())).or_default();
                     *level = (*level).max(c.percent);
                 }
                 let (entries, promotions) = drawdown_entries(&allocation, &rated, event_uuid, now);
@@ -550,11 +545,11 @@ pub(super) fn persist(
     let totals: Vec<TotalRow> = writes
         .totals
         .iter()
-        .map(|((customer, product, kind, day, credit_type), t)| TotalRow {
+        .map(|((customer, window, credit_type), t)| TotalRow {
             customer: *customer,
-            product: *product,
-            kind: *kind,
-            first_day: *day,
+            product: window.product,
+            kind: window.kind,
+            first_day: window.first_day,
             credit_type: credit_type.clone(),
             amount: t.amount,
             quantity: t.quantity,
@@ -564,12 +559,9 @@ pub(super) fn persist(
     let alerts: Vec<AlertRow> = writes
         .alerts
         .iter()
-        .map(|((customer, scope, measure, kind, day), percent)| AlertRow {
+        .map(|((customer, key), percent)| AlertRow {
             customer: *customer,
-            scope: scope.clone(),
-            measure: measure.clone(),
-            kind: *kind,
-            first_day: *day,
+            key: key.clone(),
             percent: *percent,
         })
         .collect();

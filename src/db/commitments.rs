@@ -278,12 +278,22 @@ impl ClosedPeriod {
     }
 }
 
-fn scope_of(s: &str) -> Scope {
-    if s == "account" { Scope::Account } else { Scope::Customer }
+/// A stored name read back: one this build does not know is an error, never taken for
+/// another.
+fn stored<T>(what: &str, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, DbError> {
+    parse(name).ok_or_else(|| DbError::Other(format!("stored {what} {name:?}")))
 }
 
-fn measure_of(s: &str) -> Measure {
-    if s == "usage" { Measure::Usage } else { Measure::Spend }
+fn scope_of(s: &str) -> Result<Scope, DbError> {
+    stored("obligation scope", s, Scope::parse)
+}
+
+fn measure_of(s: &str) -> Result<Measure, DbError> {
+    stored("obligation measure", s, Measure::parse)
+}
+
+fn compensation_kind(s: &str) -> Result<&'static str, DbError> {
+    stored("compensation kind", s, |k| ["EARLY_TERMINATION", "SHORTFALL"].into_iter().find(|x| *x == k))
 }
 
 pub fn closed_periods(
@@ -306,19 +316,20 @@ pub fn closed_periods(
             commitment_periods::shortfall,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(scope, measure, index, start, end, required, measured, shortfall)| ClosedPeriod {
-            scope: scope_of(&scope),
-            measure: measure_of(&measure),
-            index,
-            start,
-            end,
-            required,
-            measured,
-            shortfall,
+    rows.into_iter()
+        .map(|(scope, measure, index, start, end, required, measured, shortfall)| {
+            Ok(ClosedPeriod {
+                scope: scope_of(&scope)?,
+                measure: measure_of(&measure)?,
+                index,
+                start,
+                end,
+                required,
+                measured,
+                shortfall,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The keys of the commitment's closed periods.
@@ -427,21 +438,22 @@ pub fn list_compensations(
             commitment_compensations::created_at,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(cid, kind, scope, measure, start, end, amount, credit_type, created_at)| Compensation {
-            id: cid,
-            commitment: id,
-            kind: if kind == "EARLY_TERMINATION" { "EARLY_TERMINATION" } else { "SHORTFALL" },
-            period: match (scope, measure, start, end) {
-                (Some(s), Some(m), Some(a), Some(b)) => Some((scope_of(&s), measure_of(&m), a, b)),
-                _ => None,
-            },
-            amount,
-            credit_type,
-            created_at,
+    rows.into_iter()
+        .map(|(cid, kind, scope, measure, start, end, amount, credit_type, created_at)| {
+            Ok(Compensation {
+                id: cid,
+                commitment: id,
+                kind: compensation_kind(&kind)?,
+                period: match (scope, measure, start, end) {
+                    (Some(s), Some(m), Some(a), Some(b)) => Some((scope_of(&s)?, measure_of(&m)?, a, b)),
+                    _ => None,
+                },
+                amount,
+                credit_type,
+                created_at,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// What should be measured for an obligation period.
@@ -477,4 +489,19 @@ pub fn measure(conn: &mut PgConnection, org: OrgId, q: &MeasureQuery<'_>) -> Res
         Measure::Usage => query.select(diesel::dsl::sum(usage_events::quantity)).first(conn)?,
     };
     Ok(total.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_read_back_as_theirs_and_unknown_ones_are_errors() {
+        assert_eq!(scope_of("account").unwrap(), Scope::Account);
+        assert_eq!(measure_of("usage").unwrap(), Measure::Usage);
+        assert_eq!(compensation_kind("SHORTFALL").unwrap(), "SHORTFALL");
+        assert!(scope_of("Account").is_err(), "no silent default to customer");
+        assert!(measure_of("quantity").is_err(), "no silent default to spend");
+        assert!(compensation_kind("REFUND").is_err(), "no silent default to shortfall");
+    }
 }

@@ -17,8 +17,9 @@ use uuid::Uuid;
 use super::DbError;
 use super::prepared::{BindNext, prepared};
 use super::schema::usage_alerts;
+use crate::domain::allowance::Measure;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
-use crate::domain::limits::Decision;
+use crate::domain::limits::{AlertKey, Decision};
 use crate::domain::usage::UsageEvent;
 use crate::domain::windows::WindowKind;
 
@@ -324,10 +325,7 @@ pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> R
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertRow {
     pub customer: CustomerId,
-    pub scope: String,
-    pub measure: String,
-    pub kind: WindowKind,
-    pub first_day: NaiveDate,
+    pub key: AlertKey,
     pub percent: Decimal,
 }
 
@@ -365,14 +363,8 @@ pub fn load_alerts(
         .load(conn)?;
     rows.into_iter()
         .map(|r| {
-            Ok(AlertRow {
-                customer: CustomerId(r.customer_id),
-                scope: r.scope,
-                measure: r.measure,
-                kind: window_kind(&r.window_kind)?,
-                first_day: r.first_day,
-                percent: r.percent,
-            })
+            let key = alert_key(r.scope, &r.measure, &r.window_kind, r.first_day)?;
+            Ok(AlertRow { customer: CustomerId(r.customer_id), key, percent: r.percent })
         })
         .collect()
 }
@@ -406,10 +398,10 @@ pub fn raise_alerts(
         .map(|a| NewAlert {
             org_id: org.uuid(),
             customer_id: a.customer.uuid(),
-            scope: &a.scope,
-            measure: &a.measure,
-            window_kind: a.kind.as_str(),
-            first_day: a.first_day,
+            scope: &a.key.scope,
+            measure: a.key.measure.as_str(),
+            window_kind: a.key.kind.as_str(),
+            first_day: a.key.first_day,
             percent: a.percent,
             raised_at: now,
         })
@@ -453,6 +445,14 @@ struct RaisedRow {
     raised_at: Option<DateTime<Utc>>,
 }
 
+/// The key of a stored alert; a measure or window kind this build does not know is an
+/// error, never taken for another.
+fn alert_key(scope: String, measure: &str, kind: &str, first_day: NaiveDate) -> Result<AlertKey, DbError> {
+    let measure =
+        Measure::parse(measure).ok_or_else(|| DbError::Other(format!("stored alert measure {measure:?}")))?;
+    Ok(AlertKey { scope, measure, kind: window_kind(kind)?, first_day })
+}
+
 /// A customer's limit warnings raised in the windows of `keys`.
 pub fn raised_alerts(
     conn: &mut PgConnection,
@@ -471,16 +471,23 @@ pub fn raised_alerts(
             .select(RaisedRow::as_select())
             .load(conn)?;
         for r in rows {
-            let alert = AlertRow {
-                customer,
-                scope: r.scope,
-                measure: r.measure,
-                kind: window_kind(&r.window_kind)?,
-                first_day: r.first_day,
-                percent: r.percent,
-            };
+            let key = alert_key(r.scope, &r.measure, &r.window_kind, r.first_day)?;
+            let alert = AlertRow { customer, key, percent: r.percent };
             out.push(RaisedAlert { alert, raised_at: r.raised_at });
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_alert_of_an_unknown_measure_is_an_error_not_another_measure() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let known = alert_key("customer".into(), "rated_amount", "MONTH", day).unwrap();
+        assert_eq!((known.measure, known.kind), (Measure::RatedAmount, WindowKind::Month));
+        assert!(matches!(alert_key("customer".into(), "bytes", "MONTH", day), Err(DbError::Other(_))));
+    }
 }

@@ -33,10 +33,24 @@ impl Totals {
     }
 }
 
-/// Where a product total is kept: product, window kind, first local date of the window.
-pub type TotalsKey = (ProductId, WindowKind, NaiveDate);
-/// Where a threshold alert level is kept: scope, measure, window kind, first local date.
-pub type AlertKey = (String, Measure, WindowKind, NaiveDate);
+/// Where a product's total is kept: its window, named by kind and first local date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TotalsKey {
+    pub product: ProductId,
+    pub kind: WindowKind,
+    pub first_day: NaiveDate,
+}
+
+/// Where the highest threshold notified is kept: the limit (scope and measure) and the
+/// window, named by kind and first local date.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AlertKey {
+    /// `customer` or a selector's scope (`service:<code>`, ...), as violations name it.
+    pub scope: String,
+    pub measure: Measure,
+    pub kind: WindowKind,
+    pub first_day: NaiveDate,
+}
 
 /// What limits need to know about one customer: its time zone and limits, its usage
 /// totals per product in the windows at hand, the products those totals are of, and the
@@ -90,6 +104,18 @@ pub struct Crossing {
     pub maximum: Decimal,
 }
 
+impl Crossing {
+    /// Where the level this crossing reached is kept.
+    pub fn alert_key(&self) -> AlertKey {
+        AlertKey {
+            scope: self.scope.clone(),
+            measure: self.measure,
+            kind: self.window.kind,
+            first_day: self.window.first_day,
+        }
+    }
+}
+
 /// Everything decided about one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Evaluation {
@@ -129,10 +155,10 @@ impl CustomerUsage {
     pub fn scope_total(&self, selector: Option<&Selector>, window: &Window, measure: Measure) -> Decimal {
         self.totals
             .iter()
-            .filter(|((_, kind, day), _)| *kind == window.kind && *day == window.first_day)
-            .filter(|((product, _, _), _)| match selector {
+            .filter(|(k, _)| k.kind == window.kind && k.first_day == window.first_day)
+            .filter(|(k, _)| match selector {
                 None => true,
-                Some(s) => self.products.get(product).is_some_and(|p| s.matches(p)),
+                Some(s) => self.products.get(&k.product).is_some_and(|p| s.matches(p)),
             })
             .map(|(_, t)| t.of(measure))
             .sum()
@@ -261,7 +287,12 @@ impl CustomerUsage {
         }
         let alerted = self
             .alerted
-            .get(&(scope.to_owned(), measure, window.kind, window.first_day))
+            .get(&AlertKey {
+                scope: scope.to_owned(),
+                measure,
+                kind: window.kind,
+                first_day: window.first_day,
+            })
             .copied()
             .unwrap_or_default();
         let percent = used * Decimal::ONE_HUNDRED / maximum;
@@ -287,10 +318,7 @@ impl CustomerUsage {
         }
         self.hold(e);
         for c in &evaluation.crossings {
-            let level = self
-                .alerted
-                .entry((c.scope.clone(), c.measure, c.window.kind, c.window.first_day))
-                .or_default();
+            let level = self.alerted.entry(c.alert_key()).or_default();
             *level = (*level).max(c.percent);
         }
     }
@@ -300,7 +328,10 @@ impl CustomerUsage {
     pub fn hold(&mut self, e: &EventFacts<'_>) {
         for kind in [WindowKind::Day, WindowKind::Month] {
             let w = window_of(kind, self.time_zone, e.at);
-            let t = self.totals.entry((e.product.id, kind, w.first_day)).or_default();
+            let t = self
+                .totals
+                .entry(TotalsKey { product: e.product.id, kind, first_day: w.first_day })
+                .or_default();
             // Totals in memory hold amounts of the limits' currency only.
             if self.limits.as_ref().is_none_or(|l| l.currency == e.credit_type) {
                 t.amount += e.amount;

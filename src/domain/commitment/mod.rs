@@ -93,6 +93,11 @@ impl Scope {
             Self::Account => "account",
         }
     }
+
+    /// The scope `as_str` names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Customer, Self::Account].into_iter().find(|x| x.as_str() == s)
+    }
 }
 
 /// What an obligation counts.
@@ -111,6 +116,11 @@ impl Measure {
             Self::Spend => "spend",
             Self::Usage => "usage",
         }
+    }
+
+    /// The measure `as_str` names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Spend, Self::Usage].into_iter().find(|x| x.as_str() == s)
     }
 }
 

@@ -29,7 +29,7 @@ pub struct ServerLimits {
 }
 
 pub fn read(conn: &mut Conn) -> Result<ServerLimits, DbError> {
-    Ok(diesel::sql_query(include_str!("budget.sql")).get_result(conn)?)
+    Ok(diesel::sql_query(include_str!("sql/budget.sql")).get_result(conn)?)
 }
 
 /// Why a pool of `pool_size` cannot fill given `limits` (read while the pool held one

@@ -85,29 +85,21 @@ pub fn insert_with_key(
     // One statement whatever the number of entries: arrays, not a bind per value. A
     // request id is made unique by its own table (the entries' unique keys carry their
     // month), which names the entry it wrote; a reused id fails on its primary key.
-    prepared(
-        "WITH written AS (INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, \
-            effective_at, source_id, product_id, reason, created_at, request_id, request_hash) \
-         SELECT $1, *, $12, $13 FROM unnest($2::uuid[], $3::uuid[], $4::int4[], $5::text[], \
-            $6::numeric[], $7::timestamptz[], $8::uuid[], $9::uuid[], $10::text[], $11::timestamptz[]) \
-         RETURNING id, effective_at) \
-         INSERT INTO commit_ledger_requests (org_id, request_id, entry_id, effective_at) \
-         SELECT $1, $12, id, effective_at FROM written WHERE $12::text IS NOT NULL",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<SqlUuid>, _>(commits)
-    .bind::<Array<Int4>, _>(segments)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Numeric>, _>(amounts)
-    .bind::<Array<Timestamptz>, _>(effective)
-    .bind::<Array<Nullable<SqlUuid>>, _>(sources)
-    .bind::<Array<Nullable<SqlUuid>>, _>(products)
-    .bind::<Array<Nullable<Text>>, _>(reasons)
-    .bind::<Array<Timestamptz>, _>(created)
-    .bind::<Nullable<Text>, _>(key.map(|k| k.id))
-    .bind::<Nullable<Bytea>, _>(key.map(|k| k.hash))
-    .execute(conn)?;
+    prepared(include_str!("sql/commit_ledger_insert.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<SqlUuid>, _>(commits)
+        .bind::<Array<Int4>, _>(segments)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Numeric>, _>(amounts)
+        .bind::<Array<Timestamptz>, _>(effective)
+        .bind::<Array<Nullable<SqlUuid>>, _>(sources)
+        .bind::<Array<Nullable<SqlUuid>>, _>(products)
+        .bind::<Array<Nullable<Text>>, _>(reasons)
+        .bind::<Array<Timestamptz>, _>(created)
+        .bind::<Nullable<Text>, _>(key.map(|k| k.id))
+        .bind::<Nullable<Bytea>, _>(key.map(|k| k.hash))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -133,16 +125,6 @@ pub fn find_by_request(
     row.map(|(r, h)| Ok((LedgerEntry::try_from(r)?, h.unwrap_or_default()))).transpose()
 }
 
-#[derive(QueryableByName)]
-struct TotalRow {
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    segment_idx: i32,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Numeric)]
-    amount: Decimal,
-}
-
 /// Per segment and kind, the sum of the commit's entries effective by `at`.
 pub fn totals_up_to(
     conn: &mut PgConnection,
@@ -150,20 +132,20 @@ pub fn totals_up_to(
     commit: CommitId,
     at: DateTime<Utc>,
 ) -> Result<Vec<KindTotal>, DbError> {
-    let rows: Vec<TotalRow> = prepared(
-        "SELECT segment_idx, kind, SUM(amount) AS amount FROM commit_ledger \
-         WHERE org_id = $1 AND commit_id = $2 AND effective_at <= $3 \
-         GROUP BY segment_idx, kind ORDER BY segment_idx, kind",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<SqlUuid, _>(commit.uuid())
-    .bind::<Timestamptz, _>(at)
-    .load(conn)?;
+    use commit_ledger::dsl as l;
+    let rows: Vec<(i32, String, Option<Decimal>)> = l::commit_ledger
+        .filter(l::org_id.eq(org.uuid()))
+        .filter(l::commit_id.eq(commit.uuid()))
+        .filter(l::effective_at.le(at))
+        .group_by((l::segment_idx, l::kind))
+        .select((l::segment_idx, l::kind, diesel::dsl::sum(l::amount)))
+        .order_by((l::segment_idx, l::kind))
+        .load(conn)?;
     rows.into_iter()
-        .map(|r| {
-            let kind = LedgerKind::parse(&r.kind)
-                .ok_or_else(|| DbError::Other(format!("stored ledger kind {:?}", r.kind)))?;
-            Ok(KindTotal { segment_idx: r.segment_idx, kind, amount: r.amount })
+        .map(|(segment_idx, kind, amount)| {
+            let kind = LedgerKind::parse(&kind)
+                .ok_or_else(|| DbError::Other(format!("stored ledger kind {kind:?}")))?;
+            Ok(KindTotal { segment_idx, kind, amount: amount.unwrap_or_default() })
         })
         .collect()
 }
@@ -186,23 +168,14 @@ pub fn page(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<(LedgerEntry, Decimal)>, DbError> {
-    let rows: Vec<PagedRow> = prepared(
-        "SELECT * FROM ( \
-            SELECT id, commit_id, segment_idx, kind, amount, effective_at, source_id, product_id, reason, created_at, \
-                   SUM(amount) OVER (ORDER BY effective_at, id) AS running_balance \
-            FROM commit_ledger WHERE org_id = $1 AND commit_id = $2 \
-         ) entries \
-         WHERE ($3::text IS NULL OR kind = $3) \
-           AND ($4::timestamptz IS NULL OR (effective_at, id) > ($4, $5)) \
-         ORDER BY effective_at, id LIMIT $6",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<SqlUuid, _>(commit.uuid())
-    .bind::<Nullable<Text>, _>(kind.map(LedgerKind::as_str))
-    .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
-    .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
-    .bind::<BigInt, _>(limit)
-    .load(conn)?;
+    let rows: Vec<PagedRow> = prepared(include_str!("sql/commit_ledger_page.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<SqlUuid, _>(commit.uuid())
+        .bind::<Nullable<Text>, _>(kind.map(LedgerKind::as_str))
+        .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
+        .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
     rows.into_iter().map(|r| Ok((LedgerEntry::try_from(r.entry)?, r.running_balance))).collect()
 }
 
@@ -233,18 +206,12 @@ pub fn effective_after(
     }
     let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
     let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
-    let rows: Vec<LaterRow> = prepared(
-        "SELECT l.commit_id, l.segment_idx, l.effective_at, l.amount \
-         FROM unnest($2::uuid[], $3::int4[]) AS s(commit_id, idx) \
-         JOIN commit_ledger l ON l.org_id = $1 AND l.commit_id = s.commit_id \
-              AND l.segment_idx = s.idx AND l.effective_at > $4 \
-         ORDER BY l.effective_at, l.id",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(commit_ids)
-    .bind::<Array<Int4>, _>(idxs)
-    .bind::<Timestamptz, _>(after)
-    .load(conn)?;
+    let rows: Vec<LaterRow> = prepared(include_str!("sql/commit_ledger_effective_after.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(commit_ids)
+        .bind::<Array<Int4>, _>(idxs)
+        .bind::<Timestamptz, _>(after)
+        .load(conn)?;
     for r in rows {
         out.entry((CommitId(r.commit_id), r.segment_idx)).or_default().push((r.effective_at, r.amount));
     }
@@ -275,14 +242,11 @@ pub fn running_balance(conn: &mut PgConnection, org: OrgId, entry: &LedgerEntry)
         #[diesel(sql_type = Nullable<Numeric>)]
         total: Option<Decimal>,
     }
-    let row: Sum = prepared(
-        "SELECT SUM(amount) AS total FROM commit_ledger \
-         WHERE org_id = $1 AND commit_id = $2 AND (effective_at, id) <= ($3, $4)",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<SqlUuid, _>(entry.commit_id.uuid())
-    .bind::<Timestamptz, _>(entry.effective_at)
-    .bind::<SqlUuid, _>(entry.id)
-    .get_result(conn)?;
+    let row: Sum = prepared(include_str!("sql/commit_ledger_running_balance.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<SqlUuid, _>(entry.commit_id.uuid())
+        .bind::<Timestamptz, _>(entry.effective_at)
+        .bind::<SqlUuid, _>(entry.id)
+        .get_result(conn)?;
     Ok(row.total.unwrap_or_default())
 }

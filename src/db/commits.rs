@@ -402,8 +402,8 @@ pub fn open_segments(
     lock: bool,
 ) -> Result<Vec<OpenSegment>, DbError> {
     use diesel::sql_types::{Array, Timestamptz, Uuid as SqlUuid};
-    const READ: &str = include_str!("open_segments.sql");
-    const LOCK: &str = concat!(include_str!("open_segments.sql"), " FOR UPDATE OF s");
+    const READ: &str = include_str!("sql/commits_open_segments.sql");
+    const LOCK: &str = concat!(include_str!("sql/commits_open_segments.sql"), " FOR UPDATE OF s");
     let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
     let rows: Vec<OpenSegmentRow> = prepared(if lock { LOCK } else { READ })
         .bind::<SqlUuid, _>(org.uuid())
@@ -457,16 +457,12 @@ pub fn set_remaining_many(
     let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
     let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
     let remaining: Vec<Decimal> = segments.iter().map(|s| s.2).collect();
-    prepared(
-        "UPDATE commit_segments s SET remaining = v.remaining \
-         FROM unnest($2::uuid[], $3::int4[], $4::numeric[]) AS v(commit_id, idx, remaining) \
-         WHERE s.org_id = $1 AND s.commit_id = v.commit_id AND s.idx = v.idx",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(commit_ids)
-    .bind::<Array<Int4>, _>(idxs)
-    .bind::<Array<Numeric>, _>(remaining)
-    .execute(conn)?;
+    prepared(include_str!("sql/commits_set_remaining.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(commit_ids)
+        .bind::<Array<Int4>, _>(idxs)
+        .bind::<Array<Numeric>, _>(remaining)
+        .execute(conn)?;
     Ok(())
 }
 

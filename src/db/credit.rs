@@ -364,16 +364,11 @@ fn change_uses(
         .bind::<Array<Numeric>, _>(&amounts)
         .execute(conn)?;
     let totals: Vec<Decimal> = amounts.iter().map(|a| *a * sign).collect();
-    prepared(
-        "UPDATE applied_promotions p SET total_used = p.total_used + v.used \
-         FROM (SELECT applied_id, sum(used) AS used \
-               FROM unnest($2::uuid[], $3::numeric[]) AS u(applied_id, used) GROUP BY applied_id) AS v \
-         WHERE p.org_id = $1 AND p.id = v.applied_id",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(&applied)
-    .bind::<Array<Numeric>, _>(&totals)
-    .execute(conn)?;
+    prepared(include_str!("sql/credit_add_to_totals.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(&applied)
+        .bind::<Array<Numeric>, _>(&totals)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -384,17 +379,7 @@ pub fn add_uses(
     org: OrgId,
     uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
 ) -> Result<(), DbError> {
-    change_uses(
-        conn,
-        org,
-        uses,
-        "INSERT INTO applied_promotion_cycles (org_id, applied_id, cycle_start, used) \
-         SELECT $1, v.applied_id, v.cycle_start, v.used \
-         FROM unnest($2::uuid[], $3::timestamptz[], $4::numeric[]) AS v(applied_id, cycle_start, used) \
-         ON CONFLICT (org_id, applied_id, cycle_start) \
-         DO UPDATE SET used = applied_promotion_cycles.used + excluded.used",
-        Decimal::ONE,
-    )
+    change_uses(conn, org, uses, include_str!("sql/credit_add_uses.sql"), Decimal::ONE)
 }
 
 /// Gives back `uses` (positive amounts) to the cycles that recorded them: an UPDATE,
@@ -404,15 +389,7 @@ pub fn give_back_uses(
     org: OrgId,
     uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
 ) -> Result<(), DbError> {
-    change_uses(
-        conn,
-        org,
-        uses,
-        "UPDATE applied_promotion_cycles c SET used = c.used - v.used \
-         FROM unnest($2::uuid[], $3::timestamptz[], $4::numeric[]) AS v(applied_id, cycle_start, used) \
-         WHERE c.org_id = $1 AND c.applied_id = v.applied_id AND c.cycle_start = v.cycle_start",
-        Decimal::NEGATIVE_ONE,
-    )
+    change_uses(conn, org, uses, include_str!("sql/credit_give_back_uses.sql"), Decimal::NEGATIVE_ONE)
 }
 
 /// One drawdown of an application.

@@ -73,12 +73,8 @@ struct Backend {
 
 /// The pool's backends running a statement or holding a transaction open.
 fn busy_backends(conn: &mut PgConnection, name: &str) -> QueryResult<Vec<i32>> {
-    let rows: Vec<Backend> = diesel::sql_query(
-        "SELECT pid FROM pg_stat_activity \
-         WHERE application_name = $1 AND pid <> pg_backend_pid() AND state <> 'idle'",
-    )
-    .bind::<Text, _>(name)
-    .load(conn)?;
+    let rows: Vec<Backend> =
+        diesel::sql_query(include_str!("sql/shutdown_busy_backends.sql")).bind::<Text, _>(name).load(conn)?;
     Ok(rows.into_iter().map(|b| b.pid).collect())
 }
 

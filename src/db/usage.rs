@@ -75,25 +75,13 @@ pub struct EventToStore<'a> {
 }
 
 /// The stored events among `$2` (event ids) of org `$1`.
-const FIND_EVENTS: &str = "SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome \
-     FROM unnest($2::text[]) AS wanted(event_id) \
-     CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k \
-        WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k \
-     CROSS JOIN LATERAL (SELECT e.event_id, e.fingerprint, e.outcome_packed, e.outcome FROM usage_events e \
-        WHERE e.org_id = $1 AND e.customer_id = k.customer_id AND e.id = k.id \
-        AND e.recorded_at = k.recorded_at OFFSET 0) e";
+const FIND_EVENTS: &str = include_str!("sql/usage_find_events.sql");
 
 /// The totals of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
-const LOAD_TOTALS: &str = "SELECT t.customer_id, t.product_id, t.window_kind, t.first_day, t.credit_type, t.amount, t.quantity \
-     FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
-     CROSS JOIN LATERAL (SELECT * FROM usage_totals t WHERE t.org_id = $1 AND t.customer_id = w.customer_id \
-        AND t.window_kind = w.window_kind AND t.first_day = w.first_day OFFSET 0) t";
+const LOAD_TOTALS: &str = include_str!("sql/usage_load_totals.sql");
 
 /// The alert levels of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
-const LOAD_ALERTS: &str = "SELECT a.customer_id, a.scope, a.measure, a.window_kind, a.first_day, a.percent \
-     FROM unnest($2::uuid[], $3::text[], $4::date[]) AS w(customer_id, window_kind, first_day) \
-     CROSS JOIN LATERAL (SELECT * FROM usage_alerts a WHERE a.org_id = $1 AND a.customer_id = w.customer_id \
-        AND a.window_kind = w.window_kind AND a.first_day = w.first_day OFFSET 0) a";
+const LOAD_ALERTS: &str = include_str!("sql/usage_load_alerts.sql");
 
 /// The lookups by a batch's keys, with their parameter types and the column every index
 /// probe of their plans must name (the key, not only the org): `tests/it/plans.rs`
@@ -177,33 +165,22 @@ pub fn insert_events(
         c.outcome.push(&s.outcome);
         c.recorded_at.push(recorded_at);
     }
-    prepared(
-        "WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], \
-            $6::numeric[], $7::numeric[], $8::text[], $9::timestamptz[], $10::text[], $11::text[], \
-            $12::bytea[], $13::bytea[], $14::timestamptz[]) AS r(org_id, event_id, id, customer_id, product_id, \
-            quantity, amount, credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, \
-            recorded_at)), \
-         keys AS (INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at) \
-            SELECT org_id, event_id, customer_id, id, recorded_at FROM new) \
-         INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, \
-            credit_type, occurred_at, contract_id, decision, fingerprint, outcome_packed, recorded_at) \
-         SELECT * FROM new",
-    )
-    .bind::<Array<SqlUuid>, _>(c.org_id)
-    .bind::<Array<Text>, _>(c.event_id)
-    .bind::<Array<SqlUuid>, _>(c.id)
-    .bind::<Array<SqlUuid>, _>(c.customer_id)
-    .bind::<Array<SqlUuid>, _>(c.product_id)
-    .bind::<Array<Numeric>, _>(c.quantity)
-    .bind::<Array<Numeric>, _>(c.amount)
-    .bind::<Array<Text>, _>(c.credit_type)
-    .bind::<Array<Timestamptz>, _>(c.occurred_at)
-    .bind::<Array<Nullable<Text>>, _>(c.contract_id)
-    .bind::<Array<Text>, _>(c.decision)
-    .bind::<Array<Bytea>, _>(c.fingerprint)
-    .bind::<Array<Bytea>, _>(c.outcome)
-    .bind::<Array<Timestamptz>, _>(c.recorded_at)
-    .execute(conn)?;
+    prepared(include_str!("sql/usage_insert_events.sql"))
+        .bind::<Array<SqlUuid>, _>(c.org_id)
+        .bind::<Array<Text>, _>(c.event_id)
+        .bind::<Array<SqlUuid>, _>(c.id)
+        .bind::<Array<SqlUuid>, _>(c.customer_id)
+        .bind::<Array<SqlUuid>, _>(c.product_id)
+        .bind::<Array<Numeric>, _>(c.quantity)
+        .bind::<Array<Numeric>, _>(c.amount)
+        .bind::<Array<Text>, _>(c.credit_type)
+        .bind::<Array<Timestamptz>, _>(c.occurred_at)
+        .bind::<Array<Nullable<Text>>, _>(c.contract_id)
+        .bind::<Array<Text>, _>(c.decision)
+        .bind::<Array<Bytea>, _>(c.fingerprint)
+        .bind::<Array<Bytea>, _>(c.outcome)
+        .bind::<Array<Timestamptz>, _>(c.recorded_at)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -301,23 +278,16 @@ pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> R
     let credit_types: Vec<&str> = deltas.iter().map(|d| d.credit_type.as_str()).collect();
     let amounts: Vec<Decimal> = deltas.iter().map(|d| d.amount).collect();
     let quantities: Vec<Decimal> = deltas.iter().map(|d| d.quantity).collect();
-    prepared(
-        "INSERT INTO usage_totals \
-            (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity) \
-         SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::date[], $5::uuid[], $6::text[], \
-            $7::numeric[], $8::numeric[]) \
-         ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type) DO UPDATE \
-         SET amount = usage_totals.amount + EXCLUDED.amount, quantity = usage_totals.quantity + EXCLUDED.quantity",
-    )
-    .bind::<SqlUuid, _>(org.uuid())
-    .bind::<Array<SqlUuid>, _>(customers)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Date>, _>(days)
-    .bind::<Array<SqlUuid>, _>(products)
-    .bind::<Array<Text>, _>(credit_types)
-    .bind::<Array<Numeric>, _>(amounts)
-    .bind::<Array<Numeric>, _>(quantities)
-    .execute(conn)?;
+    prepared(include_str!("sql/usage_add_totals.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(customers)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Date>, _>(days)
+        .bind::<Array<SqlUuid>, _>(products)
+        .bind::<Array<Text>, _>(credit_types)
+        .bind::<Array<Numeric>, _>(amounts)
+        .bind::<Array<Numeric>, _>(quantities)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ mod guarded_writes;
 mod history;
 mod idempotency;
 mod jobs;
+mod landed_migrations;
 mod ledger;
 mod org_filter;
 mod outage;

@@ -1,26 +1,67 @@
-//! Customer use cases.
+//! Customer use cases: the catalog's shared steps (`catalog.rs`), with the customer's own
+//! rule that its time zone is fixed while allowance limits are set.
 
-use super::clock;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-use super::request_ids::{Operation, RequestId, remember, replay_made};
+use super::catalog::{Resource, stored_in};
+use super::request_ids::{Operation, RequestId};
 use super::{App, AppError};
-use crate::db::{self, acting_key};
+use crate::db::{self, Conn, DbError};
 use crate::domain::customer::{Customer, CustomerChanges, CustomerFilter, NewCustomer};
-use crate::domain::etag::etag_matches;
-use crate::domain::ids::{CustomerId, OrgId};
+use crate::domain::ids::{ApiKeyId, CustomerId, OrgId};
 use crate::domain::page::{Page, PageRequest};
 
 const RESOURCE: &str = "customer";
-const EXTERNAL_ID_KEY: &str = "customers_external_id_key";
 
-/// Reads and locks the customer for a change, checking the caller's etag.
-fn lock_current(conn: &mut db::Conn, org: OrgId, id: CustomerId, etag: &str) -> Result<Customer, AppError> {
-    let current =
-        db::customers::get_for_update(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))?;
-    if !etag_matches(etag, current.version) {
-        return Err(AppError::EtagMismatch { resource: RESOURCE });
+impl Resource for Customer {
+    type Id = CustomerId;
+    type New = NewCustomer;
+    type Changes = CustomerChanges;
+    type Filter = CustomerFilter;
+    const NAME: &'static str = RESOURCE;
+    const CREATE: Operation = Operation { name: "CreateCustomer", resource: RESOURCE };
+    const UNIQUE: (&'static str, &'static str) = ("customers_external_id_key", "external_id");
+
+    fn new_id() -> CustomerId {
+        CustomerId::generate()
     }
-    Ok(current)
+    fn id_of(made: Uuid) -> CustomerId {
+        CustomerId(made)
+    }
+    fn id(&self) -> CustomerId {
+        self.id
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn create(id: CustomerId, new: NewCustomer, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
+        Customer::create(id, new, now, key)
+    }
+    fn apply(&self, changes: CustomerChanges, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
+        Customer::apply(self, changes, now, key)
+    }
+    fn key(&self) -> String {
+        self.external_id.clone()
+    }
+    fn changed_key(changes: &CustomerChanges) -> Option<String> {
+        changes.external_id.clone()
+    }
+    /// Allowance limits' daily and monthly windows are local to the customer's time zone.
+    fn check_update(conn: &mut Conn, org: OrgId, current: &Self, next: &Self) -> Result<(), AppError> {
+        let has_limits = db::allowances::get(conn, org, current.id, false)?.is_some();
+        if current.may_become(next, has_limits) {
+            return Ok(());
+        }
+        Err(AppError::FailedPrecondition {
+            reason: "TIME_ZONE_LOCKED_BY_LIMITS",
+            message: "the time zone cannot change while allowance limits are set: their daily \
+                      and monthly windows are local to it; delete the limits first"
+                .into(),
+        })
+    }
+
+    stored_in!(customers, id_by_external_id);
 }
 
 impl App {
@@ -31,32 +72,11 @@ impl App {
         new: NewCustomer,
         request: Option<RequestId>,
     ) -> Result<Customer, AppError> {
-        const CREATE: Operation = Operation { name: "CreateCustomer", resource: RESOURCE };
-        let customer = Customer::create(CustomerId::generate(), new, clock::now(), acting_key::current());
-        let external_id = customer.external_id.clone();
-        let created = self
-            .db()
-            .transaction(org, move |conn| {
-                if let Some(made) =
-                    replay_made(conn, org, CREATE, request.as_ref(), CustomerId, db::customers::get)?
-                {
-                    return Ok(made);
-                }
-                db::customers::insert(conn, org, &customer)?;
-                remember(conn, org, CREATE, request.as_ref(), customer.id)?;
-                Ok::<_, AppError>(customer.clone())
-            })
-            .await
-            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"));
-        self.naming_existing(org, created, db::customers::id_by_external_id, Some(external_id)).await
+        self.create_resource(org, new, request).await
     }
 
     pub async fn get_customer(&self, org: OrgId, id: CustomerId) -> Result<Customer, AppError> {
-        self.db()
-            .transaction(org, move |conn| {
-                db::customers::get(conn, org, id)?.ok_or_else(|| AppError::not_found(RESOURCE, id))
-            })
-            .await
+        self.get_resource(org, id).await
     }
 
     pub async fn list_customers(
@@ -66,15 +86,7 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<Customer>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
-                Ok::<_, AppError>(db::customers::list(conn, org, &filter, after, limit)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |c| c.id.to_string()))
+        self.list_resources(org, filter, page, filters_key).await
     }
 
     pub async fn update_customer(
@@ -84,39 +96,11 @@ impl App {
         etag: String,
         changes: CustomerChanges,
     ) -> Result<Customer, AppError> {
-        let external_id = changes.external_id.clone();
-        let key = acting_key::current();
-        let updated = self
-            .db()
-            .transaction(org, move |conn| {
-                let current = lock_current(conn, org, id, &etag)?;
-                let next = current.apply(changes.clone(), clock::now(), key);
-                let has_limits = db::allowances::get(conn, org, id, false)?.is_some();
-                if !current.may_become(&next, has_limits) {
-                    return Err(AppError::FailedPrecondition {
-                        reason: "TIME_ZONE_LOCKED_BY_LIMITS",
-                        message: "the time zone cannot change while allowance limits are set: their daily \
-                                  and monthly windows are local to it; delete the limits first"
-                            .into(),
-                    });
-                }
-                db::customers::update(conn, org, &next)?;
-                Ok::<_, AppError>(next)
-            })
-            .await
-            .map_err(|e| e.unique(EXTERNAL_ID_KEY, RESOURCE, "external_id"));
-        self.naming_existing(org, updated, db::customers::id_by_external_id, external_id).await
+        self.update_resource(org, id, etag, changes).await
     }
 
     pub async fn delete_customer(&self, org: OrgId, id: CustomerId, etag: String) -> Result<(), AppError> {
-        self.db()
-            .transaction(org, move |conn| {
-                let current = lock_current(conn, org, id, &etag)?;
-                db::customers::delete(conn, org, current.id)?;
-                Ok::<_, AppError>(())
-            })
-            .await
-            .map_err(|e| e.in_use(RESOURCE))
+        self.delete_resource::<Customer>(org, id, etag).await
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod allowances;
 pub mod api_keys;
 pub mod balance_alerts;
+mod catalog;
 pub mod clock;
 pub mod commitments;
 pub mod commits;

@@ -88,7 +88,10 @@ pub struct Commit {
     pub by: Authorship,
 }
 
-/// A valid new commit (what `validate::validate_new` produces).
+/// A valid new commit (what `validate::validate_new` produces): `Commit`'s fields
+/// without what storing adds (id, void, times, version, authorship). Kept flat rather
+/// than nested in `Commit`, which every reader uses as `commit.customer_id`;
+/// `Commit::create` takes it apart whole, so the two cannot drift apart silently.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewCommit {
     pub customer_id: CustomerId,
@@ -121,26 +124,45 @@ impl Commit {
         }
     }
 
-    /// The commit `new` describes, created at `now` with `key`.
+    /// The commit `new` describes, created at `now` with `key`. `new` is taken apart
+    /// whole, so a field added to `NewCommit` and not carried here does not compile.
     pub fn create(id: CommitId, new: NewCommit, now: DateTime<Utc>, key: Option<ApiKeyId>) -> Self {
+        let NewCommit {
+            customer_id,
+            product_id,
+            commit_type,
+            priority,
+            credit_type,
+            access,
+            invoice_schedule,
+            applicability,
+            custom_fields,
+            rate_type,
+            name,
+            description,
+            invoice_contract_id,
+            netsuite_sales_order_id,
+            salesforce_opportunity_id,
+            uniqueness_key,
+        } = new;
         Self {
             id,
-            customer_id: new.customer_id,
-            product_id: new.product_id,
-            commit_type: new.commit_type,
-            priority: new.priority,
-            credit_type: new.credit_type,
-            access: new.access,
-            invoice_schedule: new.invoice_schedule,
-            applicability: new.applicability,
-            custom_fields: new.custom_fields,
-            rate_type: new.rate_type,
-            name: new.name,
-            description: new.description,
-            invoice_contract_id: new.invoice_contract_id,
-            netsuite_sales_order_id: new.netsuite_sales_order_id,
-            salesforce_opportunity_id: new.salesforce_opportunity_id,
-            uniqueness_key: new.uniqueness_key,
+            customer_id,
+            product_id,
+            commit_type,
+            priority,
+            credit_type,
+            access,
+            invoice_schedule,
+            applicability,
+            custom_fields,
+            rate_type,
+            name,
+            description,
+            invoice_contract_id,
+            netsuite_sales_order_id,
+            salesforce_opportunity_id,
+            uniqueness_key,
             voided_at: None,
             created_at: now,
             updated_at: now,

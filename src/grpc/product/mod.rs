@@ -1,4 +1,8 @@
 //! `ProductService`: thin handlers over the product use cases.
+//!
+//! The handlers have the shape of the customer service's, each a few lines over its own
+//! message types; what they share is written once in `app::catalog`, and a macro over the
+//! two would hide which message each RPC takes.
 
 pub mod mapping;
 

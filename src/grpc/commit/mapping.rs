@@ -1,13 +1,6 @@
 //! Commit messages <-> domain values.
 
-use chrono::{DateTime, Utc};
-
-use crate::app::commits::CommitBalance;
-use crate::app::drawdowns::{DrawRecord, DrawdownOutcome};
-use crate::domain::commit::adjustment::{
-    Adjustment, AdjustmentDraft, check_void_reason, validate_adjustment,
-};
-use crate::domain::commit::balance::{CloseKind, LedgerEntry, LedgerKind, SegmentPhase};
+use crate::domain::commit::adjustment::check_void_reason;
 use crate::domain::commit::validate::{
     AccessItemDraft, ChargeDraft, CommitDraft, InvoiceItemDraft, InvoiceScheduleDraft, RecurringDraft,
     SpecifierDraft, check_commit_name, check_custom_fields, check_description,
@@ -15,11 +8,8 @@ use crate::domain::commit::validate::{
 use crate::domain::commit::{
     self, Commit, CommitChanges, CommitFilter, CommitType, Distribution, Frequency, InvoiceCharge,
 };
-use crate::domain::drawdown::{
-    Allocation, Draw, RatedUsage, RatedUsageDraft, SourceRef, validate_rated_usage,
-};
 use crate::domain::etag::etag;
-use crate::domain::ids::{CommitId, CustomerId};
+use crate::domain::ids::CommitId;
 use crate::domain::money::{parse_credit_type, parse_decimal};
 use crate::domain::page::PageRequest;
 use crate::domain::seal::TokenKey;
@@ -79,31 +69,6 @@ fn frequency_to_wire(f: Frequency) -> pb::Frequency {
         Frequency::Quarterly => pb::Frequency::Quarterly,
         Frequency::SemiAnnual => pb::Frequency::SemiAnnual,
         Frequency::Annual => pb::Frequency::Annual,
-    }
-}
-
-pub fn ledger_kind(v: i32) -> Option<LedgerKind> {
-    Some(match pb::LedgerEntryKind::try_from(v).ok()? {
-        pb::LedgerEntryKind::Grant => LedgerKind::Grant,
-        pb::LedgerEntryKind::Drawdown => LedgerKind::Drawdown,
-        pb::LedgerEntryKind::Expiry => LedgerKind::Expiry,
-        pb::LedgerEntryKind::Adjustment => LedgerKind::Adjustment,
-        pb::LedgerEntryKind::TrueUp => LedgerKind::TrueUp,
-        pb::LedgerEntryKind::Void => LedgerKind::Void,
-        pb::LedgerEntryKind::AccessExtended => LedgerKind::AccessExtended,
-        pb::LedgerEntryKind::Unspecified => return None,
-    })
-}
-
-fn ledger_kind_to_wire(k: LedgerKind) -> pb::LedgerEntryKind {
-    match k {
-        LedgerKind::Grant => pb::LedgerEntryKind::Grant,
-        LedgerKind::Drawdown => pb::LedgerEntryKind::Drawdown,
-        LedgerKind::Expiry => pb::LedgerEntryKind::Expiry,
-        LedgerKind::Adjustment => pb::LedgerEntryKind::Adjustment,
-        LedgerKind::TrueUp => pb::LedgerEntryKind::TrueUp,
-        LedgerKind::Void => pb::LedgerEntryKind::Void,
-        LedgerKind::AccessExtended => pb::LedgerEntryKind::AccessExtended,
     }
 }
 
@@ -305,59 +270,6 @@ pub fn list(
     v.finish((filter, key, page))
 }
 
-/// A usage from the wire (`latest`: the latest timestamp accepted, for recording).
-pub fn rated_usage(
-    v: &mut Violations,
-    u: Option<pb::RatedUsage>,
-    latest: Option<DateTime<Utc>>,
-) -> Option<RatedUsage> {
-    let Some(u) = u else {
-        v.add("usage", "is required");
-        return None;
-    };
-    v.nested("usage", |v| {
-        let draft = RatedUsageDraft {
-            product_id: parsed_id(v, "product_id", &u.product_id),
-            amount: parsed_decimal(v, "amount", &u.amount),
-            credit_type: parse_credit_type(v, "credit_type", &u.credit_type),
-            timestamp: parsed_timestamp(v, "timestamp", &u.timestamp),
-            group_values: u.group_values.into_iter().collect(),
-            contract_id: non_empty(u.contract_id),
-        };
-        validate_rated_usage(draft, latest, v)
-    })
-}
-
-/// Customer id and usage of a preview request: accepted exactly when an apply at `now`
-/// would accept it.
-pub fn preview(
-    req: pb::PreviewDrawdownRequest,
-    now: DateTime<Utc>,
-) -> Result<(CustomerId, RatedUsage), Violations> {
-    let mut v = Violations::default();
-    let customer = parse_id(&mut v, "customer_id", req.customer_id());
-    let usage = rated_usage(&mut v, req.usage, Some(now + crate::domain::drawdown::MAX_FUTURE_SKEW));
-    match (customer, usage) {
-        (Some(c), Some(u)) if v.is_empty() => Ok((c, u)),
-        _ => Err(v),
-    }
-}
-
-/// Key, customer id and usage of an apply request.
-pub fn apply(
-    req: pb::ApplyDrawdownRequest,
-    now: DateTime<Utc>,
-) -> Result<(String, CustomerId, RatedUsage), Violations> {
-    let mut v = Violations::default();
-    crate::domain::text::check_length(&mut v, "idempotency_key", &req.idempotency_key, 1, 128);
-    let customer = parse_id(&mut v, "customer_id", req.customer_id());
-    let usage = rated_usage(&mut v, req.usage, Some(now + crate::domain::drawdown::MAX_FUTURE_SKEW));
-    match (customer, usage) {
-        (Some(c), Some(u)) if v.is_empty() => Ok((req.idempotency_key, c, u)),
-        _ => Err(v),
-    }
-}
-
 /// Id, etag and reason of a void request.
 pub fn void(req: pb::VoidCommitRequest) -> Result<(CommitId, String, Option<String>), Violations> {
     let mut v = Violations::default();
@@ -365,22 +277,6 @@ pub fn void(req: pb::VoidCommitRequest) -> Result<(CommitId, String, Option<Stri
     check_void_reason(&mut v, &req.reason);
     match id {
         Some(id) if v.is_empty() => Ok((id, req.etag, non_empty(req.reason))),
-        _ => Err(v),
-    }
-}
-
-/// The adjustment of an AdjustCommitBalance request.
-pub fn adjustment(req: pb::AdjustCommitBalanceRequest) -> Result<Adjustment, Violations> {
-    let mut v = Violations::default();
-    let draft = AdjustmentDraft {
-        commit_id: parsed_id(&mut v, "commit_id", &req.commit_id),
-        segment_idx: req.segment_index,
-        amount: parsed_decimal(&mut v, "amount", &req.amount),
-        reason: req.reason,
-        request_id: req.request_id,
-    };
-    match validate_adjustment(draft, &mut v) {
-        Some(adjustment) if v.is_empty() => Ok(adjustment),
         _ => Err(v),
     }
 }
@@ -488,101 +384,5 @@ pub fn commit(c: Commit) -> pb::Commit {
         etag: etag(c.version),
         created_by: key_id(c.by.created_by),
         updated_by: key_id(c.by.updated_by),
-    }
-}
-
-fn phase_to_wire(p: SegmentPhase) -> pb::SegmentState {
-    match p {
-        SegmentPhase::Upcoming => pb::SegmentState::Upcoming,
-        SegmentPhase::Active => pb::SegmentState::Active,
-        SegmentPhase::Closed(CloseKind::Expired) => pb::SegmentState::Expired,
-        SegmentPhase::Closed(CloseKind::TruedUp) => pb::SegmentState::TruedUp,
-        SegmentPhase::Closed(CloseKind::Voided) => pb::SegmentState::Voided,
-    }
-}
-
-pub fn balance(b: CommitBalance) -> pb::GetCommitBalanceResponse {
-    let total = crate::domain::commit::balance::total(&b.segments);
-    pb::GetCommitBalanceResponse {
-        commit_id: b.commit.id.to_string(),
-        at: Some(timestamp(b.at)),
-        balance: Some(pb::Money { amount: decimal(total), credit_type: b.commit.credit_type.clone() }),
-        segments: b
-            .segments
-            .into_iter()
-            .map(|s| pb::SegmentBalance {
-                index: s.idx,
-                starting_at: Some(timestamp(s.starting_at)),
-                ending_before: Some(timestamp(s.ending_before)),
-                state: phase_to_wire(s.phase).into(),
-                granted: decimal(s.granted),
-                drawn: decimal(s.drawn),
-                adjusted: decimal(s.adjusted),
-                remaining: decimal(s.remaining),
-            })
-            .collect(),
-    }
-}
-
-pub fn ledger_entry(e: LedgerEntry, running_balance: Option<rust_decimal::Decimal>) -> pb::LedgerEntry {
-    pb::LedgerEntry {
-        id: e.id.to_string(),
-        commit_id: e.commit_id.to_string(),
-        segment_index: e.segment_idx,
-        kind: ledger_kind_to_wire(e.kind).into(),
-        amount: decimal(e.amount),
-        effective_time: Some(timestamp(e.effective_at)),
-        running_balance: running_balance.map(decimal).unwrap_or_default(),
-        source_id: e.source_id.map(|s| s.to_string()).unwrap_or_default(),
-        product_id: e.product_id.map(|p| p.to_string()).unwrap_or_default(),
-        reason: e.reason.unwrap_or_default(),
-        create_time: Some(timestamp(e.created_at)),
-    }
-}
-
-/// The wire's three fields naming a balance: commit id and segment index, or applied
-/// promotion id (the others empty).
-pub fn source_fields(s: &SourceRef) -> (String, i32, String) {
-    match *s {
-        SourceRef::CommitSegment { commit_id, idx } => (commit_id.to_string(), idx, String::new()),
-        SourceRef::CreditPromotion { applied, .. } => (String::new(), 0, applied.to_string()),
-    }
-}
-
-fn draw_to_wire(d: &Draw) -> pb::Drawdown {
-    let (commit_id, segment_index, applied_promotion_id) = source_fields(&d.source);
-    pb::Drawdown {
-        commit_id,
-        segment_index,
-        amount: decimal(d.amount),
-        remaining_after: decimal(d.remaining_after),
-        applied_promotion_id,
-    }
-}
-
-pub fn preview_response(a: Allocation) -> pb::PreviewDrawdownResponse {
-    pb::PreviewDrawdownResponse {
-        drawdowns: a.draws.iter().map(draw_to_wire).collect(),
-        overage: decimal(a.overage),
-    }
-}
-
-/// A recorded draw on the wire.
-pub fn draw_record(d: &DrawRecord) -> pb::Drawdown {
-    pb::Drawdown {
-        commit_id: d.commit_id.map(|c| c.to_string()).unwrap_or_default(),
-        segment_index: d.segment_idx,
-        amount: decimal(d.amount),
-        remaining_after: decimal(d.remaining_after),
-        applied_promotion_id: d.applied_promotion_id.map(|a| a.to_string()).unwrap_or_default(),
-    }
-}
-
-pub fn apply_response(o: DrawdownOutcome) -> pb::ApplyDrawdownResponse {
-    pb::ApplyDrawdownResponse {
-        drawdown_id: o.id.to_string(),
-        drawdowns: o.draws.iter().map(draw_record).collect(),
-        overage: decimal(o.overage),
-        replayed: o.replayed,
     }
 }

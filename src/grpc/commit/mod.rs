@@ -1,5 +1,7 @@
 //! `CommitService`: thin handlers over the commit and drawdown use cases.
 
+pub mod drawdown;
+mod ledger;
 pub mod mapping;
 
 use tonic::{Request, Response, Status};
@@ -96,7 +98,7 @@ impl CommitService for CommitApi {
         let at = parsed_timestamp(&mut v, "at", &req.at).into_valid();
         v.finish(())?;
         let balance = self.app.commit_balance(org, id, at.unwrap_or_else(clock::now)).await?;
-        Ok(Response::new(mapping::balance(balance)))
+        Ok(Response::new(ledger::balance(balance)))
     }
 
     async fn list_commit_ledger(
@@ -110,14 +112,14 @@ impl CommitService for CommitApi {
         let key = format!("commit={}|kind={}", req.commit_id, req.kind);
         let page = PageRequest::parse(req.page_size, &req.page_token, &key, tokens, &mut v);
         let kind =
-            crate::grpc::convert::parsed_enum(&mut v, "kind", req.kind, mapping::ledger_kind).into_valid();
+            crate::grpc::convert::parsed_enum(&mut v, "kind", req.kind, ledger::ledger_kind).into_valid();
         v.finish(())?;
         let page = self.app.commit_ledger(org, id, kind, page, key).await?;
         Ok(Response::new(pb::ListCommitLedgerResponse {
             entries: page
                 .items
                 .into_iter()
-                .map(|(e, running)| mapping::ledger_entry(e, Some(running)))
+                .map(|(e, running)| ledger::ledger_entry(e, Some(running)))
                 .collect(),
             next_page_token: page.next_page_token,
         }))
@@ -128,10 +130,10 @@ impl CommitService for CommitApi {
         req: Request<pb::AdjustCommitBalanceRequest>,
     ) -> Result<Response<pb::AdjustCommitBalanceResponse>, Status> {
         let org = caller(&req)?.org;
-        let adjustment = mapping::adjustment(req.into_inner())?;
+        let adjustment = ledger::adjustment(req.into_inner())?;
         let (entry, running) = self.app.adjust_commit(org, adjustment).await?;
         Ok(Response::new(pb::AdjustCommitBalanceResponse {
-            entry: Some(mapping::ledger_entry(entry, Some(running))),
+            entry: Some(ledger::ledger_entry(entry, Some(running))),
         }))
     }
 
@@ -141,9 +143,9 @@ impl CommitService for CommitApi {
     ) -> Result<Response<pb::PreviewDrawdownResponse>, Status> {
         let org = caller(&req)?.org;
         let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
-        let (customer, usage) = mapping::preview(req, clock::now())?;
+        let (customer, usage) = drawdown::preview(req, clock::now())?;
         let allocation = self.app.preview_drawdown(org, customer, usage).await?;
-        Ok(Response::new(mapping::preview_response(allocation)))
+        Ok(Response::new(drawdown::preview_response(allocation)))
     }
 
     async fn apply_drawdown(
@@ -152,8 +154,8 @@ impl CommitService for CommitApi {
     ) -> Result<Response<pb::ApplyDrawdownResponse>, Status> {
         let org = caller(&req)?.org;
         let req = customer_ref::resolved(&self.app, org, req.into_inner()).await?;
-        let (key, customer, usage) = mapping::apply(req, clock::now())?;
+        let (key, customer, usage) = drawdown::apply(req, clock::now())?;
         let outcome = self.app.apply_drawdown(org, key, customer, usage).await?;
-        Ok(Response::new(mapping::apply_response(outcome)))
+        Ok(Response::new(drawdown::apply_response(outcome)))
     }
 }

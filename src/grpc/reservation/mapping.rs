@@ -11,7 +11,7 @@ use crate::domain::money::check_non_negative;
 use crate::domain::reservation::{Amounts, Ask, Grant, HoldDurations, Reservation, State};
 use crate::domain::text::check_code;
 use crate::domain::validation::Violations;
-use crate::grpc::commit::mapping::source_fields;
+use crate::grpc::commit::drawdown::source_fields;
 use crate::grpc::convert::{decimal, opt_timestamp, optional_timestamp, parse_id, parsed_decimal, timestamp};
 use crate::grpc::usage::mapping as usage;
 use crate::proto::v1 as pb;

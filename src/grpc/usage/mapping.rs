@@ -156,7 +156,7 @@ pub fn outcome(o: UsageOutcome, tokens: &TokenKey) -> pb::UsageOutcome {
         decision: decision_to_wire(o.decision).into(),
         checks: o.checks.into_iter().map(limit_check).collect(),
         service_not_included: o.service_not_included,
-        drawdowns: o.draws.iter().map(crate::grpc::commit::mapping::draw_record).collect(),
+        drawdowns: o.draws.iter().map(crate::grpc::commit::drawdown::draw_record).collect(),
         overage: decimal(o.overage),
         violations: o
             .violations

@@ -1,0 +1,94 @@
+//! Writing what a batch decided: totals, alerts, balances, ledger entries, violations,
+//! then the events with their packed answers.
+
+use super::*;
+
+/// Writes what a batch decided, and the balance alerts it moved; fills the violations'
+/// feed positions into the answers.
+pub(in crate::app) fn persist(
+    conn: &mut Conn,
+    org: OrgId,
+    inputs: &[EventInput],
+    state: &BatchState,
+    mut writes: Writes,
+    results: &mut [EventResult],
+    (now, grace): (DateTime<Utc>, crate::domain::commit::timeline::LateUsageGrace),
+) -> Result<(), AppError> {
+    let totals: Vec<TotalRow> = writes
+        .totals
+        .iter()
+        .map(|((customer, window, credit_type), t)| TotalRow {
+            customer: *customer,
+            product: window.product,
+            kind: window.kind,
+            first_day: window.first_day,
+            credit_type: credit_type.clone(),
+            amount: t.amount,
+            quantity: t.quantity,
+        })
+        .collect();
+    db::usage::add_totals(conn, org, &totals)?;
+    let alerts: Vec<AlertRow> = writes
+        .alerts
+        .iter()
+        .map(|((customer, key), percent)| AlertRow {
+            customer: *customer,
+            key: key.clone(),
+            percent: *percent,
+        })
+        .collect();
+    db::usage::raise_alerts(conn, org, &alerts, now)?;
+    Balances::persist_all(conn, org, state.balances.values())?;
+    write_entries(conn, org, &writes.ledger, &writes.promotion_draws)?;
+    // After the events' own violations, so their positions in `written` stay put.
+    writes.violations.extend(crate::app::balance_alerts::crossed_alerts(
+        conn,
+        org,
+        &state.alerting,
+        (now, grace),
+    )?);
+    // Last: the feed's sequence lock is held until commit.
+    let written = db::violations::append(conn, org, &writes.violations, now)?;
+
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    for (i, r) in results.iter().enumerate() {
+        if let Ok(o) = r
+            && !o.replayed
+        {
+            by_id.insert(o.event_id.clone(), i);
+        }
+    }
+    let mut rows = Vec::with_capacity(writes.events.len());
+    for new in writes.events.drain(..) {
+        let Ok(event) = &inputs[new.input].event else { continue };
+        let Some(Ok(outcome)) = by_id.get(&event.event_id).map(|i| &mut results[*i]) else { continue };
+        for (reported, stored) in outcome.violations.iter_mut().zip(&written[new.violations]) {
+            reported.seq = Some(stored.seq);
+            reported.recorded_at = Some(stored.recorded_at);
+        }
+        rows.push(EventToStore {
+            event,
+            id: new.id,
+            product: new.product,
+            decision: new.decision,
+            fingerprint: new.fingerprint,
+            outcome: pack_outcome(outcome)?,
+        });
+    }
+    // A repeat of an event of this same batch answers as its original now does.
+    for i in 0..results.len() {
+        let original = match &results[i] {
+            Ok(o) if o.replayed => by_id.get(&o.event_id).copied(),
+            _ => None,
+        };
+        if let Some(j) = original
+            && let Ok(first) = &results[j]
+        {
+            results[i] = Ok(UsageOutcome { replayed: true, ..first.clone() });
+        }
+    }
+    // Another transaction recorded the same event id (for another customer) first: run
+    // the batch again, it will find that event and answer accordingly.
+    db::usage::insert_events(conn, org, &rows, now).map_err(|e| e.retry_if_taken("usage_event_keys_pkey"))?;
+    Ok(())
+}

@@ -106,15 +106,16 @@ impl App {
         page: PageRequest,
         show_revoked: bool,
     ) -> Result<Page<ApiKey>, AppError> {
-        let after = page.after_uuid()?.map(ApiKeyId);
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
-                Ok::<_, AppError>(db::tenancy::list_api_keys(conn, org, after, limit, show_revoked)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, filters_key(show_revoked), |k| k.id.to_string()))
+        self.page_by_id(
+            org,
+            page,
+            filters_key(show_revoked),
+            |k: &ApiKey| k.id.to_string(),
+            move |conn, after, limit| {
+                Ok(db::tenancy::list_api_keys(conn, org, after.map(ApiKeyId), limit, show_revoked)?)
+            },
+        )
+        .await
     }
 
     /// Every key of `org`, revoked ones too, for operators.

@@ -158,13 +158,14 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<R>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| Ok::<_, AppError>(R::list(conn, org, &filter, after, limit)?))
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |r| r.id().to_string()))
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |r: &R| r.id().to_string(),
+            move |conn, after, limit| Ok(R::list(conn, org, &filter, after, limit)?),
+        )
+        .await
     }
 
     /// Applies `changes` to the resource whose etag the caller read.

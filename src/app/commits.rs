@@ -141,18 +141,19 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<Commit>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |c: &Commit| c.id.to_string(),
+            move |conn, after, limit| {
                 if let Some(customer) = filter.customer_id {
                     require_customer(conn, org, customer)?;
                 }
-                Ok::<_, AppError>(db::commits::list(conn, org, &filter, after, limit)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |c| c.id.to_string()))
+                Ok(db::commits::list(conn, org, &filter, after, limit)?)
+            },
+        )
+        .await
     }
 
     /// Changes what may change after creation; `v` holds the request's parse problems.

@@ -140,15 +140,14 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<CreditPromotion>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
-                Ok::<_, AppError>(db::credit::list_promotions(conn, org, after, limit)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |p| p.id.to_string()))
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |p: &CreditPromotion| p.id.to_string(),
+            move |conn, after, limit| Ok(db::credit::list_promotions(conn, org, after, limit)?),
+        )
+        .await
     }
 
     /// Applies a credit promotion to a customer; with a request id, a retry gets the
@@ -192,17 +191,13 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<AppliedView>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
-                require_customer(conn, org, customer)?;
-                let applied = db::credit::list_applied(conn, org, customer, include_removed, after, limit)?;
-                views(conn, org, applied, clock::now())
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |v| v.applied.id.to_string()))
+        let id_of = |v: &AppliedView| v.applied.id.to_string();
+        self.page_by_id(org, page, &filters_key, id_of, move |conn, after, limit| {
+            require_customer(conn, org, customer)?;
+            let applied = db::credit::list_applied(conn, org, customer, include_removed, after, limit)?;
+            views(conn, org, applied, clock::now())
+        })
+        .await
     }
 
     /// Removes an application: it draws no more, and keeps its history. With a request

@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 use crate::db::{Conn, Db, DbError};
 use crate::domain::ids::OrgId;
+use crate::domain::page::{Page, PageRequest};
 use crate::domain::seal::TokenSecret;
 
 /// Finds the id of the resource holding a unique key.
@@ -92,6 +93,27 @@ impl App {
     /// Names the resource holding a reused unique key in an ALREADY_EXISTS answer that
     /// came from the database's constraint, looked up with `find` after the failed
     /// transaction, so a client whose first call timed out can find what it created.
+    /// One page of rows in id order (creation order, ids being v7): `read` gets, in one
+    /// transaction, the id to start after and how many rows to fetch (one more than the
+    /// page, to tell whether another follows); `id_of` names a row's position.
+    async fn page_by_id<T, F>(
+        &self,
+        org: OrgId,
+        page: PageRequest,
+        filters_key: &str,
+        id_of: impl Fn(&T) -> String,
+        mut read: F,
+    ) -> Result<Page<T>, AppError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Conn, Option<uuid::Uuid>, i64) -> Result<Vec<T>, AppError> + Send + 'static,
+    {
+        let after = page.after_uuid()?;
+        let limit = page.fetch_limit();
+        let rows = self.db().transaction(org, move |conn| read(conn, after, limit)).await?;
+        Ok(Page::from_rows(rows, &page, filters_key, id_of))
+    }
+
     async fn naming_existing<T>(
         &self,
         org: OrgId,

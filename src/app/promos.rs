@@ -119,15 +119,14 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<BillingPromo>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
-                Ok::<_, AppError>(db::promos::list(conn, org, &filter, after, limit)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |p| p.id.to_string()))
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |p: &BillingPromo| p.id.to_string(),
+            move |conn, after, limit| Ok(db::promos::list(conn, org, &filter, after, limit)?),
+        )
+        .await
     }
 
     pub async fn update_billing_promo(
@@ -228,23 +227,17 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<Reward>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |r: &Reward| r.id.to_string(),
+            move |conn, after, limit| {
                 require_customer(conn, org, customer)?;
-                Ok::<_, AppError>(db::promos::list_rewards(
-                    conn,
-                    org,
-                    customer,
-                    available_only,
-                    after,
-                    limit,
-                )?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |r| r.id.to_string()))
+                Ok(db::promos::list_rewards(conn, org, customer, available_only, after, limit)?)
+            },
+        )
+        .await
     }
 
     /// Redeems `units` of a reward, once per request id.

@@ -296,19 +296,20 @@ impl App {
         open_only: bool,
         (page, filters_key): (PageRequest, String),
     ) -> Result<Page<Reservation>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |r: &Reservation| r.id.to_string(),
+            move |conn, after, limit| {
                 require_customer(conn, org, customer)?;
                 let now = clock::now();
                 let rows =
                     db::reservations::list(conn, org, customer, open_only.then_some(now), (after, limit))?;
-                Ok::<_, AppError>(rows.into_iter().map(|r| r.as_of(now)).collect::<Vec<_>>())
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |r| r.id.to_string()))
+                Ok(rows.into_iter().map(|r| r.as_of(now)).collect())
+            },
+        )
+        .await
     }
 
     /// What the customer's commits and credit promotions can give at `at`, per credit

@@ -202,22 +202,20 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<RecordedEvent>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |e: &RecordedEvent| e.id.to_string(),
+            move |conn, after, limit| {
                 if let Some(c) = filter.customer
                     && !db::customers::exists(conn, org, c)?
                 {
                     return Err(AppError::not_found("customer", c));
                 }
-                db::usage_events::list(conn, org, &filter, after, limit)?
-                    .into_iter()
-                    .map(recorded)
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |e| e.id.to_string()))
+                db::usage_events::list(conn, org, &filter, after, limit)?.into_iter().map(recorded).collect()
+            },
+        )
+        .await
     }
 }

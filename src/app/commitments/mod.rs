@@ -187,18 +187,19 @@ impl App {
         page: PageRequest,
         filters_key: String,
     ) -> Result<Page<Commitment>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
+        self.page_by_id(
+            org,
+            page,
+            &filters_key,
+            |c: &Commitment| c.id.to_string(),
+            move |conn, after, limit| {
                 if let Some(customer) = filter.customer {
                     require_customer(conn, org, customer)?;
                 }
-                Ok::<_, AppError>(db::commitments::list(conn, org, &filter, after, limit)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, |c| c.id.to_string()))
+                Ok(db::commitments::list(conn, org, &filter, after, limit)?)
+            },
+        )
+        .await
     }
 
     /// Applies a JSON Patch, all or nothing, and keeps it in the edit history.
@@ -297,15 +298,10 @@ impl App {
         fetch: HistoryQuery<T>,
         cursor: fn(&T) -> String,
     ) -> Result<Page<T>, AppError> {
-        let after = page.after_uuid()?;
-        let limit = page.fetch_limit();
-        let rows = self
-            .db()
-            .transaction(org, move |conn| {
-                load(conn, org, id, false)?;
-                Ok::<_, AppError>(fetch(conn, org, id, after, limit)?)
-            })
-            .await?;
-        Ok(Page::from_rows(rows, &page, &filters_key, cursor))
+        self.page_by_id(org, page, &filters_key, cursor, move |conn, after, limit| {
+            load(conn, org, id, false)?;
+            Ok(fetch(conn, org, id, after, limit)?)
+        })
+        .await
     }
 }

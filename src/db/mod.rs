@@ -9,9 +9,11 @@
 //! Statements are written in Diesel's DSL where it can say them. The rest are in
 //! `src/db/sql/`, one file per statement named `<module>_<what it does>.sql`, loaded with
 //! `include_str!` and prepared once per connection (`prepared`): statements over arrays
-//! (`unnest`, one statement per batch whatever its size), lateral probes per key, and the
+//! (`unnest`, one statement per batch whatever its size), lateral probes per key, the
 //! ledger's page, whose running balance is a window over every entry taken before the
-//! page's filters (a subquery in `FROM`, which the DSL cannot write). One-line calls of
+//! page's filters (a subquery in `FROM`, which the DSL cannot write), and upserts on the
+//! usage path (Diesel never keeps an `ON CONFLICT .. DO UPDATE`, nor an `UPDATE`,
+//! prepared: each run is parsed and planned again). One-line calls of
 //! the schema's own functions (`billing_*`, made by the migrations) and of PostgreSQL's
 //! (`pg_notify`, `pg_cancel_backend`, advisory locks) stay inline.
 

@@ -30,6 +30,12 @@ struct NewViolationRow {
     detail: serde_json::Value,
 }
 
+#[derive(QueryableByName)]
+struct LastSeq {
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+}
+
 /// Appends `new` to the org's feed and returns them with their sequence numbers.
 ///
 /// The sequence row stays locked until the transaction ends, so feeds commit in
@@ -44,15 +50,15 @@ pub fn append(
         return Ok(Vec::new());
     }
     let n = new.len() as i64;
-    use violation_sequences::dsl as q;
-    let last: i64 = diesel::insert_into(q::violation_sequences)
-        .values((q::org_id.eq(org.uuid()), q::last_seq.eq(n)))
-        .on_conflict(q::org_id)
-        .do_update()
-        .set(q::last_seq.eq(q::last_seq + diesel::upsert::excluded(q::last_seq)))
-        .returning(q::last_seq)
+    // Raw, not Diesel's upsert: Diesel never keeps a `DO UPDATE` statement prepared
+    // (`DoUpdate` marks itself unsafe to cache), so it was parsed and planned again in
+    // every usage transaction that raised a violation (128 callers: 15 to 20% fewer
+    // events/s, docs/performance.md).
+    let last: LastSeq = prepared(include_str!("sql/violations_take_sequence.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<BigInt, _>(n)
         .get_result(conn)?;
-    let first = last - n + 1;
+    let first = last.last_seq - n + 1;
     let mut rows = Vec::with_capacity(new.len());
     let mut out = Vec::with_capacity(new.len());
     for (i, v) in new.iter().enumerate() {

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::error::stored;
 use super::prepared::{BindNext, prepared};
 use super::schema::{commit_ledger, commit_ledger_requests};
 use crate::domain::commit::balance::{KindTotal, LedgerEntry, LedgerKind};
@@ -143,8 +144,7 @@ pub fn totals_up_to(
         .load(conn)?;
     rows.into_iter()
         .map(|(segment_idx, kind, amount)| {
-            let kind = LedgerKind::parse(&kind)
-                .ok_or_else(|| DbError::Other(format!("stored ledger kind {kind:?}")))?;
+            let kind = stored("ledger kind", &kind, LedgerKind::parse)?;
             Ok(KindTotal { segment_idx, kind, amount: amount.unwrap_or_default() })
         })
         .collect()

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::error::stored;
 use super::prepared::{BindNext, prepared};
 use super::schema::{
     commitment_compensations, commitment_edits, commitment_periods, commitments, usage_events,
@@ -276,12 +277,6 @@ impl ClosedPeriod {
     pub fn key(&self) -> PeriodKey {
         (self.scope, self.measure, self.index, self.start)
     }
-}
-
-/// A stored name read back: one this build does not know is an error, never taken for
-/// another.
-fn stored<T>(what: &str, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, DbError> {
-    parse(name).ok_or_else(|| DbError::Other(format!("stored {what} {name:?}")))
 }
 
 fn scope_of(s: &str) -> Result<Scope, DbError> {

@@ -121,6 +121,12 @@ impl From<diesel::ConnectionError> for DbError {
     }
 }
 
+/// A name stored in a column, read back with `parse`: one this build does not know is an
+/// error, never taken for another.
+pub fn stored<T>(what: &str, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, DbError> {
+    parse(name).ok_or_else(|| DbError::Other(format!("stored {what} {name:?}")))
+}
+
 /// Lets `Db::transaction` see the database error inside an application error, to
 /// decide whether a retry can help.
 pub trait TxError: From<DbError> + Send + 'static {

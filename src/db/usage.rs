@@ -15,6 +15,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::DbError;
+use super::error::stored;
 use super::prepared::{BindNext, prepared};
 use super::schema::usage_alerts;
 use crate::domain::allowance::Measure;
@@ -232,7 +233,7 @@ fn key_arrays(keys: &[WindowKey]) -> (Vec<Uuid>, Vec<String>, Vec<NaiveDate>) {
 }
 
 fn window_kind(s: &str) -> Result<WindowKind, DbError> {
-    WindowKind::parse(s).ok_or_else(|| DbError::Other(format!("stored window kind {s:?}")))
+    stored("window kind", s, WindowKind::parse)
 }
 
 /// Every product total in the given windows.
@@ -418,9 +419,12 @@ struct RaisedRow {
 /// The key of a stored alert; a measure or window kind this build does not know is an
 /// error, never taken for another.
 fn alert_key(scope: String, measure: &str, kind: &str, first_day: NaiveDate) -> Result<AlertKey, DbError> {
-    let measure =
-        Measure::parse(measure).ok_or_else(|| DbError::Other(format!("stored alert measure {measure:?}")))?;
-    Ok(AlertKey { scope, measure, kind: window_kind(kind)?, first_day })
+    Ok(AlertKey {
+        scope,
+        measure: stored("alert measure", measure, Measure::parse)?,
+        kind: window_kind(kind)?,
+        first_day,
+    })
 }
 
 /// A customer's limit warnings raised in the windows of `keys`.

@@ -46,8 +46,9 @@ fn no_landed_migration_has_changed() {
 
 #[test]
 fn every_migration_is_listed_and_new_ones_sort_after_the_landed() {
-    let listed: BTreeSet<String> =
+    let in_order: Vec<String> =
         landed().into_iter().map(|(_, f)| f.split('/').next().unwrap().to_owned()).collect();
+    let listed: BTreeSet<&String> = in_order.iter().collect();
     let unlisted: Vec<String> = on_disk().into_iter().filter(|d| !listed.contains(d)).collect();
     assert!(
         unlisted.is_empty(),
@@ -55,8 +56,6 @@ fn every_migration_is_listed_and_new_ones_sort_after_the_landed() {
     );
     // The directories a build runs in order: the list's own order must be theirs, so a
     // migration dated before a landed one (it would never run where that one has) fails.
-    let in_order: Vec<String> =
-        landed().into_iter().map(|(_, f)| f.split('/').next().unwrap().to_owned()).collect();
     let mut sorted = in_order.clone();
     sorted.sort();
     assert_eq!(in_order, sorted, "landed.sha256 lists migrations in the order they run");

@@ -14,28 +14,23 @@ pub(in crate::app) fn persist(
     results: &mut [EventResult],
     (now, grace): (DateTime<Utc>, crate::domain::commit::timeline::LateUsageGrace),
 ) -> Result<(), AppError> {
-    let totals: Vec<TotalRow> = writes
-        .totals
-        .iter()
+    // The batch's maps are moved into the rows, not copied: nothing reads them after.
+    let totals: Vec<TotalRow> = std::mem::take(&mut writes.totals)
+        .into_iter()
         .map(|((customer, window, credit_type), t)| TotalRow {
-            customer: *customer,
+            customer,
             product: window.product,
             kind: window.kind,
             first_day: window.first_day,
-            credit_type: credit_type.clone(),
+            credit_type,
             amount: t.amount,
             quantity: t.quantity,
         })
         .collect();
     db::usage::add_totals(conn, org, &totals)?;
-    let alerts: Vec<AlertRow> = writes
-        .alerts
-        .iter()
-        .map(|((customer, key), percent)| AlertRow {
-            customer: *customer,
-            key: key.clone(),
-            percent: *percent,
-        })
+    let alerts: Vec<AlertRow> = std::mem::take(&mut writes.alerts)
+        .into_iter()
+        .map(|((customer, key), percent)| AlertRow { customer, key, percent })
         .collect();
     db::usage::raise_alerts(conn, org, &alerts, now)?;
     Balances::persist_all(conn, org, state.balances.values())?;

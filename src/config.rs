@@ -163,7 +163,7 @@ pub struct ServeArgs {
     pub usage_group_max_events: usize,
 
     /// Most shared RecordUsage transactions of one org running at once.
-    #[arg(long, help_heading = "Usage", env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 4)]
+    #[arg(long, help_heading = "Usage", env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 1)]
     pub usage_group_transactions: usize,
 
     /// Most RecordUsage calls of one org waiting for a shared transaction; past it a

@@ -39,7 +39,7 @@ pub struct BatcherConfig {
 
 impl Default for BatcherConfig {
     fn default() -> Self {
-        Self { max_group: 256, max_in_flight: 4, max_queued: 1024, idle: Duration::from_secs(30) }
+        Self { max_group: 256, max_in_flight: 1, max_queued: 1024, idle: Duration::from_secs(30) }
     }
 }
 

@@ -14,6 +14,7 @@ use super::{App, AppError, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::{self, Conn};
 use crate::domain::balance_alert::Standing;
+use crate::domain::commit::Applicability;
 use crate::domain::commit::applicability::UsageFacts;
 use crate::domain::commit::balance::{LedgerEntry, LedgerKind};
 use crate::domain::commit::timeline::LateUsageGrace;
@@ -58,24 +59,19 @@ impl Balances {
         let mut out: HashMap<CustomerId, Self> = HashMap::new();
         let ends_after = from.max(grace.closed_through(now));
         let segments = db::commits::open_segments(conn, org, customers, (from, ends_after, until), lock)?;
-        let mut ids: Vec<CommitId> = segments.iter().map(|(_, s, _)| s.commit_id).collect();
-        ids.sort();
-        ids.dedup();
-        let commits = db::commits::get_many(conn, org, &ids)?;
-        let by_id: HashMap<CommitId, _> = commits
-            .into_iter()
-            .map(|c| (c.id, (c.priority, c.credit_type, Arc::new(c.applicability))))
-            .collect();
-        for (customer, s, later) in segments {
-            let Some((priority, credit_type, applicability)) = by_id.get(&s.commit_id) else { continue };
+        // One applicability per commit, shared by its segments' sources.
+        let mut shared: HashMap<CommitId, Arc<Applicability>> = HashMap::new();
+        for db::commits::OpenSegment { customer, segment: s, terms, later } in segments {
+            let applicability =
+                Arc::clone(shared.entry(s.commit_id).or_insert_with(|| Arc::new(terms.applicability)));
             out.entry(customer).or_default().sources.push(Source {
                 source: SourceRef::CommitSegment { commit_id: s.commit_id, idx: s.idx },
-                priority: *priority,
+                priority: terms.priority,
                 starting_at: s.starting_at,
                 ending_before: s.ending_before,
                 created_order: s.commit_id.uuid(),
-                credit_type: credit_type.clone(),
-                applicability: Arc::clone(applicability),
+                credit_type: terms.credit_type,
+                applicability,
                 available: s.remaining,
                 granted: s.amount,
                 later,

@@ -204,7 +204,9 @@ impl Db {
             .max_size(config.pool_size)
             .min_idle(Some(0))
             .connection_timeout(config.acquire_timeout)
-            .test_on_check_out(true)
+            // Tested where it matters instead (`run`, and a stale BEGIN in `transaction`):
+            // a round trip on every checkout was one of the usage path's ~17.
+            .test_on_check_out(false)
             .error_handler(Box::new(TracingErrorHandler))
             .connection_customizer(Box::new(SessionSettings {
                 statement_timeout_ms: config.statement_timeout.as_millis(),
@@ -257,9 +259,25 @@ impl Db {
     }
 
     /// Runs `f` with a pooled connection on the blocking pool, inside the caller's span.
+    /// The connection is tested with a round trip first (see `tested`).
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.with_connection(move |pool, conn| {
+            let mut conn = tested(pool, conn)?;
+            f(&mut conn)
+        })
+        .await
+    }
+
+    /// Runs `f` on the blocking pool, inside the caller's span, with a connection checked
+    /// out of the pool (and the pool, to replace it).
+    async fn with_connection<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&PgPool, Pooled) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
@@ -282,14 +300,14 @@ impl Db {
             drop(admitted);
             waiting.decrement(1.0);
             metrics::histogram!("db_pool_acquire_seconds").record(started.elapsed().as_secs_f64());
-            let mut conn = got.map_err(DbError::from)?;
+            let conn = got.map_err(DbError::from)?;
             if deadline.is_some_and(|d| deadline::left(d, std::time::Instant::now()).is_none()) {
                 expired.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("db_work_expired_before_start_total").increment(1);
                 return Err(DbError::DeadlineExceeded.into());
             }
             let Some(_running) = in_flight.enter() else { return Err(DbError::ShuttingDown.into()) };
-            f(&mut conn)
+            f(&pool, conn)
         });
         match task.await {
             Ok(result) => result,
@@ -309,18 +327,28 @@ impl Db {
         let (deadline, statement_timeout) = (deadline::current(), self.statement_timeout);
         let key = acting_key::current();
         let in_flight = Arc::clone(&self.in_flight);
-        self.run(move |conn| {
-            let mut attempt = 0;
+        self.with_connection(move |pool, mut conn| {
+            let (mut attempt, mut stale) = (0, 0);
             loop {
                 // What is left of the caller's deadline, if less than the usual timeout.
                 let timeout = deadline
                     .map(|d| deadline::left(d, std::time::Instant::now()).unwrap_or(Duration::from_millis(1)))
                     .filter(|left| *left < statement_timeout);
-                let outcome = org_transaction(conn, (org, key), (timeout, &in_flight), &mut f);
+                let outcome = org_transaction(&mut conn, (org, key), (timeout, &in_flight), &mut f);
                 let error = match outcome {
                     Ok(value) => return Ok(value),
                     Err(TxFailure::App(e)) => e,
-                    Err(TxFailure::Db(e)) => E::from(DbError::from(e)),
+                    // The server closed this connection while it sat in the pool (a
+                    // restart, a terminated backend) and nothing ran on it: replace it.
+                    // Dropped, it goes back broken and the pool discards it.
+                    Err(TxFailure::Stale(_)) if stale < pool.max_size() => {
+                        stale += 1;
+                        metrics::counter!("db_stale_connections_total").increment(1);
+                        drop(conn);
+                        conn = pool.get().map_err(DbError::from)?;
+                        continue;
+                    }
+                    Err(TxFailure::Db(e) | TxFailure::Stale(e)) => E::from(DbError::from(e)),
                 };
                 // The statement ran out of what was left of the caller's deadline: the
                 // caller's time is up, which is not the database being slow.
@@ -362,6 +390,40 @@ struct OrgAndId {
 enum TxFailure<E> {
     App(E),
     Db(diesel::result::Error),
+    /// BEGIN found the connection closed: nothing of the transaction ran.
+    Stale(diesel::result::Error),
+}
+
+type Pooled = diesel::r2d2::PooledConnection<ConnectionManager<PgConnection>>;
+
+/// `conn` if it answers a round trip, else another connection of `pool` that does: what
+/// sits idle in the pool may have been closed by the server (a restart, a terminated
+/// backend) without the pool knowing. A failed test leaves the connection broken, so the
+/// pool discards it. `transaction` skips the round trip: it finds out at `BEGIN`.
+fn tested(pool: &PgPool, mut conn: Pooled) -> Result<Pooled, DbError> {
+    use diesel::r2d2::R2D2Connection;
+    for _ in 0..pool.max_size() {
+        match conn.ping() {
+            Ok(()) => return Ok(conn),
+            Err(e) if is_closed(&e) => {
+                metrics::counter!("db_stale_connections_total").increment(1);
+                drop(conn);
+                conn = pool.get()?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.ping()?;
+    Ok(conn)
+}
+
+/// The error of a statement that could not reach the server: its connection is closed.
+fn is_closed(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+    )
 }
 
 impl<E> From<diesel::result::Error> for TxFailure<E> {
@@ -390,6 +452,9 @@ fn org_transaction<T, E: From<DbError>>(
         begin.push_str(&format!(", set_config('statement_timeout', '{}', true)", t.as_millis().max(1)));
     }
     if let Err(e) = AnsiTransactionManager::begin_transaction_sql(conn, &begin) {
+        if is_closed(&e) {
+            return Err(TxFailure::Stale(e));
+        }
         // Should BEGIN have run and the setting failed, leave no transaction open on a
         // connection that goes back to the pool.
         let _ = conn.batch_execute("ROLLBACK");

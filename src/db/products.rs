@@ -5,12 +5,13 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::products;
 use crate::domain::authorship::Authorship;
 use crate::domain::ids::{OrgId, ProductId};
 use crate::domain::product::{Product, ProductFilter, ProductKind};
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = products)]
 pub struct ProductRow {
     pub id: Uuid,
@@ -125,6 +126,26 @@ pub fn get_many(conn: &mut PgConnection, org: OrgId, ids: &[ProductId]) -> Resul
     }
     let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
     load(scoped(org).filter(products::id.eq_any(ids)), conn)
+}
+
+/// The products of the org among `ids` or `codes`, in one round trip.
+pub fn get_many_by_id_or_code(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[ProductId],
+    codes: &[String],
+) -> Result<Vec<Product>, DbError> {
+    use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
+    if ids.is_empty() && codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
+    let rows: Vec<ProductRow> = prepared(include_str!("sql/products_by_id_or_code.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Text>, _>(codes)
+        .load(conn)?;
+    rows.into_iter().map(Product::try_from).collect()
 }
 
 /// The products among `codes` that exist in the org.

@@ -1,6 +1,6 @@
-//! Faults: connections killed mid-transaction, an exhausted pool, conflicts between
-//! transactions. Each proves nothing is lost or counted twice and the service recovers
-//! by itself.
+//! Faults: connections killed mid-transaction or while idle in the pool, an exhausted
+//! pool, conflicts between transactions. Each proves nothing is lost or counted twice
+//! and the service recovers by itself.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
@@ -126,6 +126,48 @@ async fn connections_killed_mid_burst_lose_nothing_and_count_nothing_twice() {
     assert_eq!(before.remaining - after.remaining, rust_decimal::Decimal::from(400));
     assert_eq!(after.drawn, rust_decimal::Decimal::from(400), "the ledger agrees with the balances");
     eprintln!("{killed} backends terminated; {} calls failed and were retried", failed.len());
+}
+
+/// Terminates every other client backend of `db` and returns how many, once they have
+/// exited (`pg_terminate_backend` with a timeout waits for that).
+fn terminate_idle_backends(db: &TestDb) -> i64 {
+    #[derive(QueryableByName)]
+    struct Killed {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let k: Killed = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 30000)) AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    .get_result(&mut db.connect())
+    .unwrap();
+    k.n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_closed_while_idle_in_the_pool_are_replaced_without_failing_a_call() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    create_commit(&mut c, prepaid(&t, "100", "1", day(2020, 1, 1), day(2100, 1, 1))).await;
+    let org = server.app.authenticate(&t.key).await.unwrap().org;
+    // One connection, so the replacement cannot come from elsewhere in the pool.
+    let db = Db::open(&DbConfig { pool_size: 1, ..test_db_config(&server.db.url) }).expect("a pool");
+    let select_one = |conn: &mut PgConnection| conn.batch_execute("SELECT 1").map_err(DbError::from);
+
+    db.transaction(org, select_one).await.expect("a first transaction opens the connection");
+    assert!(terminate_idle_backends(&server.db) > 0, "the pool's idle connection was terminated");
+    db.transaction(org, select_one).await.expect("a transaction replaces the closed connection");
+    assert!(terminate_idle_backends(&server.db) > 0);
+    db.run(select_one).await.expect("work outside a transaction replaces it too");
+
+    // Through the service: its pool's connections (and the usage path's) were closed too.
+    let mut u = usage_client(&server, &t.key).await;
+    record(&mut u, event(&t, "before", "CREED", "1", "2")).await.expect("recorded");
+    assert!(terminate_idle_backends(&server.db) > 0);
+    let after = record(&mut u, event(&t, "after", "CREED", "1", "2")).await;
+    assert!(after.is_ok(), "a usage call after its connection was closed while idle: {after:?}");
 }
 
 /// A serving server whose pool `pool` shapes (its database is `server.db`), a key of its

@@ -32,27 +32,6 @@ pub(in crate::app) fn load_state(
     let stored =
         db::usage::find_events(conn, org, &ids)?.into_iter().map(|s| (s.event_id.clone(), s)).collect();
 
-    let mut ids: HashSet<ProductId> = HashSet::new();
-    let mut codes: HashSet<String> = HashSet::new();
-    for e in valid_events(inputs) {
-        match &e.product {
-            ProductRef::Id(id) => ids.insert(*id),
-            ProductRef::Code(code) => codes.insert(code.clone()),
-        };
-    }
-    let mut products: HashMap<ProductId, Product> = HashMap::new();
-    products.extend(
-        db::products::get_many(conn, org, &ids.into_iter().collect::<Vec<_>>())?
-            .into_iter()
-            .map(|p| (p.id, p)),
-    );
-    products.extend(
-        db::products::get_many_by_code(conn, org, &codes.into_iter().collect::<Vec<_>>())?
-            .into_iter()
-            .map(|p| (p.id, p)),
-    );
-    let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
-
     let holds: Vec<Reservation> = if holding.is_empty() {
         Vec::new()
     } else {
@@ -78,15 +57,26 @@ pub(in crate::app) fn load_state(
     let keys: Vec<WindowKey> = keys.into_iter().collect();
     let totals = db::usage::load_totals(conn, org, &keys)?;
     let alerts = db::usage::load_alerts(conn, org, &keys)?;
-    let mut missing: Vec<ProductId> = totals
-        .iter()
-        .map(|t| t.product)
-        .chain(holds.iter().map(|r| r.product))
-        .filter(|p| !products.contains_key(p))
-        .collect();
-    missing.sort();
-    missing.dedup();
-    products.extend(db::products::get_many(conn, org, &missing)?.into_iter().map(|p| (p.id, p)));
+
+    // Every product the decisions name, in one round trip: the events' (by id or code),
+    // and those of the totals and holds the limits count.
+    let mut ids: HashSet<ProductId> = HashSet::new();
+    let mut codes: HashSet<String> = HashSet::new();
+    for e in valid_events(inputs) {
+        match &e.product {
+            ProductRef::Id(id) => ids.insert(*id),
+            ProductRef::Code(code) => codes.insert(code.clone()),
+        };
+    }
+    ids.extend(totals.iter().map(|t| t.product).chain(holds.iter().map(|r| r.product)));
+    let ids: Vec<ProductId> = ids.into_iter().collect();
+    let codes: Vec<String> = codes.into_iter().collect();
+    let products: HashMap<ProductId, Product> =
+        db::products::get_many_by_id_or_code(conn, org, &ids, &codes)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+    let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
     let mut usage: HashMap<CustomerId, CustomerUsage> = customers
         .iter()

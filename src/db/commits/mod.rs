@@ -128,13 +128,34 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, DbError>
     serde_json::to_value(value).map_err(|e| DbError::Other(format!("serializing: {e}")))
 }
 
+/// A commit's applicability from its stored columns.
+fn applicability_of(
+    product_ids: Vec<Uuid>,
+    product_tags: Vec<String>,
+    contract_ids: Vec<String>,
+    specifiers: serde_json::Value,
+) -> Result<Applicability, DbError> {
+    let specifiers: Vec<Specifier> =
+        serde_json::from_value(specifiers).map_err(|e| corrupt("specifiers", e))?;
+    Ok(Applicability {
+        product_ids: product_ids.into_iter().map(ProductId).collect(),
+        product_tags,
+        specifiers,
+        contract_ids,
+    })
+}
+
 impl TryFrom<CommitRow> for Commit {
     type Error = DbError;
     fn try_from(r: CommitRow) -> Result<Self, DbError> {
         let commit_type =
             CommitType::parse(&r.commit_type).ok_or_else(|| corrupt("commit type", &r.commit_type))?;
-        let specifiers: Vec<Specifier> =
-            serde_json::from_value(r.specifiers).map_err(|e| corrupt("specifiers", e))?;
+        let applicability = applicability_of(
+            r.applicable_product_ids,
+            r.applicable_product_tags,
+            r.applicable_contract_ids,
+            r.specifiers,
+        )?;
         let invoice_schedule: Option<InvoiceSchedule> = r
             .invoice_schedule
             .map(serde_json::from_value)
@@ -151,12 +172,7 @@ impl TryFrom<CommitRow> for Commit {
             credit_type: r.credit_type,
             access: Vec::new(),
             invoice_schedule,
-            applicability: Applicability {
-                product_ids: r.applicable_product_ids.into_iter().map(ProductId).collect(),
-                product_tags: r.applicable_product_tags,
-                specifiers,
-                contract_ids: r.applicable_contract_ids,
-            },
+            applicability,
             custom_fields,
             rate_type: r.rate_type,
             name: r.name,

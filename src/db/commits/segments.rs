@@ -38,16 +38,41 @@ struct OpenSegmentRow {
     later_at: Vec<DateTime<Utc>>,
     #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Numeric>)]
     later_amount: Vec<Decimal>,
+    #[diesel(sql_type = diesel::sql_types::Numeric)]
+    priority: Decimal,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    credit_type: String,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Uuid>)]
+    applicable_product_ids: Vec<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    applicable_product_tags: Vec<String>,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    applicable_contract_ids: Vec<String>,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    specifiers: serde_json::Value,
 }
 
-/// An open segment with its customer and the ledger entries effective after the
-/// instant asked for.
-pub type OpenSegment = (CustomerId, Segment, LaterEntries);
+/// What a commit says about drawing from its segments.
+pub struct DrawTerms {
+    pub priority: Decimal,
+    pub credit_type: String,
+    pub applicability: Applicability,
+}
+
+/// An open segment with its customer, its commit's terms, and the ledger entries
+/// effective after the instant asked for.
+pub struct OpenSegment {
+    pub customer: CustomerId,
+    pub segment: Segment,
+    pub terms: DrawTerms,
+    pub later: LaterEntries,
+}
 
 /// The open segments of `customers` that can take usage at some instant in
 /// `[from, until]` and end after `ends_after` (`from`, or later for segments past their
-/// grace), each with its ledger entries effective after `from`; locked when `lock`, in
-/// (commit, index) order: the fixed order every transaction takes segment locks in.
+/// grace), each with its commit's terms and its ledger entries effective after `from`;
+/// locked when `lock`, in (commit, index) order: the fixed order every transaction takes
+/// segment locks in.
 pub fn open_segments(
     conn: &mut PgConnection,
     org: OrgId,
@@ -67,8 +92,7 @@ pub fn open_segments(
         .bind::<Timestamptz, _>(until)
         .bind::<Timestamptz, _>(from)
         .load(conn)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let segment = Segment {
                 commit_id: CommitId(r.commit_id),
@@ -79,9 +103,20 @@ pub fn open_segments(
                 remaining: r.remaining,
                 closed: None,
             };
-            (CustomerId(r.customer_id), segment, r.later_at.into_iter().zip(r.later_amount).collect())
+            let applicability = applicability_of(
+                r.applicable_product_ids,
+                r.applicable_product_tags,
+                r.applicable_contract_ids,
+                r.specifiers,
+            )?;
+            Ok(OpenSegment {
+                customer: CustomerId(r.customer_id),
+                segment,
+                terms: DrawTerms { priority: r.priority, credit_type: r.credit_type, applicability },
+                later: r.later_at.into_iter().zip(r.later_amount).collect(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Sets a segment's live balance.

@@ -1,10 +1,14 @@
 -- The open segments of some customers that can take usage dated in [$4, $5], each with
--- the ledger entries that take effect after $6 (in effective-time, then id, order): what
--- a drawdown decision at or after $6 needs to know what each segment held then. One
--- round trip; FOR UPDATE (appended when locking) locks the segment rows only.
+-- what its commit says about drawing from it (priority, credit type, what it applies to)
+-- and the ledger entries that take effect after $6 (in effective-time, then id, order):
+-- what a drawdown decision at or after $6 needs to know what each segment held then.
+-- One round trip; FOR UPDATE (appended when locking) locks the segment rows only.
 SELECT s.customer_id, s.commit_id, s.idx, s.starting_at, s.ending_before, s.amount, s.remaining,
-       COALESCE(l.ats, '{}') AS later_at, COALESCE(l.amounts, '{}') AS later_amount
+       COALESCE(l.ats, '{}') AS later_at, COALESCE(l.amounts, '{}') AS later_amount,
+       c.priority, c.credit_type, c.applicable_product_ids, c.applicable_product_tags,
+       c.applicable_contract_ids, c.specifiers
 FROM commit_segments s
+JOIN commits c ON c.org_id = s.org_id AND c.id = s.commit_id
 LEFT JOIN LATERAL (
     SELECT array_agg(e.effective_at ORDER BY e.effective_at, e.id) AS ats,
            array_agg(e.amount ORDER BY e.effective_at, e.id) AS amounts

@@ -166,6 +166,11 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Usage", env = "USAGE_GROUP_TRANSACTIONS", default_value_t = 1)]
     pub usage_group_transactions: usize,
 
+    /// Longest a shared RecordUsage transaction waits for as many calls as the org's last
+    /// one took before it starts (0s: never waits).
+    #[arg(long, help_heading = "Usage", env = "USAGE_GROUP_WAIT", default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub usage_group_wait: Duration,
+
     /// Most RecordUsage calls of one org waiting for a shared transaction; past it a
     /// call is answered RESOURCE_EXHAUSTED with a retry delay at once.
     #[arg(long, help_heading = "Usage", env = "USAGE_QUEUE_PER_ORG", default_value_t = 1024)]
@@ -336,6 +341,7 @@ impl ServeArgs {
                 max_group: self.usage_group_max_events,
                 max_in_flight: self.usage_group_transactions,
                 max_queued: self.usage_queue_per_org,
+                wait: self.usage_group_wait,
                 ..Default::default()
             },
             connections: crate::listener::ConnectionLimits {

@@ -1,7 +1,10 @@
 //! Groups concurrent single-event `RecordUsage` calls of one organization into shared
 //! transactions. Each org has a queue and a worker: while its transactions are busy,
 //! calls wait in the queue, and the next transaction takes all of them (up to a limit).
-//! A lone call therefore runs at once, and under load one commit serves many calls.
+//! A lone call therefore runs at once, and under load one commit serves many calls. A
+//! transaction that would start with fewer calls than the org's last one took waits a
+//! moment (`wait`, 1 ms by default) for the rest: the callers just answered are on their
+//! way back.
 //!
 //! Answers stay exactly those of separate calls: `record_usage` already decides a batch
 //! event by event, in order, with repeats of an event id answered as replays. When a
@@ -35,12 +38,30 @@ pub struct BatcherConfig {
     pub max_queued: usize,
     /// An org's worker stops after this long without calls.
     pub idle: Duration,
+    /// Longest a transaction waits for as many calls as the org's last one took (see
+    /// [`waits_for`]); zero never waits.
+    pub wait: Duration,
 }
 
 impl Default for BatcherConfig {
     fn default() -> Self {
-        Self { max_group: 256, max_in_flight: 1, max_queued: 1024, idle: Duration::from_secs(30) }
+        Self {
+            max_group: 256,
+            max_in_flight: 1,
+            max_queued: 1024,
+            idle: Duration::from_secs(30),
+            wait: Duration::from_millis(1),
+        }
     }
+}
+
+/// How many calls a transaction waits for (up to the configured wait) when it starts with
+/// `have`: as many as the org's last transaction took. The callers a transaction answered
+/// send their next calls a moment after it commits; without the wait, a closed loop of N
+/// callers alternates between a transaction of the first to arrive and one of the other
+/// N - 1. A lone caller (last transaction of one) never waits.
+pub fn waits_for(have: usize, last: usize, max_group: usize) -> usize {
+    last.min(max_group).saturating_sub(have)
 }
 
 /// What a refused caller is told to wait before retrying: about one shared transaction.
@@ -129,6 +150,8 @@ impl Inner {
 
     async fn work(self: Arc<Self>, org: OrgId, mut rx: mpsc::Receiver<Pending>) {
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
+        // How many calls the last transaction took.
+        let mut last = 1;
         loop {
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
             let first = match tokio::time::timeout(self.config.idle, rx.recv()).await {
@@ -144,17 +167,35 @@ impl Inner {
                 }
             };
             let mut group = vec![first];
-            while group.len() < self.config.max_group {
-                match rx.try_recv() {
-                    Ok(p) => group.push(p),
-                    Err(_) => break,
+            take_waiting(&mut rx, &mut group, self.config.max_group);
+            if waits_for(group.len(), last, self.config.max_group) > 0 && !self.config.wait.is_zero() {
+                let until = tokio::time::Instant::now() + self.config.wait;
+                while waits_for(group.len(), last, self.config.max_group) > 0 {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(p)) => {
+                            group.push(p);
+                            take_waiting(&mut rx, &mut group, self.config.max_group);
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
+            last = group.len();
             let app = self.app.clone();
             tokio::spawn(async move {
                 run_group(&app, org, group).await;
                 drop(slot);
             });
+        }
+    }
+}
+
+/// Moves the calls already waiting into `group`, up to `max_group`.
+fn take_waiting(rx: &mut mpsc::Receiver<Pending>, group: &mut Vec<Pending>, max_group: usize) {
+    while group.len() < max_group {
+        match rx.try_recv() {
+            Ok(p) => group.push(p),
+            Err(_) => break,
         }
     }
 }
@@ -180,5 +221,19 @@ fn answer(replies: Vec<oneshot::Sender<EventResult>>, results: Vec<EventResult>)
     for (reply, result) in replies.into_iter().zip(results) {
         // The caller may have gone (deadline, cancel): what was recorded stays recorded.
         let _ = reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::waits_for;
+
+    #[test]
+    fn a_transaction_waits_for_as_many_calls_as_the_last_one_took_within_the_group_bound() {
+        assert_eq!(waits_for(1, 1, 256), 0, "a lone caller never waits");
+        assert_eq!(waits_for(1, 4, 256), 3, "the other callers of the last transaction");
+        assert_eq!(waits_for(4, 4, 256), 0, "all of them are here");
+        assert_eq!(waits_for(5, 4, 256), 0, "more than last time");
+        assert_eq!(waits_for(1, 300, 256), 255, "never past the group bound");
     }
 }

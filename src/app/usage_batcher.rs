@@ -168,16 +168,15 @@ impl Inner {
             };
             let mut group = vec![first];
             take_waiting(&mut rx, &mut group, self.config.max_group);
-            if waits_for(group.len(), last, self.config.max_group) > 0 && !self.config.wait.is_zero() {
-                let until = tokio::time::Instant::now() + self.config.wait;
-                while waits_for(group.len(), last, self.config.max_group) > 0 {
-                    match tokio::time::timeout_at(until, rx.recv()).await {
-                        Ok(Some(p)) => {
-                            group.push(p);
-                            take_waiting(&mut rx, &mut group, self.config.max_group);
-                        }
-                        Ok(None) | Err(_) => break,
+            let until = tokio::time::Instant::now() + self.config.wait;
+            while waits_for(group.len(), last, self.config.max_group) > 0 {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(p)) => {
+                        group.push(p);
+                        take_waiting(&mut rx, &mut group, self.config.max_group);
                     }
+                    // Waited the whole `wait` (at once when it is zero), or the queue closed.
+                    Ok(None) | Err(_) => break,
                 }
             }
             last = group.len();

@@ -343,9 +343,7 @@ impl Db {
                     // Dropped, it goes back broken and the pool discards it.
                     Err(TxFailure::Stale(_)) if stale < pool.max_size() => {
                         stale += 1;
-                        metrics::counter!("db_stale_connections_total").increment(1);
-                        drop(conn);
-                        conn = pool.get().map_err(DbError::from)?;
+                        conn = replace(pool, conn)?;
                         continue;
                     }
                     Err(TxFailure::Db(e) | TxFailure::Stale(e)) => E::from(DbError::from(e)),
@@ -405,16 +403,20 @@ fn tested(pool: &PgPool, mut conn: Pooled) -> Result<Pooled, DbError> {
     for _ in 0..pool.max_size() {
         match conn.ping() {
             Ok(()) => return Ok(conn),
-            Err(e) if is_closed(&e) => {
-                metrics::counter!("db_stale_connections_total").increment(1);
-                drop(conn);
-                conn = pool.get()?;
-            }
+            Err(e) if is_closed(&e) => conn = replace(pool, conn)?,
             Err(e) => return Err(e.into()),
         }
     }
     conn.ping()?;
     Ok(conn)
+}
+
+/// Another connection of `pool` for `closed`, which goes back broken (its transaction
+/// manager is in error) and is discarded.
+fn replace(pool: &PgPool, closed: Pooled) -> Result<Pooled, DbError> {
+    metrics::counter!("db_stale_connections_total").increment(1);
+    drop(closed);
+    Ok(pool.get()?)
 }
 
 /// The error of a statement that could not reach the server: its connection is closed.

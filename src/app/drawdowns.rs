@@ -21,7 +21,7 @@ use crate::domain::commit::timeline::LateUsageGrace;
 use crate::domain::commit::timeline::drawable_at;
 use crate::domain::credit::sources_of;
 use crate::domain::drawdown::{Allocation, RatedUsage, Source, SourceRef, Usage, allocate, sort_sources};
-use crate::domain::ids::{CommitId, CustomerId, OrgId};
+use crate::domain::ids::{AppliedPromotionId, CommitId, CustomerId, OrgId};
 use crate::domain::product::Product;
 use crate::domain::reservation::Reservation;
 use crate::domain::usage::exhaustion_violations;
@@ -227,6 +227,16 @@ impl Balances {
         org: OrgId,
         all: impl IntoIterator<Item = &'a Balances>,
     ) -> Result<(), AppError> {
+        let drawn = Self::drawn(all);
+        db::commits::set_remaining_many(conn, org, &drawn.segments)?;
+        db::credit::add_uses(conn, org, &drawn.uses)?;
+        Ok(())
+    }
+
+    /// What drawing since loading changed: the drawn segments' remaining balances (what
+    /// is available plus what open holds keep), and what each applied promotion gave in
+    /// its cycle.
+    pub fn drawn<'a>(all: impl IntoIterator<Item = &'a Balances>) -> Drawn {
         let mut segments = Vec::new();
         let mut uses = Vec::new();
         for b in all {
@@ -243,10 +253,16 @@ impl Balances {
                 }
             }
         }
-        db::commits::set_remaining_many(conn, org, &segments)?;
-        db::credit::add_uses(conn, org, &uses)?;
-        Ok(())
+        Drawn { segments, uses }
     }
+}
+
+/// What drawing changed, as [`Balances::drawn`] collects it for writing.
+pub struct Drawn {
+    /// (commit, index, remaining balance)
+    pub segments: Vec<(CommitId, i32, Decimal)>,
+    /// (applied promotion, cycle start, amount given)
+    pub uses: Vec<(AppliedPromotionId, DateTime<Utc>, Decimal)>,
 }
 
 fn facts<'a>(usage: &'a RatedUsage, product: &'a Product) -> UsageFacts<'a> {

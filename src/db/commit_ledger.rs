@@ -69,39 +69,11 @@ pub fn insert_with_key(
     entries: &[LedgerEntry],
     key: Option<RequestKey<'_>>,
 ) -> Result<(), DbError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    use diesel::sql_types::{Array, Bytea, Int4, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
-    let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
-    let commits: Vec<Uuid> = entries.iter().map(|e| e.commit_id.uuid()).collect();
-    let segments: Vec<i32> = entries.iter().map(|e| e.segment_idx).collect();
-    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-    let amounts: Vec<Decimal> = entries.iter().map(|e| e.amount).collect();
-    let effective: Vec<DateTime<Utc>> = entries.iter().map(|e| e.effective_at).collect();
-    let sources: Vec<Option<Uuid>> = entries.iter().map(|e| e.source_id).collect();
-    let products: Vec<Option<Uuid>> = entries.iter().map(|e| e.product_id.map(|p| p.uuid())).collect();
-    let reasons: Vec<Option<&str>> = entries.iter().map(|e| e.reason.as_deref()).collect();
-    let created: Vec<DateTime<Utc>> = entries.iter().map(|e| e.created_at).collect();
-    // One statement whatever the number of entries: arrays, not a bind per value. A
-    // request id is made unique by its own table (the entries' unique keys carry their
-    // month), which names the entry it wrote; a reused id fails on its primary key.
-    prepared(include_str!("sql/commit_ledger_insert.sql"))
-        .bind::<SqlUuid, _>(org.uuid())
-        .bind::<Array<SqlUuid>, _>(ids)
-        .bind::<Array<SqlUuid>, _>(commits)
-        .bind::<Array<Int4>, _>(segments)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Numeric>, _>(amounts)
-        .bind::<Array<Timestamptz>, _>(effective)
-        .bind::<Array<Nullable<SqlUuid>>, _>(sources)
-        .bind::<Array<Nullable<SqlUuid>>, _>(products)
-        .bind::<Array<Nullable<Text>>, _>(reasons)
-        .bind::<Array<Timestamptz>, _>(created)
-        .bind::<Nullable<Text>, _>(key.map(|k| k.id))
-        .bind::<Nullable<Bytea>, _>(key.map(|k| k.hash))
-        .execute(conn)?;
-    Ok(())
+    super::writes::write(
+        conn,
+        org,
+        &super::writes::Rows { ledger: entries, ledger_key: key, ..Default::default() },
+    )
 }
 
 /// The entry written for `request_id`, with its request fingerprint.

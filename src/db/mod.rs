@@ -47,6 +47,7 @@ pub mod tls;
 pub mod usage;
 pub mod usage_events;
 pub mod violations;
+pub mod writes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,6 +18,7 @@ use super::DbError;
 use super::error::stored;
 use super::prepared::{BindNext, prepared};
 use super::schema::usage_alerts;
+use super::writes::{NewEvents, Rows, write};
 use crate::domain::allowance::Measure;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
 use crate::domain::limits::{AlertKey, Decision};
@@ -116,73 +117,17 @@ pub fn find_events(
         .collect())
 }
 
-/// The rows of `insert_events`, column by column.
-#[derive(Default)]
-struct EventColumns<'a> {
-    org_id: Vec<Uuid>,
-    event_id: Vec<&'a str>,
-    id: Vec<Uuid>,
-    customer_id: Vec<Uuid>,
-    product_id: Vec<Uuid>,
-    quantity: Vec<Decimal>,
-    amount: Vec<Decimal>,
-    credit_type: Vec<&'a str>,
-    occurred_at: Vec<DateTime<Utc>>,
-    contract_id: Vec<Option<&'a str>>,
-    decision: Vec<&'static str>,
-    fingerprint: Vec<&'a [u8]>,
-    outcome: Vec<&'a [u8]>,
-    recorded_at: Vec<DateTime<Utc>>,
-}
-
-/// Inserts org `org`'s events, recorded at `recorded_at`, with one array per column: a
-/// fixed, small number of bind parameters whatever the number of rows. Each event's key
-/// goes to `usage_event_keys` in the same statement; an event id already stored fails it
-/// on `usage_event_keys_pkey`.
+/// Inserts org `org`'s events, recorded at `recorded_at`, each with its key in
+/// `usage_event_keys`: one statement whatever the number of rows. An event id already
+/// stored fails it on `usage_event_keys_pkey`.
 pub fn insert_events(
     conn: &mut PgConnection,
     org: OrgId,
     events: &[EventToStore<'_>],
     recorded_at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut c = EventColumns::default();
-    for s in events {
-        let e = s.event;
-        c.org_id.push(org.uuid());
-        c.event_id.push(&e.event_id);
-        c.id.push(s.id);
-        c.customer_id.push(e.customer_id.uuid());
-        c.product_id.push(s.product.uuid());
-        c.quantity.push(e.quantity);
-        c.amount.push(e.amount);
-        c.credit_type.push(&e.credit_type);
-        c.occurred_at.push(e.timestamp);
-        c.contract_id.push(e.contract_id.as_deref());
-        c.decision.push(s.decision.as_str());
-        c.fingerprint.push(&s.fingerprint);
-        c.outcome.push(&s.outcome);
-        c.recorded_at.push(recorded_at);
-    }
-    prepared(include_str!("sql/usage_insert_events.sql"))
-        .bind::<Array<SqlUuid>, _>(c.org_id)
-        .bind::<Array<Text>, _>(c.event_id)
-        .bind::<Array<SqlUuid>, _>(c.id)
-        .bind::<Array<SqlUuid>, _>(c.customer_id)
-        .bind::<Array<SqlUuid>, _>(c.product_id)
-        .bind::<Array<Numeric>, _>(c.quantity)
-        .bind::<Array<Numeric>, _>(c.amount)
-        .bind::<Array<Text>, _>(c.credit_type)
-        .bind::<Array<Timestamptz>, _>(c.occurred_at)
-        .bind::<Array<Nullable<Text>>, _>(c.contract_id)
-        .bind::<Array<Text>, _>(c.decision)
-        .bind::<Array<Bytea>, _>(c.fingerprint)
-        .bind::<Array<Bytea>, _>(c.outcome)
-        .bind::<Array<Timestamptz>, _>(c.recorded_at)
-        .execute(conn)?;
-    Ok(())
+    let events = Some(NewEvents { rows: events, recorded_at });
+    write(conn, org, &Rows { events, ..Rows::default() })
 }
 
 /// A window of one customer whose totals are wanted.
@@ -269,27 +214,7 @@ pub fn load_totals(
 
 /// Adds each row's amount and quantity to its total (rows must have distinct keys).
 pub fn add_totals(conn: &mut PgConnection, org: OrgId, deltas: &[TotalRow]) -> Result<(), DbError> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let customers: Vec<Uuid> = deltas.iter().map(|d| d.customer.uuid()).collect();
-    let kinds: Vec<&str> = deltas.iter().map(|d| d.kind.as_str()).collect();
-    let days: Vec<NaiveDate> = deltas.iter().map(|d| d.first_day).collect();
-    let products: Vec<Uuid> = deltas.iter().map(|d| d.product.uuid()).collect();
-    let credit_types: Vec<&str> = deltas.iter().map(|d| d.credit_type.as_str()).collect();
-    let amounts: Vec<Decimal> = deltas.iter().map(|d| d.amount).collect();
-    let quantities: Vec<Decimal> = deltas.iter().map(|d| d.quantity).collect();
-    prepared(include_str!("sql/usage_add_totals.sql"))
-        .bind::<SqlUuid, _>(org.uuid())
-        .bind::<Array<SqlUuid>, _>(customers)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Date>, _>(days)
-        .bind::<Array<SqlUuid>, _>(products)
-        .bind::<Array<Text>, _>(credit_types)
-        .bind::<Array<Numeric>, _>(amounts)
-        .bind::<Array<Numeric>, _>(quantities)
-        .execute(conn)?;
-    Ok(())
+    write(conn, org, &Rows { totals: deltas, ..Rows::default() })
 }
 
 /// The highest threshold notified for one scope, measure and window.

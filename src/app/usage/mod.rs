@@ -24,9 +24,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::credit_types::undeclared;
-use super::drawdowns::{
-    Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries, write_entries,
-};
+use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries};
 use super::{App, AppError, Policy, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::usage::{AlertRow, EventToStore, StoredAnswer, StoredEvent, TotalRow, WindowKey};

@@ -1,5 +1,5 @@
-//! Writing what a batch decided: totals, alerts, balances, ledger entries, violations,
-//! then the events with their packed answers.
+//! Writing what a batch decided: alerts, promotion uses, violations, then in one
+//! statement totals, balances, ledger entries and the events with their packed answers.
 
 use super::*;
 
@@ -27,14 +27,26 @@ pub(in crate::app) fn persist(
             quantity: t.quantity,
         })
         .collect();
-    db::usage::add_totals(conn, org, &totals)?;
     let alerts: Vec<AlertRow> = std::mem::take(&mut writes.alerts)
         .into_iter()
         .map(|((customer, key), percent)| AlertRow { customer, key, percent })
         .collect();
     db::usage::raise_alerts(conn, org, &alerts, now)?;
-    Balances::persist_all(conn, org, state.balances.values())?;
-    write_entries(conn, org, &writes.ledger, &writes.promotion_draws)?;
+    let drawn = Balances::drawn(state.balances.values());
+    db::credit::add_uses(conn, org, &drawn.uses)?;
+    db::credit::insert_drawdowns(conn, org, &writes.promotion_draws)?;
+    // Totals, balances and ledger go with the events in one statement at the end, unless
+    // balance alerts must first be judged on the balances this batch leaves.
+    let mut at_end = db::writes::Rows {
+        totals: &totals,
+        remaining: &drawn.segments,
+        ledger: &writes.ledger,
+        ..Default::default()
+    };
+    if !state.alerting.is_empty() {
+        db::writes::write(conn, org, &at_end)?;
+        at_end = db::writes::Rows::default();
+    }
     // After the events' own violations, so their positions in `written` stay put.
     writes.violations.extend(crate::app::balance_alerts::crossed_alerts(
         conn,
@@ -42,7 +54,8 @@ pub(in crate::app) fn persist(
         &state.alerting,
         (now, grace),
     )?);
-    // Last: the feed's sequence lock is held until commit.
+    // The feed's sequence lock is held until commit: taken after every lock but those
+    // of the rows the final write adds (it changes only rows this batch already holds).
     let written = db::violations::append(conn, org, &writes.violations, now)?;
 
     let mut by_id: HashMap<String, usize> = HashMap::new();
@@ -84,6 +97,7 @@ pub(in crate::app) fn persist(
     }
     // Another transaction recorded the same event id (for another customer) first: run
     // the batch again, it will find that event and answer accordingly.
-    db::usage::insert_events(conn, org, &rows, now).map_err(|e| e.retry_if_taken("usage_event_keys_pkey"))?;
+    at_end.events = Some(db::writes::NewEvents { rows: &rows, recorded_at: now });
+    db::writes::write(conn, org, &at_end).map_err(|e| e.retry_if_taken("usage_event_keys_pkey"))?;
     Ok(())
 }

@@ -139,20 +139,11 @@ pub fn set_remaining_many(
     org: OrgId,
     segments: &[(CommitId, i32, Decimal)],
 ) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, Int4, Numeric, Uuid as SqlUuid};
-    if segments.is_empty() {
-        return Ok(());
-    }
-    let commit_ids: Vec<Uuid> = segments.iter().map(|s| s.0.uuid()).collect();
-    let idxs: Vec<i32> = segments.iter().map(|s| s.1).collect();
-    let remaining: Vec<Decimal> = segments.iter().map(|s| s.2).collect();
-    prepared(include_str!("../sql/commits_set_remaining.sql"))
-        .bind::<SqlUuid, _>(org.uuid())
-        .bind::<Array<SqlUuid>, _>(commit_ids)
-        .bind::<Array<Int4>, _>(idxs)
-        .bind::<Array<Numeric>, _>(remaining)
-        .execute(conn)?;
-    Ok(())
+    crate::db::writes::write(
+        conn,
+        org,
+        &crate::db::writes::Rows { remaining: segments, ..Default::default() },
+    )
 }
 
 /// Closes a segment: it takes no more drawdowns and holds nothing.

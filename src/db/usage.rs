@@ -79,19 +79,20 @@ pub struct EventToStore<'a> {
 /// The stored events among `$2` (event ids) of org `$1`.
 const FIND_EVENTS: &str = include_str!("sql/usage_find_events.sql");
 
-/// The totals of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
-const LOAD_TOTALS: &str = include_str!("sql/usage_load_totals.sql");
-
-/// The alert levels of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
-const LOAD_ALERTS: &str = include_str!("sql/usage_load_alerts.sql");
+/// The totals and alert levels of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
+const LOAD_WINDOWS: &str = include_str!("sql/usage_load_windows.sql");
 
 /// The lookups by a batch's keys, with their parameter types and the column every index
 /// probe of their plans must name (the key, not only the org): `tests/it/plans.rs`
 /// checks their plans made on tables analyzed empty.
-pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 3] = [
+pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 2] = [
     (FIND_EVENTS, "uuid, text[]", &["event_id = wanted.event_id", "id = k.id"]),
-    (LOAD_TOTALS, "uuid, uuid[], text[], date[]", &["customer_id = w.customer_id"]),
-    (LOAD_ALERTS, "uuid, uuid[], text[], date[]", &["customer_id = w.customer_id"]),
+    // The windows' second scan is `w_1` in a plan.
+    (
+        LOAD_WINDOWS,
+        "uuid, uuid[], text[], date[]",
+        &["customer_id = w.customer_id", "customer_id = w_1.customer_id"],
+    ),
 ];
 
 /// The stored events among `event_ids`.
@@ -151,22 +152,29 @@ pub struct TotalRow {
     pub quantity: Decimal,
 }
 
+/// A row of `LOAD_WINDOWS`: a total when it names a product, else an alert level.
 #[derive(QueryableByName)]
-struct RawTotal {
+struct RawWindowRow {
     #[diesel(sql_type = SqlUuid)]
     customer_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    product_id: Uuid,
     #[diesel(sql_type = Text)]
     window_kind: String,
     #[diesel(sql_type = Date)]
     first_day: NaiveDate,
-    #[diesel(sql_type = Text)]
-    credit_type: String,
-    #[diesel(sql_type = Numeric)]
-    amount: Decimal,
-    #[diesel(sql_type = Numeric)]
-    quantity: Decimal,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    product_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    credit_type: Option<String>,
+    #[diesel(sql_type = Nullable<Numeric>)]
+    amount: Option<Decimal>,
+    #[diesel(sql_type = Nullable<Numeric>)]
+    quantity: Option<Decimal>,
+    #[diesel(sql_type = Nullable<Text>)]
+    scope: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    measure: Option<String>,
+    #[diesel(sql_type = Nullable<Numeric>)]
+    percent: Option<Decimal>,
 }
 
 fn key_arrays(keys: &[WindowKey]) -> (Vec<Uuid>, Vec<String>, Vec<NaiveDate>) {
@@ -181,35 +189,49 @@ fn window_kind(s: &str) -> Result<WindowKind, DbError> {
     stored("window kind", s, WindowKind::parse)
 }
 
-/// Every product total in the given windows.
-pub fn load_totals(
-    conn: &mut PgConnection,
-    org: OrgId,
-    keys: &[WindowKey],
-) -> Result<Vec<TotalRow>, DbError> {
+/// What the windows of some customers hold: product totals and alert levels.
+#[derive(Debug, Default)]
+pub struct WindowRows {
+    pub totals: Vec<TotalRow>,
+    pub alerts: Vec<AlertRow>,
+}
+
+/// Every product total and alert level in the given windows, in one statement.
+pub fn load_windows(conn: &mut PgConnection, org: OrgId, keys: &[WindowKey]) -> Result<WindowRows, DbError> {
+    let mut out = WindowRows::default();
     if keys.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let (customers, kinds, days) = key_arrays(keys);
-    let rows: Vec<RawTotal> = prepared(LOAD_TOTALS)
+    let rows: Vec<RawWindowRow> = prepared(LOAD_WINDOWS)
         .bind::<SqlUuid, _>(org.uuid())
         .bind::<Array<SqlUuid>, _>(customers)
         .bind::<Array<Text>, _>(kinds)
         .bind::<Array<Date>, _>(days)
         .load(conn)?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(TotalRow {
-                customer: CustomerId(r.customer_id),
-                product: ProductId(r.product_id),
-                kind: window_kind(&r.window_kind)?,
-                first_day: r.first_day,
-                credit_type: r.credit_type,
-                amount: r.amount,
-                quantity: r.quantity,
-            })
-        })
-        .collect()
+    for r in rows {
+        let customer = CustomerId(r.customer_id);
+        match (r.product_id, r.credit_type, r.amount, r.quantity, r.scope, r.measure, r.percent) {
+            (Some(product), Some(credit_type), Some(amount), Some(quantity), ..) => {
+                out.totals.push(TotalRow {
+                    customer,
+                    product: ProductId(product),
+                    kind: window_kind(&r.window_kind)?,
+                    first_day: r.first_day,
+                    credit_type,
+                    amount,
+                    quantity,
+                })
+            }
+            (None, .., Some(scope), Some(measure), Some(percent)) => out.alerts.push(AlertRow {
+                customer,
+                key: alert_key(scope, &measure, &r.window_kind, r.first_day)?,
+                percent,
+            }),
+            _ => return Err(DbError::Other(format!("stored window row of customer {customer} incomplete"))),
+        }
+    }
+    Ok(out)
 }
 
 /// Adds each row's amount and quantity to its total (rows must have distinct keys).
@@ -223,46 +245,6 @@ pub struct AlertRow {
     pub customer: CustomerId,
     pub key: AlertKey,
     pub percent: Decimal,
-}
-
-#[derive(QueryableByName)]
-struct RawAlert {
-    #[diesel(sql_type = SqlUuid)]
-    customer_id: Uuid,
-    #[diesel(sql_type = Text)]
-    scope: String,
-    #[diesel(sql_type = Text)]
-    measure: String,
-    #[diesel(sql_type = Text)]
-    window_kind: String,
-    #[diesel(sql_type = Date)]
-    first_day: NaiveDate,
-    #[diesel(sql_type = Numeric)]
-    percent: Decimal,
-}
-
-/// Every alert level in the given windows.
-pub fn load_alerts(
-    conn: &mut PgConnection,
-    org: OrgId,
-    keys: &[WindowKey],
-) -> Result<Vec<AlertRow>, DbError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (customers, kinds, days) = key_arrays(keys);
-    let rows: Vec<RawAlert> = prepared(LOAD_ALERTS)
-        .bind::<SqlUuid, _>(org.uuid())
-        .bind::<Array<SqlUuid>, _>(customers)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Date>, _>(days)
-        .load(conn)?;
-    rows.into_iter()
-        .map(|r| {
-            let key = alert_key(r.scope, &r.measure, &r.window_kind, r.first_day)?;
-            Ok(AlertRow { customer: CustomerId(r.customer_id), key, percent: r.percent })
-        })
-        .collect()
 }
 
 #[derive(Insertable)]

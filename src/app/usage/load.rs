@@ -55,8 +55,7 @@ pub(in crate::app) fn load_state(
         }
     }
     let keys: Vec<WindowKey> = keys.into_iter().collect();
-    let totals = db::usage::load_totals(conn, org, &keys)?;
-    let alerts = db::usage::load_alerts(conn, org, &keys)?;
+    let db::usage::WindowRows { totals, alerts } = db::usage::load_windows(conn, org, &keys)?;
 
     // Every product the decisions name, in one round trip: the events' (by id or code),
     // and those of the totals and holds the limits count.

@@ -219,7 +219,7 @@ impl App {
                         first_day: window_of(kind, c.time_zone, at).first_day,
                     })
                     .collect();
-                let totals = db::usage::load_totals(conn, org, &keys)?;
+                let totals = db::usage::load_windows(conn, org, &keys)?.totals;
                 let ids: Vec<ProductId> = totals.iter().map(|t| t.product).collect();
                 let mut usage = CustomerUsage {
                     time_zone: c.time_zone,

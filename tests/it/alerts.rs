@@ -87,8 +87,10 @@ async fn a_balance_alert_goes_into_alarm_once_and_recovers_once_with_a_top_up() 
     record(&mut u, event(&t, "e1", "CREED", "1", "50")).await.unwrap();
     assert!(crossings(&server, &t).await.is_empty(), "50 left: above 30");
     record(&mut u, event(&t, "e2", "CREED", "1", "30")).await.unwrap();
+    // Judged on the balance the crossing event leaves, in its own transaction.
+    assert_eq!(crossings(&server, &t).await, [(LOW, "20".to_owned())], "at the event that crossed");
     record(&mut u, event(&t, "e3", "CREED", "1", "5")).await.unwrap();
-    assert_eq!(crossings(&server, &t).await, [(LOW, "20".to_owned())], "once, at the crossing");
+    assert_eq!(crossings(&server, &t).await, [(LOW, "20".to_owned())], "once");
     let now = states(&mut a, &t).await;
     assert_eq!(now.balance_alerts[0].status(), pb::AlertStatus::Alarm);
     assert_eq!(now.balance_alerts[0].available, "20");

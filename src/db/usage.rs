@@ -18,7 +18,7 @@ use super::DbError;
 use super::error::stored;
 use super::prepared::{BindNext, prepared};
 use super::schema::usage_alerts;
-use super::writes::{NewEvents, Rows, write};
+use super::writes::{Rows, write};
 use crate::domain::allowance::Measure;
 use crate::domain::ids::{CustomerId, OrgId, ProductId};
 use crate::domain::limits::{AlertKey, Decision};
@@ -116,19 +116,6 @@ pub fn find_events(
             answer: StoredAnswer::of(r.outcome_packed, r.outcome),
         })
         .collect())
-}
-
-/// Inserts org `org`'s events, recorded at `recorded_at`, each with its key in
-/// `usage_event_keys`: one statement whatever the number of rows. An event id already
-/// stored fails it on `usage_event_keys_pkey`.
-pub fn insert_events(
-    conn: &mut PgConnection,
-    org: OrgId,
-    events: &[EventToStore<'_>],
-    recorded_at: DateTime<Utc>,
-) -> Result<(), DbError> {
-    let events = Some(NewEvents { rows: events, recorded_at });
-    write(conn, org, &Rows { events, ..Rows::default() })
 }
 
 /// A window of one customer whose totals are wanted.

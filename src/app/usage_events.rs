@@ -103,9 +103,9 @@ fn reverse_commit_draws(
         .iter()
         .filter_map(|s| given_back.get(&(s.commit_id, s.idx)).map(|g| (s.commit_id, s.idx, s.remaining + g)))
         .collect();
-    db::commits::set_remaining_many(conn, org, &remaining)?;
-    db::commit_ledger::insert(conn, org, &entries)?;
-    Ok(())
+    // The balances and the entries that explain them, in one statement.
+    let rows = db::writes::Rows { remaining: &remaining, ledger: &entries, ..Default::default() };
+    Ok(db::writes::write(conn, org, &rows)?)
 }
 
 /// Gives back what the event drew from credit promotions.

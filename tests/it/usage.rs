@@ -495,10 +495,14 @@ struct Recorded {
     n: i64,
 }
 
-/// 100 events of the tenant's customer, then 100 of customer `b`, as in their ids.
+/// Events a batch chunk takes: each customer of [`a_then_b`] fills one.
+const CHUNK: usize = billing::app::usage_batch::CHUNK_EVENTS;
+
+/// A chunk's worth of events of the tenant's customer, then as many of customer `b`, as
+/// in their ids.
 fn a_then_b(t: &Tenant, b: &str) -> Vec<pb::UsageEvent> {
-    let a = (0..100).map(|i| event(t, &format!("a-{i}"), "CREED", "1", "1"));
-    let b = (0..100).map(|i| pb::UsageEvent {
+    let a = (0..CHUNK).map(|i| event(t, &format!("a-{i}"), "CREED", "1", "1"));
+    let b = (0..CHUNK).map(|i| pb::UsageEvent {
         customer: billing::proto::customer_id(b.to_owned()),
         ..event(t, &format!("b-{i}"), "CREED", "1", "1")
     });
@@ -528,9 +532,8 @@ fn recorded(conn: &mut diesel::PgConnection, customer: &str) -> i64 {
 /// A long batch is decided in chunks of whole customers, each its own transaction: a
 /// customer locked by someone else holds back only the chunk holding it, so concurrent
 /// batches that share a few customers queue on those chunks instead of on each other's
-/// whole batch. Here the first 100 events (customer A) are recorded and visible while
-/// customer B's row is locked; once it is released, B's 100 follow, every answer in
-/// request order.
+/// whole batch. Here customer A's chunk is recorded and visible while customer B's row
+/// is locked; once it is released, B's chunk follows, every answer in request order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_batch_commits_chunk_by_chunk_so_a_locked_customer_holds_back_only_its_chunk() {
     let server = TestServer::start().await;
@@ -545,7 +548,7 @@ async fn a_long_batch_commits_chunk_by_chunk_so_a_locked_customer_holds_back_onl
     let watcher = std::sync::Mutex::new(server.db.connect());
     crate::support::wait_until("A's chunk is committed while B is locked", || {
         let seen = recorded(&mut watcher.lock().unwrap(), &t.customer_id);
-        async move { seen == 100 }
+        async move { seen == CHUNK as i64 }
     })
     .await;
     let mut watcher = watcher.into_inner().unwrap();
@@ -563,9 +566,9 @@ async fn a_long_batch_commits_chunk_by_chunk_so_a_locked_customer_holds_back_onl
         })
         .collect();
     let expected: Vec<String> =
-        (0..100).map(|i| format!("a-{i}")).chain((0..100).map(|i| format!("b-{i}"))).collect();
+        (0..CHUNK).map(|i| format!("a-{i}")).chain((0..CHUNK).map(|i| format!("b-{i}"))).collect();
     assert_eq!(ids, expected);
-    assert_eq!(recorded(&mut watcher, &b), 100);
+    assert_eq!(recorded(&mut watcher, &b), CHUNK as i64);
 }
 
 /// When the database fails a chunk after an earlier one was recorded (here B's chunk
@@ -594,9 +597,9 @@ async fn a_chunk_that_fails_after_others_were_recorded_answers_its_events_with_t
     use pb::usage_batch_result::Result as R;
     let (outcomes, errors): (Vec<_>, Vec<_>) =
         results.iter().map(|r| r.result.as_ref().unwrap()).partition(|r| matches!(r, R::Outcome(_)));
-    assert_eq!((outcomes.len(), errors.len()), (100, 100));
+    assert_eq!((outcomes.len(), errors.len()), (CHUNK, CHUNK));
     assert!(
-        results[..100].iter().all(|r| matches!(r.result, Some(R::Outcome(_)))),
+        results[..CHUNK].iter().all(|r| matches!(r.result, Some(R::Outcome(_)))),
         "A's events are recorded"
     );
     for e in &errors {
@@ -604,7 +607,8 @@ async fn a_chunk_that_fails_after_others_were_recorded_answers_its_events_with_t
         assert_eq!(e.code, Code::Unavailable as i32, "{e:?}");
     }
     let mut watcher = server.db.connect();
-    assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (100, 0));
+    let n = CHUNK as i64;
+    assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (n, 0));
 
     let again =
         u.record_usage_batch(pb::RecordUsageBatchRequest { events }).await.unwrap().into_inner().results;
@@ -615,6 +619,6 @@ async fn a_chunk_that_fails_after_others_were_recorded_answers_its_events_with_t
             R::Error(e) => panic!("the repeat failed: {e:?}"),
         })
         .collect();
-    assert!(replayed[..100].iter().all(|r| *r) && replayed[100..].iter().all(|r| !*r));
-    assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (100, 100));
+    assert!(replayed[..CHUNK].iter().all(|r| *r) && replayed[CHUNK..].iter().all(|r| !*r));
+    assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (n, n));
 }

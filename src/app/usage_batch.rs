@@ -30,12 +30,20 @@ pub const CHUNK_EVENTS: usize = 250;
 
 /// Indices of `inputs` in chunks: the events of each customer together, customers in
 /// id order, each chunk closed once it has at least `size` events.
-/// Events that failed validation (no customer) go with the first chunk.
+/// Events that failed validation (no customer) go with the first chunk. A batch that
+/// names one event id for two customers is one chunk: whichever comes first in the
+/// request is the event recorded, the other its repeat, as in one transaction.
 pub fn chunks(inputs: &[EventInput], size: usize) -> Vec<Vec<usize>> {
     let mut invalid = Vec::new();
     let mut customers: Vec<CustomerId> = Vec::new();
     let mut events_of: HashMap<CustomerId, Vec<usize>> = HashMap::new();
+    let mut customer_of: HashMap<&str, CustomerId> = HashMap::new();
+    let mut shared_id = false;
     for (i, input) in inputs.iter().enumerate() {
+        if let Ok(event) = &input.event {
+            let first = *customer_of.entry(&event.event_id).or_insert(event.customer_id);
+            shared_id |= first != event.customer_id;
+        }
         match &input.event {
             Ok(event) => events_of
                 .entry(event.customer_id)
@@ -46,6 +54,9 @@ pub fn chunks(inputs: &[EventInput], size: usize) -> Vec<Vec<usize>> {
                 .push(i),
             Err(_) => invalid.push(i),
         }
+    }
+    if shared_id {
+        return if inputs.is_empty() { Vec::new() } else { vec![(0..inputs.len()).collect()] };
     }
     customers.sort_unstable();
     let mut chunks: Vec<Vec<usize>> = Vec::new();
@@ -128,12 +139,12 @@ mod tests {
     use crate::app::usage::InputError;
     use crate::domain::validation::Violations;
 
-    fn input(customer: u128) -> EventInput {
+    fn input(customer: u128, event_id: &str) -> EventInput {
         use crate::domain::usage::{ProductRef, UsageEvent};
         EventInput {
             prefix: "event".into(),
             event: Ok(UsageEvent {
-                event_id: "e".into(),
+                event_id: event_id.into(),
                 customer_id: CustomerId(uuid::Uuid::from_u128(customer)),
                 product: ProductRef::Code("P".into()),
                 quantity: 1.into(),
@@ -146,6 +157,11 @@ mod tests {
         }
     }
 
+    /// One event per customer named, each with its own id.
+    fn batch(customers: &[u128]) -> Vec<EventInput> {
+        customers.iter().enumerate().map(|(i, c)| input(*c, &format!("e{i}"))).collect()
+    }
+
     fn invalid() -> EventInput {
         EventInput {
             prefix: "event".into(),
@@ -156,7 +172,7 @@ mod tests {
     #[test]
     fn a_customers_events_stay_in_one_chunk_in_their_order() {
         // Customers 1, 2, 1, 3, 2, 3 with chunks of 2 events: 1 and 2 fill the first.
-        let inputs: Vec<_> = [1, 2, 1, 3, 2, 3].into_iter().map(input).collect();
+        let inputs = batch(&[1, 2, 1, 3, 2, 3]);
         assert_eq!(chunks(&inputs, 2), [vec![0, 2], vec![1, 4], vec![3, 5]]);
         assert_eq!(chunks(&inputs, 3), [vec![0, 1, 2, 4], vec![3, 5]]);
         assert_eq!(chunks(&inputs, 100), [vec![0, 1, 2, 3, 4, 5]]);
@@ -165,20 +181,32 @@ mod tests {
     #[test]
     fn chunks_take_customers_in_id_order_whatever_the_events_order() {
         // Customers 3, 1, 2, 1: customer 1's events first, then 2's, then 3's.
-        let inputs: Vec<_> = [3, 1, 2, 1].into_iter().map(input).collect();
+        let inputs = batch(&[3, 1, 2, 1]);
         assert_eq!(chunks(&inputs, 1), [vec![1, 3], vec![2], vec![0]]);
         assert_eq!(chunks(&inputs, 3), [vec![1, 2, 3], vec![0]]);
     }
 
     #[test]
+    fn an_event_id_named_for_two_customers_keeps_the_batch_in_one_chunk() {
+        // Customer 2's "e" comes first in the request; in id order customer 1's chunk
+        // would record its "e" first and answer customer 2's as the repeat.
+        let shared = vec![input(2, "e"), input(3, "f"), input(1, "e")];
+        assert_eq!(chunks(&shared, 1), [vec![0, 1, 2]]);
+        assert_eq!(chunks(&batch(&[2, 3, 1]), 1), [vec![2], vec![0], vec![1]]);
+        // A repeat for the same customer stays with that customer's chunk.
+        let repeat = vec![input(2, "e"), input(1, "f"), input(2, "e")];
+        assert_eq!(chunks(&repeat, 1), [vec![1], vec![0, 2]]);
+    }
+
+    #[test]
     fn a_chunk_closes_only_after_a_whole_customer() {
-        let inputs: Vec<_> = [1, 1, 1, 2].into_iter().map(input).collect();
+        let inputs = batch(&[1, 1, 1, 2]);
         assert_eq!(chunks(&inputs, 2), [vec![0, 1, 2], vec![3]]);
     }
 
     #[test]
     fn invalid_events_go_with_the_first_chunk() {
-        let inputs = vec![input(1), invalid(), input(2), invalid()];
+        let inputs = vec![input(1, "a"), invalid(), input(2, "b"), invalid()];
         assert_eq!(chunks(&inputs, 1), [vec![0, 1, 3], vec![2]]);
         assert_eq!(chunks(&[invalid(), invalid()], 1), [vec![0, 1]]);
         assert!(chunks(&[], 1).is_empty());

@@ -571,6 +571,44 @@ async fn a_long_batch_commits_chunk_by_chunk_so_a_locked_customer_holds_back_onl
     assert_eq!(recorded(&mut watcher, &b), CHUNK as i64);
 }
 
+/// A long batch that names one event id for two customers is decided in request order,
+/// as one transaction decides it: the first of the two is recorded and the second is the
+/// id's repeat with another payload (ALREADY_EXISTS), even when the first belongs to the
+/// customer whose chunk would come later in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_batch_naming_one_event_id_for_two_customers_records_the_first_in_the_request() {
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let b = t.another_customer(&server, "ACR2").await;
+    let a = t.customer_id.clone();
+    let (low, high) = if a < b { (a, b) } else { (b, a) };
+    let of = |customer: &str, id: String| pb::UsageEvent {
+        customer: billing::proto::customer_id(customer.to_owned()),
+        ..event(&t, &id, "CREED", "1", "1")
+    };
+    // The higher customer's "dup" first, then a chunk's worth of the lower customer's
+    // events with its own "dup" last, then a chunk's worth of the higher customer's.
+    let events: Vec<pb::UsageEvent> = std::iter::once(of(&high, "dup".into()))
+        .chain((1..CHUNK).map(|i| of(&low, format!("low-{i}"))))
+        .chain(std::iter::once(of(&low, "dup".into())))
+        .chain((1..CHUNK).map(|i| of(&high, format!("high-{i}"))))
+        .collect();
+    let mut u = usage_client(&server, &t.key).await;
+    let results =
+        u.record_usage_batch(pb::RecordUsageBatchRequest { events }).await.unwrap().into_inner().results;
+    use pb::usage_batch_result::Result as R;
+    match results[0].result.as_ref().unwrap() {
+        R::Outcome(o) => assert!(!o.replayed && o.event_id == "dup"),
+        R::Error(e) => panic!("the first \"dup\" in the request is recorded: {e:?}"),
+    }
+    match results[CHUNK].result.as_ref().unwrap() {
+        R::Error(e) => assert_eq!(e.code, Code::AlreadyExists as i32, "{e:?}"),
+        R::Outcome(o) => panic!("the second \"dup\" must not be recorded: {o:?}"),
+    }
+    let mut conn = server.db.connect();
+    assert_eq!((recorded(&mut conn, &low), recorded(&mut conn, &high)), (CHUNK as i64 - 1, CHUNK as i64));
+}
+
 /// When the database fails a chunk after an earlier one was recorded (here B's chunk
 /// outwaits the statement timeout on B's locked row), the call still answers: the
 /// recorded events with their outcomes, the others with the error, and sending those

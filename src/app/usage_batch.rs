@@ -40,23 +40,23 @@ pub fn chunks(inputs: &[EventInput], size: usize) -> Vec<Vec<usize>> {
     let mut customer_of: HashMap<&str, CustomerId> = HashMap::new();
     let mut shared_id = false;
     for (i, input) in inputs.iter().enumerate() {
-        if let Ok(event) = &input.event {
-            let first = *customer_of.entry(&event.event_id).or_insert(event.customer_id);
-            shared_id |= first != event.customer_id;
-        }
-        match &input.event {
-            Ok(event) => events_of
-                .entry(event.customer_id)
-                .or_insert_with(|| {
-                    customers.push(event.customer_id);
-                    Vec::new()
-                })
-                .push(i),
-            Err(_) => invalid.push(i),
-        }
+        let Ok(event) = &input.event else {
+            invalid.push(i);
+            continue;
+        };
+        let first = *customer_of.entry(&event.event_id).or_insert(event.customer_id);
+        shared_id |= first != event.customer_id;
+        events_of
+            .entry(event.customer_id)
+            .or_insert_with(|| {
+                customers.push(event.customer_id);
+                Vec::new()
+            })
+            .push(i);
     }
     if shared_id {
-        return if inputs.is_empty() { Vec::new() } else { vec![(0..inputs.len()).collect()] };
+        // Two events at least: the whole batch, in request order.
+        return vec![(0..inputs.len()).collect()];
     }
     customers.sort_unstable();
     let mut chunks: Vec<Vec<usize>> = Vec::new();

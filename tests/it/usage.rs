@@ -501,12 +501,17 @@ const CHUNK: usize = billing::app::usage_batch::CHUNK_EVENTS;
 /// A chunk's worth of events of the tenant's customer, then as many of customer `b`, as
 /// in their ids.
 fn a_then_b(t: &Tenant, b: &str) -> Vec<pb::UsageEvent> {
-    let a = (0..CHUNK).map(|i| event(t, &format!("a-{i}"), "CREED", "1", "1"));
-    let b = (0..CHUNK).map(|i| pb::UsageEvent {
-        customer: billing::proto::customer_id(b.to_owned()),
-        ..event(t, &format!("b-{i}"), "CREED", "1", "1")
-    });
+    let a = (0..CHUNK).map(|i| event_of(t, &t.customer_id, &format!("a-{i}")));
+    let b = (0..CHUNK).map(|i| event_of(t, b, &format!("b-{i}")));
     a.chain(b).collect()
+}
+
+/// An event of one unit of CREED for `customer`, one of the tenant's customers.
+fn event_of(t: &Tenant, customer: &str, event_id: &str) -> pb::UsageEvent {
+    pb::UsageEvent {
+        customer: billing::proto::customer_id(customer.to_owned()),
+        ..event(t, event_id, "CREED", "1", "1")
+    }
 }
 
 /// A connection holding customer `id`'s row locked until it rolls back.
@@ -582,10 +587,7 @@ async fn a_long_batch_naming_one_event_id_for_two_customers_records_the_first_in
     let b = t.another_customer(&server, "ACR2").await;
     let a = t.customer_id.clone();
     let (low, high) = if a < b { (a, b) } else { (b, a) };
-    let of = |customer: &str, id: String| pb::UsageEvent {
-        customer: billing::proto::customer_id(customer.to_owned()),
-        ..event(&t, &id, "CREED", "1", "1")
-    };
+    let of = |customer: &str, id: String| event_of(&t, customer, &id);
     // The higher customer's "dup" first, then a chunk's worth of the lower customer's
     // events with its own "dup" last, then a chunk's worth of the higher customer's.
     let events: Vec<pb::UsageEvent> = std::iter::once(of(&high, "dup".into()))

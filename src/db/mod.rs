@@ -46,6 +46,7 @@ pub mod tenancy;
 pub mod tls;
 pub mod usage;
 pub mod usage_events;
+pub mod usage_reads;
 pub mod violations;
 pub mod writes;
 
@@ -135,6 +136,7 @@ pub struct Db {
     expired: Arc<AtomicU64>,
     /// One permit per piece of work allowed to wait for a connection.
     waiting: Arc<tokio::sync::Semaphore>,
+    max_waiting: usize,
     /// Work running now, and the switch that stops it at the end of a shutdown.
     in_flight: Arc<shutdown::InFlight>,
     /// The URL connections log in with (also for the connections outside the pool).
@@ -220,6 +222,7 @@ impl Db {
             statement_timeout: config.statement_timeout,
             expired: Arc::default(),
             waiting: Arc::new(tokio::sync::Semaphore::new(config.max_waiting.max(1))),
+            max_waiting: config.max_waiting.max(1),
             in_flight,
             url: url.into(),
         })
@@ -246,6 +249,11 @@ impl Db {
     /// passed when a connection became free (for metrics and tests).
     pub fn expired_before_start(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// How many pieces of work are admitted and waiting for a connection now (for tests).
+    pub fn waiting_for_connection(&self) -> usize {
+        self.max_waiting - self.waiting.available_permits()
     }
 
     /// Why the pool cannot fill on its server, if it cannot (see `budget`).

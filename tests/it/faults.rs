@@ -175,7 +175,17 @@ async fn connections_the_server_closed_while_idle_in_the_pool_are_replaced_witho
 /// touch it wait.
 async fn server_behind_a_lock(pool: impl FnOnce(DbConfig) -> DbConfig) -> (TestServer, String, PgConnection) {
     let db = Arc::new(TestDb::create());
-    let server = TestServer::start_with(Arc::clone(&db), test_server_config(), pool).await;
+    // Background jobs tick rarely here: a job waiting for the connections these tests
+    // count would pass for a call waiting.
+    let hourly = Duration::from_secs(3600);
+    let jobs = billing::jobs::JobsConfig {
+        segment_close_interval: hourly,
+        commitment_evaluation_interval: hourly,
+        reservation_expiry_interval: hourly,
+        ..Default::default()
+    };
+    let config = billing::server::ServerConfig { jobs, ..test_server_config() };
+    let server = TestServer::start_with(Arc::clone(&db), config, pool).await;
     server.wait_serving().await;
     let (_, key) = server.org("Acme").await;
     let mut blocker = db.connect();
@@ -325,20 +335,36 @@ async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_no
         tokio::spawn(async move { holder.list_customers(pb::ListCustomersRequest::default()).await });
     server.db.wait_for_lock_waiters(1, "the call holding the connection waits on the lock").await;
 
-    // A create whose deadline passes while it waits for that connection (two seconds: the
-    // call must reach the pool's queue before it passes, also on a loaded machine).
-    let mut late = server.customers(&key).await;
-    let mut req = tonic::Request::new(pb::CreateCustomerRequest {
-        customer: Some(pb::Customer {
-            external_id: "LATE".into(),
-            name: "Late".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    });
-    req.set_timeout(Duration::from_secs(2));
-    let status = late.create_customer(req).await.expect_err("its deadline passes first");
-    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+    // A create whose deadline passes while it waits for that connection. It must reach
+    // the pool's queue before its deadline; on a loaded machine it may not, and then the
+    // scenario did not happen: it is run again with twice the time.
+    let mut timeout = Duration::from_secs(2);
+    loop {
+        let mut late = server.customers(&key).await;
+        let mut req = tonic::Request::new(pb::CreateCustomerRequest {
+            customer: Some(pb::Customer {
+                external_id: "LATE".into(),
+                name: "Late".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        });
+        req.set_timeout(timeout);
+        let before = server.app.db().waiting_for_connection();
+        let call = tokio::spawn(async move { late.create_customer(req).await });
+        crate::support::wait_until("the late call waits for the connection or has ended", || {
+            let seen = server.app.db().waiting_for_connection() > before || call.is_finished();
+            async move { seen }
+        })
+        .await;
+        let queued = server.app.db().waiting_for_connection() > before;
+        let status = call.await.unwrap().expect_err("its deadline passes first");
+        assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+        if queued {
+            break;
+        }
+        timeout *= 2;
+    }
 
     // The connection comes free: the late work is dropped, not run after its caller left.
     blocker.batch_execute("COMMIT").unwrap();
@@ -348,7 +374,8 @@ async fn a_call_whose_deadline_passes_while_it_waits_for_a_connection_changes_no
         async move { dropped }
     })
     .await;
-    let listed = late.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
+    let mut customers = server.customers(&key).await;
+    let listed = customers.list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
     assert!(listed.customers.is_empty(), "nothing was created: {:?}", listed.customers);
 }
 

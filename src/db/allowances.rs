@@ -1,8 +1,9 @@
 //! Allowance limit rows, every query scoped by org.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Jsonb, Nullable, Numeric, Text, Uuid as SqlUuid};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -68,106 +69,32 @@ impl AllowanceRow {
 impl TryFrom<AllowanceRow> for AllowanceLimits {
     type Error = DbError;
     fn try_from(r: AllowanceRow) -> Result<Self, DbError> {
-        let (customer_id, settings) = settings_of((
-            r.customer_id,
-            r.max_amount_per_transaction,
-            r.max_amount_per_day,
-            r.max_amount_per_month,
-            r.max_usage_per_transaction,
-            r.max_usage_per_day,
-            r.max_usage_per_month,
-            r.tolerance_percent,
-            r.block_not_included,
-            r.soft,
-            r.warning_thresholds,
-            r.service_allowances,
-            r.currency,
-        ))?;
+        let services: Vec<ServiceAllowance> = serde_json::from_value(r.service_allowances)
+            .map_err(|e| DbError::Other(format!("stored service allowances are unreadable: {e}")))?;
         Ok(AllowanceLimits {
-            customer_id,
-            settings,
+            customer_id: CustomerId(r.customer_id),
+            settings: LimitSettings {
+                maxima: Maxima {
+                    amount_per_transaction: r.max_amount_per_transaction,
+                    amount_per_day: r.max_amount_per_day,
+                    amount_per_month: r.max_amount_per_month,
+                    usage_per_transaction: r.max_usage_per_transaction,
+                    usage_per_day: r.max_usage_per_day,
+                    usage_per_month: r.max_usage_per_month,
+                },
+                currency: r.currency,
+                tolerance_percent: r.tolerance_percent,
+                block_not_included: r.block_not_included,
+                soft: r.soft,
+                warning_thresholds: r.warning_thresholds,
+                services,
+            },
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
             by: Authorship::of(r.created_by, r.updated_by),
         })
     }
-}
-
-/// The SQL types of [`SettingsRecord`]: a row's customer and the columns of its settings.
-pub type SettingsSql = (
-    SqlUuid,
-    Nullable<Numeric>,
-    Nullable<Numeric>,
-    Nullable<Numeric>,
-    Nullable<Numeric>,
-    Nullable<Numeric>,
-    Nullable<Numeric>,
-    Nullable<Numeric>,
-    Bool,
-    Bool,
-    Array<Numeric>,
-    Jsonb,
-    Text,
-);
-
-/// A limits row's customer and settings, in the order of its columns (maxima per
-/// transaction, day and month of amount then usage, tolerance, `block_not_included`,
-/// `soft`, warning thresholds, service allowances, currency): what the usage path
-/// reads of it.
-pub type SettingsRecord = (
-    Uuid,
-    Option<Decimal>,
-    Option<Decimal>,
-    Option<Decimal>,
-    Option<Decimal>,
-    Option<Decimal>,
-    Option<Decimal>,
-    Option<Decimal>,
-    bool,
-    bool,
-    Vec<Decimal>,
-    serde_json::Value,
-    String,
-);
-
-/// The customer and limit settings of a stored row's columns.
-pub fn settings_of(r: SettingsRecord) -> Result<(CustomerId, LimitSettings), DbError> {
-    let (
-        customer,
-        apt,
-        apd,
-        apm,
-        upt,
-        upd,
-        upm,
-        tolerance_percent,
-        block_not_included,
-        soft,
-        warnings,
-        services,
-        currency,
-    ) = r;
-    let services: Vec<ServiceAllowance> = serde_json::from_value(services)
-        .map_err(|e| DbError::Other(format!("stored service allowances are unreadable: {e}")))?;
-    let maxima = Maxima {
-        amount_per_transaction: apt,
-        amount_per_day: apd,
-        amount_per_month: apm,
-        usage_per_transaction: upt,
-        usage_per_day: upd,
-        usage_per_month: upm,
-    };
-    let settings = LimitSettings {
-        maxima,
-        currency,
-        tolerance_percent,
-        block_not_included,
-        soft,
-        warning_thresholds: warnings,
-        services,
-    };
-    Ok((CustomerId(customer), settings))
 }
 
 pub fn get(
@@ -179,6 +106,24 @@ pub fn get(
     let q = allowance_limits::table.find((org.uuid(), customer.uuid())).select(AllowanceRow::as_select());
     let row = if lock { q.for_update().first(conn).optional()? } else { q.first(conn).optional()? };
     row.map(AllowanceLimits::try_from).transpose()
+}
+
+/// The limits of each of `customers` that has any.
+pub fn get_many(
+    conn: &mut PgConnection,
+    org: OrgId,
+    customers: &[CustomerId],
+) -> Result<HashMap<CustomerId, AllowanceLimits>, DbError> {
+    if customers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
+    let rows: Vec<AllowanceRow> = allowance_limits::table
+        .filter(allowance_limits::org_id.eq(org.uuid()))
+        .filter(allowance_limits::customer_id.eq_any(ids))
+        .select(AllowanceRow::as_select())
+        .load(conn)?;
+    rows.into_iter().map(|r| AllowanceLimits::try_from(r).map(|l| (l.customer_id, l))).collect()
 }
 
 /// Writes the limits, creating or replacing the row.

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::DbError;
+use super::prepared::{BindNext, prepared};
 use super::schema::products;
 use crate::domain::authorship::Authorship;
 use crate::domain::ids::{OrgId, ProductId};
@@ -57,71 +58,6 @@ impl<'a> NewProductRow<'a> {
             version: p.version,
             created_at: p.created_at,
             updated_at: p.updated_at,
-        }
-    }
-}
-
-/// The SQL types of [`ProductRecord`].
-pub type ProductSql = (
-    diesel::sql_types::Uuid,
-    diesel::sql_types::Text,
-    diesel::sql_types::Text,
-    diesel::sql_types::Array<diesel::sql_types::Text>,
-    diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    diesel::sql_types::Text,
-    diesel::sql_types::Int8,
-    diesel::sql_types::Timestamptz,
-    diesel::sql_types::Timestamptz,
-    diesel::sql_types::Nullable<diesel::sql_types::Uuid>,
-    diesel::sql_types::Nullable<diesel::sql_types::Uuid>,
-);
-
-/// A product row as a record, in [`ProductRow`]'s field order.
-pub type ProductRecord = (
-    Uuid,
-    String,
-    String,
-    Vec<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<Uuid>,
-    Option<Uuid>,
-);
-
-impl From<ProductRecord> for ProductRow {
-    fn from(r: ProductRecord) -> Self {
-        let (
-            id,
-            code,
-            name,
-            tags,
-            service_type,
-            service_family,
-            kind,
-            version,
-            created_at,
-            updated_at,
-            created_by,
-            updated_by,
-        ) = r;
-        Self {
-            id,
-            code,
-            name,
-            tags,
-            service_type,
-            service_family,
-            kind,
-            version,
-            created_at,
-            updated_at,
-            created_by,
-            updated_by,
         }
     }
 }
@@ -190,6 +126,26 @@ pub fn get_many(conn: &mut PgConnection, org: OrgId, ids: &[ProductId]) -> Resul
     }
     let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
     load(scoped(org).filter(products::id.eq_any(ids)), conn)
+}
+
+/// The products of the org among `ids` or `codes`, in one round trip.
+pub fn get_many_by_id_or_code(
+    conn: &mut PgConnection,
+    org: OrgId,
+    ids: &[ProductId],
+    codes: &[String],
+) -> Result<Vec<Product>, DbError> {
+    use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
+    if ids.is_empty() && codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.uuid()).collect();
+    let rows: Vec<ProductRow> = prepared(include_str!("sql/products_by_id_or_code.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Array<Text>, _>(codes)
+        .load(conn)?;
+    rows.into_iter().map(Product::try_from).collect()
 }
 
 /// The products among `codes` that exist in the org.

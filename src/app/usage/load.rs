@@ -25,6 +25,13 @@ pub(in crate::app) fn load_state(
     let alerting: Vec<CustomerId> =
         locked.iter().filter(|(_, x)| x.balance_alerts > 0).map(|(c, _)| c.id).collect();
     let customers: Vec<Customer> = locked.into_iter().map(|(c, _)| c).collect();
+    // A check of an event already recorded answers its replay, so stored events are
+    // looked up either way (a check may carry no id: nothing to find then).
+    let ids: Vec<String> =
+        valid_events(inputs).map(|e| e.event_id.clone()).filter(|id| !id.is_empty()).collect();
+    let stored =
+        db::usage::find_events(conn, org, &ids)?.into_iter().map(|s| (s.event_id.clone(), s)).collect();
+
     let holds: Vec<Reservation> = if holding.is_empty() {
         Vec::new()
     } else {
@@ -33,13 +40,10 @@ pub(in crate::app) fn load_state(
             .filter(|r| Some(r.id) != settling)
             .collect()
     };
-
-    // The rest in one round trip: limits, the windows' totals and alert levels, products
-    // and stored events. The windows of every customer are asked for, since which have
-    // limits is learnt in the same statement; those of customers without are dropped below.
+    let limits: HashMap<CustomerId, AllowanceLimits> = db::allowances::get_many(conn, org, &customer_ids)?;
     let tz: HashMap<CustomerId, chrono_tz::Tz> = customers.iter().map(|c| (c.id, c.time_zone)).collect();
     let mut keys: HashSet<WindowKey> = HashSet::new();
-    for e in valid_events(inputs) {
+    for e in valid_events(inputs).filter(|e| limits.contains_key(&e.customer_id)) {
         if let Some(tz) = tz.get(&e.customer_id) {
             for kind in [WindowKind::Day, WindowKind::Month] {
                 keys.insert(WindowKey {
@@ -51,37 +55,26 @@ pub(in crate::app) fn load_state(
         }
     }
     let keys: Vec<WindowKey> = keys.into_iter().collect();
-    // Every product the decisions name: the events' (by id or code), and those of the
-    // holds and (found by the statement itself) of the totals the limits count.
-    let mut product_ids: HashSet<ProductId> = holds.iter().map(|r| r.product).collect();
+    let db::usage::WindowRows { totals, alerts } = db::usage::load_windows(conn, org, &keys)?;
+
+    // Every product the decisions name, in one round trip: the events' (by id or code),
+    // and those of the totals and holds the limits count.
+    let mut ids: HashSet<ProductId> = HashSet::new();
     let mut codes: HashSet<String> = HashSet::new();
     for e in valid_events(inputs) {
         match &e.product {
-            ProductRef::Id(id) => product_ids.insert(*id),
+            ProductRef::Id(id) => ids.insert(*id),
             ProductRef::Code(code) => codes.insert(code.clone()),
         };
     }
-    let product_ids: Vec<ProductId> = product_ids.into_iter().collect();
+    ids.extend(totals.iter().map(|t| t.product).chain(holds.iter().map(|r| r.product)));
+    let ids: Vec<ProductId> = ids.into_iter().collect();
     let codes: Vec<String> = codes.into_iter().collect();
-    // A check of an event already recorded answers its replay, so stored events are
-    // looked up either way (a check may carry no id: nothing to find then).
-    let event_ids: Vec<String> =
-        valid_events(inputs).map(|e| e.event_id.clone()).filter(|id| !id.is_empty()).collect();
-    let read = db::usage_reads::load(
-        conn,
-        org,
-        &db::usage_reads::ReadKeys {
-            customers: &customer_ids,
-            windows: &keys,
-            product_ids: &product_ids,
-            product_codes: &codes,
-            event_ids: &event_ids,
-        },
-    )?;
-    let limits = read.limits;
-    let stored = read.stored.into_iter().map(|s| (s.event_id.clone(), s)).collect();
-    let db::usage::WindowRows { totals, alerts } = read.windows;
-    let products: HashMap<ProductId, Product> = read.products.into_iter().map(|p| (p.id, p)).collect();
+    let products: HashMap<ProductId, Product> =
+        db::products::get_many_by_id_or_code(conn, org, &ids, &codes)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
     let mut usage: HashMap<CustomerId, CustomerUsage> = customers
@@ -89,7 +82,7 @@ pub(in crate::app) fn load_state(
         .map(|c| {
             let state = CustomerUsage {
                 time_zone: c.time_zone,
-                limits: limits.get(&c.id).cloned(),
+                limits: limits.get(&c.id).map(|l| l.settings.clone()),
                 totals: HashMap::new(),
                 products: HashMap::new(),
                 alerted: HashMap::new(),
@@ -98,7 +91,7 @@ pub(in crate::app) fn load_state(
         })
         .collect();
     for t in totals {
-        if let Some(u) = usage.get_mut(&t.customer).filter(|u| u.limits.is_some()) {
+        if let Some(u) = usage.get_mut(&t.customer) {
             count_total(u, &t);
             if let Some(p) = products.get(&t.product) {
                 u.products.insert(p.id, p.clone());
@@ -106,7 +99,7 @@ pub(in crate::app) fn load_state(
         }
     }
     for a in alerts {
-        if let Some(u) = usage.get_mut(&a.customer).filter(|u| u.limits.is_some()) {
+        if let Some(u) = usage.get_mut(&a.customer) {
             u.alerted.insert(a.key, a.percent);
         }
     }

@@ -219,20 +219,19 @@ impl App {
                         first_day: window_of(kind, c.time_zone, at).first_day,
                     })
                     .collect();
-                // The windows' totals with their products (the limits are read above, whole).
-                let read = db::usage_reads::load(
-                    conn,
-                    org,
-                    &db::usage_reads::ReadKeys { windows: &keys, ..Default::default() },
-                )?;
+                let totals = db::usage::load_windows(conn, org, &keys)?.totals;
+                let ids: Vec<ProductId> = totals.iter().map(|t| t.product).collect();
                 let mut usage = CustomerUsage {
                     time_zone: c.time_zone,
                     limits: Some(limits.settings.clone()),
                     totals: HashMap::new(),
-                    products: read.products.into_iter().map(|p| (p.id, p)).collect(),
+                    products: db::products::get_many(conn, org, &ids)?
+                        .into_iter()
+                        .map(|p| (p.id, p))
+                        .collect(),
                     alerted: HashMap::new(),
                 };
-                for t in &read.windows.totals {
+                for t in &totals {
                     count_total(&mut usage, t);
                 }
                 Ok((limits, usage.report(at)))

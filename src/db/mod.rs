@@ -46,7 +46,6 @@ pub mod tenancy;
 pub mod tls;
 pub mod usage;
 pub mod usage_events;
-pub mod usage_reads;
 pub mod violations;
 pub mod writes;
 

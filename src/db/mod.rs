@@ -135,6 +135,7 @@ pub struct Db {
     expired: Arc<AtomicU64>,
     /// One permit per piece of work allowed to wait for a connection.
     waiting: Arc<tokio::sync::Semaphore>,
+    /// The permits `waiting` was made with.
     max_waiting: usize,
     /// Work running now, and the switch that stops it at the end of a shutdown.
     in_flight: Arc<shutdown::InFlight>,
@@ -201,6 +202,7 @@ impl Db {
             .with_default("connect_timeout", config.acquire_timeout.as_secs().max(1).to_string())
             .to_libpq();
         let in_flight = Arc::new(shutdown::InFlight::new());
+        let max_waiting = config.max_waiting.max(1);
         let manager = ConnectionManager::<PgConnection>::new(url.clone());
         let pool = Pool::builder()
             .max_size(config.pool_size)
@@ -220,8 +222,8 @@ impl Db {
             max_retries: config.max_retries,
             statement_timeout: config.statement_timeout,
             expired: Arc::default(),
-            waiting: Arc::new(tokio::sync::Semaphore::new(config.max_waiting.max(1))),
-            max_waiting: config.max_waiting.max(1),
+            waiting: Arc::new(tokio::sync::Semaphore::new(max_waiting)),
+            max_waiting,
             in_flight,
             url: url.into(),
         })

@@ -57,6 +57,7 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<MetricsEndpoint> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full("usage_transaction_events".into()), BATCH_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full("db_transaction_statements".into()), BATCH_BUCKETS)?
         .install_recorder()?;
     describe();
     metrics::gauge!(
@@ -89,7 +90,21 @@ fn describe() {
     gauge!("runtime_alive_tasks", "Tasks alive in the async runtime (streams, connections, jobs).");
     gauge!("db_pool_connections", "Open database connections of the pool, by state (idle, in_use).");
     gauge!("db_pool_waiting", "Calls waiting for a database connection.");
+    histogram!(
+        "db_blocking_start_seconds",
+        Unit::Seconds,
+        "Time from handing database work to the blocking pool to its start on a thread."
+    );
     histogram!("db_pool_acquire_seconds", Unit::Seconds, "Wait for a database connection.");
+    histogram!(
+        "db_transaction_seconds",
+        Unit::Seconds,
+        "Committed transactions' time, by part: in statements (round trips, BEGIN and COMMIT included) or in the service between them."
+    );
+    histogram!(
+        "db_transaction_statements",
+        "Statements of a committed transaction, BEGIN and COMMIT included."
+    );
     counter!("db_work_shed_total", "Calls refused at once because too many were waiting for a connection.");
     counter!(
         "db_work_expired_before_start_total",
@@ -103,6 +118,11 @@ fn describe() {
     );
     counter!("usage_events_total", "Usage events decided, by outcome.");
     histogram!("usage_transaction_events", "Usage events decided together in one database transaction.");
+    histogram!(
+        "usage_queue_seconds",
+        Unit::Seconds,
+        "Time a RecordUsage call waits in its organization's queue for a shared transaction."
+    );
 }
 
 /// What the probes answer and `/metrics` renders.

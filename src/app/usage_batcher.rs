@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -70,6 +70,7 @@ const RETRY_AFTER: Duration = Duration::from_millis(50);
 struct Pending {
     input: EventInput,
     reply: oneshot::Sender<EventResult>,
+    queued: Instant,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -99,7 +100,7 @@ impl UsageBatcher {
     /// RESOURCE_EXHAUSTED when `org`'s queue is full.
     pub async fn record(&self, org: OrgId, input: EventInput) -> EventResult {
         let (reply, answer) = oneshot::channel();
-        if !self.inner.enqueue(org, Pending { input, reply }) {
+        if !self.inner.enqueue(org, Pending { input, reply, queued: Instant::now() }) {
             return Err(AppError::Overloaded {
                 reason: "USAGE_QUEUE_FULL",
                 message: format!(
@@ -200,8 +201,14 @@ fn take_waiting(rx: &mut mpsc::Receiver<Pending>, group: &mut Vec<Pending>, max_
 }
 
 async fn run_group(app: &App, org: OrgId, group: Vec<Pending>) {
-    let (inputs, replies): (Vec<EventInput>, Vec<oneshot::Sender<EventResult>>) =
-        group.into_iter().map(|p| (p.input, p.reply)).unzip();
+    let queue = metrics::histogram!("usage_queue_seconds");
+    let (inputs, replies): (Vec<EventInput>, Vec<oneshot::Sender<EventResult>>) = group
+        .into_iter()
+        .map(|p| {
+            queue.record(p.queued.elapsed().as_secs_f64());
+            (p.input, p.reply)
+        })
+        .unzip();
     let inputs: Arc<[EventInput]> = inputs.into();
     match app.record_usage(org, Arc::clone(&inputs)).await {
         Ok(results) => answer(replies, results),

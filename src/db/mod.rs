@@ -43,6 +43,7 @@ pub mod reservations;
 pub mod schema;
 pub mod shutdown;
 pub mod tenancy;
+mod timing;
 pub mod tls;
 pub mod usage;
 pub mod usage_events;
@@ -177,6 +178,7 @@ impl SessionSettings {
 
 impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.set_instrumentation(timing::StatementClock::default());
         conn.batch_execute(&self.sql()).map_err(diesel::r2d2::Error::QueryError)
     }
 }
@@ -301,8 +303,10 @@ impl Db {
             metrics::counter!("db_work_shed_total").increment(1);
             return Err(DbError::Overloaded.into());
         };
+        let submitted = std::time::Instant::now();
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            metrics::histogram!("db_blocking_start_seconds").record(submitted.elapsed().as_secs_f64());
             let waiting = metrics::gauge!("db_pool_waiting");
             waiting.increment(1.0);
             let started = std::time::Instant::now();
@@ -455,6 +459,8 @@ fn org_transaction<T, E: From<DbError>>(
 ) -> Result<T, TxFailure<E>> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     // A UUID's text is hex digits and dashes, safe to write into the statement.
+    let started = std::time::Instant::now();
+    timing::take(conn);
     let mut begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());
     if let Some(key) = key {
         begin.push_str(&format!(", set_config('app.key_id', '{}', true)", key.uuid()));
@@ -481,6 +487,7 @@ fn org_transaction<T, E: From<DbError>>(
         }
         Ok(value) => {
             AnsiTransactionManager::commit_transaction(conn)?;
+            timing::record(started.elapsed(), timing::take(conn));
             Ok(value)
         }
         Err(e) => match AnsiTransactionManager::rollback_transaction(conn) {

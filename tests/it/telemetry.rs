@@ -7,7 +7,9 @@ use std::process::Command;
 
 use tonic::metadata::MetadataValue;
 
-use crate::support::process::{ServeProcess, free_port, grpcurl, http_get, root, run_ok, scrape};
+use crate::support::process::{
+    ServeProcess, admin, free_port, gauge, grpcurl, http_get, root, run_ok, scrape,
+};
 use crate::support::{TestDb, TestServer, wait_until};
 
 /// Whether `revision` names a commit of this repository (the one the binary under test
@@ -58,6 +60,48 @@ async fn metrics_use_grpc_ecosystem_names_and_every_series_is_described() {
     let build = format!(r#"billing_build_info{{version="{}",revision=""#, env!("CARGO_PKG_VERSION"));
     let revision = body.split(&build).nth(1).and_then(|rest| rest.split('"').next());
     assert!(revision.is_some_and(is_a_commit), "{build}<a commit>... missing from:\n{body}");
+}
+
+/// Where a usage call's time went, for the operator who asks why it was slow: its wait in
+/// the org's queue, the hand-over to the blocking pool, and its transaction split into
+/// the statements' round trips and the service's own work between them.
+#[tokio::test]
+async fn a_usage_call_reports_its_queue_wait_and_its_transactions_statements_and_service_time() {
+    let db = TestDb::create();
+    let org = admin(&db.url, &["admin", "create-org", "Acme"]);
+    let key = admin(&db.url, &["admin", "create-api-key", "--org", org.trim()]).trim().to_owned();
+    let metrics = free_port();
+    let serve = ServeProcess::start(&db.url, &["--metrics-listen", &metrics]);
+    let auth = format!("authorization: Bearer {key}");
+    // A customer the org does not have: refused, after a transaction that looked for it.
+    let event = format!(
+        r#"{{"event": {{"event_id": "e-1", "customer_id": "{}", "product_code": "API", "quantity": "1", "rated_amount": "1", "timestamp": "{}"}}}}"#,
+        uuid::Uuid::now_v7(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let (ok, _, err) = grpcurl(
+        &serve.address,
+        &["-H", &auth, "-d", &event, "billing.commitments.v1.UsageService/RecordUsage"],
+    );
+    assert!(!ok && err.contains("NotFound"), "the unknown customer is refused: {err}");
+    wait_until("the call's stages are scraped", || {
+        let body = scrape(&metrics);
+        async move { gauge(&body, "usage_queue_seconds_count") == Some(1.0) }
+    })
+    .await;
+    let body = scrape(&metrics);
+    let value = |name: &str| gauge(&body, name).unwrap_or_else(|| panic!("{name} missing from:\n{body}"));
+    // The background jobs' transactions count too, so only bounds that hold for every
+    // transaction are checked.
+    let transactions = value("db_transaction_statements_count");
+    assert!(transactions >= 1.0);
+    assert!(
+        value("db_transaction_statements_sum") >= 2.0 * transactions,
+        "BEGIN and COMMIT count as statements"
+    );
+    assert!(value(r#"db_transaction_seconds_sum{part="statements"}"#) > 0.0, "round trips are timed");
+    assert_eq!(value(r#"db_transaction_seconds_count{part="service"}"#), transactions);
+    assert!(value("db_blocking_start_seconds_count") >= transactions);
 }
 
 #[test]

@@ -74,6 +74,7 @@ pub fn apply_in(
     let now = clock::now();
     let Some(applied) = validate_application(draft, &refs, (now, acting), v) else { return Ok(None) };
     db::credit::insert_applied(conn, org, &applied)?;
+    db::customers::note_promotion_applied(conn, org, applied.customer)?;
     Ok(views(conn, org, vec![applied], now)?.pop())
 }
 

@@ -52,6 +52,20 @@ impl Balances {
         conn: &mut Conn,
         org: OrgId,
         customers: &[CustomerId],
+        times: (DateTime<Utc>, DateTime<Utc>),
+        now: (DateTime<Utc>, LateUsageGrace),
+        lock: bool,
+    ) -> Result<HashMap<CustomerId, Self>, AppError> {
+        Self::load_many_promoted(conn, org, (customers, customers), times, now, lock)
+    }
+
+    /// [`Balances::load_many`], reading applied promotions only for `promoted`, the
+    /// customers among `customers` whose locked rows say some were applied to them
+    /// (`db::customers::Extras`): the rest cost no statement for them.
+    pub fn load_many_promoted(
+        conn: &mut Conn,
+        org: OrgId,
+        (customers, promoted): (&[CustomerId], &[CustomerId]),
         (from, until): (DateTime<Utc>, DateTime<Utc>),
         (now, grace): (DateTime<Utc>, LateUsageGrace),
         lock: bool,
@@ -79,7 +93,11 @@ impl Balances {
             });
         }
 
-        let applied = db::credit::applied_for_customers(conn, org, customers, from, until)?;
+        let applied = if promoted.is_empty() {
+            Vec::new()
+        } else {
+            db::credit::applied_for_customers(conn, org, promoted, from, until)?
+        };
         if !applied.is_empty() {
             let promotion_ids: Vec<_> = applied.iter().map(|a| a.promotion).collect();
             let promotions = db::credit::promotions(conn, org, &promotion_ids)?;

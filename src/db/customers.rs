@@ -184,6 +184,9 @@ pub struct Extras {
     pub holds_until: Option<DateTime<Utc>>,
     /// How many balance alerts it has.
     pub balance_alerts: i32,
+    /// How many promotions were ever applied to it (removed ones included): none means
+    /// there are no applied promotions to read.
+    pub promotions_applied: i32,
 }
 
 /// [`get_many`], each customer with its [`Extras`].
@@ -201,12 +204,17 @@ pub fn get_many_with_extras(
         .filter(customers::org_id.eq(org.uuid()))
         .filter(customers::id.eq_any(ids))
         .order(customers::id)
-        .select((CustomerRow::as_select(), customers::holds_until, customers::balance_alerts));
-    let rows: Vec<(CustomerRow, Option<DateTime<Utc>>, i32)> =
+        .select((
+            CustomerRow::as_select(),
+            customers::holds_until,
+            customers::balance_alerts,
+            customers::promotions_applied,
+        ));
+    let rows: Vec<(CustomerRow, Option<DateTime<Utc>>, i32, i32)> =
         if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
     rows.into_iter()
-        .map(|(row, holds_until, balance_alerts)| {
-            Ok((Customer::try_from(row)?, Extras { holds_until, balance_alerts }))
+        .map(|(row, holds_until, balance_alerts, promotions_applied)| {
+            Ok((Customer::try_from(row)?, Extras { holds_until, balance_alerts, promotions_applied }))
         })
         .collect()
 }
@@ -234,6 +242,15 @@ pub fn note_hold(
 pub fn count_alerts(conn: &mut PgConnection, org: OrgId, id: CustomerId, delta: i32) -> Result<(), DbError> {
     diesel::update(customers::table.find((org.uuid(), id.uuid())))
         .set(customers::balance_alerts.eq(customers::balance_alerts + delta))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Notes that a promotion was applied to the customer (see [`Extras::promotions_applied`]);
+/// the caller holds the customer's lock.
+pub fn note_promotion_applied(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<(), DbError> {
+    diesel::update(customers::table.find((org.uuid(), id.uuid())))
+        .set(customers::promotions_applied.eq(customers::promotions_applied + 1))
         .execute(conn)?;
     Ok(())
 }

@@ -304,6 +304,7 @@ diesel::table! {
         updated_by -> Nullable<Uuid>,
         holds_until -> Nullable<Timestamptz>,
         balance_alerts -> Int4,
+        promotions_applied -> Int4,
     }
 }
 

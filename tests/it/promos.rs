@@ -599,3 +599,75 @@ async fn another_orgs_promos_and_rewards_are_not_found() {
     assert_eq!(own.applied.len(), 1);
     assert_eq!(own.applied[0].promo_id, theirs.id);
 }
+
+/// The customer's `promotions_applied` (migration 2026-12-04-002400), read from the row
+/// the usage path locks.
+fn promotions_applied(conn: &mut diesel::PgConnection, customer: &str) -> i32 {
+    use diesel::prelude::*;
+    use diesel::sql_types::{Integer, Uuid};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = Integer)]
+        promotions_applied: i32,
+    }
+    diesel::sql_query("SELECT promotions_applied FROM customers WHERE id = $1")
+        .bind::<Uuid, _>(customer.parse::<uuid::Uuid>().unwrap())
+        .get_result::<Count>(conn)
+        .unwrap()
+        .promotions_applied
+}
+
+/// A usage transaction reads applied promotions only for customers whose locked row
+/// counts some (one statement fewer for the others), so every application counts on the
+/// customer's row, and the migration that added the count counted the applications made
+/// before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reads_applied_promotions_only_for_customers_whose_row_counts_some() {
+    use diesel::connection::SimpleConnection as _;
+    use diesel_migrations::MigrationHarness as _;
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = promos(&server, &t.key).await;
+    let promotion = c
+        .create_credit_promotion(pb::CreateCreditPromotionRequest {
+            promotion: Some(pb::CreditPromotion {
+                name: "Total".into(),
+                total_amount: Some("50".into()),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .promotion
+        .unwrap();
+    let mut conn = server.db.connect();
+    assert_eq!(promotions_applied(&mut conn, &t.customer_id), 0);
+    let yesterday = Utc::now() - Duration::days(1);
+    c.apply_promotion(crate::support::fixtures::application(&t, &promotion.id, "1", yesterday))
+        .await
+        .unwrap();
+    assert_eq!(promotions_applied(&mut conn, &t.customer_id), 1, "the application is counted");
+
+    // Without the count the usage path does not look: the promotion is not drawn.
+    conn.batch_execute("UPDATE customers SET promotions_applied = 0").unwrap();
+    let mut u = usage_client(&server, &t.key).await;
+    let uncounted =
+        record(&mut u, crate::support::fixtures::event(&t, "a", "CREED", "1", "10")).await.unwrap();
+    assert!(uncounted.drawdowns.is_empty() && uncounted.overage == "10", "{uncounted:?}");
+
+    // The migration counts applications made before it: undone and run again, the
+    // count is back and the promotion is drawn.
+    loop {
+        let undone = conn.revert_last_migration(billing::db::migrate::MIGRATIONS).unwrap();
+        if undone.to_string().replace('-', "") == "20261204002400" {
+            break;
+        }
+    }
+    conn.run_pending_migrations(billing::db::migrate::MIGRATIONS).unwrap();
+    assert_eq!(promotions_applied(&mut conn, &t.customer_id), 1, "the migration counted it");
+    let counted = record(&mut u, crate::support::fixtures::event(&t, "b", "CREED", "1", "10")).await.unwrap();
+    assert_eq!(counted.drawdowns.len(), 1, "{counted:?}");
+    assert_eq!(counted.overage, "0");
+}

@@ -17,13 +17,15 @@ pub(in crate::app) fn load_state(
     customer_ids.sort();
     customer_ids.dedup();
     // Locks first, in id order: the order every balance-changing transaction uses.
-    // The locked rows say which customers may have open holds or have balance alerts:
-    // only those cost the statements that read them.
+    // The locked rows say which customers may have open holds, have balance alerts or
+    // have had promotions applied: only those cost the statements that read them.
     let locked = db::customers::get_many_with_extras(conn, org, &customer_ids, record)?;
     let holding: Vec<CustomerId> =
         locked.iter().filter(|(_, x)| x.holds_until.is_some_and(|t| t > now)).map(|(c, _)| c.id).collect();
     let alerting: Vec<CustomerId> =
         locked.iter().filter(|(_, x)| x.balance_alerts > 0).map(|(c, _)| c.id).collect();
+    let promoted: Vec<CustomerId> =
+        locked.iter().filter(|(_, x)| x.promotions_applied > 0).map(|(c, _)| c.id).collect();
     let customers: Vec<Customer> = locked.into_iter().map(|(c, _)| c).collect();
     // A check of an event already recorded answers its replay, so stored events are
     // looked up either way (a check may carry no id: nothing to find then).
@@ -109,7 +111,15 @@ pub(in crate::app) fn load_state(
     let mut balances = match (times.iter().min(), times.iter().max()) {
         (Some(from), Some(until)) => {
             let present: Vec<CustomerId> = customers.iter().map(|c| c.id).collect();
-            Balances::load_many(conn, org, &present, (*from, *until), (now, policy.late_usage_grace), record)?
+            let whose = (present.as_slice(), promoted.as_slice());
+            Balances::load_many_promoted(
+                conn,
+                org,
+                whose,
+                (*from, *until),
+                (now, policy.late_usage_grace),
+                record,
+            )?
         }
         _ => HashMap::new(),
     };

@@ -121,7 +121,7 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
     let singles = stdout
         .split("## RecordUsage, one event per call")
         .nth(1)
-        .and_then(|rest| rest.split("Open loop").next())
+        .and_then(|rest| rest.split("Inside the service").next())
         .unwrap_or_default();
     let rows: HashSet<&str> =
         singles.lines().filter(|l| l.starts_with("| 1 |") || l.starts_with("| 4 |")).collect();
@@ -151,6 +151,19 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
     );
     let wal: f64 = connections.split('|').nth(11).and_then(|c| c.trim().parse().ok()).unwrap_or_default();
     assert!(wal > 0.0, "the WAL each event cost was measured: {connections:?}");
+    let inside = stdout.split("Inside the service").nth(1).unwrap_or_default();
+    let stages: Vec<f64> = inside
+        .lines()
+        .find(|l| l.starts_with("| 4 |"))
+        .unwrap_or_default()
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert!(
+        matches!(stages[..], [4.0, call, _, _, _, statements, _, per_transaction, events]
+            if call > 0.0 && statements > 0.0 && per_transaction >= 3.0 && events >= 1.0),
+        "where the calls' time went inside the service was measured: {inside:?}"
+    );
     let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
     let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
     let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();

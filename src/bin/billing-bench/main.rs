@@ -19,6 +19,7 @@ mod pgbench;
 mod prefill;
 mod seed;
 mod settle;
+mod stages;
 mod wal;
 
 use std::fmt::Write as _;
@@ -31,6 +32,7 @@ use crate::cluster::{Cluster, Scrape, connect, sibling_binary};
 use crate::connections::{ConnectionSampler, ConnectionsUsed};
 use crate::cpu::CpuSample;
 use crate::load::{Measured, Target};
+use crate::stages::{StageSample, Stages};
 
 #[derive(Parser, Debug)]
 #[command(name = "billing-bench", about = "Throughput and latency of the service against pgbench")]
@@ -138,6 +140,8 @@ struct PhaseRow {
     connections: ConnectionsUsed,
     /// WAL written per event, in KB (all of PostgreSQL's, over the phase).
     wal_kb_per_event: f64,
+    /// Where the instances' time went (single-event phases).
+    stages: Stages,
 }
 
 fn mb(bytes: f64) -> f64 {
@@ -156,11 +160,13 @@ async fn phase(
     let sampler = ConnectionSampler::start(&cluster.database_url).await?;
     let wal = wal::WalMark::take(&cluster.database_url).await?;
     let before = CpuSample::take(&metrics).await?;
+    let stages = StageSample::take(&metrics).await?;
     let measured = load::closed_loop(target, callers, batch, args.warmup, args.duration).await;
     let wall = (args.warmup + args.duration).as_secs_f64();
     // The instances' CPU sampler runs every second: let it catch the phase's end.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let after = CpuSample::take(&metrics).await?;
+    let stages = stages.until(&StageSample::take(&metrics).await?);
     let used = before.used_until(&after);
     let connections = sampler.stop();
     let wal_bytes = wal.bytes_since().await?;
@@ -173,6 +179,7 @@ async fn phase(
         peak_rss: after.peak_rss,
         connections,
         wal_kb_per_event: if events > 0.0 { wal_bytes as f64 / 1024.0 / events } else { 0.0 },
+        stages,
     })
 }
 
@@ -358,6 +365,31 @@ fn report(
             p.tps,
             p.latency_avg_ms,
             m.events_per_second() / p.tps,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nInside the service, means over each phase from the instances' series (`usage_queue_seconds`, `db_blocking_start_seconds`, `db_pool_acquire_seconds`, `db_transaction_seconds`, `db_transaction_statements`, `usage_transaction_events`; the background jobs' few transactions count in too):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| callers | server ms per call | queue ms | to a thread ms | connection ms | transaction: statements ms | transaction: service ms between them | statements per transaction | events per transaction |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in singles {
+        let t = &r.stages;
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {:.3} | {:.3} | {:.2} | {:.3} | {:.1} | {:.1} |",
+            r.size,
+            t.call_ms,
+            t.queue_ms,
+            t.thread_ms,
+            t.pool_ms,
+            t.statements_ms,
+            t.service_ms,
+            t.statements_per_transaction,
+            t.events_per_transaction,
         );
     }
     let spread: Vec<String> = per_instance.iter().map(|n| format!("{n:.0}")).collect();

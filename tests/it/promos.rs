@@ -628,20 +628,7 @@ async fn usage_reads_applied_promotions_only_for_customers_whose_row_counts_some
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = promos(&server, &t.key).await;
-    let promotion = c
-        .create_credit_promotion(pb::CreateCreditPromotionRequest {
-            promotion: Some(pb::CreditPromotion {
-                name: "Total".into(),
-                total_amount: Some("50".into()),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .promotion
-        .unwrap();
+    let promotion = crate::support::fixtures::credit_promotion(&server, &t, "Monthly", "50").await;
     let mut conn = server.db.connect();
     assert_eq!(promotions_applied(&mut conn, &t.customer_id), 0);
     let yesterday = Utc::now() - Duration::days(1);

@@ -458,9 +458,9 @@ fn org_transaction<T, E: From<DbError>>(
     f: &mut impl FnMut(&mut PgConnection) -> Result<T, E>,
 ) -> Result<T, TxFailure<E>> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    // A UUID's text is hex digits and dashes, safe to write into the statement.
     let started = std::time::Instant::now();
     timing::take(conn);
+    // A UUID's text is hex digits and dashes, safe to write into the statement.
     let mut begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());
     if let Some(key) = key {
         begin.push_str(&format!(", set_config('app.key_id', '{}', true)", key.uuid()));

@@ -42,7 +42,9 @@ pub struct Stages {
     pub statements_ms: f64,
     /// A transaction's time in the service between its statements.
     pub service_ms: f64,
+    /// Statements of a transaction, `BEGIN` and `COMMIT` included.
     pub statements_per_transaction: f64,
+    /// Events a usage transaction decided together.
     pub events_per_transaction: f64,
 }
 

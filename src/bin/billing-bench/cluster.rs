@@ -171,6 +171,15 @@ impl Scrape {
         Ok(Self(body[start..].to_owned()))
     }
 
+    /// One scrape of each endpoint of `metrics`.
+    pub async fn all(metrics: &[SocketAddr]) -> anyhow::Result<Vec<Self>> {
+        let mut scrapes = Vec::with_capacity(metrics.len());
+        for m in metrics {
+            scrapes.push(Self::from(*m).await?);
+        }
+        Ok(scrapes)
+    }
+
     /// Sum of the samples of `name` whose labels contain every one of `labels`.
     pub fn sum(&self, name: &str, labels: &[&str]) -> f64 {
         self.0

@@ -58,14 +58,14 @@ impl CpuUsed {
 }
 
 impl CpuSample {
-    pub async fn take(metrics: &[std::net::SocketAddr]) -> anyhow::Result<Self> {
+    /// The instances' CPU from `scrapes` (one per instance), PostgreSQL's from `/proc` now.
+    pub fn of(scrapes: &[Scrape]) -> Self {
         let (mut service, mut peak_rss) = (0.0, 0.0_f64);
-        for m in metrics {
-            let scrape = Scrape::from(*m).await?;
+        for scrape in scrapes {
             service += scrape.sum("process_cpu_seconds_total", &[]);
             peak_rss = peak_rss.max(scrape.sum("process_resident_memory_peak_bytes", &[]));
         }
-        Ok(Self { service, postgres: postgres_ticks(), peak_rss })
+        Self { service, postgres: postgres_ticks(), peak_rss }
     }
 
     /// What was used since `self`; a PostgreSQL process started since counts in full,

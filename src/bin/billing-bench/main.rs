@@ -159,14 +159,15 @@ async fn phase(
     let metrics: Vec<_> = cluster.instances.iter().map(|i| i.metrics).collect();
     let sampler = ConnectionSampler::start(&cluster.database_url).await?;
     let wal = wal::WalMark::take(&cluster.database_url).await?;
-    let before = CpuSample::take(&metrics).await?;
-    let stages = StageSample::take(&metrics).await?;
+    let scrapes = Scrape::all(&metrics).await?;
+    let (before, stages) = (CpuSample::of(&scrapes), StageSample::of(&scrapes));
     let measured = load::closed_loop(target, callers, batch, args.warmup, args.duration).await;
     let wall = (args.warmup + args.duration).as_secs_f64();
     // The instances' CPU sampler runs every second: let it catch the phase's end.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let after = CpuSample::take(&metrics).await?;
-    let stages = stages.until(&StageSample::take(&metrics).await?);
+    let scrapes = Scrape::all(&metrics).await?;
+    let after = CpuSample::of(&scrapes);
+    let stages = stages.until(&StageSample::of(&scrapes));
     let used = before.used_until(&after);
     let connections = sampler.stop();
     let wal_bytes = wal.bytes_since().await?;

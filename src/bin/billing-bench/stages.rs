@@ -4,12 +4,10 @@
 //! service's work between them. Events per second say how fast; these say which part
 //! to cut next.
 
-use std::net::SocketAddr;
-
 use crate::cluster::Scrape;
 
 /// The histograms read, each as (sum, count), with the labels that pick the series.
-const SERIES: [(&str, &[&str]); 7] = [
+const SERIES: [(&str, &[&str]); 8] = [
     ("grpc_server_handling_seconds", &["grpc_method=\"RecordUsage\""]),
     ("usage_queue_seconds", &[]),
     ("db_blocking_start_seconds", &[]),
@@ -17,15 +15,12 @@ const SERIES: [(&str, &[&str]); 7] = [
     ("db_transaction_seconds", &["part=\"statements\""]),
     ("db_transaction_seconds", &["part=\"service\""]),
     ("db_transaction_statements", &[]),
+    ("usage_transaction_events", &[]),
 ];
-
-/// `usage_transaction_events`: events per usage transaction.
-const EVENTS: &str = "usage_transaction_events";
 
 /// The series' sums and counts over all instances at one instant.
 pub struct StageSample {
-    series: [(f64, f64); 7],
-    events: (f64, f64),
+    series: [(f64, f64); 8],
 }
 
 /// Means over a phase: milliseconds per call or per transaction, and sizes.
@@ -53,21 +48,16 @@ fn mean((sum, count): (f64, f64)) -> f64 {
 }
 
 impl StageSample {
-    pub async fn take(metrics: &[SocketAddr]) -> anyhow::Result<Self> {
-        let mut sample = Self { series: [(0.0, 0.0); 7], events: (0.0, 0.0) };
-        for m in metrics {
-            let scrape = Scrape::from(*m).await?;
-            let read = |name: &str, labels: &[&str]| {
-                (scrape.sum(&format!("{name}_sum"), labels), scrape.sum(&format!("{name}_count"), labels))
-            };
-            for (total, (name, labels)) in sample.series.iter_mut().zip(SERIES) {
-                let (sum, count) = read(name, labels);
-                *total = (total.0 + sum, total.1 + count);
+    /// The series summed over `scrapes` (one per instance).
+    pub fn of(scrapes: &[Scrape]) -> Self {
+        let mut series = [(0.0, 0.0); 8];
+        for scrape in scrapes {
+            for (total, (name, labels)) in series.iter_mut().zip(SERIES) {
+                total.0 += scrape.sum(&format!("{name}_sum"), labels);
+                total.1 += scrape.sum(&format!("{name}_count"), labels);
             }
-            let (sum, count) = read(EVENTS, &[]);
-            sample.events = (sample.events.0 + sum, sample.events.1 + count);
         }
-        Ok(sample)
+        Self { series }
     }
 
     /// The means of what happened between `self` and `later`.
@@ -82,7 +72,7 @@ impl StageSample {
             statements_ms: ms(4),
             service_ms: ms(5),
             statements_per_transaction: mean(delta(6)),
-            events_per_transaction: mean((later.events.0 - self.events.0, later.events.1 - self.events.1)),
+            events_per_transaction: mean(delta(7)),
         }
     }
 }

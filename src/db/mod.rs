@@ -459,6 +459,7 @@ fn org_transaction<T, E: From<DbError>>(
 ) -> Result<T, TxFailure<E>> {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let started = std::time::Instant::now();
+    // Statements run on the connection outside a transaction are not this one's.
     timing::take(conn);
     // A UUID's text is hex digits and dashes, safe to write into the statement.
     let mut begin = format!("BEGIN; SELECT set_config('app.org_id', '{}', true)", org.uuid());

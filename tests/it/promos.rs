@@ -603,18 +603,13 @@ async fn another_orgs_promos_and_rewards_are_not_found() {
 /// The customer's `promotions_applied` (migration 2026-12-04-002400), read from the row
 /// the usage path locks.
 fn promotions_applied(conn: &mut diesel::PgConnection, customer: &str) -> i32 {
+    use billing::db::schema::customers;
     use diesel::prelude::*;
-    use diesel::sql_types::{Integer, Uuid};
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = Integer)]
-        promotions_applied: i32,
-    }
-    diesel::sql_query("SELECT promotions_applied FROM customers WHERE id = $1")
-        .bind::<Uuid, _>(customer.parse::<uuid::Uuid>().unwrap())
-        .get_result::<Count>(conn)
+    customers::table
+        .filter(customers::id.eq(customer.parse::<uuid::Uuid>().unwrap()))
+        .select(customers::promotions_applied)
+        .get_result(conn)
         .unwrap()
-        .promotions_applied
 }
 
 /// A usage transaction reads applied promotions only for customers whose locked row

@@ -220,6 +220,16 @@ pub struct ServeArgs {
     /// Most API keys cached per instance.
     #[arg(long, help_heading = "API keys", env = "API_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
     pub api_key_cache_capacity: usize,
+
+    /// How long an instance trusts a cached product (by id and by code, as usage names
+    /// it) without asking the database (updates and deletions reach every instance at
+    /// once regardless, by NOTIFY); 0 turns the cache off.
+    #[arg(long, help_heading = "Usage", env = "CATALOG_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub catalog_cache_ttl: Duration,
+
+    /// Most products cached per instance (each counts twice: by id and by code).
+    #[arg(long, help_heading = "Usage", env = "CATALOG_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub catalog_cache_capacity: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -300,6 +310,11 @@ impl ServeArgs {
     /// How the instance caches resolved API keys.
     pub fn key_cache(&self) -> crate::app::KeyCacheConfig {
         crate::app::KeyCacheConfig { ttl: self.api_key_cache_ttl, capacity: self.api_key_cache_capacity }
+    }
+
+    /// How the instance caches the catalog.
+    pub fn catalog_cache(&self) -> crate::app::CacheConfig {
+        crate::app::CacheConfig { ttl: self.catalog_cache_ttl, capacity: self.catalog_cache_capacity }
     }
 
     /// The TLS identity from `--tls-cert` / `--tls-key`, read from disk.

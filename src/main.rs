@@ -72,7 +72,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("installing metrics")?;
             billing::server::run(
                 config,
-                App::new(db).with_policy(args.policy()?).with_key_cache(args.key_cache()),
+                App::new(db)
+                    .with_policy(args.policy()?)
+                    .with_key_cache(args.key_cache())
+                    .with_product_cache(args.catalog_cache()),
                 db_config.url.clone(),
                 args.listen,
                 billing::server::termination_signal(),

@@ -293,7 +293,7 @@ impl Instance {
         let health = Health::new(ready);
         health.set(ServingStatus::NotServing).await;
         let (feed, mut tasks) = Feed::start(app.clone(), config.feed.clone(), stop.clone());
-        let channels = vec![feed.channel(), app.key_cache().channel()];
+        let channels = vec![feed.channel(), app.key_cache().channel(), app.product_cache().channel()];
         // The service's own connections log in as its role, like the pool's; only the
         // migrations use `database_url`, the owner's.
         let login_url = app.db().login_url().to_owned();

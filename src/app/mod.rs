@@ -15,8 +15,10 @@ pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod key_cache;
+pub mod notice_cache;
 pub mod partitions;
 pub mod policy;
+pub mod product_cache;
 pub mod products;
 pub mod promos;
 pub mod request_ids;
@@ -31,7 +33,9 @@ pub mod violations;
 
 pub use error::AppError;
 pub use key_cache::{KeyCache, KeyCacheConfig, Revocation};
+pub use notice_cache::CacheConfig;
 pub use policy::Policy;
+pub use product_cache::ProductCache;
 pub use tenancy::Caller;
 
 use std::sync::Arc;
@@ -50,6 +54,7 @@ pub struct App {
     db: Db,
     policy: Policy,
     keys: KeyCache,
+    products: ProductCache,
     /// The deployment's token secret, read from the database once.
     token_secret: Arc<tokio::sync::OnceCell<TokenSecret>>,
 }
@@ -61,6 +66,7 @@ impl App {
             db,
             policy: Policy::default(),
             keys: KeyCache::new(KeyCacheConfig::default()),
+            products: ProductCache::new(CacheConfig::default()),
             token_secret: Arc::default(),
         }
     }
@@ -73,6 +79,16 @@ impl App {
     /// The instance's cache of resolved API keys.
     pub fn key_cache(&self) -> &KeyCache {
         &self.keys
+    }
+
+    /// The same application with a catalog cache configured as `config`.
+    pub fn with_product_cache(self, config: CacheConfig) -> Self {
+        Self { products: ProductCache::new(config), ..self }
+    }
+
+    /// The instance's cache of the catalog, as the usage path reads it.
+    pub fn product_cache(&self) -> &ProductCache {
+        &self.products
     }
 
     /// The same application under `policy`.

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 
 use super::balance_alerts::settle_alerts;
 use super::customers::require_customer;
+use super::product_cache::ProductCache;
 use super::usage::{
     EventInput, UsageOutcome, Writes, decide, judge, load_state, only_result, pack, persist, unpack,
 };
@@ -97,9 +98,10 @@ fn judge_locked(
     org: OrgId,
     event: &UsageEvent,
     (now, policy): (DateTime<Utc>, super::Policy),
+    catalog: &ProductCache,
 ) -> Result<super::usage::Judgement, AppError> {
     let inputs = [EventInput { prefix: String::new(), event: Ok(event.clone()) }];
-    let state = load_state(conn, org, &inputs, (true, None), (now, policy))?;
+    let state = load_state(conn, org, &inputs, (true, None), (now, policy), catalog)?;
     judge(&state, event, (now, policy))
 }
 
@@ -118,7 +120,7 @@ impl App {
     /// Holds what limits and balances allow of a request; a repeat of its request id
     /// returns the first answer.
     pub async fn reserve(&self, org: OrgId, req: ReserveRequest) -> Result<HoldReply, AppError> {
-        let policy = self.policy();
+        let (policy, catalog) = (self.policy(), self.products.clone());
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -136,7 +138,7 @@ impl App {
                     return Ok(HoldReply { reservation: stored.subject.as_of(now), answer, replayed: true });
                 }
                 let event = UsageEvent { timestamp: now, ..req.event.clone() };
-                let judged = judge_locked(conn, org, &event, (now, policy))?;
+                let judged = judge_locked(conn, org, &event, (now, policy), &catalog)?;
                 let product = judged.product;
                 let answer = hold_answer(&ask, judged);
                 let denied = answer.grant == Grant::Denied;
@@ -170,7 +172,7 @@ impl App {
     /// Adds what limits and balances allow of more units to an open reservation and / or
     /// moves its expiry; a repeat of its request id returns the first answer.
     pub async fn extend_reservation(&self, org: OrgId, req: ExtendRequest) -> Result<HoldReply, AppError> {
-        let policy = self.policy();
+        let (policy, catalog) = (self.policy(), self.products.clone());
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -190,7 +192,7 @@ impl App {
                 let r = reservation(conn, org, req.reservation, false)?;
                 // The additional units are judged in the windows the hold counts in.
                 let event = r.usage(String::new(), req.ask.requested, None);
-                let judged = judge_locked(conn, org, &event, (now, policy))?;
+                let judged = judge_locked(conn, org, &event, (now, policy), &catalog)?;
                 let mut r = reservation(conn, org, req.reservation, true)?.as_of(now);
                 check_extendable(r.state).map_err(not_open)?;
                 let answer = hold_answer(&req.ask, judged);
@@ -225,7 +227,7 @@ impl App {
         org: OrgId,
         s: Settlement,
     ) -> Result<(Reservation, UsageOutcome), AppError> {
-        let policy = self.policy();
+        let (policy, catalog) = (self.policy(), self.products.clone());
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -235,7 +237,7 @@ impl App {
                     event: Ok(r.usage(s.event_id.clone(), s.used, s.at)),
                 }];
                 // Its own hold ends with this transaction: the usage replaces it.
-                let mut state = load_state(conn, org, &inputs, (true, Some(r.id)), (now, policy))?;
+                let mut state = load_state(conn, org, &inputs, (true, Some(r.id)), (now, policy), &catalog)?;
                 let mut r = reservation(conn, org, s.reservation, true)?.as_of(now);
                 let step = commit_step(r.state, r.event_id.as_deref(), &s.event_id).map_err(not_open)?;
                 let mut writes = Writes::default();

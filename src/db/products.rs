@@ -83,6 +83,11 @@ impl TryFrom<ProductRow> for Product {
     }
 }
 
+/// The channel on which the database announces, when it commits, that a product of the
+/// organization named by the payload was updated or deleted (the trigger
+/// `products_changed`, whoever the writer).
+pub const CHANGED_CHANNEL: &str = "billing_products";
+
 pub fn insert(conn: &mut PgConnection, org: OrgId, p: &Product) -> Result<(), DbError> {
     diesel::insert_into(products::table).values(NewProductRow::of(org, p)).execute(conn)?;
     Ok(())

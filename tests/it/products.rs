@@ -187,3 +187,112 @@ async fn a_stale_etag_refuses_update_and_delete_and_changes_nothing() {
         c.get_product(pb::GetProductRequest { id: created.id.clone() }).await.unwrap().into_inner().product;
     assert_eq!(now.unwrap().name, "First", "neither the stale update nor the stale delete changed anything");
 }
+
+/// The catalog cache of an instance that keeps products for an hour, and a usage client
+/// on it that has recorded CREED once the cache holds it (until the instance's listener
+/// is up, nothing is cached and every event reads the product).
+async fn caching_creed(
+    a: &TestServer,
+    t: &crate::support::fixtures::Tenant,
+) -> (TestServer, billing::proto::v1::usage_service_client::UsageServiceClient<crate::support::server::Authed>)
+{
+    use crate::support::fixtures::{event, record, usage_client};
+    use billing::domain::usage::ProductRef;
+
+    let hour = billing::app::CacheConfig { ttl: std::time::Duration::from_secs(3600), capacity: 100 };
+    let b =
+        TestServer::start_with_app(std::sync::Arc::clone(&a.db), |app| app.with_product_cache(hour)).await;
+    let org = b.org_of(&t.key).await;
+    let on_b = usage_client(&b, &t.key).await;
+    let mut n = 0;
+    crate::support::wait_until("B caches CREED", || {
+        n += 1;
+        let (mut on_b, e) = (on_b.clone(), event(t, &format!("warm-{n}"), "CREED", "1", "1"));
+        let b = &b;
+        async move {
+            record(&mut on_b, e).await.expect("CREED is a product");
+            b.app.product_cache().get(org, &ProductRef::Code("CREED".into())).is_some()
+        }
+    })
+    .await;
+    (b, on_b)
+}
+
+/// Instance B keeps products for an hour, so only the update's notice can explain B
+/// using the product renamed through instance A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_renamed_on_one_instance_is_used_renamed_by_another_that_cached_it() {
+    use crate::support::fixtures::{Tenant, event, record};
+
+    let a = TestServer::start().await;
+    let t = Tenant::create(&a, "Acme").await;
+    let (_b, mut on_b) = caching_creed(&a, &t).await;
+
+    let mut products = a.products(&t.key).await;
+    let current = products
+        .get_product(pb::GetProductRequest { id: t.vod.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let rename = pb::UpdateProductRequest {
+        product: Some(pb::Product {
+            id: t.vod.clone(),
+            etag: current.etag,
+            code: "RENAMED".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(FieldMask { paths: vec!["code".into()] }),
+    };
+    products.update_product(rename).await.expect("rename on A");
+
+    crate::support::wait_until("B no longer knows CREED", || {
+        let (mut on_b, e) = (on_b.clone(), event(&t, "after-rename", "CREED", "1", "1"));
+        async move { record(&mut on_b, e).await.is_err_and(|s| s.code() == Code::InvalidArgument) }
+    })
+    .await;
+    let renamed = record(&mut on_b, event(&t, "renamed", "RENAMED", "1", "1")).await.expect("RENAMED on B");
+    assert!(!renamed.replayed);
+}
+
+/// A cached product is used without reading it: renamed behind every instance's back
+/// (the change's trigger disabled, so no notice), B still takes the old code, which an
+/// instance that reads the database refuses; a change made in SQL with the trigger in
+/// place reaches B like one made through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_product_is_used_without_a_read_and_any_writer_announces_its_changes() {
+    use diesel::connection::SimpleConnection;
+
+    use crate::support::fixtures::{Tenant, event, record, usage_client};
+
+    let a = TestServer::start_with_app(std::sync::Arc::new(crate::support::db::TestDb::create()), |app| {
+        app.with_product_cache(billing::app::CacheConfig { ttl: std::time::Duration::ZERO, capacity: 1 })
+    })
+    .await;
+    let t = Tenant::create(&a, "Acme").await;
+    let (_b, mut on_b) = caching_creed(&a, &t).await;
+    let mut owner = a.db.connect();
+    owner
+        .batch_execute(
+            "BEGIN; ALTER TABLE products DISABLE TRIGGER products_changed;
+             UPDATE products SET code = 'QUIET' WHERE code = 'CREED';
+             ALTER TABLE products ENABLE TRIGGER products_changed; COMMIT;",
+        )
+        .unwrap();
+    let mut on_a = usage_client(&a, &t.key).await;
+    let refused = record(&mut on_a, event(&t, "on-a", "CREED", "1", "1")).await;
+    assert_eq!(
+        refused.map_err(|s| s.code()).err(),
+        Some(Code::InvalidArgument),
+        "A (no cache) reads the rename"
+    );
+    record(&mut on_b, event(&t, "on-b", "CREED", "1", "1")).await.expect("B uses its cached CREED");
+
+    owner.batch_execute("UPDATE products SET name = 'Renamed in SQL' WHERE code = 'QUIET'").unwrap();
+    crate::support::wait_until("B forgets CREED", || {
+        let (mut on_b, e) = (on_b.clone(), event(&t, "after-sql", "CREED", "1", "1"));
+        async move { record(&mut on_b, e).await.is_err_and(|s| s.code() == Code::InvalidArgument) }
+    })
+    .await;
+}

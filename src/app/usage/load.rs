@@ -6,12 +6,14 @@ use super::*;
 /// Loads what deciding `inputs` at `now` needs; with `record`, locks the customers and
 /// their balances. Every reservation open at `now` holds its amounts, except `settling`
 /// (the one whose usage is being recorded: its hold ends in the same transaction).
+/// Products come from `catalog` where it holds them.
 pub(in crate::app) fn load_state(
     conn: &mut Conn,
     org: OrgId,
     inputs: &[EventInput],
     (record, settling): (bool, Option<ReservationId>),
     (now, policy): (DateTime<Utc>, Policy),
+    catalog: &ProductCache,
 ) -> Result<BatchState, AppError> {
     let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
     customer_ids.sort();
@@ -59,8 +61,8 @@ pub(in crate::app) fn load_state(
     let keys: Vec<WindowKey> = keys.into_iter().collect();
     let db::usage::WindowRows { totals, alerts } = db::usage::load_windows(conn, org, &keys)?;
 
-    // Every product the decisions name, in one round trip: the events' (by id or code),
-    // and those of the totals and holds the limits count.
+    // Every product the decisions name, from the instance's catalog or else in one round
+    // trip: the events' (by id or code), and those of the totals and holds the limits count.
     let mut ids: HashSet<ProductId> = HashSet::new();
     let mut codes: HashSet<String> = HashSet::new();
     for e in valid_events(inputs) {
@@ -73,10 +75,7 @@ pub(in crate::app) fn load_state(
     let ids: Vec<ProductId> = ids.into_iter().collect();
     let codes: Vec<String> = codes.into_iter().collect();
     let products: HashMap<ProductId, Product> =
-        db::products::get_many_by_id_or_code(conn, org, &ids, &codes)?
-            .into_iter()
-            .map(|p| (p.id, p))
-            .collect();
+        catalog.find(conn, org, &ids, &codes)?.into_iter().map(|p| (p.id, p)).collect();
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
     let mut usage: HashMap<CustomerId, CustomerUsage> = customers

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::credit_types::undeclared;
 use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries};
+use super::product_cache::ProductCache;
 use super::{App, AppError, Policy, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::usage::{AlertRow, EventToStore, StoredAnswer, StoredEvent, TotalRow, WindowKey};
@@ -165,7 +166,7 @@ impl App {
         org: OrgId,
         inputs: Arc<[EventInput]>,
     ) -> Result<Vec<EventResult>, AppError> {
-        let policy = self.policy();
+        let (policy, catalog) = (self.policy(), self.products.clone());
         if valid_events(&inputs).next().is_none() {
             // Nothing valid to decide: each answer is its own error, no transaction needed.
             let results = decide(&mut BatchState::default(), &inputs, None, (clock::now(), policy))?;
@@ -175,7 +176,7 @@ impl App {
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, (true, None), (now, policy))?;
+                let mut state = load_state(conn, org, &inputs, (true, None), (now, policy), &catalog)?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
                 persist(conn, org, &inputs, &state, writes, &mut results, (now, policy.late_usage_grace))?;
@@ -187,12 +188,12 @@ impl App {
 
     /// The decision recording `input` would take now, recording nothing.
     pub async fn check_usage(&self, org: OrgId, input: EventInput) -> Result<UsageOutcome, AppError> {
-        let policy = self.policy();
+        let (policy, catalog) = (self.policy(), self.products.clone());
         self.db()
             .transaction(org, move |conn| {
                 let inputs = [input.clone()];
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, (false, None), (now, policy))?;
+                let mut state = load_state(conn, org, &inputs, (false, None), (now, policy), &catalog)?;
                 only_result(decide(&mut state, &inputs, None, (now, policy))?)
             })
             .await

@@ -56,10 +56,7 @@ impl<'a> NewCustomerRow<'a> {
 impl TryFrom<CustomerRow> for Customer {
     type Error = DbError;
     fn try_from(r: CustomerRow) -> Result<Self, DbError> {
-        let time_zone = r
-            .time_zone
-            .parse()
-            .map_err(|_| DbError::Other(format!("stored time zone {:?} is unknown", r.time_zone)))?;
+        let time_zone = parse_time_zone(&r.time_zone)?;
         Ok(Customer {
             id: CustomerId(r.id),
             external_id: r.external_id,
@@ -71,6 +68,11 @@ impl TryFrom<CustomerRow> for Customer {
             by: Authorship::of(r.created_by, r.updated_by),
         })
     }
+}
+
+/// A stored time zone's name as a time zone.
+pub(super) fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, DbError> {
+    name.parse().map_err(|_| DbError::Other(format!("stored time zone {name:?} is unknown")))
 }
 
 pub fn insert(conn: &mut PgConnection, org: OrgId, c: &Customer) -> Result<(), DbError> {
@@ -173,11 +175,22 @@ pub fn get_many(
     ids: &[CustomerId],
     lock: bool,
 ) -> Result<Vec<Customer>, DbError> {
-    Ok(get_many_with_extras(conn, org, ids, lock)?.into_iter().map(|(c, _)| c).collect())
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
+    let q = customers::table
+        .filter(customers::org_id.eq(org.uuid()))
+        .filter(customers::id.eq_any(ids))
+        .order(customers::id)
+        .select(CustomerRow::as_select());
+    let rows: Vec<CustomerRow> = if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
+    rows.into_iter().map(Customer::try_from).collect()
 }
 
 /// What a usage decision must read beyond a customer's own fields, kept on its row so
-/// the statement that locks it tells (see the reservations migration).
+/// the statement that locks it tells (see the reservations migration and
+/// `db::usage_start`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
     /// No reservation of the customer holds anything from this instant on.
@@ -187,36 +200,6 @@ pub struct Extras {
     /// How many promotions were ever applied to it (removed ones included): none means
     /// there are no applied promotions to read.
     pub promotions_applied: i32,
-}
-
-/// [`get_many`], each customer with its [`Extras`].
-pub fn get_many_with_extras(
-    conn: &mut PgConnection,
-    org: OrgId,
-    ids: &[CustomerId],
-    lock: bool,
-) -> Result<Vec<(Customer, Extras)>, DbError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
-    let q = customers::table
-        .filter(customers::org_id.eq(org.uuid()))
-        .filter(customers::id.eq_any(ids))
-        .order(customers::id)
-        .select((
-            CustomerRow::as_select(),
-            customers::holds_until,
-            customers::balance_alerts,
-            customers::promotions_applied,
-        ));
-    let rows: Vec<(CustomerRow, Option<DateTime<Utc>>, i32, i32)> =
-        if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
-    rows.into_iter()
-        .map(|(row, holds_until, balance_alerts, promotions_applied)| {
-            Ok((Customer::try_from(row)?, Extras { holds_until, balance_alerts, promotions_applied }))
-        })
-        .collect()
 }
 
 /// Notes that a reservation of the customer may hold until `until`.

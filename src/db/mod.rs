@@ -47,6 +47,7 @@ mod timing;
 pub mod tls;
 pub mod usage;
 pub mod usage_events;
+pub mod usage_start;
 pub mod violations;
 pub mod writes;
 

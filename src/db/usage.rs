@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Date, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Date, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -44,18 +44,6 @@ impl StoredAnswer {
     }
 }
 
-#[derive(QueryableByName, Debug)]
-struct RawStoredEvent {
-    #[diesel(sql_type = Text)]
-    event_id: String,
-    #[diesel(sql_type = Bytea)]
-    fingerprint: Vec<u8>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    outcome_packed: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    outcome: Option<serde_json::Value>,
-}
-
 /// A decided event as stored: its fingerprint and the answer it got.
 #[derive(Debug)]
 pub struct StoredEvent {
@@ -76,9 +64,6 @@ pub struct EventToStore<'a> {
     pub outcome: Vec<u8>,
 }
 
-/// The stored events among `$2` (event ids) of org `$1`.
-const FIND_EVENTS: &str = include_str!("sql/usage_find_events.sql");
-
 /// The totals and alert levels of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
 const LOAD_WINDOWS: &str = include_str!("sql/usage_load_windows.sql");
 
@@ -86,7 +71,11 @@ const LOAD_WINDOWS: &str = include_str!("sql/usage_load_windows.sql");
 /// probe of their plans must name (the key, not only the org): `tests/it/plans.rs`
 /// checks their plans made on tables analyzed empty.
 pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 2] = [
-    (FIND_EVENTS, "uuid, text[]", &["event_id = wanted.event_id", "id = k.id"]),
+    (
+        super::usage_start::LOCKING,
+        "uuid, uuid[], text[]",
+        &["id = asked.id", "event_id = wanted.event_id", "id = k.id"],
+    ),
     // The windows' second scan is `w_1` in a plan.
     (
         LOAD_WINDOWS,
@@ -94,29 +83,6 @@ pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 2] = [
         &["customer_id = w.customer_id", "customer_id = w_1.customer_id"],
     ),
 ];
-
-/// The stored events among `event_ids`.
-pub fn find_events(
-    conn: &mut PgConnection,
-    org: OrgId,
-    event_ids: &[String],
-) -> Result<Vec<StoredEvent>, DbError> {
-    if event_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // One index probe per id whatever the statistics say (see above); the key
-    // names the event's month, so each stored event is read from its one partition.
-    let rows: Vec<RawStoredEvent> =
-        prepared(FIND_EVENTS).bind::<SqlUuid, _>(org.uuid()).bind::<Array<Text>, _>(event_ids).load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| StoredEvent {
-            event_id: r.event_id,
-            fingerprint: r.fingerprint,
-            answer: StoredAnswer::of(r.outcome_packed, r.outcome),
-        })
-        .collect())
-}
 
 /// A window of one customer whose totals are wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -662,3 +662,40 @@ async fn a_chunk_that_fails_after_others_were_recorded_answers_its_events_with_t
     assert!(replayed[..CHUNK].iter().all(|r| *r) && replayed[CHUNK..].iter().all(|r| !*r));
     assert_eq!((recorded(&mut watcher, &t.customer_id), recorded(&mut watcher, &b)), (n, n));
 }
+
+/// The same event sent to two instances while its customer is locked: both usage
+/// transactions read stored events before they get the lock (in the statement that
+/// waits for it), so the second to get it does not see the event the first stored and
+/// decides it again; its write fails on the event's key and is retried, and the retry
+/// answers the replay. One event stored, one drawdown, one fresh answer and one replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_sent_to_two_instances_while_its_customer_is_locked_is_recorded_once_and_replayed_once() {
+    let a = TestServer::start().await;
+    let b = TestServer::start_on(Arc::clone(&a.db)).await;
+    let t = Tenant::create(&a, "Acme").await;
+    let mut c = commits(&a, &t.key).await;
+    let commit = create_commit(&mut c, prepaid(&t, "50", "1", long_ago(), far_ahead())).await;
+    let mut holder = lock_customer(&a, &t.customer_id);
+    let (mut via_a, mut via_b) = (usage_client(&a, &t.key).await, usage_client(&b, &t.key).await);
+    let (ea, eb) = (event(&t, "twice", "CREED", "1", "10"), event(&t, "twice", "CREED", "1", "10"));
+    let on_a = tokio::spawn(async move { record(&mut via_a, ea).await });
+    let on_b = tokio::spawn(async move { record(&mut via_b, eb).await });
+    a.db.wait_for_lock_waiters(2, "both instances wait for the customer").await;
+    holder.batch_execute("ROLLBACK").unwrap();
+
+    let answers = [on_a.await.unwrap().expect("A answers"), on_b.await.unwrap().expect("B answers")];
+    let mut replayed: Vec<bool> = answers.iter().map(|o| o.replayed).collect();
+    replayed.sort();
+    assert_eq!(replayed, [false, true], "one fresh answer, one replay");
+    assert_eq!(answers[0].drawdowns, answers[1].drawdowns, "the replay is the first answer");
+    assert_eq!(recorded(&mut a.db.connect(), &t.customer_id), 1);
+    let balance = c
+        .get_commit_balance(pb::GetCommitBalanceRequest { commit_id: commit.id.clone(), at: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .balance
+        .unwrap()
+        .amount;
+    assert_eq!(balance, "40", "drawn once");
+}

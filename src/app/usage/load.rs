@@ -18,23 +18,22 @@ pub(in crate::app) fn load_state(
     let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
     customer_ids.sort();
     customer_ids.dedup();
-    // Locks first, in id order: the order every balance-changing transaction uses.
-    // The locked rows say which customers may have open holds, have balance alerts or
-    // have had promotions applied: only those cost the statements that read them.
-    let locked = db::customers::get_many_with_extras(conn, org, &customer_ids, record)?;
-    let holding: Vec<CustomerId> =
-        locked.iter().filter(|(_, x)| x.holds_until.is_some_and(|t| t > now)).map(|(c, _)| c.id).collect();
-    let alerting: Vec<CustomerId> =
-        locked.iter().filter(|(_, x)| x.balance_alerts > 0).map(|(c, _)| c.id).collect();
-    let promoted: Vec<CustomerId> =
-        locked.iter().filter(|(_, x)| x.promotions_applied > 0).map(|(c, _)| c.id).collect();
-    let customers: Vec<Customer> = locked.into_iter().map(|(c, _)| c).collect();
     // A check of an event already recorded answers its replay, so stored events are
     // looked up either way (a check may carry no id: nothing to find then).
     let ids: Vec<String> =
         valid_events(inputs).map(|e| e.event_id.clone()).filter(|id| !id.is_empty()).collect();
-    let stored =
-        db::usage::find_events(conn, org, &ids)?.into_iter().map(|s| (s.event_id.clone(), s)).collect();
+    // Locks first, in id order: the order every balance-changing transaction uses; the
+    // stored events come in the same round trip. The locked rows say which customers may
+    // have open holds, have balance alerts or have had promotions applied: only those
+    // cost the statements that read them.
+    let (customers, stored) = db::usage_start::customers_and_events(conn, org, &customer_ids, &ids, record)?;
+    let stored = stored.into_iter().map(|s| (s.event_id.clone(), s)).collect();
+    let holding: Vec<CustomerId> =
+        customers.iter().filter(|c| c.extras.holds_until.is_some_and(|t| t > now)).map(|c| c.id).collect();
+    let alerting: Vec<CustomerId> =
+        customers.iter().filter(|c| c.extras.balance_alerts > 0).map(|c| c.id).collect();
+    let promoted: Vec<CustomerId> =
+        customers.iter().filter(|c| c.extras.promotions_applied > 0).map(|c| c.id).collect();
 
     let holds: Vec<Reservation> = if holding.is_empty() {
         Vec::new()

@@ -33,7 +33,6 @@ use crate::db::{self, Conn, DbError};
 use crate::domain::allowance::AllowanceLimits;
 use crate::domain::commit::balance::LedgerEntry;
 use crate::domain::credit_type::is_custom;
-use crate::domain::customer::Customer;
 use crate::domain::ids::{CustomerId, OrgId, ProductId, ReservationId};
 use crate::domain::limits::{
     AlertKey, CustomerUsage, Decision, EventFacts, LimitCheck, Totals, TotalsKey, UsageLine,

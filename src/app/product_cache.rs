@@ -4,14 +4,14 @@
 //! organization, and every instance forgets that organization's products; see
 //! [`NoticeCache`] for what keeps this correct.
 
+use std::sync::Arc;
+
 use super::notice_cache::{CacheConfig, NoticeCache};
 use crate::db::listen::{Channel, Link};
 use crate::db::{self, Conn, DbError};
 use crate::domain::ids::{OrgId, ProductId};
 use crate::domain::product::Product;
 use crate::domain::usage::ProductRef;
-
-use std::sync::Arc;
 
 /// The per-instance catalog; cheap to share.
 #[derive(Clone)]

@@ -49,22 +49,16 @@ impl ProductCache {
         codes: &[String],
     ) -> Result<Vec<Product>, DbError> {
         let mut found = Vec::new();
-        let mut missing_ids = Vec::new();
-        for id in ids {
-            match self.get(org, &ProductRef::Id(*id)) {
-                Some(p) => found.push(p),
-                None => missing_ids.push(*id),
+        let (mut missing_ids, mut missing_codes) = (Vec::new(), Vec::new());
+        let named =
+            ids.iter().map(|id| ProductRef::Id(*id)).chain(codes.iter().cloned().map(ProductRef::Code));
+        for named in named {
+            let key = (org, named);
+            match (self.products.get(&key), key.1) {
+                (Some(p), _) => found.push(p),
+                (None, ProductRef::Id(id)) => missing_ids.push(id),
+                (None, ProductRef::Code(code)) => missing_codes.push(code),
             }
-        }
-        let mut missing_codes = Vec::new();
-        for code in codes {
-            match self.get(org, &ProductRef::Code(code.clone())) {
-                Some(p) => found.push(p),
-                None => missing_codes.push(code.clone()),
-            }
-        }
-        if missing_ids.is_empty() && missing_codes.is_empty() {
-            return Ok(found);
         }
         let ticket = self.products.ticket();
         let loaded = db::products::get_many_by_id_or_code(conn, org, &missing_ids, &missing_codes)?;

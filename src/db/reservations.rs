@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ use super::schema::{reservation_extensions, usage_reservations};
 use crate::domain::ids::{CustomerId, OrgId, ProductId, ReservationId};
 use crate::domain::reservation::{Amounts, Reservation, State};
 
-#[derive(Queryable, Selectable, Insertable, Debug)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, Debug)]
 #[diesel(table_name = usage_reservations, check_for_backend(diesel::pg::Pg))]
 struct ReservationRow {
     org_id: Uuid,
@@ -160,7 +161,10 @@ pub fn by_request_id(
         .transpose()
 }
 
-/// The reservations of `customers` holding something at `now`.
+/// The holds of customers `$2` of org `$1` in state `$3` (OPEN) at `$4`.
+pub const OPEN_HOLDS: &str = include_str!("sql/reservations_open_holds.sql");
+
+/// The reservations of `customers` holding something at `now`, in id order.
 pub fn open_holds(
     conn: &mut PgConnection,
     org: OrgId,
@@ -168,13 +172,11 @@ pub fn open_holds(
     now: DateTime<Utc>,
 ) -> Result<Vec<Reservation>, DbError> {
     let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
-    let rows = usage_reservations::table
-        .filter(usage_reservations::org_id.eq(org.uuid()))
-        .filter(usage_reservations::customer_id.eq_any(ids))
-        .filter(usage_reservations::state.eq(State::Open.as_str()))
-        .filter(usage_reservations::expires_at.gt(now))
-        .order(usage_reservations::id)
-        .select(ReservationRow::as_select())
+    let rows: Vec<ReservationRow> = prepared(OPEN_HOLDS)
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Text, _>(State::Open.as_str())
+        .bind::<Timestamptz, _>(now)
         .load(conn)?;
     reservations(rows)
 }
@@ -212,7 +214,7 @@ pub fn due(
     limit: i64,
 ) -> Result<Vec<(OrgId, ReservationId)>, DbError> {
     let rows = prepared("SELECT org_id, id FROM billing_due_reservations($1, $2)")
-        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now)
         .bind::<diesel::sql_types::BigInt, _>(limit)
         .load::<super::OrgAndId>(conn)?;
     Ok(rows.into_iter().map(|r| (OrgId(r.org_id), ReservationId(r.id))).collect())

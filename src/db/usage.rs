@@ -67,10 +67,11 @@ pub struct EventToStore<'a> {
 /// The totals and alert levels of org `$1` in the windows `($2 customer, $3 kind, $4 first day)`.
 const LOAD_WINDOWS: &str = include_str!("sql/usage_load_windows.sql");
 
-/// The lookups by a batch's keys, with their parameter types and the column every index
-/// probe of their plans must name (the key, not only the org): `tests/it/plans.rs`
-/// checks their plans made on tables analyzed empty.
-pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 2] = [
+/// The lookups by a batch's keys (the customers' open holds among them), with their
+/// parameter types and the column every index probe of their plans must name (the key,
+/// not only the org): `tests/it/plans.rs` checks their plans made on tables analyzed
+/// empty.
+pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 3] = [
     (
         super::usage_start::LOCKING,
         "uuid, uuid[], text[]",
@@ -82,6 +83,7 @@ pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 2] = [
         "uuid, uuid[], text[], date[]",
         &["customer_id = w.customer_id", "customer_id = w_1.customer_id"],
     ),
+    (super::reservations::OPEN_HOLDS, "uuid, uuid[], text, timestamptz", &["customer_id = asked.id"]),
 ];
 
 /// A window of one customer whose totals are wanted.

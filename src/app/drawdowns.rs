@@ -505,7 +505,7 @@ impl App {
             .transaction(org, move |conn| {
                 // The customer lock comes first so a concurrent call with the same key
                 // waits here and then finds the first one's record.
-                let Some(c) = db::customers::get_many(conn, org, &[customer], true)?.pop() else {
+                let Some(c) = db::customers::get_locked(conn, org, customer)? else {
                     return Err(AppError::not_found("customer", customer));
                 };
                 if let Some(previous) = db::drawdowns::find(conn, org, &key)? {

@@ -172,9 +172,7 @@ impl App {
                 let missing = || AppError::not_found(RESOURCE, &event_id);
                 let found = db::usage_events::get(conn, org, &event_id, false)?.ok_or_else(missing)?;
                 // The customer's lock first, as every writer of its balances takes it.
-                let customer = db::customers::get_many(conn, org, &[found.customer()], true)?
-                    .pop()
-                    .ok_or_else(missing)?;
+                let customer = db::customers::get_locked(conn, org, found.customer())?.ok_or_else(missing)?;
                 let e = db::usage_events::get(conn, org, &event_id, true)?.ok_or_else(missing)?;
                 if e.voided_at.is_some() {
                     return Ok((recorded(e)?, true));

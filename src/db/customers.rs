@@ -167,25 +167,18 @@ pub fn exists(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<boo
         .get_result(conn)?)
 }
 
-/// The customers among `ids`, in id order; locked (FOR NO KEY UPDATE, in that order)
-/// when `lock`, as every balance-changing transaction locks its customers first.
-pub fn get_many(
-    conn: &mut PgConnection,
-    org: OrgId,
-    ids: &[CustomerId],
-    lock: bool,
-) -> Result<Vec<Customer>, DbError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = ids.iter().map(|c| c.uuid()).collect();
-    let q = customers::table
-        .filter(customers::org_id.eq(org.uuid()))
-        .filter(customers::id.eq_any(ids))
-        .order(customers::id)
-        .select(CustomerRow::as_select());
-    let rows: Vec<CustomerRow> = if lock { q.for_no_key_update().load(conn)? } else { q.load(conn)? };
-    rows.into_iter().map(Customer::try_from).collect()
+/// Reads the customer and locks it FOR NO KEY UPDATE, as every balance-changing
+/// transaction locks its customers first (a usage transaction locks its batch's in
+/// `db::usage_start`).
+pub fn get_locked(conn: &mut PgConnection, org: OrgId, id: CustomerId) -> Result<Option<Customer>, DbError> {
+    customers::table
+        .find((org.uuid(), id.uuid()))
+        .select(CustomerRow::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .optional()?
+        .map(Customer::try_from)
+        .transpose()
 }
 
 /// What a usage decision must read beyond a customer's own fields, kept on its row so

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -215,7 +215,7 @@ pub fn due(
 ) -> Result<Vec<(OrgId, ReservationId)>, DbError> {
     let rows = prepared("SELECT org_id, id FROM billing_due_reservations($1, $2)")
         .bind::<Timestamptz, _>(now)
-        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .bind::<BigInt, _>(limit)
         .load::<super::OrgAndId>(conn)?;
     Ok(rows.into_iter().map(|r| (OrgId(r.org_id), ReservationId(r.id))).collect())
 }

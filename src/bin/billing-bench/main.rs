@@ -96,9 +96,9 @@ struct Args {
     /// measure recording on tables of a long-lived deployment.
     #[arg(long, default_value_t = 0)]
     prefill_events: i64,
-    /// Idle time before the load, after autovacuum has finished, the file systems are
-    /// flushed and write-back has drained (which always happens): lets a machine that
-    /// just wrote gigabytes calm.
+    /// Idle time before the load, after autovacuum has finished, a checkpoint, the file
+    /// systems are flushed and write-back has drained (which always happens): lets a
+    /// machine that just wrote gigabytes calm.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     settle: Duration,
     /// Where the report (Markdown) and the instances' logs are written.
@@ -212,7 +212,10 @@ async fn main() -> anyhow::Result<()> {
     // scan a whole org where an index finds one customer's rows.
     cluster.analyze().await?;
     let settled = settle::settle(&cluster.database_url, args.settle).await?;
-    eprintln!("settled: autovacuum done, write-back drained and {:?} idle in {settled:.0?}", args.settle);
+    eprintln!(
+        "settled: autovacuum done, checkpointed, write-back drained and {:?} idle in {settled:.0?}",
+        args.settle
+    );
     let target = Target {
         channels: channels.clone(),
         key: cluster.key.clone(),

@@ -2,8 +2,16 @@
 //! the previous run's database dropped) the kernel keeps writing back for minutes, and a
 //! load measured meanwhile is 35 to 60% slower on a two-core machine, more than any
 //! effect the benchmark looks for.
+//!
+//! Every run's load also starts right after a checkpoint. The first change to a page
+//! after a checkpoint writes the whole page to the WAL; a run whose load starts right
+//! after one (a prefilled run always did, its prefill checkpointed) pays those images
+//! for every page it touches first, a run whose last checkpoint was minutes earlier does
+//! not, and prefilled and empty runs would not be measured alike.
 
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use crate::cluster::sql_client;
 
@@ -31,9 +39,10 @@ async fn autovacuum_workers(client: &tokio_postgres::Client) -> anyhow::Result<i
     Ok(row.get(0))
 }
 
-/// Flushes the file systems, waits until nothing is left to write back and no
-/// autovacuum worker runs (after millions of rows written it vacuums and analyzes them,
-/// on the same two cores as the load), then idles for `pause`; returns how long it took.
+/// Waits until no autovacuum worker runs (after millions of rows written it vacuums and
+/// analyzes them, on the same two cores as the load), checkpoints, flushes the file
+/// systems and waits until nothing is left to write back, then idles for `pause`;
+/// returns how long it took.
 pub async fn settle(database_url: &str, pause: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let client = sql_client(database_url, "the settle check").await?;
@@ -48,6 +57,7 @@ pub async fn settle(database_url: &str, pause: Duration) -> anyhow::Result<Durat
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    client.batch_execute("CHECKPOINT").await.context("the checkpoint before the load")?;
     // `sync` returns once everything dirty is on disk; it blocks, so off the runtime.
     tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await??;
     while let Some(pending) = pending_writeback().filter(|b| *b > QUIET_BYTES) {

@@ -71,12 +71,9 @@ const LOAD_WINDOWS: &str = include_str!("sql/usage_load_windows.sql");
 /// parameter types and the column every index probe of their plans must name (the key,
 /// not only the org): `tests/it/plans.rs` checks their plans made on tables analyzed
 /// empty.
-pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 3] = [
-    (
-        super::usage_start::LOCKING,
-        "uuid, uuid[], text[]",
-        &["id = asked.id", "event_id = wanted.event_id", "id = k.id"],
-    ),
+pub const KEY_LOOKUPS: [(&str, &str, &[&str]); 4] = [
+    (super::usage_start::LOCKING, "uuid, uuid[], text[]", &["id = asked.id", "event_id = wanted.event_id"]),
+    (super::usage_start::STORED_EVENTS, "uuid, uuid[], uuid[], timestamptz[]", &["id = k.id"]),
     // The windows' second scan is `w_1` in a plan.
     (
         LOAD_WINDOWS,

@@ -1,6 +1,7 @@
 //! The statement a usage transaction starts with: its customers, locked when it records,
-//! and the stored events among its ids, in one round trip (see the statement's comment
-//! for why reading the events before the lock is granted stays exact).
+//! and the dedupe keys of the stored events among its ids, in one round trip (see the
+//! statement's comment for why reading them before the lock is granted stays exact);
+//! then, only when some were found (a replay), their events.
 
 use std::sync::LazyLock;
 
@@ -15,8 +16,12 @@ use super::prepared::{BindNext, prepared};
 use super::usage::{StoredAnswer, StoredEvent};
 use crate::domain::ids::{CustomerId, OrgId};
 
-/// Customers `$2` of org `$1`, locked, and the stored events among the ids `$3`.
-pub const LOCKING: &str = include_str!("sql/usage_customers_and_events.sql");
+/// Customers `$2` of org `$1`, locked, and the dedupe keys of the stored events among
+/// the ids `$3`.
+pub const LOCKING: &str = include_str!("sql/usage_customers_and_event_keys.sql");
+
+/// The stored events of org `$1` by their keys: customers `$2`, ids `$3`, months `$4`.
+pub const STORED_EVENTS: &str = include_str!("sql/usage_stored_events.sql");
 
 /// The lock clause [`LOCKING`] ends its customers' read with.
 const LOCK: &str = " FOR NO KEY UPDATE";
@@ -46,8 +51,20 @@ struct Row {
     promotions_applied: Option<i32>,
     #[diesel(sql_type = Nullable<Text>)]
     event_id: Option<String>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    fingerprint: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    event_customer_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    event_row_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    event_recorded_at: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct EventRow {
+    #[diesel(sql_type = Text)]
+    event_id: String,
+    #[diesel(sql_type = Bytea)]
+    fingerprint: Vec<u8>,
     #[diesel(sql_type = Nullable<Bytea>)]
     outcome_packed: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Jsonb>)]
@@ -55,7 +72,8 @@ struct Row {
 }
 
 /// The customers among `ids` in the order of `ids`, which the caller sorts (locked in
-/// that order when `lock`), and the stored events among `event_ids`.
+/// that order when `lock`), and the stored events among `event_ids` (a second round trip
+/// when there are some).
 pub fn customers_and_events(
     conn: &mut PgConnection,
     org: OrgId,
@@ -73,7 +91,8 @@ pub fn customers_and_events(
         .bind::<Array<SqlUuid>, _>(ids)
         .bind::<Array<Text>, _>(event_ids)
         .load(conn)?;
-    let (mut customers, mut events) = (Vec::new(), Vec::new());
+    let mut customers = Vec::new();
+    let (mut key_customers, mut key_ids, mut key_months) = (Vec::new(), Vec::new(), Vec::new());
     for r in rows {
         match (r.customer_id, r.event_id) {
             (Some(id), _) => customers.push(BatchCustomer {
@@ -85,16 +104,36 @@ pub fn customers_and_events(
                     promotions_applied: r.promotions_applied.unwrap_or_default(),
                 },
             }),
-            (None, Some(event_id)) => events.push(StoredEvent {
-                event_id,
-                fingerprint: r.fingerprint.unwrap_or_default(),
-                answer: StoredAnswer::of(r.outcome_packed, r.outcome),
-            }),
+            (None, Some(_)) => match (r.event_customer_id, r.event_row_id, r.event_recorded_at) {
+                (Some(customer), Some(id), Some(month)) => {
+                    key_customers.push(customer);
+                    key_ids.push(id);
+                    key_months.push(month);
+                }
+                _ => return Err(DbError::Other("a usage event key without its event's row".into())),
+            },
             (None, None) => {
                 return Err(DbError::Other("a usage start row with neither customer nor event".into()));
             }
         }
     }
+    if key_ids.is_empty() {
+        return Ok((customers, Vec::new()));
+    }
+    let events: Vec<EventRow> = prepared(STORED_EVENTS)
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(key_customers)
+        .bind::<Array<SqlUuid>, _>(key_ids)
+        .bind::<Array<Timestamptz>, _>(key_months)
+        .load(conn)?;
+    let events = events
+        .into_iter()
+        .map(|r| StoredEvent {
+            event_id: r.event_id,
+            fingerprint: r.fingerprint,
+            answer: StoredAnswer::of(r.outcome_packed, r.outcome),
+        })
+        .collect();
     Ok((customers, events))
 }
 

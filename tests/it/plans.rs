@@ -79,3 +79,28 @@ async fn batch_key_lookups_planned_on_tables_analyzed_empty_probe_by_their_keys(
         }
     }
 }
+
+/// A usage transaction's first statement, planned as the pool plans it (once, generic),
+/// names no month of `usage_events`: a generic plan locks and starts a scan on every
+/// partition it names, so a join to the events there cost each transaction more with
+/// every month of history kept. The events of the keys it finds are read apart, by
+/// replays only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_start_statement_opens_no_month_of_usage_events() {
+    let db = TestDb::create();
+    let pool = Db::open(&test_db_config(&db.url)).unwrap();
+    let plan: Vec<PlanLine> = pool
+        .run(|conn| -> Result<Vec<PlanLine>, DbError> {
+            conn.batch_execute(&format!(
+                "PREPARE start(uuid, uuid[], text[]) AS {}",
+                billing::db::usage_start::LOCKING
+            ))?;
+            Ok(diesel::sql_query("EXPLAIN EXECUTE start(NULL, NULL, NULL)").load(conn)?)
+        })
+        .await
+        .unwrap();
+    let shown: Vec<&str> = plan.iter().map(|l| l.line.as_str()).collect();
+    let shown = shown.join("\n");
+    assert!(shown.contains("usage_event_keys"), "the statement reads the dedupe keys:\n{shown}");
+    assert!(!shown.contains("usage_events"), "no month of the events table is opened:\n{shown}");
+}

@@ -49,8 +49,6 @@ struct Row {
     balance_alerts: Option<i32>,
     #[diesel(sql_type = Nullable<Int4>)]
     promotions_applied: Option<i32>,
-    #[diesel(sql_type = Nullable<Text>)]
-    event_id: Option<String>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     event_customer_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
@@ -94,8 +92,8 @@ pub fn customers_and_events(
     let mut customers = Vec::new();
     let (mut key_customers, mut key_ids, mut key_months) = (Vec::new(), Vec::new(), Vec::new());
     for r in rows {
-        match (r.customer_id, r.event_id) {
-            (Some(id), _) => customers.push(BatchCustomer {
+        match (r.customer_id, r.event_customer_id, r.event_row_id, r.event_recorded_at) {
+            (Some(id), ..) => customers.push(BatchCustomer {
                 id: CustomerId(id),
                 time_zone: parse_time_zone(r.time_zone.as_deref().unwrap_or_default())?,
                 extras: Extras {
@@ -104,16 +102,15 @@ pub fn customers_and_events(
                     promotions_applied: r.promotions_applied.unwrap_or_default(),
                 },
             }),
-            (None, Some(_)) => match (r.event_customer_id, r.event_row_id, r.event_recorded_at) {
-                (Some(customer), Some(id), Some(month)) => {
-                    key_customers.push(customer);
-                    key_ids.push(id);
-                    key_months.push(month);
-                }
-                _ => return Err(DbError::Other("a usage event key without its event's row".into())),
-            },
-            (None, None) => {
-                return Err(DbError::Other("a usage start row with neither customer nor event".into()));
+            (None, Some(customer), Some(id), Some(month)) => {
+                key_customers.push(customer);
+                key_ids.push(id);
+                key_months.push(month);
+            }
+            _ => {
+                return Err(DbError::Other(
+                    "a usage start row with neither a customer nor an event's key".into(),
+                ));
             }
         }
     }

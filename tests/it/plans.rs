@@ -58,15 +58,8 @@ async fn batch_key_lookups_planned_on_tables_analyzed_empty_probe_by_their_keys(
     db.connect().batch_execute("ANALYZE").unwrap();
     let pool = Db::open(&test_db_config(&db.url)).unwrap();
     for (i, (sql, types, probes)) in KEY_LOOKUPS.iter().enumerate() {
-        let nulls = vec!["NULL"; types.split(',').count()].join(", ");
-        let plan: Vec<PlanLine> = pool
-            .run(move |conn| -> Result<Vec<PlanLine>, DbError> {
-                conn.batch_execute(&format!("PREPARE lookup_{i}({types}) AS {sql}"))?;
-                Ok(diesel::sql_query(format!("EXPLAIN EXECUTE lookup_{i}({nulls})")).load(conn)?)
-            })
-            .await
-            .unwrap();
-        let plan: Vec<&str> = plan.iter().map(|l| l.line.as_str()).collect();
+        let plan = generic_plan(&pool, &format!("lookup_{i}"), types, sql).await;
+        let plan: Vec<&str> = plan.iter().map(String::as_str).collect();
         let shown = plan.join("\n");
         assert!(!shown.contains("Seq Scan") && !shown.contains("Hash"), "no scan of a table:\n{shown}");
         let conditions: Vec<&&str> = plan.iter().filter(|l| l.contains("Index Cond")).collect();
@@ -89,18 +82,25 @@ async fn batch_key_lookups_planned_on_tables_analyzed_empty_probe_by_their_keys(
 async fn the_usage_start_statement_opens_no_month_of_usage_events() {
     let db = TestDb::create();
     let pool = Db::open(&test_db_config(&db.url)).unwrap();
+    let shown = generic_plan(&pool, "start", "uuid, uuid[], text[]", billing::db::usage_start::LOCKING)
+        .await
+        .join("\n");
+    assert!(shown.contains("usage_event_keys"), "the statement reads the dedupe keys:\n{shown}");
+    assert!(!shown.contains("usage_events"), "no month of the events table is opened:\n{shown}");
+}
+
+/// The lines of the plan `sql` (its parameters of `types`) gets when prepared on a pooled
+/// session, executed with every parameter NULL: the plan the pool keeps for it.
+async fn generic_plan(pool: &Db, name: &str, types: &str, sql: &str) -> Vec<String> {
+    let nulls = vec!["NULL"; types.split(',').count()].join(", ");
+    let prepare = format!("PREPARE {name}({types}) AS {sql}");
+    let explain = format!("EXPLAIN EXECUTE {name}({nulls})");
     let plan: Vec<PlanLine> = pool
-        .run(|conn| -> Result<Vec<PlanLine>, DbError> {
-            conn.batch_execute(&format!(
-                "PREPARE start(uuid, uuid[], text[]) AS {}",
-                billing::db::usage_start::LOCKING
-            ))?;
-            Ok(diesel::sql_query("EXPLAIN EXECUTE start(NULL, NULL, NULL)").load(conn)?)
+        .run(move |conn| -> Result<Vec<PlanLine>, DbError> {
+            conn.batch_execute(&prepare)?;
+            Ok(diesel::sql_query(explain).load(conn)?)
         })
         .await
         .unwrap();
-    let shown: Vec<&str> = plan.iter().map(|l| l.line.as_str()).collect();
-    let shown = shown.join("\n");
-    assert!(shown.contains("usage_event_keys"), "the statement reads the dedupe keys:\n{shown}");
-    assert!(!shown.contains("usage_events"), "no month of the events table is opened:\n{shown}");
+    plan.into_iter().map(|l| l.line).collect()
 }

@@ -3,9 +3,9 @@
 -- locks them in), one index probe each as `db::usage` explains, each with what says
 -- which further reads its usage needs; and, in the same round trip, the dedupe keys of
 -- the stored events among the ids $3 (replays), each naming its event's row and month.
--- A customer's row has `event_id` NULL, a key's row has `customer_id` NULL. CheckUsage
--- runs it without the lock (`db::usage_start`). The events of the keys found, rare (a
--- replay), are read by `usage_stored_events.sql`.
+-- A customer's row has the key's columns NULL, a key's row has `customer_id` NULL.
+-- CheckUsage runs it without the lock (`db::usage_start`). The events of the keys found,
+-- rare (a replay), are read by `usage_stored_events.sql`.
 --
 -- Only the key table, not `usage_events`: PostgreSQL locks and starts a scan on every
 -- partition a generic plan names, whatever a run prunes, and a join on a month known
@@ -34,11 +34,11 @@ WITH locked AS MATERIALIZED (
        FOR NO KEY UPDATE) c
 )
 SELECT id AS customer_id, time_zone, holds_until, balance_alerts, promotions_applied,
-       NULL::text AS event_id, NULL::uuid AS event_customer_id, NULL::uuid AS event_row_id,
+       NULL::uuid AS event_customer_id, NULL::uuid AS event_row_id,
        NULL::timestamptz AS event_recorded_at
 FROM locked
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, k.event_id, k.customer_id, k.id, k.recorded_at
+SELECT NULL, NULL, NULL, NULL, NULL, k.customer_id, k.id, k.recorded_at
 FROM unnest($3::text[]) AS wanted(event_id)
-CROSS JOIN LATERAL (SELECT k.event_id, k.customer_id, k.id, k.recorded_at FROM usage_event_keys k
+CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k
    WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k

@@ -85,6 +85,54 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
     assert_eq!(total.n, 55, "totals count every stored event once");
 }
 
+/// The processes whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let parent = format!("PPid:\t{pid}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| s.lines().any(|l| l == parent))
+        })
+        .collect()
+}
+
+#[test]
+fn a_benchmark_stopped_by_sigterm_stops_the_instances_it_started() {
+    use std::io::BufRead;
+    let out_dir = crate::support::process::tempdir::TempDir::new();
+    let database = format!("bench_stop_{}", uuid::Uuid::now_v7().simple());
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_billing-bench"))
+        .args(["--smoke", "--database", &database, "--server-bin", env!("CARGO_BIN_EXE_billing-commitments")])
+        .arg("--out")
+        .arg(out_dir.path())
+        .env("BENCH_POSTGRES_URL", server_url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run billing-bench");
+    // "seeding" is printed once every instance serves.
+    let stderr = std::io::BufReader::new(bench.stderr.take().unwrap());
+    let seen: Vec<String> =
+        stderr.lines().map_while(Result::ok).take_while(|l| !l.starts_with("seeding")).collect();
+    let instances = children_of(bench.id());
+    let killed = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status().unwrap();
+    let status = bench.wait().unwrap();
+    let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);
+    assert_eq!(instances.len(), 2, "two instances were running when it was stopped: {seen:?}");
+    assert!(killed.success() && !status.success(), "the run ends stopped, not done: {status}");
+    // The benchmark waits for its instances before it exits: none may outlive it.
+    let left: Vec<&u32> =
+        instances.iter().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
+    for p in &left {
+        let _ = Command::new("kill").arg(p.to_string()).status();
+    }
+    assert!(left.is_empty(), "instances {left:?} outlived the stopped benchmark");
+}
+
 #[test]
 fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
     let out_dir = crate::support::process::tempdir::TempDir::new();

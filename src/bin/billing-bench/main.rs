@@ -187,6 +187,29 @@ async fn phase(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse().shrink_for_smoke();
+    // A run stopped by a signal (`timeout`, `kill`, Ctrl-C) drops what it started: the
+    // instances (stopped and waited for by `Instance`'s drop) and a running pgbench (killed
+    // on drop), so none is left holding connections and CPU that the next run would count.
+    tokio::select! {
+        done = run(args) => done,
+        signal = stop_signal() => anyhow::bail!("stopped by {signal}; the instances it started are stopped"),
+    }
+}
+
+/// The first SIGINT or SIGTERM, by name.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        // Without handlers the signals keep their default action: nothing to wait for.
+        _ => std::future::pending().await,
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let bin = match &args.server_bin {
         Some(p) => p.clone(),
         None => sibling_binary("billing-commitments")?,
@@ -256,20 +279,18 @@ async fn main() -> anyhow::Result<()> {
     let mut pg = Vec::new();
     for &callers in &args.concurrency {
         let clients = callers.min(pgbench::free_connections(&cluster.database_url).await?);
-        pg.push(pgbench::run(
-            &cluster.database_url,
-            &scripts.per_event,
-            (args.customers, 1),
-            clients,
-            seconds,
-        )?);
+        pg.push(
+            pgbench::run(&cluster.database_url, &scripts.per_event, (args.customers, 1), clients, seconds)
+                .await?,
+        );
     }
     eprintln!("pgbench with the batch SQL");
     let mut pg_batches = Vec::new();
     for &size in &args.batch_sizes {
         let script = &scripts.batch;
         let run =
-            pgbench::run(&cluster.database_url, script, (args.customers, size), args.batch_callers, seconds)?;
+            pgbench::run(&cluster.database_url, script, (args.customers, size), args.batch_callers, seconds)
+                .await?;
         pg_batches.push(run.tps * size as f64);
     }
 

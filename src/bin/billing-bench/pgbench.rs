@@ -8,7 +8,6 @@
 //! statements, name the same row.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
@@ -161,22 +160,24 @@ pub async fn free_connections(database_url: &str) -> anyhow::Result<usize> {
 }
 
 /// Runs the script with `clients` connections for `seconds`; `batch` is the batch
-/// script's events per transaction.
-pub fn run(
+/// script's events per transaction. Dropped before it ends, the run kills pgbench.
+pub async fn run(
     database_url: &str,
     script: &Path,
     (customers, batch): (usize, usize),
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<PgbenchRun> {
-    let out = Command::new(pgbench_binary()?)
+    let out = tokio::process::Command::new(pgbench_binary()?)
         .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
         .args(["-T", &seconds.max(1).to_string(), "-D", &format!("customers={customers}")])
         .args(["-D", &format!("batch={batch}")])
         .arg("-f")
         .arg(script)
         .arg(database_url)
+        .kill_on_drop(true)
         .output()
+        .await
         .context("running pgbench")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {

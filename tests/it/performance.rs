@@ -112,13 +112,15 @@ fn a_benchmark_stopped_by_sigterm_stops_the_instances_it_started() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run billing-bench");
-    // "seeding" is printed once every instance serves.
-    let stderr = std::io::BufReader::new(bench.stderr.take().unwrap());
+    // "seeding" is printed once every instance serves. The pipe stays open until the end:
+    // closed, the benchmark's next line would fail to print and end the run another way.
+    let mut stderr = std::io::BufReader::new(bench.stderr.take().unwrap());
     let seen: Vec<String> =
-        stderr.lines().map_while(Result::ok).take_while(|l| !l.starts_with("seeding")).collect();
+        stderr.by_ref().lines().map_while(Result::ok).take_while(|l| !l.starts_with("seeding")).collect();
     let instances = children_of(bench.id());
     let killed = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status().unwrap();
     let status = bench.wait().unwrap();
+    drop(stderr);
     let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
     let _ =
         diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);

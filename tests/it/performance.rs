@@ -116,7 +116,7 @@ fn a_benchmark_stopped_by_sigterm_stops_the_instances_it_started() {
     // closed, the benchmark's next line would fail to print and end the run another way.
     let mut stderr = std::io::BufReader::new(bench.stderr.take().unwrap());
     let seen: Vec<String> =
-        stderr.by_ref().lines().map_while(Result::ok).take_while(|l| !l.starts_with("seeding")).collect();
+        (&mut stderr).lines().map_while(Result::ok).take_while(|l| !l.starts_with("seeding")).collect();
     let instances = children_of(bench.id());
     let killed = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status().unwrap();
     let status = bench.wait().unwrap();

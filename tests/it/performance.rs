@@ -85,6 +85,13 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
     assert_eq!(total.n, 55, "totals count every stored event once");
 }
 
+/// Drops the database a benchmark run made, whatever still holds it open.
+fn drop_bench_database(database: &str) {
+    let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
+    let _ =
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);
+}
+
 /// The processes whose parent is `pid`, from /proc.
 fn children_of(pid: u32) -> Vec<u32> {
     let parent = format!("PPid:\t{pid}");
@@ -121,9 +128,7 @@ fn a_benchmark_stopped_by_sigterm_stops_the_instances_it_started() {
     let killed = Command::new("kill").args(["-TERM", &bench.id().to_string()]).status().unwrap();
     let status = bench.wait().unwrap();
     drop(stderr);
-    let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
-    let _ =
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);
+    drop_bench_database(&database);
     assert_eq!(instances.len(), 2, "two instances were running when it was stopped: {seen:?}");
     assert!(killed.success() && !status.success(), "the run ends stopped, not done: {status}");
     // The benchmark waits for its instances before it exits: none may outlive it.
@@ -152,9 +157,7 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
             .get_result::<Count>(&mut c)
             .map(|c| c.n)
     });
-    let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
-    let _ =
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).execute(&mut admin);
+    drop_bench_database(&database);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     for section in [

@@ -230,6 +230,12 @@ pub struct ServeArgs {
     /// Most products cached per instance (each counts twice: by id and by code).
     #[arg(long, help_heading = "Usage", env = "CATALOG_CACHE_CAPACITY", default_value_t = 10_000)]
     pub catalog_cache_capacity: usize,
+
+    /// Most customers' allowance limits cached per instance for the usage path; 0 turns
+    /// the cache off. An entry is used only at the limits version the customer's locked
+    /// row names, so a change made anywhere is never missed.
+    #[arg(long, help_heading = "Usage", env = "LIMITS_CACHE_CAPACITY", default_value_t = crate::app::DEFAULT_LIMITS_CACHE_CAPACITY)]
+    pub limits_cache_capacity: usize,
 }
 
 #[derive(Subcommand, Debug)]

@@ -75,7 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 App::new(db)
                     .with_policy(args.policy()?)
                     .with_key_cache(args.key_cache())
-                    .with_product_cache(args.catalog_cache()),
+                    .with_product_cache(args.catalog_cache())
+                    .with_limits_cache(args.limits_cache_capacity),
                 db_config.url.clone(),
                 args.listen,
                 billing::server::termination_signal(),

@@ -15,6 +15,7 @@ pub mod customers;
 pub mod drawdowns;
 pub mod error;
 pub mod key_cache;
+pub mod limits_cache;
 pub mod notice_cache;
 pub mod partitions;
 pub mod policy;
@@ -33,6 +34,7 @@ pub mod violations;
 
 pub use error::AppError;
 pub use key_cache::{KeyCache, KeyCacheConfig, Revocation};
+pub use limits_cache::LimitsCache;
 pub use notice_cache::CacheConfig;
 pub use policy::Policy;
 pub use product_cache::ProductCache;
@@ -48,13 +50,23 @@ use crate::domain::seal::TokenSecret;
 /// Finds the id of the resource holding a unique key.
 type FindByKey = fn(&mut Conn, OrgId, &str) -> Result<Option<uuid::Uuid>, DbError>;
 
+/// Customers' limits an instance keeps by default (`LIMITS_CACHE_CAPACITY`).
+pub const DEFAULT_LIMITS_CACHE_CAPACITY: usize = 50_000;
+
+/// What the usage path reads from the instance rather than the database; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct UsageCaches {
+    pub products: ProductCache,
+    pub limits: LimitsCache,
+}
+
 /// The application: shared by every gRPC service, cheap to clone.
 #[derive(Clone)]
 pub struct App {
     db: Db,
     policy: Policy,
     keys: KeyCache,
-    products: ProductCache,
+    caches: UsageCaches,
     /// The deployment's token secret, read from the database once.
     token_secret: Arc<tokio::sync::OnceCell<TokenSecret>>,
 }
@@ -66,7 +78,10 @@ impl App {
             db,
             policy: Policy::default(),
             keys: KeyCache::new(KeyCacheConfig::default()),
-            products: ProductCache::new(CacheConfig::default()),
+            caches: UsageCaches {
+                products: ProductCache::new(CacheConfig::default()),
+                limits: LimitsCache::new(DEFAULT_LIMITS_CACHE_CAPACITY),
+            },
             token_secret: Arc::default(),
         }
     }
@@ -83,12 +98,24 @@ impl App {
 
     /// The same application with a catalog cache configured as `config`.
     pub fn with_product_cache(self, config: CacheConfig) -> Self {
-        Self { products: ProductCache::new(config), ..self }
+        let caches = UsageCaches { products: ProductCache::new(config), ..self.caches.clone() };
+        Self { caches, ..self }
     }
 
     /// The instance's cache of the catalog, as the usage path reads it.
     pub fn product_cache(&self) -> &ProductCache {
-        &self.products
+        &self.caches.products
+    }
+
+    /// The same application keeping at most `capacity` customers' limits (0: none).
+    pub fn with_limits_cache(self, capacity: usize) -> Self {
+        let caches = UsageCaches { limits: LimitsCache::new(capacity), ..self.caches.clone() };
+        Self { caches, ..self }
+    }
+
+    /// The instance's cache of customers' allowance limits, as the usage path reads them.
+    pub fn limits_cache(&self) -> &LimitsCache {
+        &self.caches.limits
     }
 
     /// The same application under `policy`.

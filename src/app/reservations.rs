@@ -10,11 +10,10 @@ use rust_decimal::Decimal;
 
 use super::balance_alerts::settle_alerts;
 use super::customers::require_customer;
-use super::product_cache::ProductCache;
 use super::usage::{
     EventInput, UsageOutcome, Writes, decide, judge, load_state, only_result, pack, persist, unpack,
 };
-use super::{App, AppError, clock};
+use super::{App, AppError, UsageCaches, clock};
 use crate::db::{self, Conn, DbError};
 use crate::domain::ids::{CustomerId, OrgId, ReservationId};
 use crate::domain::page::{Page, PageRequest};
@@ -98,10 +97,10 @@ fn judge_locked(
     org: OrgId,
     event: &UsageEvent,
     (now, policy): (DateTime<Utc>, super::Policy),
-    catalog: &ProductCache,
+    caches: &UsageCaches,
 ) -> Result<super::usage::Judgement, AppError> {
     let inputs = [EventInput { prefix: String::new(), event: Ok(event.clone()) }];
-    let state = load_state(conn, org, &inputs, (true, None), (now, policy), catalog)?;
+    let state = load_state(conn, org, &inputs, (true, None), (now, policy), caches)?;
     judge(&state, event, (now, policy))
 }
 
@@ -120,7 +119,7 @@ impl App {
     /// Holds what limits and balances allow of a request; a repeat of its request id
     /// returns the first answer.
     pub async fn reserve(&self, org: OrgId, req: ReserveRequest) -> Result<HoldReply, AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let (policy, caches) = (self.policy(), self.caches.clone());
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -138,7 +137,7 @@ impl App {
                     return Ok(HoldReply { reservation: stored.subject.as_of(now), answer, replayed: true });
                 }
                 let event = UsageEvent { timestamp: now, ..req.event.clone() };
-                let judged = judge_locked(conn, org, &event, (now, policy), &catalog)?;
+                let judged = judge_locked(conn, org, &event, (now, policy), &caches)?;
                 let product = judged.product;
                 let answer = hold_answer(&ask, judged);
                 let denied = answer.grant == Grant::Denied;
@@ -172,7 +171,7 @@ impl App {
     /// Adds what limits and balances allow of more units to an open reservation and / or
     /// moves its expiry; a repeat of its request id returns the first answer.
     pub async fn extend_reservation(&self, org: OrgId, req: ExtendRequest) -> Result<HoldReply, AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let (policy, caches) = (self.policy(), self.caches.clone());
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -192,7 +191,7 @@ impl App {
                 let r = reservation(conn, org, req.reservation, false)?;
                 // The additional units are judged in the windows the hold counts in.
                 let event = r.usage(String::new(), req.ask.requested, None);
-                let judged = judge_locked(conn, org, &event, (now, policy), &catalog)?;
+                let judged = judge_locked(conn, org, &event, (now, policy), &caches)?;
                 let mut r = reservation(conn, org, req.reservation, true)?.as_of(now);
                 check_extendable(r.state).map_err(not_open)?;
                 let answer = hold_answer(&req.ask, judged);
@@ -227,7 +226,7 @@ impl App {
         org: OrgId,
         s: Settlement,
     ) -> Result<(Reservation, UsageOutcome), AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let (policy, caches) = (self.policy(), self.caches.clone());
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
@@ -237,7 +236,7 @@ impl App {
                     event: Ok(r.usage(s.event_id.clone(), s.used, s.at)),
                 }];
                 // Its own hold ends with this transaction: the usage replaces it.
-                let mut state = load_state(conn, org, &inputs, (true, Some(r.id)), (now, policy), &catalog)?;
+                let mut state = load_state(conn, org, &inputs, (true, Some(r.id)), (now, policy), &caches)?;
                 let mut r = reservation(conn, org, s.reservation, true)?.as_of(now);
                 let step = commit_step(r.state, r.event_id.as_deref(), &s.event_id).map_err(not_open)?;
                 let mut writes = Writes::default();

@@ -193,6 +193,9 @@ pub struct Extras {
     /// How many promotions were ever applied to it (removed ones included): none means
     /// there are no applied promotions to read.
     pub promotions_applied: i32,
+    /// Moves with every write to its allowance limits (a trigger); 0: it never had any.
+    /// What an instance caches of its limits is valid at this version only.
+    pub limits_version: i64,
 }
 
 /// Notes that a reservation of the customer may hold until `until`.

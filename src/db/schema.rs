@@ -305,6 +305,7 @@ diesel::table! {
         holds_until -> Nullable<Timestamptz>,
         balance_alerts -> Int4,
         promotions_applied -> Int4,
+        limits_version -> Int8,
     }
 }
 

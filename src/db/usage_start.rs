@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bytea, Int4, Int8, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use uuid::Uuid;
 
 use super::DbError;
@@ -49,6 +49,8 @@ struct Row {
     balance_alerts: Option<i32>,
     #[diesel(sql_type = Nullable<Int4>)]
     promotions_applied: Option<i32>,
+    #[diesel(sql_type = Nullable<Int8>)]
+    limits_version: Option<i64>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     event_customer_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
@@ -100,6 +102,7 @@ pub fn customers_and_events(
                     holds_until: r.holds_until,
                     balance_alerts: r.balance_alerts.unwrap_or_default(),
                     promotions_applied: r.promotions_applied.unwrap_or_default(),
+                    limits_version: r.limits_version.unwrap_or_default(),
                 },
             }),
             (None, Some(customer), Some(id), Some(month)) => {

@@ -247,3 +247,158 @@ async fn another_orgs_customer_limits_are_not_found() {
         Code::NotFound,
     );
 }
+
+/// Limits allowing `per_transaction` units per event, nothing else.
+fn per_transaction(t: &Tenant, per_transaction: &str) -> pb::ReplaceAllowanceLimitsRequest {
+    pb::ReplaceAllowanceLimitsRequest {
+        limits: Some(pb::AllowanceLimits {
+            customer: billing::proto::customer_id(t.customer_id.clone()),
+            accumulated_maximum_usage_per_transaction: Some(per_transaction.into()),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Records 5 units of CREED on `usage` as event `id`: its decision.
+async fn five_units(
+    usage: &mut billing::proto::v1::usage_service_client::UsageServiceClient<crate::support::server::Authed>,
+    t: &Tenant,
+    id: &str,
+) -> pb::UsageDecision {
+    crate::support::fixtures::record(usage, crate::support::fixtures::event(t, id, "CREED", "5", "5"))
+        .await
+        .expect("record")
+        .decision()
+}
+
+/// The customer's limits version, as the usage path reads it from the customer's row.
+fn limits_version(conn: &mut diesel::PgConnection, customer: &str) -> i64 {
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = BigInt)]
+        limits_version: i64,
+    }
+    diesel::sql_query(format!("SELECT limits_version FROM customers WHERE id = '{customer}'"))
+        .get_result::<V>(conn)
+        .unwrap()
+        .limits_version
+}
+
+/// Instance B caches the customer's limits; each change made through instance A (replaced,
+/// then deleted) is used by B's very next event, with no wait: B's cached entry is for a
+/// version the customer's row no longer names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_changed_through_one_instance_are_used_at_once_by_another_that_cached_them() {
+    use billing::proto::v1::UsageDecision::{Allowed, Blocked};
+
+    let a = TestServer::start().await;
+    let b = TestServer::start_with_app(std::sync::Arc::clone(&a.db), |app| app).await;
+    let t = Tenant::create(&a, "Acme").await;
+    let mut on_a = allowances(&a, &t.key).await;
+    let mut on_b = crate::support::fixtures::usage_client(&b, &t.key).await;
+    on_a.replace_allowance_limits(per_transaction(&t, "10")).await.unwrap();
+    assert_eq!(five_units(&mut on_b, &t, "first").await, Allowed);
+    assert_eq!(b.app.limits_cache().len(), 1, "B keeps what it read under the lock");
+
+    on_a.replace_allowance_limits(per_transaction(&t, "1")).await.unwrap();
+    assert_eq!(five_units(&mut on_b, &t, "after-replace").await, Blocked);
+
+    on_a.delete_allowance_limits(pb::DeleteAllowanceLimitsRequest {
+        customer: billing::proto::customer_id(t.customer_id.clone()),
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(five_units(&mut on_b, &t, "after-delete").await, Allowed);
+}
+
+/// A cached entry is used without reading the limits: changed behind every instance's
+/// back (the version's trigger disabled), B still allows what an instance without the
+/// cache blocks; a change made in SQL with the trigger in place moves the version, and B
+/// uses it like one made through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_limits_are_used_without_a_read_and_any_writer_moves_their_version() {
+    use billing::proto::v1::UsageDecision::{Allowed, Blocked};
+    use diesel::connection::SimpleConnection;
+
+    let a = TestServer::start_with_app(std::sync::Arc::new(crate::support::db::TestDb::create()), |app| {
+        app.with_limits_cache(0)
+    })
+    .await;
+    let b = TestServer::start_with_app(std::sync::Arc::clone(&a.db), |app| app).await;
+    let t = Tenant::create(&a, "Acme").await;
+    allowances(&a, &t.key).await.replace_allowance_limits(per_transaction(&t, "10")).await.unwrap();
+    let (mut usage_a, mut usage_b) = (
+        crate::support::fixtures::usage_client(&a, &t.key).await,
+        crate::support::fixtures::usage_client(&b, &t.key).await,
+    );
+    assert_eq!(five_units(&mut usage_b, &t, "warm").await, Allowed);
+    assert!(a.app.limits_cache().is_empty(), "capacity 0 keeps nothing");
+
+    let mut owner = a.db.connect();
+    let version = limits_version(&mut owner, &t.customer_id);
+    owner
+        .batch_execute(
+            "BEGIN; ALTER TABLE allowance_limits DISABLE TRIGGER limits_changed;
+             UPDATE allowance_limits SET max_usage_per_transaction = 1;
+             ALTER TABLE allowance_limits ENABLE TRIGGER limits_changed; COMMIT;",
+        )
+        .unwrap();
+    assert_eq!(five_units(&mut usage_a, &t, "on-a").await, Blocked, "A reads the limits");
+    assert_eq!(five_units(&mut usage_b, &t, "on-b").await, Allowed, "B uses its cached limits");
+
+    owner.batch_execute("UPDATE allowance_limits SET max_usage_per_transaction = 2").unwrap();
+    assert_eq!(limits_version(&mut owner, &t.customer_id), version + 1);
+    assert_eq!(five_units(&mut usage_b, &t, "on-b-after").await, Blocked);
+
+    owner.batch_execute("TRUNCATE allowance_limits").unwrap();
+    assert_eq!(limits_version(&mut owner, &t.customer_id), version + 2, "a truncation moves it too");
+    assert_eq!(five_units(&mut usage_b, &t, "on-b-truncated").await, Allowed);
+}
+
+/// The migration gives every customer that has limits a version (1) and the others none
+/// (0, which the usage path never reads limits for); and a customer's counters written
+/// for the usage path (here the version) do not make the writing key its last changer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_version_starts_at_one_for_customers_with_limits_and_names_no_writer() {
+    use diesel_migrations::MigrationHarness as _;
+
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let without = t.another_customer(&server, "ACR2").await;
+    let org = server.org_of(&t.key).await;
+    let second = server.key_for(org).await;
+    allowances(&server, &second).await.replace_allowance_limits(per_transaction(&t, "10")).await.unwrap();
+    let mut conn = server.db.connect();
+    assert_eq!(limits_version(&mut conn, &t.customer_id), 1);
+    let customer = server
+        .customers(&t.key)
+        .await
+        .get_customer(pb::GetCustomerRequest { id: t.customer_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    let key_id = |key: &str| billing::domain::api_key::parse_key(key).unwrap().0.to_string();
+    assert_eq!(
+        customer.updated_by,
+        key_id(&t.key),
+        "setting limits with another key is no change of the customer"
+    );
+    assert_ne!(key_id(&t.key), key_id(&second));
+
+    allowances(&server, &second).await.replace_allowance_limits(per_transaction(&t, "20")).await.unwrap();
+    assert_eq!(limits_version(&mut conn, &t.customer_id), 2);
+    loop {
+        let undone = conn.revert_last_migration(billing::db::migrate::MIGRATIONS).unwrap();
+        if undone.to_string().replace('-', "") == "20261204140000" {
+            break;
+        }
+    }
+    conn.run_pending_migrations(billing::db::migrate::MIGRATIONS).unwrap();
+    assert_eq!(limits_version(&mut conn, &t.customer_id), 1, "backfilled");
+    assert_eq!(limits_version(&mut conn, &without), 0);
+}

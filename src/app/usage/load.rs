@@ -6,14 +6,14 @@ use super::*;
 /// Loads what deciding `inputs` at `now` needs; with `record`, locks the customers and
 /// their balances. Every reservation open at `now` holds its amounts, except `settling`
 /// (the one whose usage is being recorded: its hold ends in the same transaction).
-/// Products come from `catalog` where it holds them.
+/// Products and limits come from the instance's `caches` where they hold them.
 pub(in crate::app) fn load_state(
     conn: &mut Conn,
     org: OrgId,
     inputs: &[EventInput],
     (record, settling): (bool, Option<ReservationId>),
     (now, policy): (DateTime<Utc>, Policy),
-    catalog: &ProductCache,
+    caches: &UsageCaches,
 ) -> Result<BatchState, AppError> {
     let mut customer_ids: Vec<CustomerId> = valid_events(inputs).map(|e| e.customer_id).collect();
     customer_ids.sort();
@@ -43,7 +43,9 @@ pub(in crate::app) fn load_state(
             .filter(|r| Some(r.id) != settling)
             .collect()
     };
-    let limits: HashMap<CustomerId, AllowanceLimits> = db::allowances::get_many(conn, org, &customer_ids)?;
+    let versions: Vec<(CustomerId, i64)> =
+        customers.iter().map(|c| (c.id, c.extras.limits_version)).collect();
+    let limits: HashMap<CustomerId, LimitSettings> = caches.limits.find(conn, org, &versions, record)?;
     let tz: HashMap<CustomerId, chrono_tz::Tz> = customers.iter().map(|c| (c.id, c.time_zone)).collect();
     let mut keys: HashSet<WindowKey> = HashSet::new();
     for e in valid_events(inputs).filter(|e| limits.contains_key(&e.customer_id)) {
@@ -74,7 +76,7 @@ pub(in crate::app) fn load_state(
     let ids: Vec<ProductId> = ids.into_iter().collect();
     let codes: Vec<String> = codes.into_iter().collect();
     let products: HashMap<ProductId, Product> =
-        catalog.find(conn, org, &ids, &codes)?.into_iter().map(|p| (p.id, p)).collect();
+        caches.products.find(conn, org, &ids, &codes)?.into_iter().map(|p| (p.id, p)).collect();
     let product_codes = products.values().map(|p| (p.code.clone(), p.id)).collect();
 
     let mut usage: HashMap<CustomerId, CustomerUsage> = customers
@@ -82,7 +84,7 @@ pub(in crate::app) fn load_state(
         .map(|c| {
             let state = CustomerUsage {
                 time_zone: c.time_zone,
-                limits: limits.get(&c.id).map(|l| l.settings.clone()),
+                limits: limits.get(&c.id).cloned(),
                 totals: HashMap::new(),
                 products: HashMap::new(),
                 alerted: HashMap::new(),

@@ -25,12 +25,11 @@ use uuid::Uuid;
 
 use super::credit_types::undeclared;
 use super::drawdowns::{Balances, DrawRecord, DrawdownOutcome, check_horizon, drawdown_entries};
-use super::product_cache::ProductCache;
-use super::{App, AppError, Policy, clock};
+use super::{App, AppError, Policy, UsageCaches, clock};
 use crate::db::credit::PromotionDrawdown;
 use crate::db::usage::{AlertRow, EventToStore, StoredAnswer, StoredEvent, TotalRow, WindowKey};
 use crate::db::{self, Conn, DbError};
-use crate::domain::allowance::AllowanceLimits;
+use crate::domain::allowance::{AllowanceLimits, LimitSettings};
 use crate::domain::commit::balance::LedgerEntry;
 use crate::domain::credit_type::is_custom;
 use crate::domain::ids::{CustomerId, OrgId, ProductId, ReservationId};
@@ -165,7 +164,7 @@ impl App {
         org: OrgId,
         inputs: Arc<[EventInput]>,
     ) -> Result<Vec<EventResult>, AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let (policy, caches) = (self.policy(), self.caches.clone());
         if valid_events(&inputs).next().is_none() {
             // Nothing valid to decide: each answer is its own error, no transaction needed.
             let results = decide(&mut BatchState::default(), &inputs, None, (clock::now(), policy))?;
@@ -175,7 +174,7 @@ impl App {
         self.db()
             .transaction(org, move |conn| {
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, (true, None), (now, policy), &catalog)?;
+                let mut state = load_state(conn, org, &inputs, (true, None), (now, policy), &caches)?;
                 let mut writes = Writes::default();
                 let mut results = decide(&mut state, &inputs, Some(&mut writes), (now, policy))?;
                 persist(conn, org, &inputs, &state, writes, &mut results, (now, policy.late_usage_grace))?;
@@ -187,12 +186,12 @@ impl App {
 
     /// The decision recording `input` would take now, recording nothing.
     pub async fn check_usage(&self, org: OrgId, input: EventInput) -> Result<UsageOutcome, AppError> {
-        let (policy, catalog) = (self.policy(), self.products.clone());
+        let (policy, caches) = (self.policy(), self.caches.clone());
         self.db()
             .transaction(org, move |conn| {
                 let inputs = [input.clone()];
                 let now = clock::now();
-                let mut state = load_state(conn, org, &inputs, (false, None), (now, policy), &catalog)?;
+                let mut state = load_state(conn, org, &inputs, (false, None), (now, policy), &caches)?;
                 only_result(decide(&mut state, &inputs, None, (now, policy))?)
             })
             .await

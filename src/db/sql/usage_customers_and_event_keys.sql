@@ -29,16 +29,17 @@
 -- the benchmark's batches ran at a third of their speed.
 WITH locked AS MATERIALIZED (
     SELECT c.* FROM unnest($2::uuid[]) AS asked(id)
-    CROSS JOIN LATERAL (SELECT id, time_zone, holds_until, balance_alerts, promotions_applied
+    CROSS JOIN LATERAL (SELECT id, time_zone, holds_until, balance_alerts, promotions_applied,
+       limits_version
        FROM customers WHERE org_id = $1 AND id = asked.id AND external_id IS NOT NULL
        FOR NO KEY UPDATE) c
 )
 SELECT id AS customer_id, time_zone, holds_until, balance_alerts, promotions_applied,
-       NULL::uuid AS event_customer_id, NULL::uuid AS event_row_id,
+       limits_version, NULL::uuid AS event_customer_id, NULL::uuid AS event_row_id,
        NULL::timestamptz AS event_recorded_at
 FROM locked
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, k.customer_id, k.id, k.recorded_at
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, k.customer_id, k.id, k.recorded_at
 FROM unnest($3::text[]) AS wanted(event_id)
 CROSS JOIN LATERAL (SELECT k.customer_id, k.id, k.recorded_at FROM usage_event_keys k
    WHERE k.org_id = $1 AND k.event_id = wanted.event_id OFFSET 0) k

@@ -343,53 +343,42 @@ fn use_columns(uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)]) -> UseColu
     )
 }
 
-/// Runs `cycles_sql` (binding org, applied ids, cycle starts, amounts) over the cycles,
-/// then adds `sign` x each amount to its application's total.
-fn change_uses(
+/// Adds many uses (distinct applied promotion and cycle each) to their cycles and to
+/// their applications' totals, in one statement.
+pub fn add_uses(
     conn: &mut PgConnection,
     org: OrgId,
     uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
-    cycles_sql: &'static str,
-    sign: Decimal,
+) -> Result<(), DbError> {
+    draw(conn, org, uses, &[])
+}
+
+/// Gives back `uses` (positive amounts) to the cycles that recorded them: an UPDATE,
+/// since an upsert's proposed row (a negative use) would fail the table's check first;
+/// then takes them off their applications' totals.
+pub fn give_back_uses(
+    conn: &mut PgConnection,
+    org: OrgId,
+    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
 ) -> Result<(), DbError> {
     use diesel::sql_types::{Array, Numeric, Timestamptz, Uuid as SqlUuid};
     if uses.is_empty() {
         return Ok(());
     }
     let (applied, cycles, amounts) = use_columns(uses);
-    prepared(cycles_sql)
+    prepared(include_str!("sql/credit_give_back_uses.sql"))
         .bind::<SqlUuid, _>(org.uuid())
         .bind::<Array<SqlUuid>, _>(&applied)
         .bind::<Array<Timestamptz>, _>(cycles)
         .bind::<Array<Numeric>, _>(&amounts)
         .execute(conn)?;
-    let totals: Vec<Decimal> = amounts.iter().map(|a| *a * sign).collect();
+    let taken_off: Vec<Decimal> = amounts.iter().map(|a| -*a).collect();
     prepared(include_str!("sql/credit_add_to_totals.sql"))
         .bind::<SqlUuid, _>(org.uuid())
         .bind::<Array<SqlUuid>, _>(&applied)
-        .bind::<Array<Numeric>, _>(&totals)
+        .bind::<Array<Numeric>, _>(&taken_off)
         .execute(conn)?;
     Ok(())
-}
-
-/// Adds many uses (distinct applied promotion and cycle each) to their cycles and to
-/// their applications' totals, in two statements.
-pub fn add_uses(
-    conn: &mut PgConnection,
-    org: OrgId,
-    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
-) -> Result<(), DbError> {
-    change_uses(conn, org, uses, include_str!("sql/credit_add_uses.sql"), Decimal::ONE)
-}
-
-/// Gives back `uses` (positive amounts) to the cycles that recorded them: an UPDATE,
-/// since an upsert's proposed row (a negative use) would fail the table's check first.
-pub fn give_back_uses(
-    conn: &mut PgConnection,
-    org: OrgId,
-    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
-) -> Result<(), DbError> {
-    change_uses(conn, org, uses, include_str!("sql/credit_give_back_uses.sql"), Decimal::NEGATIVE_ONE)
 }
 
 /// One drawdown of an application.
@@ -407,34 +396,43 @@ pub struct PromotionDrawdown {
     pub reverses: Option<Uuid>,
 }
 
+/// Writes drawdowns of applications (their uses already counted, or given back).
 pub fn insert_drawdowns(
     conn: &mut PgConnection,
     org: OrgId,
     draws: &[PromotionDrawdown],
 ) -> Result<(), DbError> {
-    if draws.is_empty() {
+    draw(conn, org, &[], draws)
+}
+
+/// Adds `uses` (distinct applied promotion and cycle each) to their cycles and their
+/// applications' totals, and writes `draws`, in one statement.
+pub fn draw(
+    conn: &mut PgConnection,
+    org: OrgId,
+    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
+    draws: &[PromotionDrawdown],
+) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, Nullable, Numeric, Timestamptz, Uuid as SqlUuid};
+    if uses.is_empty() && draws.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = draws
-        .iter()
-        .map(|d| {
-            (
-                applied_promotion_drawdowns::org_id.eq(org.uuid()),
-                applied_promotion_drawdowns::id.eq(d.id),
-                applied_promotion_drawdowns::applied_id.eq(d.applied.uuid()),
-                applied_promotion_drawdowns::cycle_start.eq(d.cycle_start),
-                applied_promotion_drawdowns::amount.eq(d.amount),
-                applied_promotion_drawdowns::effective_at.eq(d.effective_at),
-                applied_promotion_drawdowns::source_id.eq(d.source_id),
-                applied_promotion_drawdowns::product_id.eq(d.product.uuid()),
-                applied_promotion_drawdowns::created_at.eq(d.created_at),
-                applied_promotion_drawdowns::reverses.eq(d.reverses),
-            )
-        })
-        .collect();
-    for chunk in rows.chunks(5000) {
-        diesel::insert_into(applied_promotion_drawdowns::table).values(chunk).execute(conn)?;
-    }
+    let (applied, cycles, amounts) = use_columns(uses);
+    prepared(include_str!("sql/credit_draw.sql"))
+        .bind::<SqlUuid, _>(org.uuid())
+        .bind::<Array<SqlUuid>, _>(applied)
+        .bind::<Array<Timestamptz>, _>(cycles)
+        .bind::<Array<Numeric>, _>(amounts)
+        .bind::<Array<SqlUuid>, _>(draws.iter().map(|d| d.id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(draws.iter().map(|d| d.applied.uuid()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(draws.iter().map(|d| d.cycle_start).collect::<Vec<_>>())
+        .bind::<Array<Numeric>, _>(draws.iter().map(|d| d.amount).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(draws.iter().map(|d| d.effective_at).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(draws.iter().map(|d| d.source_id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(draws.iter().map(|d| d.product.uuid()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(draws.iter().map(|d| d.created_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<SqlUuid>>, _>(draws.iter().map(|d| d.reverses).collect::<Vec<_>>())
+        .execute(conn)?;
     Ok(())
 }
 

@@ -33,8 +33,7 @@ pub(in crate::app) fn persist(
         .collect();
     db::usage::raise_alerts(conn, org, &alerts, now)?;
     let drawn = Balances::drawn(state.balances.values());
-    db::credit::add_uses(conn, org, &drawn.uses)?;
-    db::credit::insert_drawdowns(conn, org, &writes.promotion_draws)?;
+    db::credit::draw(conn, org, &drawn.uses, &writes.promotion_draws)?;
     // Totals, balances and ledger go with the events in one statement at the end, unless
     // balance alerts must first be judged on the balances this batch leaves.
     let mut at_end = db::writes::Rows {

@@ -5,7 +5,7 @@
 -- Customers that never had limits (version 0) cost no read at all.
 --
 -- The version moves with every write to a customer's limits, by whatever writer (the
--- service, or an operator in psql): this trigger. The service's limit writes hold the
+-- service, or an operator in psql): this trigger (and a truncation is refused). The service's limit writes hold the
 -- customer's lock already, so the update here waits for no one; like the other counters
 -- of the usage path it names no writer (`written_by` on customers watches the
 -- customer's own columns only, since the reservations migration).
@@ -34,14 +34,14 @@ $$;
 CREATE TRIGGER limits_changed AFTER INSERT OR UPDATE OR DELETE ON allowance_limits
     FOR EACH ROW EXECUTE FUNCTION billing_limits_changed();
 
--- A truncation names no rows: every customer that had limits moves on.
+-- A truncation names no rows, so it could not move the versions but by updating every
+-- organization's customers at once (a statement no shard could serve alone, docs/scaling.md):
+-- it is refused instead; `DELETE FROM allowance_limits` removes them all and moves each.
 CREATE FUNCTION billing_limits_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE customers SET limits_version = limits_version + 1 WHERE limits_version > 0;
-    RETURN NULL;
+    RAISE EXCEPTION 'allowance_limits cannot be truncated: instances cache limits by the version a write moves; use DELETE';
 END
 $$;
 
-CREATE TRIGGER limits_truncated AFTER TRUNCATE ON allowance_limits
+CREATE TRIGGER limits_truncated BEFORE TRUNCATE ON allowance_limits
     FOR EACH STATEMENT EXECUTE FUNCTION billing_limits_truncated();
-

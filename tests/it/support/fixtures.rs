@@ -95,6 +95,19 @@ impl Tenant {
         Self { key, customer_id: customer.id, vod, fuel }
     }
 
+    /// The tenant's customer, as `GetCustomer` answers it.
+    pub async fn customer(&self, server: &TestServer) -> pb::Customer {
+        server
+            .customers(&self.key)
+            .await
+            .get_customer(pb::GetCustomerRequest { id: self.customer_id.clone() })
+            .await
+            .expect("get customer")
+            .into_inner()
+            .customer
+            .unwrap()
+    }
+
     pub async fn another_customer(&self, server: &TestServer, external_id: &str) -> String {
         server
             .customers(&self.key)

@@ -193,13 +193,7 @@ async fn the_time_zone_cannot_change_while_limits_count_local_days() {
     };
     let status = expect_code(customers.update_customer(update).await, Code::FailedPrecondition);
     assert_eq!(reason(&status), "TIME_ZONE_LOCKED_BY_LIMITS");
-    let kept = customers
-        .get_customer(pb::GetCustomerRequest { id: t.customer_id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .customer
-        .unwrap();
+    let kept = t.customer(&server).await;
     assert_eq!(kept.time_zone, "UTC");
 }
 

@@ -19,15 +19,10 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 /// A tenant whose customer lives in `tz`, with daily and monthly rated-amount maxima.
 async fn customer_in(server: &TestServer, tz: &str, daily: &str, monthly: &str) -> Tenant {
     let t = Tenant::create(server, "Acme").await;
-    let mut customers = server.customers(&t.key).await;
-    let current = customers
-        .get_customer(pb::GetCustomerRequest { id: t.customer_id.clone() })
+    let current = t.customer(server).await;
+    server
+        .customers(&t.key)
         .await
-        .unwrap()
-        .into_inner()
-        .customer
-        .unwrap();
-    customers
         .update_customer(pb::UpdateCustomerRequest {
             customer: Some(pb::Customer { time_zone: tz.into(), ..current }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["time_zone".into()] }),

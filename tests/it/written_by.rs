@@ -41,15 +41,7 @@ async fn each_resource_names_the_key_that_created_it_and_the_one_that_last_chang
         .customer
         .unwrap();
     assert_eq!((changed.created_by.as_str(), changed.updated_by.as_str()), (a.as_str(), b.as_str()));
-    let read = server
-        .customers(&t.key)
-        .await
-        .get_customer(pb::GetCustomerRequest { id: t.customer_id.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .customer
-        .unwrap();
+    let read = t.customer(&server).await;
     assert_eq!(read, changed, "what is stored is what the update answered");
 
     // Products: created with A.

@@ -96,12 +96,20 @@ impl Balances {
         let applied = if promoted.is_empty() {
             Vec::new()
         } else {
-            db::credit::applied_with_terms(conn, org, promoted, from, until)?
+            db::credit::applied_for_customers(conn, org, promoted, from, until)?
         };
-        for a in &applied {
-            let b = out.entry(a.applied.customer).or_default();
-            let sources = sources_of(&a.applied, &a.promotion, &a.cycles_used, from, until, &mut b.pools);
-            b.sources.extend(sources);
+        if !applied.is_empty() {
+            let promotion_ids: Vec<_> = applied.iter().map(|a| a.promotion).collect();
+            let promotions = db::credit::promotions(conn, org, &promotion_ids)?;
+            let applied_ids: Vec<_> = applied.iter().map(|a| a.id).collect();
+            let used = db::credit::cycle_use(conn, org, &applied_ids)?;
+            let none = HashMap::new();
+            for a in &applied {
+                let Some(p) = promotions.get(&a.promotion) else { continue };
+                let b = out.entry(a.customer).or_default();
+                let sources = sources_of(a, p, used.get(&a.id).unwrap_or(&none), from, until, &mut b.pools);
+                b.sources.extend(sources);
+            }
         }
         for b in out.values_mut() {
             sort_sources(&mut b.sources);

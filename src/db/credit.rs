@@ -220,61 +220,27 @@ pub fn list_applied(
         .collect())
 }
 
-/// An application, its promotion, and its cycles' starts and uses (NULL: none yet).
-type AppliedWithTermsRow = (AppliedRow, PromotionRow, Option<Vec<DateTime<Utc>>>, Option<Vec<Decimal>>);
-
-/// An application with its promotion's terms and what each of its cycles has used.
-pub struct AppliedWithTerms {
-    pub applied: AppliedPromotion,
-    pub promotion: CreditPromotion,
-    pub cycles_used: HashMap<DateTime<Utc>, Decimal>,
-}
-
-/// The applications of `customers` still applied and overlapping `[from, until]`, in id
-/// order, each with its promotion and its cycles' use: one statement (the usage path's
-/// read of promotions).
-pub fn applied_with_terms(
+/// The applications of `customers` still applied and overlapping `[from, until]`.
+pub fn applied_for_customers(
     conn: &mut PgConnection,
     org: OrgId,
     customers: &[CustomerId],
     from: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Vec<AppliedWithTerms>, DbError> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::{Array, Nullable, Numeric, Timestamptz};
-    // The application's cycles (by the cycles' primary key), in cycle order.
-    const CYCLES: &str = "FROM applied_promotion_cycles c WHERE c.org_id = applied_promotions.org_id \
-                          AND c.applied_id = applied_promotions.id)";
-    let starts = sql::<Nullable<Array<Timestamptz>>>(&format!(
-        "(SELECT array_agg(c.cycle_start ORDER BY c.cycle_start) {CYCLES}"
-    ));
-    let used = sql::<Nullable<Array<Numeric>>>(&format!(
-        "(SELECT array_agg(c.used ORDER BY c.cycle_start) {CYCLES}"
-    ));
+) -> Result<Vec<AppliedPromotion>, DbError> {
     let ids: Vec<Uuid> = customers.iter().map(|c| c.uuid()).collect();
-    let rows: Vec<AppliedWithTermsRow> = applied_promotions::table
-        .inner_join(
-            credit_promotions::table.on(credit_promotions::org_id
-                .eq(applied_promotions::org_id)
-                .and(credit_promotions::id.eq(applied_promotions::promotion_id))),
-        )
+    Ok(applied_promotions::table
         .filter(applied_promotions::org_id.eq(org.uuid()))
         .filter(applied_promotions::customer_id.eq_any(ids))
         .filter(applied_promotions::removed_at.is_null())
         .filter(applied_promotions::starts_at.le(until))
         .filter(applied_promotions::ends_at.is_null().or(applied_promotions::ends_at.gt(from)))
         .order(applied_promotions::id)
-        .select((AppliedRow::as_select(), PromotionRow::as_select(), starts, used))
-        .load(conn)?;
-    rows.into_iter()
-        .map(|(a, p, starts, used)| {
-            Ok(AppliedWithTerms {
-                applied: AppliedPromotion::from(a),
-                promotion: CreditPromotion::try_from(p)?,
-                cycles_used: starts.unwrap_or_default().into_iter().zip(used.unwrap_or_default()).collect(),
-            })
-        })
-        .collect()
+        .select(AppliedRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(AppliedPromotion::from)
+        .collect())
 }
 
 pub fn remove_applied(

@@ -5,7 +5,7 @@ use billing::proto::v1 as pb;
 use billing::proto::v1::service_allowance::Selector;
 use tonic::Code;
 
-use crate::support::fixtures::{Tenant, allowances};
+use crate::support::fixtures::{Tenant, allowances, event, record, usage_client};
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
 fn seed_limits(t: &Tenant) -> pb::AllowanceLimits {
@@ -265,25 +265,18 @@ async fn five_units(
     t: &Tenant,
     id: &str,
 ) -> pb::UsageDecision {
-    crate::support::fixtures::record(usage, crate::support::fixtures::event(t, id, "CREED", "5", "5"))
-        .await
-        .expect("record")
-        .decision()
+    record(usage, event(t, id, "CREED", "5", "5")).await.expect("record").decision()
 }
 
 /// The customer's limits version, as the usage path reads it from the customer's row.
 fn limits_version(conn: &mut diesel::PgConnection, customer: &str) -> i64 {
+    use billing::db::schema::customers;
     use diesel::prelude::*;
-    use diesel::sql_types::BigInt;
-    #[derive(QueryableByName)]
-    struct V {
-        #[diesel(sql_type = BigInt)]
-        limits_version: i64,
-    }
-    diesel::sql_query(format!("SELECT limits_version FROM customers WHERE id = '{customer}'"))
-        .get_result::<V>(conn)
+    customers::table
+        .filter(customers::id.eq(customer.parse::<uuid::Uuid>().unwrap()))
+        .select(customers::limits_version)
+        .get_result(conn)
         .unwrap()
-        .limits_version
 }
 
 /// Instance B caches the customer's limits; each change made through instance A (replaced,
@@ -297,7 +290,7 @@ async fn limits_changed_through_one_instance_are_used_at_once_by_another_that_ca
     let b = TestServer::start_with_app(std::sync::Arc::clone(&a.db), |app| app).await;
     let t = Tenant::create(&a, "Acme").await;
     let mut on_a = allowances(&a, &t.key).await;
-    let mut on_b = crate::support::fixtures::usage_client(&b, &t.key).await;
+    let mut on_b = usage_client(&b, &t.key).await;
     on_a.replace_allowance_limits(per_transaction(&t, "10")).await.unwrap();
     assert_eq!(five_units(&mut on_b, &t, "first").await, Allowed);
     assert_eq!(b.app.limits_cache().len(), 1, "B keeps what it read under the lock");
@@ -330,10 +323,7 @@ async fn cached_limits_are_used_without_a_read_and_any_writer_moves_their_versio
     let b = TestServer::start_with_app(std::sync::Arc::clone(&a.db), |app| app).await;
     let t = Tenant::create(&a, "Acme").await;
     allowances(&a, &t.key).await.replace_allowance_limits(per_transaction(&t, "10")).await.unwrap();
-    let (mut usage_a, mut usage_b) = (
-        crate::support::fixtures::usage_client(&a, &t.key).await,
-        crate::support::fixtures::usage_client(&b, &t.key).await,
-    );
+    let (mut usage_a, mut usage_b) = (usage_client(&a, &t.key).await, usage_client(&b, &t.key).await);
     assert_eq!(five_units(&mut usage_b, &t, "warm").await, Allowed);
     assert!(a.app.limits_cache().is_empty(), "capacity 0 keeps nothing");
 
@@ -366,8 +356,6 @@ async fn cached_limits_are_used_without_a_read_and_any_writer_moves_their_versio
 /// for the usage path (here the version) do not make the writing key its last changer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limits_version_starts_at_one_for_customers_with_limits_and_names_no_writer() {
-    use diesel_migrations::MigrationHarness as _;
-
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let without = t.another_customer(&server, "ACR2").await;
@@ -387,13 +375,7 @@ async fn the_limits_version_starts_at_one_for_customers_with_limits_and_names_no
 
     allowances(&server, &second).await.replace_allowance_limits(per_transaction(&t, "20")).await.unwrap();
     assert_eq!(limits_version(&mut conn, &t.customer_id), 2);
-    loop {
-        let undone = conn.revert_last_migration(billing::db::migrate::MIGRATIONS).unwrap();
-        if undone.to_string().replace('-', "") == "20261204140000" {
-            break;
-        }
-    }
-    conn.run_pending_migrations(billing::db::migrate::MIGRATIONS).unwrap();
+    crate::support::db::rerun_migrations_from(&mut conn, "20261204140000");
     assert_eq!(limits_version(&mut conn, &t.customer_id), 1, "backfilled");
     assert_eq!(limits_version(&mut conn, &without), 0);
 }

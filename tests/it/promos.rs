@@ -619,7 +619,6 @@ fn promotions_applied(conn: &mut diesel::PgConnection, customer: &str) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_reads_applied_promotions_only_for_customers_whose_row_counts_some() {
     use diesel::connection::SimpleConnection as _;
-    use diesel_migrations::MigrationHarness as _;
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = promos(&server, &t.key).await;
@@ -641,13 +640,7 @@ async fn usage_reads_applied_promotions_only_for_customers_whose_row_counts_some
 
     // The migration counts applications made before it: undone and run again, the
     // count is back and the promotion is drawn.
-    loop {
-        let undone = conn.revert_last_migration(billing::db::migrate::MIGRATIONS).unwrap();
-        if undone.to_string().replace('-', "") == "20261204002400" {
-            break;
-        }
-    }
-    conn.run_pending_migrations(billing::db::migrate::MIGRATIONS).unwrap();
+    crate::support::db::rerun_migrations_from(&mut conn, "20261204002400");
     assert_eq!(promotions_applied(&mut conn, &t.customer_id), 1, "the migration counted it");
     let counted = record(&mut u, crate::support::fixtures::event(&t, "b", "CREED", "1", "10")).await.unwrap();
     assert_eq!(counted.drawdowns.len(), 1, "{counted:?}");

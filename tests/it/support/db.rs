@@ -149,6 +149,19 @@ impl TestDb {
     }
 }
 
+/// Undoes the migrations down to and including `version` (e.g. "20261204140000"), then
+/// runs them again: how a test sees what a migration does to rows written before it.
+pub fn rerun_migrations_from(conn: &mut PgConnection, version: &str) {
+    use diesel_migrations::MigrationHarness as _;
+    loop {
+        let undone = conn.revert_last_migration(billing::db::migrate::MIGRATIONS).unwrap();
+        if undone.to_string().replace('-', "") == version {
+            break;
+        }
+    }
+    conn.run_pending_migrations(billing::db::migrate::MIGRATIONS).unwrap();
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&format!("{}/postgres", server_url())) {

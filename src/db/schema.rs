@@ -162,6 +162,7 @@ diesel::table! {
         remaining -> Numeric,
         closed_at -> Nullable<Timestamptz>,
         close_kind -> Nullable<Text>,
+        ledger_last_at -> Nullable<Timestamptz>,
     }
 }
 

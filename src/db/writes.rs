@@ -4,6 +4,8 @@
 //! only some of them leave the rest empty; the single-purpose functions of `usage`,
 //! `commits` and `commit_ledger` are such callers.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea, Date, Int4, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid};
@@ -98,6 +100,21 @@ pub fn write(conn: &mut PgConnection, org: OrgId, w: &Rows<'_>) -> Result<(), Db
         .bind::<Array<Bytea>, _>(events.iter().map(|s| &s.fingerprint[..]).collect::<Vec<&[u8]>>())
         .bind::<Array<Bytea>, _>(events.iter().map(|s| &s.outcome[..]).collect::<Vec<&[u8]>>())
         .bind::<Nullable<Timestamptz>, _>(w.events.map(|e| e.recorded_at))
+        .bind::<Array<Nullable<Timestamptz>>, _>(latest_entries(w.remaining, l))
         .execute(conn)?;
     Ok(())
+}
+
+/// For each segment of `remaining`, the latest effective time among `ledger`'s entries on
+/// it (None when it has none there).
+fn latest_entries(
+    remaining: &[(CommitId, i32, Decimal)],
+    ledger: &[LedgerEntry],
+) -> Vec<Option<DateTime<Utc>>> {
+    let mut latest: HashMap<(CommitId, i32), DateTime<Utc>> = HashMap::with_capacity(ledger.len());
+    for e in ledger {
+        let at = latest.entry((e.commit_id, e.segment_idx)).or_insert(e.effective_at);
+        *at = (*at).max(e.effective_at);
+    }
+    remaining.iter().map(|(commit, idx, _)| latest.get(&(*commit, *idx)).copied()).collect()
 }

@@ -1,7 +1,8 @@
 //! The commit ledger as a history in effective time, over the wire: late usage never
 //! spends credit that did not exist yet, entries on an upcoming segment take effect at
 //! its start, late usage is decided by its timestamp and the grace period alone, and
-//! every running balance the ledger shows is what GetCommitBalance answers then.
+//! every running balance the ledger shows is what GetCommitBalance answers then; an entry
+//! written past the service binds late usage as one written through it.
 
 use std::str::FromStr;
 
@@ -11,7 +12,9 @@ use prost_types::FieldMask;
 use rust_decimal::Decimal;
 use tonic::Code;
 
-use crate::support::fixtures::{Tenant, apply, commits, create_commit, prepaid, ts, usage};
+use crate::support::fixtures::{
+    Tenant, apply, commits, create_commit, event, prepaid, record, ts, usage, usage_client,
+};
 use crate::support::server::Authed;
 use crate::support::{TestServer, bad_fields, expect_code, reason};
 
@@ -255,4 +258,94 @@ async fn preview_and_apply_accept_and_refuse_the_same_timestamps() {
         let applied = apply(&mut c, &t, &format!("k-{}", at.timestamp()), usage_at(&t.vod, "1", at)).await;
         assert_eq!(bad_fields(&applied.unwrap_err()), ["usage.timestamp"], "apply of {at}");
     }
+}
+
+/// The segment's `ledger_last_at`, read as the database's owner: the latest effective time
+/// among its entries, by which the usage path skips reading the entries after an event.
+fn ledger_last_at(conn: &mut diesel::PgConnection, commit: &str) -> Option<DateTime<Utc>> {
+    use billing::db::schema::commit_segments;
+    use diesel::prelude::*;
+    commit_segments::table
+        .filter(commit_segments::commit_id.eq(uuid::Uuid::parse_str(commit).unwrap()))
+        .filter(commit_segments::idx.eq(0))
+        .select(commit_segments::ledger_last_at)
+        .first(conn)
+        .unwrap()
+}
+
+/// An operator's correction written in SQL, past the service, still binds late usage:
+/// the ledger's trigger moves the segment's `ledger_last_at`, so the usage path reads the
+/// entry as one after the event instead of skipping the segment's later entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_usage_cannot_spend_a_correction_an_operator_wrote_in_sql_after_it() {
+    use diesel::prelude::*;
+    use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
+
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    let now = self::now();
+    let commit =
+        create_commit(&mut c, prepaid(&t, "100", "1", now - Duration::days(10), now + Duration::days(30)))
+            .await;
+    let yesterday = now - Duration::days(1);
+    let mut owner = server.db.connect();
+    owner
+        .transaction(|conn| {
+            let id = uuid::Uuid::parse_str(&commit.id).unwrap();
+            diesel::sql_query(
+                "INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, effective_at, reason, created_at)
+                 SELECT org_id, gen_random_uuid(), id, 0, 'ADJUSTMENT', 50, $2, 'correction', now()
+                 FROM commits WHERE id = $1",
+            )
+            .bind::<SqlUuid, _>(id)
+            .bind::<Timestamptz, _>(yesterday)
+            .execute(conn)?;
+            diesel::sql_query("UPDATE commit_segments SET remaining = remaining + 50 WHERE commit_id = $1")
+                .bind::<SqlUuid, _>(id)
+                .execute(conn)
+        })
+        .unwrap();
+    assert_eq!(ledger_last_at(&mut owner, &commit.id), Some(yesterday));
+
+    let late = apply(&mut c, &t, "late", usage_at(&t.vod, "120", now - Duration::days(5))).await.unwrap();
+    assert_eq!(
+        (late.drawdowns[0].amount.as_str(), late.overage.as_str()),
+        ("100", "20"),
+        "only the 100 granted then"
+    );
+    assert_eq!(balance_at(&mut c, &commit.id, self::now()).await, dec("50"), "the correction is still there");
+    assert_history_is_consistent(&mut c, &commit.id).await;
+}
+
+/// Usage moves its segments' `ledger_last_at` in the statement that writes their balance
+/// (the trigger, disabled here, then has no row to update a second time); and the
+/// migration gives segments written before it the latest effective time of their entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_moves_its_segments_ledger_last_at_itself_and_the_migration_backfills_it() {
+    use diesel::connection::SimpleConnection as _;
+
+    let server = TestServer::start().await;
+    let t = Tenant::create(&server, "Acme").await;
+    let mut c = commits(&server, &t.key).await;
+    let now = self::now();
+    let commit =
+        create_commit(&mut c, prepaid(&t, "100", "1", now - Duration::days(10), now + Duration::days(30)))
+            .await;
+    let mut owner = server.db.connect();
+    assert_eq!(ledger_last_at(&mut owner, &commit.id), Some(now - Duration::days(10)), "the grant");
+
+    owner.batch_execute("ALTER TABLE commit_ledger DISABLE TRIGGER segments_ledger_last_at").unwrap();
+    let hour_ago = now - Duration::hours(1);
+    let mut u = usage_client(&server, &t.key).await;
+    let drawn =
+        record(&mut u, pb::UsageEvent { timestamp: ts(hour_ago), ..event(&t, "u", "CREED", "1", "30") })
+            .await
+            .unwrap();
+    assert_eq!(drawn.drawdowns.len(), 1);
+    assert_eq!(ledger_last_at(&mut owner, &commit.id), Some(hour_ago));
+    owner.batch_execute("ALTER TABLE commit_ledger ENABLE TRIGGER segments_ledger_last_at").unwrap();
+
+    crate::support::db::rerun_migrations_from(&mut owner, "20261204150000");
+    assert_eq!(ledger_last_at(&mut owner, &commit.id), Some(hour_ago), "backfilled");
 }

@@ -88,8 +88,9 @@ async fn adjust(c: &mut Commits, commit: &str, amount: &str) -> Result<pb::Ledge
     .map(|r| r.into_inner().entry.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_usage_cannot_spend_credit_granted_after_it() {
+/// A server, a tenant, its commits client, now, and a prepaid commit of 100 that started
+/// ten days ago and ends in thirty: what the late-usage cases start from.
+async fn commit_of_100_from_ten_days_ago() -> (TestServer, Tenant, Commits, DateTime<Utc>, pb::Commit) {
     let server = TestServer::start().await;
     let t = Tenant::create(&server, "Acme").await;
     let mut c = commits(&server, &t.key).await;
@@ -97,6 +98,12 @@ async fn late_usage_cannot_spend_credit_granted_after_it() {
     let commit =
         create_commit(&mut c, prepaid(&t, "100", "1", now - Duration::days(10), now + Duration::days(30)))
             .await;
+    (server, t, c, now, commit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_usage_cannot_spend_credit_granted_after_it() {
+    let (_server, t, mut c, now, commit) = commit_of_100_from_ten_days_ago().await;
     adjust(&mut c, &commit.id, "50").await.unwrap();
 
     let five_days_ago = now - Duration::days(5);
@@ -111,13 +118,7 @@ async fn late_usage_cannot_spend_credit_granted_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_usage_cannot_make_a_later_running_balance_negative() {
-    let server = TestServer::start().await;
-    let t = Tenant::create(&server, "Acme").await;
-    let mut c = commits(&server, &t.key).await;
-    let now = self::now();
-    let commit =
-        create_commit(&mut c, prepaid(&t, "100", "1", now - Duration::days(10), now + Duration::days(30)))
-            .await;
+    let (_server, t, mut c, now, commit) = commit_of_100_from_ten_days_ago().await;
     apply(&mut c, &t, "recent", usage_at(&t.vod, "80", now - Duration::days(1))).await.unwrap();
     // Five days ago the segment held 100, but 80 of it is spent the day before yesterday
     // ... after: only 20 may go without the later balance falling below zero.
@@ -281,13 +282,7 @@ async fn late_usage_cannot_spend_a_correction_an_operator_wrote_in_sql_after_it(
     use diesel::prelude::*;
     use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
 
-    let server = TestServer::start().await;
-    let t = Tenant::create(&server, "Acme").await;
-    let mut c = commits(&server, &t.key).await;
-    let now = self::now();
-    let commit =
-        create_commit(&mut c, prepaid(&t, "100", "1", now - Duration::days(10), now + Duration::days(30)))
-            .await;
+    let (server, t, mut c, now, commit) = commit_of_100_from_ten_days_ago().await;
     let yesterday = now - Duration::days(1);
     let mut owner = server.db.connect();
     owner
@@ -325,13 +320,7 @@ async fn late_usage_cannot_spend_a_correction_an_operator_wrote_in_sql_after_it(
 async fn usage_moves_its_segments_ledger_last_at_itself_and_the_migration_backfills_it() {
     use diesel::connection::SimpleConnection as _;
 
-    let server = TestServer::start().await;
-    let t = Tenant::create(&server, "Acme").await;
-    let mut c = commits(&server, &t.key).await;
-    let now = self::now();
-    let commit =
-        create_commit(&mut c, prepaid(&t, "100", "1", now - Duration::days(10), now + Duration::days(30)))
-            .await;
+    let (server, t, _c, now, commit) = commit_of_100_from_ten_days_ago().await;
     let mut owner = server.db.connect();
     assert_eq!(ledger_last_at(&mut owner, &commit.id), Some(now - Duration::days(10)), "the grant");
 

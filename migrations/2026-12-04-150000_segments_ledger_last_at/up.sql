@@ -6,12 +6,14 @@
 -- effective time among the segment's entries (NULL: none), so the read skips the probe
 -- when it is not after the event.
 --
--- Kept by this trigger for any insert through `commit_ledger` (the service, or an
--- operator in psql): a statement trigger that moves each touched segment's value up to
--- the latest it inserted. Entries are never updated or deleted (the service may only
--- insert them), and a value later than the entries only costs a probe that finds none,
--- so nothing can leave it too early. The usage write sets the value with the balance it
--- writes in the same statement, so for it the trigger finds nothing left to change.
+-- Kept by these triggers for any insert or update through `commit_ledger` (the service,
+-- or an operator in psql): statement triggers that move each touched segment's value up
+-- to the latest entry the statement wrote. The service only inserts entries; an
+-- update or delete by hand that moves an entry earlier leaves the value later than the
+-- entries, which only costs a probe that finds none, so nothing can leave it too early.
+-- The usage write sets the value with the balance it writes in the same statement, so
+-- for it the trigger finds nothing left to change. (A trigger with a transition table
+-- serves one event, hence two.)
 ALTER TABLE commit_segments ADD COLUMN ledger_last_at timestamptz;
 
 UPDATE commit_segments s SET ledger_last_at = l.last_at
@@ -31,5 +33,8 @@ END
 $$;
 
 CREATE TRIGGER segments_ledger_last_at AFTER INSERT ON commit_ledger
+    REFERENCING NEW TABLE AS new_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION billing_segments_ledger_last_at();
+CREATE TRIGGER segments_ledger_last_at_updated AFTER UPDATE ON commit_ledger
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION billing_segments_ledger_last_at();

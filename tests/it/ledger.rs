@@ -276,7 +276,8 @@ fn ledger_last_at(conn: &mut diesel::PgConnection, commit: &str) -> Option<DateT
 
 /// An operator's correction written in SQL, past the service, still binds late usage:
 /// the ledger's trigger moves the segment's `ledger_last_at`, so the usage path reads the
-/// entry as one after the event instead of skipping the segment's later entries.
+/// entry as one after the event instead of skipping the segment's later entries; and an
+/// entry moved later by hand moves it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_usage_cannot_spend_a_correction_an_operator_wrote_in_sql_after_it() {
     use diesel::prelude::*;
@@ -285,9 +286,9 @@ async fn late_usage_cannot_spend_a_correction_an_operator_wrote_in_sql_after_it(
     let (server, t, mut c, now, commit) = commit_of_100_from_ten_days_ago().await;
     let yesterday = now - Duration::days(1);
     let mut owner = server.db.connect();
+    let id = uuid::Uuid::parse_str(&commit.id).unwrap();
     owner
         .transaction(|conn| {
-            let id = uuid::Uuid::parse_str(&commit.id).unwrap();
             diesel::sql_query(
                 "INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, effective_at, reason, created_at)
                  SELECT org_id, gen_random_uuid(), id, 0, 'ADJUSTMENT', 50, $2, 'correction', now()
@@ -311,6 +312,17 @@ async fn late_usage_cannot_spend_a_correction_an_operator_wrote_in_sql_after_it(
     );
     assert_eq!(balance_at(&mut c, &commit.id, self::now()).await, dec("50"), "the correction is still there");
     assert_history_is_consistent(&mut c, &commit.id).await;
+
+    // Entries are appended only, but one moved later by hand moves the value with it.
+    let hour_ago = now - Duration::hours(1);
+    diesel::sql_query(
+        "UPDATE commit_ledger SET effective_at = $2 WHERE commit_id = $1 AND kind = 'ADJUSTMENT'",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<Timestamptz, _>(hour_ago)
+    .execute(&mut owner)
+    .unwrap();
+    assert_eq!(ledger_last_at(&mut owner, &commit.id), Some(hour_ago));
 }
 
 /// Usage moves its segments' `ledger_last_at` in the statement that writes their balance

@@ -234,23 +234,6 @@ impl Balances {
         allocation
     }
 
-    /// Writes every balance drawn since loading.
-    pub fn persist(&self, conn: &mut Conn, org: OrgId) -> Result<(), AppError> {
-        Self::persist_all(conn, org, [self])
-    }
-
-    /// Writes the drawn balances of many customers, in one statement per kind of source.
-    pub fn persist_all<'a>(
-        conn: &mut Conn,
-        org: OrgId,
-        all: impl IntoIterator<Item = &'a Balances>,
-    ) -> Result<(), AppError> {
-        let drawn = Self::drawn(all);
-        db::commits::set_remaining_many(conn, org, &drawn.segments)?;
-        db::credit::add_uses(conn, org, &drawn.uses)?;
-        Ok(())
-    }
-
     /// What drawing since loading changed: the drawn segments' remaining balances (what
     /// is available plus what open holds keep), and what each applied promotion gave in
     /// its cycle.
@@ -346,15 +329,23 @@ pub fn drawdown_entries(
     (entries, promotions)
 }
 
-/// Writes what [`drawdown_entries`] produced.
-pub fn write_entries(
+/// Writes one drawdown: the balances `balances` drew with the ledger entries
+/// [`drawdown_entries`] produced, in one statement (as usage writes them, so the ledger's
+/// trigger finds each segment's `ledger_last_at` already moved), then the promotions'
+/// uses with their drawdowns in another.
+pub fn write_drawdown(
     conn: &mut Conn,
     org: OrgId,
-    entries: &[LedgerEntry],
-    promotions: &[PromotionDrawdown],
+    balances: &Balances,
+    (entries, promotions): (&[LedgerEntry], &[PromotionDrawdown]),
 ) -> Result<(), AppError> {
-    db::commit_ledger::insert(conn, org, entries)?;
-    db::credit::insert_drawdowns(conn, org, promotions)?;
+    let drawn = Balances::drawn([balances]);
+    db::writes::write(
+        conn,
+        org,
+        &db::writes::Rows { remaining: &drawn.segments, ledger: entries, ..Default::default() },
+    )?;
+    db::credit::draw(conn, org, &drawn.uses, promotions)?;
     Ok(())
 }
 
@@ -514,10 +505,9 @@ impl App {
                 let now = clock::now();
                 let (product, mut balances) = admit(conn, org, &c, &usage, (now, policy), true)?;
                 let allocation = balances.allocate(&usage, &product);
-                balances.persist(conn, org)?;
                 let id = Uuid::now_v7();
                 let (entries, promotions) = drawdown_entries(&allocation, &usage, id, now);
-                write_entries(conn, org, &entries, &promotions)?;
+                write_drawdown(conn, org, &balances, (&entries, &promotions))?;
                 super::balance_alerts::settle_alerts(conn, org, &[customer], (now, policy.late_usage_grace))?;
                 let exhausted = exhaustion_violations(
                     &allocation,

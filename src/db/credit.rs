@@ -343,16 +343,6 @@ fn use_columns(uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)]) -> UseColu
     )
 }
 
-/// Adds many uses (distinct applied promotion and cycle each) to their cycles and to
-/// their applications' totals, in one statement.
-pub fn add_uses(
-    conn: &mut PgConnection,
-    org: OrgId,
-    uses: &[(AppliedPromotionId, DateTime<Utc>, Decimal)],
-) -> Result<(), DbError> {
-    draw(conn, org, uses, &[])
-}
-
 /// Gives back `uses` (positive amounts) to the cycles that recorded them: an UPDATE,
 /// since an upsert's proposed row (a negative use) would fail the table's check first;
 /// then takes them off their applications' totals.

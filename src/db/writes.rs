@@ -1,8 +1,10 @@
 //! The writes most transactions end with (usage totals, segment balances, ledger entries,
 //! usage events), sent as one statement: on the usage path they were four round trips of
 //! the fourteen a one-event transaction made (docs/performance.md). Callers that write
-//! only some of them leave the rest empty; the single-purpose functions of `usage`,
-//! `commits` and `commit_ledger` are such callers.
+//! only some of them leave the rest empty; the single-purpose functions of `usage` and
+//! `commit_ledger` are such callers. Writing a segment's balance with its new entries in
+//! the same call lets it move the segment's `ledger_last_at` too, so the ledger's trigger
+//! has no row to update again.
 
 use std::collections::HashMap;
 

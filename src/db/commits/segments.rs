@@ -133,19 +133,6 @@ pub fn set_remaining(
     Ok(())
 }
 
-/// Sets the remaining balance of many segments in one statement.
-pub fn set_remaining_many(
-    conn: &mut PgConnection,
-    org: OrgId,
-    segments: &[(CommitId, i32, Decimal)],
-) -> Result<(), DbError> {
-    crate::db::writes::write(
-        conn,
-        org,
-        &crate::db::writes::Rows { remaining: segments, ..Default::default() },
-    )
-}
-
 /// Closes a segment: it takes no more drawdowns and holds nothing.
 pub fn close_segment(
     conn: &mut PgConnection,

@@ -330,8 +330,8 @@ pub fn drawdown_entries(
 }
 
 /// Writes one drawdown: the balances `balances` drew with the ledger entries
-/// [`drawdown_entries`] produced, in one statement (as usage writes them, moving each segment's
-/// `ledger_last_at` with them), then the promotions'
+/// [`drawdown_entries`] produced, in one statement (as usage writes them, so the ledger's
+/// trigger finds each segment's `ledger_last_at` already moved), then the promotions'
 /// uses with their drawdowns in another.
 pub fn write_drawdown(
     conn: &mut Conn,

@@ -2,9 +2,9 @@
 //! usage events), sent as one statement: on the usage path they were four round trips of
 //! the fourteen a one-event transaction made (docs/performance.md). Callers that write
 //! only some of them leave the rest empty; the single-purpose functions of `usage` and
-//! `commit_ledger` are such callers, and this is the service's only writer of ledger
-//! entries: every segment an entry is on moves its `ledger_last_at` in the same statement,
-//! so the ledger's trigger, kept for other writers, skips the service's role.
+//! `commit_ledger` are such callers. Writing a segment's balance with its new entries in
+//! the same call lets it move the segment's `ledger_last_at` too, so the ledger's trigger
+//! has no row to update again.
 
 use std::collections::HashMap;
 
@@ -59,7 +59,6 @@ pub fn write(conn: &mut PgConnection, org: OrgId, w: &Rows<'_>) -> Result<(), Db
     let t = w.totals;
     let l = w.ledger;
     let events = w.events.map_or(&[][..], |e| e.rows);
-    let segments = segment_writes(w.remaining, l);
     prepared(include_str!("sql/writes_totals_balances_ledger_events.sql"))
         .bind::<SqlUuid, _>(org.uuid())
         .bind::<Array<SqlUuid>, _>(t.iter().map(|d| d.customer.uuid()).collect::<Vec<Uuid>>())
@@ -69,9 +68,9 @@ pub fn write(conn: &mut PgConnection, org: OrgId, w: &Rows<'_>) -> Result<(), Db
         .bind::<Array<Text>, _>(t.iter().map(|d| d.credit_type.as_str()).collect::<Vec<&str>>())
         .bind::<Array<Numeric>, _>(t.iter().map(|d| d.amount).collect::<Vec<Decimal>>())
         .bind::<Array<Numeric>, _>(t.iter().map(|d| d.quantity).collect::<Vec<Decimal>>())
-        .bind::<Array<SqlUuid>, _>(segments.iter().map(|s| s.commit.uuid()).collect::<Vec<Uuid>>())
-        .bind::<Array<Int4>, _>(segments.iter().map(|s| s.idx).collect::<Vec<i32>>())
-        .bind::<Array<Nullable<Numeric>>, _>(segments.iter().map(|s| s.remaining).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(w.remaining.iter().map(|s| s.0.uuid()).collect::<Vec<Uuid>>())
+        .bind::<Array<Int4>, _>(w.remaining.iter().map(|s| s.1).collect::<Vec<i32>>())
+        .bind::<Array<Numeric>, _>(w.remaining.iter().map(|s| s.2).collect::<Vec<Decimal>>())
         .bind::<Array<SqlUuid>, _>(l.iter().map(|e| e.id).collect::<Vec<Uuid>>())
         .bind::<Array<SqlUuid>, _>(l.iter().map(|e| e.commit_id.uuid()).collect::<Vec<Uuid>>())
         .bind::<Array<Int4>, _>(l.iter().map(|e| e.segment_idx).collect::<Vec<i32>>())
@@ -103,90 +102,21 @@ pub fn write(conn: &mut PgConnection, org: OrgId, w: &Rows<'_>) -> Result<(), Db
         .bind::<Array<Bytea>, _>(events.iter().map(|s| &s.fingerprint[..]).collect::<Vec<&[u8]>>())
         .bind::<Array<Bytea>, _>(events.iter().map(|s| &s.outcome[..]).collect::<Vec<&[u8]>>())
         .bind::<Nullable<Timestamptz>, _>(w.events.map(|e| e.recorded_at))
-        .bind::<Array<Nullable<Timestamptz>>, _>(segments.iter().map(|s| s.last_entry_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(latest_entries(w.remaining, l))
         .execute(conn)?;
     Ok(())
 }
 
-/// What the statement writes to one segment: its new balance, if any, and the latest
-/// effective time among the statement's entries on it, if any.
-#[derive(Debug, PartialEq)]
-struct SegmentWrite {
-    commit: CommitId,
-    idx: i32,
-    remaining: Option<Decimal>,
-    last_entry_at: Option<DateTime<Utc>>,
-}
-
-/// The segments of `remaining` (in its order) and then those only `ledger`'s entries are
-/// on, each once: every segment that gets an entry moves its `ledger_last_at` in the same
-/// statement, whether or not its balance changes (a grant, an access extension).
-fn segment_writes(remaining: &[(CommitId, i32, Decimal)], ledger: &[LedgerEntry]) -> Vec<SegmentWrite> {
-    let mut writes: Vec<SegmentWrite> = remaining
-        .iter()
-        .map(|(commit, idx, r)| SegmentWrite {
-            commit: *commit,
-            idx: *idx,
-            remaining: Some(*r),
-            last_entry_at: None,
-        })
-        .collect();
-    let mut at: HashMap<(CommitId, i32), usize> =
-        writes.iter().enumerate().map(|(i, w)| ((w.commit, w.idx), i)).collect();
+/// For each segment of `remaining`, the latest effective time among `ledger`'s entries on
+/// it (None when it has none there).
+fn latest_entries(
+    remaining: &[(CommitId, i32, Decimal)],
+    ledger: &[LedgerEntry],
+) -> Vec<Option<DateTime<Utc>>> {
+    let mut latest: HashMap<(CommitId, i32), DateTime<Utc>> = HashMap::with_capacity(ledger.len());
     for e in ledger {
-        let i = *at.entry((e.commit_id, e.segment_idx)).or_insert_with(|| {
-            writes.push(SegmentWrite {
-                commit: e.commit_id,
-                idx: e.segment_idx,
-                remaining: None,
-                last_entry_at: None,
-            });
-            writes.len() - 1
-        });
-        let last = &mut writes[i].last_entry_at;
-        *last = Some(last.map_or(e.effective_at, |l| l.max(e.effective_at)));
+        let at = latest.entry((e.commit_id, e.segment_idx)).or_insert(e.effective_at);
+        *at = (*at).max(e.effective_at);
     }
-    writes
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-    use crate::domain::commit::balance::LedgerKind;
-
-    fn entry(commit: CommitId, idx: i32, day: u32) -> LedgerEntry {
-        let at = Utc.with_ymd_and_hms(2026, 12, day, 0, 0, 0).unwrap();
-        LedgerEntry {
-            id: Uuid::now_v7(),
-            commit_id: commit,
-            segment_idx: idx,
-            kind: LedgerKind::Grant,
-            amount: Decimal::ONE,
-            effective_at: at,
-            source_id: None,
-            product_id: None,
-            reason: None,
-            created_at: at,
-        }
-    }
-
-    #[test]
-    fn every_segment_an_entry_is_on_moves_to_its_latest_entry_balance_written_or_not() {
-        let (a, b) = (CommitId::from(Uuid::now_v7()), CommitId::from(Uuid::now_v7()));
-        let day = |d| Some(Utc.with_ymd_and_hms(2026, 12, d, 0, 0, 0).unwrap());
-        let writes = segment_writes(
-            &[(a, 0, Decimal::TEN), (a, 1, Decimal::ONE)],
-            &[entry(a, 0, 3), entry(b, 2, 5), entry(a, 0, 7), entry(b, 2, 4)],
-        );
-        assert_eq!(
-            writes,
-            vec![
-                SegmentWrite { commit: a, idx: 0, remaining: Some(Decimal::TEN), last_entry_at: day(7) },
-                SegmentWrite { commit: a, idx: 1, remaining: Some(Decimal::ONE), last_entry_at: None },
-                SegmentWrite { commit: b, idx: 2, remaining: None, last_entry_at: day(5) },
-            ]
-        );
-    }
+    remaining.iter().map(|(commit, idx, _)| latest.get(&(*commit, *idx)).copied()).collect()
 }

@@ -2,7 +2,7 @@
 -- what its commit says about drawing from it (priority, credit type, what it applies to)
 -- and the ledger entries that take effect after $6 (in effective-time, then id, order):
 -- what a drawdown decision at or after $6 needs to know what each segment held then.
--- A segment whose latest entry (`ledger_last_at`, kept by the writes and a trigger) is
+-- A segment whose latest entry (`ledger_last_at`, kept by a trigger on the ledger) is
 -- not after $6 has none to read, and the gate skips its probe of every month's index.
 -- Both OFFSET 0 keep the planner from moving the gate: pulled up it became a join
 -- filter applied after the probes, pushed down one filter per month's scan.

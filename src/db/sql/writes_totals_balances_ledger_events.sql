@@ -2,11 +2,9 @@
 -- events, in one round trip: each part does nothing when its arrays are empty, so one
 -- prepared statement serves every caller (a usage transaction sends all four at once).
 --   totals added to, per (customer, window kind, first day, product, credit type): $2..$8
---   segments, per (commit, index): $9..$10, each with its new remaining balance ($11,
---     or NULL: unchanged) and the latest effective time among the ledger entries below
---     on it ($37, or NULL: none); every segment an entry below is on is among them, so
---     this statement moves `ledger_last_at` itself (the ledger's trigger skips the
---     service's role)
+--   segments' new remaining balances, per (commit, index): $9..$11, with the latest
+--     effective time among the ledger entries below for the segment ($37, or NULL): the
+--     ledger's trigger would otherwise update the row again to move `ledger_last_at`
 --   ledger entries: $12..$21, with the request key $22 (id), $23 (fingerprint) or NULL;
 --     a request id is made unique by its own table (the entries' unique keys carry their
 --     month), which names the entry it wrote, so a reused id fails on its primary key
@@ -20,8 +18,7 @@ WITH totals AS (
     ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type) DO UPDATE
     SET amount = usage_totals.amount + EXCLUDED.amount, quantity = usage_totals.quantity + EXCLUDED.quantity
 ), segments AS (
-    UPDATE commit_segments s SET remaining = COALESCE(v.remaining, s.remaining),
-       ledger_last_at = GREATEST(s.ledger_last_at, v.last_at)
+    UPDATE commit_segments s SET remaining = v.remaining, ledger_last_at = GREATEST(s.ledger_last_at, v.last_at)
     FROM unnest($9::uuid[], $10::int4[], $11::numeric[], $37::timestamptz[]) AS v(commit_id, idx, remaining, last_at)
     WHERE s.org_id = $1 AND s.commit_id = v.commit_id AND s.idx = v.idx
 ), ledger AS (

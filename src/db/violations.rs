@@ -36,6 +36,17 @@ struct LastSeq {
     last_seq: i64,
 }
 
+/// A violation's detail as stored: a JSON object of the fields set (those unset are read
+/// back as their defaults).
+fn detail_json(detail: &ViolationDetail) -> Result<serde_json::Value, DbError> {
+    let mut json =
+        serde_json::to_value(detail).map_err(|e| DbError::Other(format!("serializing violation: {e}")))?;
+    if let serde_json::Value::Object(fields) = &mut json {
+        fields.retain(|_, v| !v.is_null());
+    }
+    Ok(json)
+}
+
 /// Appends `new` to the org's feed and returns them with their sequence numbers.
 ///
 /// The sequence row stays locked until the transaction ends, so feeds commit in
@@ -71,8 +82,7 @@ pub fn append(
             customer_id: v.customer_id.map(|c| c.uuid()),
             occurred_at: v.occurred_at,
             recorded_at: now,
-            detail: serde_json::to_value(&v.detail)
-                .map_err(|e| DbError::Other(format!("serializing violation: {e}")))?,
+            detail: detail_json(&v.detail)?,
         });
         out.push(Violation { seq, recorded_at: now, violation: v.clone() });
     }

@@ -260,9 +260,16 @@ struct PackedAnswer {
     outcome_packed: Option<Vec<u8>>,
 }
 
+#[derive(QueryableByName)]
+struct DetailJson {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    detail: String,
+}
+
 /// Answers are stored packed; events recorded before that keep a JSON answer, and both
-/// replay and list alike. The blocked event carries a violation, whose optional detail
-/// fields are left out of the stored form when empty.
+/// replay and list alike. The blocked event carries a violation, whose unset detail
+/// fields are packed with the answer (by position) but left out of the violations
+/// table's JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_stored_packed_or_as_json_from_before_replay_and_list_alike() {
     let server = TestServer::start().await;
@@ -298,6 +305,12 @@ async fn answers_stored_packed_or_as_json_from_before_replay_and_list_alike() {
         .expect("new answers are packed");
     let answer = billing::app::usage::unpack_outcome(&packed).unwrap();
     let json = serde_json::to_string(&answer).unwrap();
+    let detail =
+        diesel::sql_query("SELECT detail::text AS detail FROM violations WHERE detail->>'event_id' = 'e2'")
+            .get_result::<DetailJson>(&mut conn)
+            .unwrap()
+            .detail;
+    assert!(detail.contains("\"scope\"") && !detail.contains("null"), "only the fields set: {detail}");
     assert!(packed.len() < json.len(), "packed {} bytes, JSON {}", packed.len(), json.len());
     diesel::sql_query(
         "UPDATE usage_events SET outcome = $1::jsonb, outcome_packed = NULL WHERE event_id = 'e2'",

@@ -113,7 +113,8 @@ impl Reservation {
     }
 }
 
-/// The first answer to a request for a hold, kept for its replay.
+/// The first answer to a request for a hold, kept for its replay, packed by position
+/// (`app::usage::packing`): a field is only added last, with a default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldAnswer {
     pub grant: Grant,

@@ -76,7 +76,9 @@ pub struct ReportedViolation {
     pub violation: NewViolation,
 }
 
-/// The answer for one event; stored with the event so a replay returns it.
+/// The answer for one event; stored with the event so a replay returns it, packed by
+/// position (`packing`): a field of it, or of what it holds, is only added last, with a
+/// default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageOutcome {
     pub event_id: String,

@@ -64,6 +64,7 @@ mod tests {
     use super::*;
     use crate::domain::allowance::{Measure, Period};
     use crate::domain::limits::{LimitCheck, Outcome};
+    use crate::domain::reservation::{Amounts, Grant, HoldAnswer};
     use crate::domain::violation::{NewViolation, ViolationDetail, ViolationKind};
     use crate::domain::windows::{Window, WindowKind};
 
@@ -148,18 +149,38 @@ mod tests {
         "696d6974a26532c0a8637573746f6d6572c0c0c0a53131302e35a3313030c0c0c0c0c0c0c0c0c3",
     );
 
-    #[test]
-    fn a_packed_answer_keeps_its_fields_by_position() {
-        let fields = rmp_serde::to_vec(&blocked_answer()).unwrap();
+    /// A hold's answer (the first limit check of [`blocked_answer`]), as above.
+    const HOLD_ANSWER_V2: &str = concat!(
+        "95a75061727469616c92a135a435302e359198a8637573746f6d6572ab5261746564416d6f756e74",
+        "ab5472616e73616374696f6ec0a435302e35a3313030a3313130a657697468696ec2a435302e35",
+    );
+
+    /// `answer` packs to the fields `v2` (hex) holds, and a stored `v2` reads back as it.
+    fn keeps_its_fields<T>(answer: &T, v2: &str)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let fields = rmp_serde::to_vec(answer).unwrap();
         let hex: String = fields.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, BLOCKED_ANSWER_V2);
-        let stored: Vec<u8> = (0..BLOCKED_ANSWER_V2.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&BLOCKED_ANSWER_V2[i..i + 2], 16).unwrap())
-            .collect();
+        assert_eq!(hex, v2);
+        let stored: Vec<u8> =
+            (0..v2.len()).step_by(2).map(|i| u8::from_str_radix(&v2[i..i + 2], 16).unwrap()).collect();
         let mut packed = vec![PACKED_V2];
         packed.extend(lz4_flex::compress_prepend_size(&stored));
-        assert_eq!(unpack_outcome(&packed).unwrap(), blocked_answer());
+        assert_eq!(&unpack::<T>(&packed).unwrap(), answer);
+    }
+
+    #[test]
+    fn a_packed_answer_keeps_its_fields_by_position() {
+        keeps_its_fields(&blocked_answer(), BLOCKED_ANSWER_V2);
+        let hold = HoldAnswer {
+            grant: Grant::Partial,
+            granted: Amounts { quantity: Decimal::new(5, 0), amount: Decimal::new(505, 1) },
+            checks: blocked_answer().checks[..1].to_vec(),
+            service_not_included: false,
+            coverable: Decimal::new(505, 1),
+        };
+        keeps_its_fields(&hold, HOLD_ANSWER_V2);
     }
 
     #[test]

@@ -160,13 +160,9 @@ mod tests {
     where
         T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
     {
-        let fields = rmp_serde::to_vec(answer).unwrap();
-        let hex: String = fields.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, v2);
-        let stored: Vec<u8> =
-            (0..v2.len()).step_by(2).map(|i| u8::from_str_radix(&v2[i..i + 2], 16).unwrap()).collect();
+        assert_eq!(hex::encode(rmp_serde::to_vec(answer).unwrap()), v2);
         let mut packed = vec![PACKED_V2];
-        packed.extend(lz4_flex::compress_prepend_size(&stored));
+        packed.extend(lz4_flex::compress_prepend_size(&hex::decode(v2).unwrap()));
         assert_eq!(&unpack::<T>(&packed).unwrap(), answer);
     }
 

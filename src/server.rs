@@ -29,9 +29,7 @@ use crate::grpc::commit::CommitApi;
 use crate::grpc::commitment::CommitmentApi;
 use crate::grpc::credit_type::CreditTypeApi;
 use crate::grpc::customer::CustomerApi;
-use crate::grpc::deadline::DeadlineLayer;
 use crate::grpc::message_limit::MessageLimitLayer;
-use crate::grpc::observe::ObserveLayer;
 use crate::grpc::product::ProductApi;
 use crate::grpc::promo::PromoApi;
 use crate::grpc::reservation::ReservationApi;
@@ -374,8 +372,7 @@ impl Instance {
             .max_concurrent_streams(config.max_concurrent_streams)
             .http2_keepalive_interval(Some(config.keepalive_interval))
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
-            .layer(ObserveLayer)
-            .layer(DeadlineLayer::new(config.request_timeout))
+            .layer(crate::grpc::entry::layers(config.request_timeout))
             .layer(AuthLayer::new(app.clone()))
             .layer(MessageLimitLayer)
             .add_service(EndAtShutdown::new(health_service, stop.clone()))

@@ -3,8 +3,9 @@
 //! been told DEADLINE_EXCEEDED, so nothing may change behind its back), and a
 //! transaction's statement timeout is never longer than what is left.
 //!
-//! The gRPC layer sets it for the whole handling of a call; `Db` reads it on the
-//! calling task, before the work moves to the blocking pool.
+//! The gRPC layer sets it for the whole handling of a call, counted from when the call is
+//! accepted (`grpc::entry`); `Db` reads it on the calling task, before the work moves to
+//! the blocking pool.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

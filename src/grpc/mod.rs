@@ -13,6 +13,7 @@ pub mod credit_type;
 pub mod customer;
 pub mod customer_ref;
 pub mod deadline;
+pub mod entry;
 pub mod json_value;
 pub mod limit_ref;
 pub mod message_limit;

@@ -217,6 +217,17 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
             if call > 0.0 && statements > 0.0 && per_transaction >= 3.0 && events >= 1.0),
         "where the calls' time went inside the service was measured: {inside:?}"
     );
+    let open_loop: Vec<f64> = inside
+        .lines()
+        .find(|l| l.starts_with("| open loop |"))
+        .unwrap_or_default()
+        .split('|')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert!(
+        matches!(open_loop[..], [call, _, _, _, statements, _, _, events] if call > 0.0 && statements > 0.0 && events >= 1.0),
+        "the open loop's time inside the service was measured: {inside:?}"
+    );
     let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
     let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
     let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();

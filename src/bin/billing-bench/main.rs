@@ -253,7 +253,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let best = singles.iter().map(|r| r.measured.events_per_second()).fold(0.0, f64::max);
     eprintln!("RecordUsage, open loop at half of {best:.0} events/s");
+    let metrics: Vec<_> = cluster.instances.iter().map(|i| i.metrics).collect();
+    let stages = StageSample::of(&Scrape::all(&metrics).await?);
     let half = load::open_loop(&target, (best / 2.0).max(1.0), args.warmup, args.duration).await;
+    let half_stages = stages.until(&StageSample::of(&Scrape::all(&metrics).await?));
 
     let mut reservations = Vec::new();
     for &callers in &args.reservation_concurrency {
@@ -306,7 +309,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let report = report(
         &args,
         &singles,
-        &half,
+        (&half, &half_stages),
         best,
         (&batches, &pg_batches),
         &per_instance,
@@ -337,7 +340,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 fn report(
     args: &Args,
     singles: &[PhaseRow],
-    half: &Measured,
+    (half, half_stages): (&Measured, &Stages),
     best: f64,
     (batches, pg_batches): (&[PhaseRow], &[f64]),
     per_instance: &[f64],
@@ -401,12 +404,12 @@ fn report(
         "| callers | server ms per call | queue ms | to a thread ms | connection ms | transaction: statements ms | transaction: service ms between them | statements per transaction | events per transaction |"
     );
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in singles {
-        let t = &r.stages;
+    let rows = singles.iter().map(|r| (r.size.to_string(), &r.stages));
+    for (callers, t) in rows.chain([("open loop".to_owned(), half_stages)]) {
         let _ = writeln!(
             s,
             "| {} | {:.2} | {:.2} | {:.3} | {:.3} | {:.2} | {:.3} | {:.1} | {:.1} |",
-            r.size,
+            callers,
             t.call_ms,
             t.queue_ms,
             t.thread_ms,

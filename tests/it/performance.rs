@@ -86,6 +86,12 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
 }
 
 /// Drops the database a benchmark run made, whatever still holds it open.
+/// The numbers in the first row of a report's table that starts with `start`.
+fn numbers_in_row(table: &str, start: &str) -> Vec<f64> {
+    let row = table.lines().find(|l| l.starts_with(start)).unwrap_or_default();
+    row.split('|').filter_map(|c| c.trim().parse().ok()).collect()
+}
+
 fn drop_bench_database(database: &str) {
     let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
     let _ =
@@ -205,25 +211,13 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
     let wal: f64 = connections.split('|').nth(11).and_then(|c| c.trim().parse().ok()).unwrap_or_default();
     assert!(wal > 0.0, "the WAL each event cost was measured: {connections:?}");
     let inside = stdout.split("Inside the service").nth(1).unwrap_or_default();
-    let stages: Vec<f64> = inside
-        .lines()
-        .find(|l| l.starts_with("| 4 |"))
-        .unwrap_or_default()
-        .split('|')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
+    let stages = numbers_in_row(inside, "| 4 |");
     assert!(
         matches!(stages[..], [4.0, call, _, _, _, statements, _, per_transaction, events]
             if call > 0.0 && statements > 0.0 && per_transaction >= 3.0 && events >= 1.0),
         "where the calls' time went inside the service was measured: {inside:?}"
     );
-    let open_loop: Vec<f64> = inside
-        .lines()
-        .find(|l| l.starts_with("| open loop |"))
-        .unwrap_or_default()
-        .split('|')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
+    let open_loop = numbers_in_row(inside, "| open loop |");
     assert!(
         matches!(open_loop[..], [call, _, _, _, statements, _, _, events] if call > 0.0 && statements > 0.0 && events >= 1.0),
         "the open loop's time inside the service was measured: {inside:?}"

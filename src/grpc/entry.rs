@@ -2,7 +2,9 @@
 //!
 //! The deadline comes before everything else. tonic's own timeout (which answers
 //! `DEADLINE_EXCEEDED`) starts its clock when the call is accepted, in the same
-//! synchronous step as these layers' `call`; a layer that defers its inner `call` into
+//! synchronous step as these layers' `call` and just after it (tonic 0.14's `GrpcTimeout`
+//! calls its inner service, then creates its timer), so the deadline set here is never
+//! later than the answer's. A layer that defers its inner `call` into
 //! its future (as the observing one does, to open its span) would start the deadline only
 //! when the call's task first runs, which on a busy machine is milliseconds later. Work
 //! could then start after its caller was told `DEADLINE_EXCEEDED`, which `db::deadline`

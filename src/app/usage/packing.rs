@@ -30,9 +30,14 @@ pub fn unpack_outcome(packed: &[u8]) -> Result<UsageOutcome, String> {
 /// Packs a first answer (of an event, a reservation) for its replays.
 pub(in crate::app) fn pack<T: Serialize>(answer: &T) -> Result<Vec<u8>, AppError> {
     let fields = rmp_serde::to_vec(answer).map_err(|e| DbError::Other(format!("packing an answer: {e}")))?;
-    let mut packed = vec![PACKED_V2];
-    packed.extend(lz4_flex::compress_prepend_size(&fields));
-    Ok(packed)
+    Ok(framed(PACKED_V2, &fields))
+}
+
+/// `encoded` LZ4-compressed behind its format's byte: the stored form of every format.
+fn framed(format: u8, encoded: &[u8]) -> Vec<u8> {
+    let mut packed = vec![format];
+    packed.extend(lz4_flex::compress_prepend_size(encoded));
+    packed
 }
 
 /// Reads an answer written by [`pack`].
@@ -126,8 +131,7 @@ mod tests {
     #[test]
     fn an_answer_packed_by_field_name_before_v2_still_reads_the_same() {
         let answer = blocked_answer();
-        let mut v1 = vec![PACKED_V1];
-        v1.extend(lz4_flex::compress_prepend_size(&rmp_serde::to_vec_named(&answer).unwrap()));
+        let v1 = framed(PACKED_V1, &rmp_serde::to_vec_named(&answer).unwrap());
         assert_eq!(unpack_outcome(&v1).unwrap(), answer);
         let v2 = pack_outcome(&answer).unwrap();
         assert_eq!(unpack_outcome(&v2).unwrap(), answer);
@@ -161,8 +165,7 @@ mod tests {
         T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
     {
         assert_eq!(hex::encode(rmp_serde::to_vec(answer).unwrap()), v2);
-        let mut packed = vec![PACKED_V2];
-        packed.extend(lz4_flex::compress_prepend_size(&hex::decode(v2).unwrap()));
+        let packed = framed(PACKED_V2, &hex::decode(v2).unwrap());
         assert_eq!(&unpack::<T>(&packed).unwrap(), answer);
     }
 

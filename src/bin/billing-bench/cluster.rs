@@ -117,6 +117,11 @@ impl Cluster {
 
 /// A new HTTP/2 connection to `addr`.
 impl Cluster {
+    /// Every instance's metrics endpoint.
+    pub fn metrics(&self) -> Vec<SocketAddr> {
+        self.instances.iter().map(|i| i.metrics).collect()
+    }
+
     /// Refreshes the planner's statistics of the whole database.
     pub async fn analyze(&self) -> anyhow::Result<()> {
         let client = sql_client(&self.database_url, "for ANALYZE").await?;

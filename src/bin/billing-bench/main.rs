@@ -156,7 +156,7 @@ async fn phase(
     target: &Target,
     (callers, batch): (usize, usize),
 ) -> anyhow::Result<PhaseRow> {
-    let metrics: Vec<_> = cluster.instances.iter().map(|i| i.metrics).collect();
+    let metrics = cluster.metrics();
     let sampler = ConnectionSampler::start(&cluster.database_url).await?;
     let wal = wal::WalMark::take(&cluster.database_url).await?;
     let scrapes = Scrape::all(&metrics).await?;
@@ -253,7 +253,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let best = singles.iter().map(|r| r.measured.events_per_second()).fold(0.0, f64::max);
     eprintln!("RecordUsage, open loop at half of {best:.0} events/s");
-    let metrics: Vec<_> = cluster.instances.iter().map(|i| i.metrics).collect();
+    let metrics = cluster.metrics();
     let stages = StageSample::of(&Scrape::all(&metrics).await?);
     let half = load::open_loop(&target, (best / 2.0).max(1.0), args.warmup, args.duration).await;
     let half_stages = stages.until(&StageSample::of(&Scrape::all(&metrics).await?));

@@ -85,13 +85,24 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
     assert_eq!(total.n, 55, "totals count every stored event once");
 }
 
-/// Drops the database a benchmark run made, whatever still holds it open.
 /// The numbers in the first row of a report's table that starts with `start`.
 fn numbers_in_row(table: &str, start: &str) -> Vec<f64> {
     let row = table.lines().find(|l| l.starts_with(start)).unwrap_or_default();
     row.split('|').filter_map(|c| c.trim().parse().ok()).collect()
 }
 
+/// The number in the first row starting with `start` of a report's table, in the column
+/// whose header is `column`.
+fn cell(table: &str, start: &str, column: &str) -> Option<f64> {
+    fn cells(line: &str) -> Vec<&str> {
+        line.split('|').map(str::trim).collect()
+    }
+    let header = table.lines().find(|l| l.starts_with("| ")).map(cells)?;
+    let at = header.iter().position(|h| *h == column)?;
+    cells(table.lines().find(|l| l.starts_with(start))?).get(at)?.parse().ok()
+}
+
+/// Drops the database a benchmark run made, whatever still holds it open.
 fn drop_bench_database(database: &str) {
     let mut admin = PgConnection::establish(&format!("{}/postgres", server_url())).unwrap();
     let _ =
@@ -222,6 +233,14 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
         matches!(open_loop[..], [call, _, _, _, statements, _, _, events] if call > 0.0 && statements > 0.0 && events >= 1.0),
         "the open loop's time inside the service was measured: {inside:?}"
     );
+    let batch = stdout.split("## RecordUsageBatch").nth(1).unwrap_or_default();
+    for column in ["events/s", "pgbench events/s", "pgbench, the rows alone: events/s"] {
+        let figure = cell(batch, "| 10 |", column);
+        assert!(
+            figure.is_some_and(|f| f > 0.0),
+            "batches of 10: {column:?} measured, got {figure:?} in {batch}"
+        );
+    }
     let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
     let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
     let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();

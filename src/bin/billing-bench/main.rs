@@ -296,6 +296,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .await?;
         pg_batches.push(run.tps * size as f64);
     }
+    eprintln!("pgbench writing the rows alone");
+    let mut pg_rows = Vec::new();
+    for &size in &args.batch_sizes {
+        let run = pgbench::run(
+            &cluster.database_url,
+            &scripts.rows,
+            (args.customers, size),
+            args.batch_callers,
+            seconds,
+        )
+        .await?;
+        pg_rows.push(run.tps * pgbench::rows_per_transaction(args.customers, size) as f64);
+    }
 
     eprintln!("violation latency, {} violations", args.violations);
     let latency =
@@ -311,7 +324,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &singles,
         (&half, &half_stages),
         best,
-        (&batches, &pg_batches),
+        (&batches, &pg_batches, &pg_rows),
         &per_instance,
         &reservations,
         &pg,
@@ -342,7 +355,7 @@ fn report(
     singles: &[PhaseRow],
     (half, half_stages): (&Measured, &Stages),
     best: f64,
-    (batches, pg_batches): (&[PhaseRow], &[f64]),
+    (batches, pg_batches, pg_rows): (&[PhaseRow], &[f64], &[f64]),
     per_instance: &[f64],
     reservations: &[(usize, load::PairsMeasured)],
     pg: &[pgbench::PgbenchRun],
@@ -440,14 +453,20 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | PostgreSQL connections open / busy | WAL KB per event | pgbench events/s | service / pgbench |"
+        "The last column is pgbench writing only the rows recorded events leave (customers locked, totals, \
+         balances, a ledger entry per drawdown, the event's key and row), consecutive customers, nothing read \
+         or decided: what these rows cost PostgreSQL on this machine at best.\n"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (r, pg) in batches.iter().zip(pg_batches) {
+    let _ = writeln!(
+        s,
+        "| batch size | events/s | p50 ms per call | p99 ms per call | errors | server CPU % (all instances) | CPU ms per 1,000 events (service + PostgreSQL) | PostgreSQL connections open / busy | WAL KB per event | pgbench events/s | service / pgbench | pgbench, the rows alone: events/s |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for ((r, pg), rows) in batches.iter().zip(pg_batches).zip(pg_rows) {
         let m = &r.measured;
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} / {} | {:.1} | {pg:.0} | {:.2} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {:.0} | {} / {} | {:.1} | {pg:.0} | {:.2} | {rows:.0} |",
             r.size,
             m.events_per_second(),
             m.ms(0.5),

@@ -2,8 +2,10 @@
 //! costs at least (a dedupe lookup in `usage_event_keys`, the day and month totals
 //! upserts, the read of the ledger entries effective after the event, a commit balance
 //! update, and the event's key and row with a stored answer of the size the service's
-//! are) on the service's own tables and data; and the same work in set-based form for a
-//! batch of events per transaction, the limit of RecordUsageBatch. The event's row id is
+//! are) on the service's own tables and data; the same work in set-based form for a
+//! batch of events per transaction, the limit of RecordUsageBatch; and the rows alone a
+//! recorded event leaves, written as cheaply as SQL can: the bound no reading or deciding
+//! lowers further. The event's row id is
 //! derived from its event id (`md5(..)::uuid`) so the key and the row, written by two
 //! statements, name the same row.
 
@@ -83,6 +85,42 @@ INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantit
 END;
 "#;
 
+/// The rows a batch of recorded events leaves, and nothing else: the customers locked,
+/// the day and month totals, the segment's balance (with `ledger_last_at`, as the service
+/// writes it), a ledger entry per drawdown, the event's key and its row. No reads, no
+/// decisions, and the cheapest pick of customers (`:rows` of them, consecutive in id
+/// order, one event each), so no step of the service's work is counted but the writing.
+/// Ledger ids are time-ordered, as the service's UUID v7 are.
+const ROWS_SCRIPT: &str = r#"\set first random(1, :customers - :rows + 1)
+\set last :first + :rows - 1
+\set seed random(1, 2000000000)
+BEGIN;
+SELECT 1 FROM customers c JOIN bench_map m ON c.org_id = m.org AND c.id = m.cust
+  WHERE m.n BETWEEN :first AND :last ORDER BY c.id FOR UPDATE OF c;
+INSERT INTO usage_totals (org_id, customer_id, window_kind, first_day, product_id, credit_type, amount, quantity)
+  SELECT m.org, m.cust, k.kind, k.day, m.prod, 'USD', 0.05, 1
+  FROM bench_map m, (VALUES ('DAY', current_date), ('MONTH', date_trunc('month', current_date)::date)) k(kind, day)
+  WHERE m.n BETWEEN :first AND :last
+  ON CONFLICT (org_id, customer_id, window_kind, first_day, product_id, credit_type)
+  DO UPDATE SET amount = usage_totals.amount + excluded.amount, quantity = usage_totals.quantity + excluded.quantity;
+UPDATE commit_segments s SET remaining = remaining - 0.05, ledger_last_at = GREATEST(s.ledger_last_at, now())
+  FROM bench_map m WHERE m.n BETWEEN :first AND :last AND s.org_id = m.org AND s.commit_id = m.cmt AND s.idx = 0;
+INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, effective_at, source_id, product_id, created_at)
+  SELECT m.org, (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 14, '0')
+                 || substr(md5(:seed || '-' || m.n), 15))::uuid,
+         m.cmt, 0, 'DRAWDOWN', -0.05, now(), md5(:seed || '-' || m.n)::uuid, m.prod, now()
+  FROM bench_map m WHERE m.n BETWEEN :first AND :last;
+INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
+  SELECT m.org, :seed || '-' || m.n, m.cust, md5(:seed || '-' || m.n)::uuid, now()
+  FROM bench_map m WHERE m.n BETWEEN :first AND :last;
+INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
+                          occurred_at, decision, fingerprint, outcome_packed, recorded_at)
+  SELECT m.org, :seed || '-' || m.n, md5(:seed || '-' || m.n)::uuid, m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED',
+         '\x00', {ANSWER}, now()
+  FROM bench_map m WHERE m.n BETWEEN :first AND :last;
+END;
+"#;
+
 /// The batch's events (`g` in 1..=:batch) and their customers, as every statement of
 /// the batch script reads them (`{PICK}` there).
 const PICK: &str = "JOIN bench_map m ON m.n = 1 + (hashint4(g + :seed) & 2147483647) % :customers";
@@ -101,6 +139,12 @@ SELECT row_number() OVER (ORDER BY c.id)::int AS n, c.org_id AS org, c.id AS cus
 FROM customers c;
 CREATE UNIQUE INDEX ON bench_map (n);
 ANALYZE bench_map;";
+
+/// The events the rows script writes per transaction: one per customer, so at most
+/// all of them.
+pub fn rows_per_transaction(customers: usize, batch: usize) -> usize {
+    batch.min(customers).max(1)
+}
 
 /// What one pgbench run measured.
 pub struct PgbenchRun {
@@ -133,15 +177,22 @@ pub struct Scripts {
     pub per_event: PathBuf,
     /// `batch` events per transaction, set-based.
     pub batch: PathBuf,
+    /// The rows of `rows` events per transaction, and nothing else.
+    pub rows: PathBuf,
 }
 
 /// Prepares the mapping table and writes the scripts.
 pub async fn prepare(database_url: &str, dir: &Path) -> anyhow::Result<Scripts> {
     let client = sql_client(database_url, "to create bench_map").await?;
     client.batch_execute(MAP).await.context("creating bench_map")?;
-    let scripts = Scripts { per_event: dir.join("usage_event.sql"), batch: dir.join("usage_batch.sql") };
+    let scripts = Scripts {
+        per_event: dir.join("usage_event.sql"),
+        batch: dir.join("usage_batch.sql"),
+        rows: dir.join("usage_rows.sql"),
+    };
     std::fs::write(&scripts.per_event, SCRIPT.replace("{ANSWER}", ANSWER))?;
     std::fs::write(&scripts.batch, BATCH_SCRIPT.replace("{PICK}", PICK).replace("{ANSWER}", ANSWER))?;
+    std::fs::write(&scripts.rows, ROWS_SCRIPT.replace("{ANSWER}", ANSWER))?;
     Ok(scripts)
 }
 
@@ -160,7 +211,8 @@ pub async fn free_connections(database_url: &str) -> anyhow::Result<usize> {
 }
 
 /// Runs the script with `clients` connections for `seconds`; `batch` is the batch
-/// script's events per transaction. Dropped before it ends, the run kills pgbench.
+/// script's events per transaction, and the rows script's too where the customers are
+/// that many (`rows_per_transaction`). Dropped before it ends, the run kills pgbench.
 pub async fn run(
     database_url: &str,
     script: &Path,
@@ -172,6 +224,7 @@ pub async fn run(
         .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
         .args(["-T", &seconds.max(1).to_string(), "-D", &format!("customers={customers}")])
         .args(["-D", &format!("batch={batch}")])
+        .args(["-D", &format!("rows={}", rows_per_transaction(customers, batch))])
         .arg("-f")
         .arg(script)
         .arg(database_url)

@@ -90,7 +90,8 @@ END;
 /// writes it), a ledger entry per drawdown, the event's key and its row. No reads, no
 /// decisions, and the cheapest pick of customers (`:rows` of them, consecutive in id
 /// order, one event each), so no step of the service's work is counted but the writing.
-/// Ledger ids are time-ordered, as the service's UUID v7 are.
+/// Ledger ids are time-ordered, as the service's UUID v7 are; event ids start `rows-` so
+/// they never meet the batch script's.
 const ROWS_SCRIPT: &str = r#"\set first random(1, :customers - :rows + 1)
 \set last :first + :rows - 1
 \set seed random(1, 2000000000)
@@ -107,15 +108,15 @@ UPDATE commit_segments s SET remaining = remaining - 0.05, ledger_last_at = GREA
   FROM bench_map m WHERE m.n BETWEEN :first AND :last AND s.org_id = m.org AND s.commit_id = m.cmt AND s.idx = 0;
 INSERT INTO commit_ledger (org_id, id, commit_id, segment_idx, kind, amount, effective_at, source_id, product_id, created_at)
   SELECT m.org, (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 14, '0')
-                 || substr(md5(:seed || '-' || m.n), 15))::uuid,
-         m.cmt, 0, 'DRAWDOWN', -0.05, now(), md5(:seed || '-' || m.n)::uuid, m.prod, now()
+                 || substr(md5('rows-' || :seed || '-' || m.n), 15))::uuid,
+         m.cmt, 0, 'DRAWDOWN', -0.05, now(), md5('rows-' || :seed || '-' || m.n)::uuid, m.prod, now()
   FROM bench_map m WHERE m.n BETWEEN :first AND :last;
 INSERT INTO usage_event_keys (org_id, event_id, customer_id, id, recorded_at)
-  SELECT m.org, :seed || '-' || m.n, m.cust, md5(:seed || '-' || m.n)::uuid, now()
+  SELECT m.org, 'rows-' || :seed || '-' || m.n, m.cust, md5('rows-' || :seed || '-' || m.n)::uuid, now()
   FROM bench_map m WHERE m.n BETWEEN :first AND :last;
 INSERT INTO usage_events (org_id, event_id, id, customer_id, product_id, quantity, amount, credit_type,
                           occurred_at, decision, fingerprint, outcome_packed, recorded_at)
-  SELECT m.org, :seed || '-' || m.n, md5(:seed || '-' || m.n)::uuid, m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED',
+  SELECT m.org, 'rows-' || :seed || '-' || m.n, md5('rows-' || :seed || '-' || m.n)::uuid, m.cust, m.prod, 1, 0.05, 'USD', now(), 'ALLOWED',
          '\x00', {ANSWER}, now()
   FROM bench_map m WHERE m.n BETWEEN :first AND :last;
 END;

@@ -287,27 +287,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .await?,
         );
     }
-    eprintln!("pgbench with the batch SQL");
-    let mut pg_batches = Vec::new();
+    eprintln!("pgbench with the batch SQL, then writing the rows alone");
+    let (mut pg_batches, mut pg_rows) = (Vec::new(), Vec::new());
     for &size in &args.batch_sizes {
-        let script = &scripts.batch;
-        let run =
-            pgbench::run(&cluster.database_url, script, (args.customers, size), args.batch_callers, seconds)
-                .await?;
-        pg_batches.push(run.tps * size as f64);
-    }
-    eprintln!("pgbench writing the rows alone");
-    let mut pg_rows = Vec::new();
-    for &size in &args.batch_sizes {
-        let run = pgbench::run(
-            &cluster.database_url,
-            &scripts.rows,
-            (args.customers, size),
-            args.batch_callers,
-            seconds,
-        )
-        .await?;
-        pg_rows.push(run.tps * pgbench::rows_per_transaction(args.customers, size) as f64);
+        let sized = (args.customers, size);
+        let url = &cluster.database_url;
+        let batch = pgbench::run(url, &scripts.batch, sized, args.batch_callers, seconds).await?;
+        pg_batches.push(batch.tps * size as f64);
+        let rows = pgbench::run(url, &scripts.rows, sized, args.batch_callers, seconds).await?;
+        pg_rows.push(rows.tps * pgbench::rows_per_transaction(args.customers, size) as f64);
     }
 
     eprintln!("violation latency, {} violations", args.violations);

@@ -85,21 +85,26 @@ async fn concurrent_calls_share_transactions_and_keep_their_own_answers() {
     assert_eq!(total.n, 55, "totals count every stored event once");
 }
 
-/// The numbers in the first row of a report's table that starts with `start`.
-fn numbers_in_row(table: &str, start: &str) -> Vec<f64> {
-    let row = table.lines().find(|l| l.starts_with(start)).unwrap_or_default();
-    row.split('|').filter_map(|c| c.trim().parse().ok()).collect()
+/// The trimmed cells of the first line of `table` that starts with `start`.
+fn row_cells<'a>(table: &'a str, start: &str) -> Option<Vec<&'a str>> {
+    Some(table.lines().find(|l| l.starts_with(start))?.split('|').map(str::trim).collect())
 }
 
-/// The number in the first row starting with `start` of a report's table, in the column
-/// whose header is `column`.
+/// The numbers in the first row of a report's table that starts with `start`.
+fn numbers_in_row(table: &str, start: &str) -> Vec<f64> {
+    row_cells(table, start).unwrap_or_default().iter().filter_map(|c| c.parse().ok()).collect()
+}
+
+/// The text in the first row starting with `start` of a report's table (its first line
+/// starting `| ` is the header), in the column whose header is `column`.
+fn cell_text<'a>(table: &'a str, start: &str, column: &str) -> Option<&'a str> {
+    let at = row_cells(table, "| ")?.iter().position(|h| *h == column)?;
+    row_cells(table, start)?.get(at).copied()
+}
+
+/// [`cell_text`] as a number.
 fn cell(table: &str, start: &str, column: &str) -> Option<f64> {
-    fn cells(line: &str) -> Vec<&str> {
-        line.split('|').map(str::trim).collect()
-    }
-    let header = table.lines().find(|l| l.starts_with("| ")).map(cells)?;
-    let at = header.iter().position(|h| *h == column)?;
-    cells(table.lines().find(|l| l.starts_with(start))?).get(at)?.parse().ok()
+    cell_text(table, start, column)?.parse().ok()
 }
 
 /// Drops the database a benchmark run made, whatever still holds it open.
@@ -207,20 +212,14 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
         decided.len() == 3 && decided.iter().all(|n| *n > 0.0),
         "the load reaches all three instances: {spread:?}"
     );
-    let connections = singles.lines().find(|l| l.starts_with("| 4 |")).unwrap_or_default();
-    let busy_open: Vec<i64> = connections
-        .split('|')
-        .nth(10)
-        .unwrap_or_default()
-        .split(" / ")
-        .filter_map(|n| n.trim().parse().ok())
-        .collect();
+    let connections = cell_text(singles, "| 4 |", "PostgreSQL connections open / busy").unwrap_or_default();
+    let busy_open: Vec<i64> = connections.split(" / ").filter_map(|n| n.trim().parse().ok()).collect();
     assert!(
         matches!(busy_open[..], [open, busy] if open >= 3 && busy >= 1),
         "each instance's pool opened a connection and some were busy: {connections:?}"
     );
-    let wal: f64 = connections.split('|').nth(11).and_then(|c| c.trim().parse().ok()).unwrap_or_default();
-    assert!(wal > 0.0, "the WAL each event cost was measured: {connections:?}");
+    let wal = cell(singles, "| 4 |", "WAL KB per event").unwrap_or_default();
+    assert!(wal > 0.0, "the WAL each event cost was measured: {singles:?}");
     let inside = stdout.split("Inside the service").nth(1).unwrap_or_default();
     let stages = numbers_in_row(inside, "| 4 |");
     assert!(
@@ -242,9 +241,8 @@ fn benchmark_smoke_run_measures_every_phase_on_every_instance() {
         );
     }
     let pairs = stdout.split("## ReserveUsage -> CommitReservation").nth(1).unwrap_or_default();
-    let row = pairs.lines().find(|l| l.starts_with("| 2 |")).unwrap_or_default();
-    let per_second: f64 = row.split('|').nth(2).and_then(|c| c.trim().parse().ok()).unwrap_or_default();
-    assert!(per_second > 0.0, "reserve -> commit pairs were measured: {row:?}");
+    let per_second = cell(pairs, "| 2 |", "pairs/s").unwrap_or_default();
+    assert!(per_second > 0.0, "reserve -> commit pairs were measured: {pairs:?}");
     assert!(out_dir.path().join("report.md").exists(), "the report is written");
 }
 

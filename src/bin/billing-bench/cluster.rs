@@ -113,10 +113,7 @@ impl Cluster {
         }
         Ok(Self { instances, key, database_url })
     }
-}
 
-/// A new HTTP/2 connection to `addr`.
-impl Cluster {
     /// Every instance's metrics endpoint.
     pub fn metrics(&self) -> Vec<SocketAddr> {
         self.instances.iter().map(|i| i.metrics).collect()
@@ -130,6 +127,7 @@ impl Cluster {
     }
 }
 
+/// A new HTTP/2 connection to `addr`.
 pub async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)
